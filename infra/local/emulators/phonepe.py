@@ -1,0 +1,542 @@
+"""PhonePe PG Standard Checkout v2 emulator: OAuth token, pay, order status, pay page and S2S webhook.
+
+The product talks to PhonePe with its own small httpx client, so this emulator follows the documented
+wire shapes (reference `phonepe-gst-india.md` §1–§2) rather than any SDK. A checkout goes:
+
+1. `POST /v1/oauth/token` (form credentials) returns an `O-Bearer` token valid for one hour.
+2. `POST /checkout/v2/pay` creates a PENDING order and returns the emulator's own pay page as `redirectUrl`.
+3. The pay page (HTML, or driven by scripts with `outcome=success|failure`) settles the order, sends the
+   webhook *synchronously* (so the caller knows it was delivered), then redirects to the merchant.
+4. `GET /checkout/v2/order/{merchantOrderId}/status` reports the order, unless a test override says otherwise.
+
+Test knobs live under `/_emulator/`: list orders with their webhook deliveries, override what the status API
+reports, and (re)send a webhook, possibly with a forged `Authorization`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import socket
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import flask
+import httpx
+
+from infra.local.emulators.config import EmulatorConfig
+
+OrderState = Literal["PENDING", "COMPLETED", "FAILED"]
+
+TOKEN_TTL_SECONDS = 3600
+DEFAULT_EXPIRE_AFTER_SECONDS = 1200
+"""PhonePe does not document its default `expireAfter`; 20 minutes matches the reference client sketch."""
+MIN_AMOUNT_PAISE = 100
+WEBHOOK_TIMEOUT_SECONDS = 10.0
+EVENT_BY_STATE: dict[str, str] = {"COMPLETED": "checkout.order.completed", "FAILED": "checkout.order.failed"}
+STATE_BY_EVENT: dict[str, str] = {event: state for state, event in EVENT_BY_STATE.items()}
+
+_MERCHANT_ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,63}$")
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class PhonePeError(Exception):
+    """An API error answered as PhonePe does: `{"code", "message"}` with an HTTP status."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class WebhookDelivery:
+    """One attempt to POST an S2S webhook to the merchant, kept for `/_emulator/orders`."""
+
+    event: str
+    url: str
+    authorization: str
+    payload: dict[str, Any]
+    sent_at: int
+    status: int | None = None
+    """HTTP status the merchant answered, or None when the request could not be made."""
+    error: str | None = None
+
+
+@dataclass
+class Order:
+    """An order as the emulator knows it; `override` changes only what the status API reports."""
+
+    merchant_order_id: str
+    order_id: str
+    amount: int
+    expire_at: int
+    """Epoch milliseconds, as PhonePe reports it."""
+    merchant_redirect_url: str
+    meta_info: dict[str, Any] | None
+    state: OrderState = "PENDING"
+    error_code: str | None = None
+    detailed_error_code: str | None = None
+    payment_details: list[dict[str, Any]] = field(default_factory=list)
+    webhooks: list[WebhookDelivery] = field(default_factory=list)
+    override: dict[str, Any] = field(default_factory=dict)
+    created_at: int = field(default_factory=_now_ms)
+
+
+class _Store:
+    """All emulator state for one app instance; every access holds `lock`."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.tokens: dict[str, int] = {}
+        self.orders: dict[str, Order] = {}
+        self.order_ids: dict[str, str] = {}
+
+
+def create_app(config: EmulatorConfig) -> flask.Flask:
+    """Build the PhonePe emulator; state lives in memory for the lifetime of the returned app."""
+    app = flask.Flask(__name__)
+    store = _Store()
+    app.extensions["phonepe_emulator"] = store
+
+    @app.errorhandler(PhonePeError)
+    def _phonepe_error(error: PhonePeError) -> flask.Response:
+        response = flask.jsonify({"code": error.code, "message": error.message})
+        response.status_code = error.status
+        return response
+
+    @app.post("/v1/oauth/token")
+    def oauth_token() -> Any:
+        return _issue_token(config, store, flask.request.form)
+
+    @app.post("/checkout/v2/pay")
+    def pay() -> Any:
+        _require_token(store)
+        return _create_order(store, flask.request.get_json(silent=True))
+
+    @app.get("/checkout/v2/order/<merchant_order_id>/status")
+    def order_status(merchant_order_id: str) -> Any:
+        _require_token(store)
+        args = flask.request.args
+        with store.lock:
+            order = _get_order(store, merchant_order_id)
+            return _status_view(
+                config,
+                order,
+                details=args.get("details", "false").lower() == "true",
+                error_context=args.get("errorContext", "false").lower() == "true",
+            )
+
+    @app.route("/pay/<order_id>", methods=["GET", "POST"])
+    def pay_page(order_id: str) -> Any:
+        merchant_order_id = _merchant_order_id_for(store, order_id)
+        if flask.request.method == "GET" and not _param("outcome"):
+            with store.lock:
+                return _render_pay_page(_get_order(store, merchant_order_id))
+        return _settle_from_pay_page(config, store, merchant_order_id)
+
+    @app.get("/_emulator/orders")
+    def list_orders() -> Any:
+        with store.lock:
+            return {"orders": [_debug_view(order) for order in store.orders.values()]}
+
+    @app.get("/_emulator/orders/<merchant_order_id>")
+    def get_order(merchant_order_id: str) -> Any:
+        with store.lock:
+            return _debug_view(_get_order(store, merchant_order_id))
+
+    @app.post("/_emulator/orders/<merchant_order_id>/override")
+    def override_order(merchant_order_id: str) -> Any:
+        return _set_override(store, merchant_order_id, flask.request.get_json(silent=True) or {})
+
+    @app.post("/_emulator/orders/<merchant_order_id>/webhook")
+    def resend_webhook(merchant_order_id: str) -> Any:
+        body = flask.request.get_json(silent=True) or {}
+        return asdict(_send_manual_webhook(config, store, merchant_order_id, body))
+
+    return app
+
+
+def webhook_authorization(username: str, password: str) -> str:
+    """The `Authorization` header PhonePe sends: lowercase hex SHA-256 of `username:password`, no scheme."""
+    return hashlib.sha256(f"{username}:{password}".encode()).hexdigest()
+
+
+def _new_id(prefix: str) -> str:
+    """An id shaped like PhonePe's (`OMO2407021511185686967711`): prefix, timestamp digits, random digits."""
+    return f"{prefix}{time.strftime('%y%m%d%H%M%S', time.gmtime())}{secrets.randbelow(10**10):010d}"
+
+
+def _param(name: str) -> str | None:
+    """A pay-page parameter from the form, the query string or a JSON body, so scripts need no HTML."""
+    request = flask.request
+    value = request.form.get(name) or request.args.get(name)
+    if value is None and request.is_json:
+        body = request.get_json(silent=True)
+        if isinstance(body, dict) and body.get(name) is not None:
+            value = str(body[name])
+    return value
+
+
+def _issue_token(config: EmulatorConfig, store: _Store, form: Any) -> Any:
+    expected = {
+        "client_id": config.phonepe_client_id,
+        "client_secret": config.phonepe_client_secret,
+        "client_version": str(config.phonepe_client_version),
+        "grant_type": "client_credentials",
+    }
+    wrong = sorted(name for name, value in expected.items() if form.get(name) != value)
+    if wrong:
+        raise PhonePeError(401, "UNAUTHORIZED", f"Invalid client credentials: check {', '.join(wrong)}")
+    issued_at = int(time.time())
+    expires_at = issued_at + TOKEN_TTL_SECONDS
+    token = f"local-{secrets.token_urlsafe(24)}"
+    with store.lock:
+        store.tokens[token] = expires_at
+    return {
+        "access_token": token,
+        "encrypted_access_token": token,
+        "expires_in": None,
+        "issued_at": issued_at,
+        "expires_at": expires_at,
+        "session_expires_at": expires_at,
+        "token_type": "O-Bearer",
+    }
+
+
+def _require_token(store: _Store) -> None:
+    """Reject a call without a live `Authorization: O-Bearer <token>` from `/v1/oauth/token`."""
+    scheme, _, token = flask.request.headers.get("Authorization", "").partition(" ")
+    with store.lock:
+        expires_at = store.tokens.get(token.strip()) if scheme == "O-Bearer" else None
+    if expires_at is None or expires_at <= time.time():
+        raise PhonePeError(401, "UNAUTHORIZED", "Missing, unknown or expired `Authorization: O-Bearer` token")
+
+
+def _bad_request(message: str) -> PhonePeError:
+    return PhonePeError(400, "BAD_REQUEST", message)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _validate_pay_request(body: Any) -> tuple[str, int, int, str, dict[str, Any] | None]:
+    """Check a pay request as PhonePe documents it.
+
+    Returns:
+        `(merchantOrderId, amount, expireAfter, redirectUrl, metaInfo)`.
+    """
+    if not isinstance(body, dict):
+        raise _bad_request("Request body must be a JSON object")
+    merchant_order_id = body.get("merchantOrderId")
+    if not isinstance(merchant_order_id, str) or not _MERCHANT_ORDER_ID.match(merchant_order_id):
+        raise _bad_request("merchantOrderId must be 1-63 characters of [A-Za-z0-9_-]")
+    amount = body.get("amount")
+    if not _is_int(amount) or amount < MIN_AMOUNT_PAISE:
+        raise _bad_request(f"amount must be an integer number of paise >= {MIN_AMOUNT_PAISE}")
+    expire_after = body.get("expireAfter")
+    if expire_after is None:
+        expire_after = DEFAULT_EXPIRE_AFTER_SECONDS
+    elif not _is_int(expire_after) or not 300 <= expire_after <= 3600:
+        raise _bad_request("expireAfter must be an integer number of seconds between 300 and 3600")
+    meta_info = body.get("metaInfo")
+    if meta_info is not None and not isinstance(meta_info, dict):
+        raise _bad_request("metaInfo must be an object of udf1..udf15")
+    flow = body.get("paymentFlow")
+    if not isinstance(flow, dict) or flow.get("type") != "PG_CHECKOUT":
+        raise _bad_request('paymentFlow.type must be "PG_CHECKOUT"')
+    redirect_url = (flow.get("merchantUrls") or {}).get("redirectUrl")
+    if not isinstance(redirect_url, str) or not redirect_url:
+        raise _bad_request("paymentFlow.merchantUrls.redirectUrl is required")
+    mode_config = flow.get("paymentModeConfig") or {}
+    if mode_config.get("enabledPaymentModes") and mode_config.get("disabledPaymentModes"):
+        raise _bad_request("Use either enabledPaymentModes or disabledPaymentModes, not both")
+    return merchant_order_id, amount, expire_after, redirect_url, meta_info
+
+
+def _create_order(store: _Store, body: Any) -> Any:
+    merchant_order_id, amount, expire_after, redirect_url, meta_info = _validate_pay_request(body)
+    order = Order(
+        merchant_order_id=merchant_order_id,
+        order_id=_new_id("OMO"),
+        amount=amount,
+        expire_at=_now_ms() + expire_after * 1000,
+        merchant_redirect_url=redirect_url,
+        meta_info=meta_info,
+    )
+    with store.lock:
+        if merchant_order_id in store.orders:
+            raise PhonePeError(400, "ORDER_ALREADY_EXISTS", f"Order {merchant_order_id!r} already exists")
+        store.orders[merchant_order_id] = order
+        store.order_ids[order.order_id] = merchant_order_id
+    pay_page_url = flask.url_for("pay_page", order_id=order.order_id, _external=True)
+    return {
+        "orderId": order.order_id,
+        "state": order.state,
+        "expireAt": order.expire_at,
+        "redirectUrl": pay_page_url,
+    }
+
+
+def _get_order(store: _Store, merchant_order_id: str) -> Order:
+    """The order (caller holds the lock), failing it first if it expired while PENDING."""
+    order = store.orders.get(merchant_order_id)
+    if order is None:
+        raise PhonePeError(404, "INVALID_MERCHANT_ORDER_ID", "No entry found for given merchant order id")
+    if order.state == "PENDING" and _now_ms() > order.expire_at:
+        order.state = "FAILED"
+        order.error_code = "TXN_AUTO_FAILED"
+    return order
+
+
+def _merchant_order_id_for(store: _Store, order_id: str) -> str:
+    with store.lock:
+        merchant_order_id = store.order_ids.get(order_id)
+    if merchant_order_id is None:
+        raise PhonePeError(404, "INVALID_ORDER_ID", f"No order with orderId {order_id!r}")
+    return merchant_order_id
+
+
+def _status_view(
+    config: EmulatorConfig, order: Order, *, details: bool, error_context: bool
+) -> dict[str, Any]:
+    """The Order Status API body, with any test override applied to the root `state` and amounts."""
+    amount = order.override.get("amount", order.amount)
+    view: dict[str, Any] = {
+        "merchantId": config.phonepe_merchant_id,
+        "merchantOrderId": order.merchant_order_id,
+        "orderId": order.order_id,
+        "state": order.override.get("state", order.state),
+        "amount": amount,
+        "payableAmount": amount,
+        "feeAmount": 0,
+        "expireAt": order.expire_at,
+        "paymentDetails": list(order.payment_details) if details else order.payment_details[-1:],
+    }
+    if order.meta_info is not None:
+        view["metaInfo"] = order.meta_info
+    if order.state == "FAILED":
+        view["errorCode"] = order.error_code
+        view["detailedErrorCode"] = order.detailed_error_code
+        if error_context:
+            view["errorContext"] = {
+                "errorCode": order.error_code,
+                "detailedErrorCode": order.detailed_error_code,
+                "source": "CUSTOMER",
+                "stage": "AUTHORIZATION",
+                "description": "Payment declined on the emulator's pay page",
+            }
+    return view
+
+
+def _payment_attempt(order: Order, state: OrderState, error_code: str | None) -> dict[str, Any]:
+    """One UPI_INTENT attempt as the status API and webhook report it."""
+    attempt: dict[str, Any] = {
+        "transactionId": _new_id("OM"),
+        "paymentMode": "UPI_INTENT",
+        "timestamp": _now_ms(),
+        "amount": order.amount,
+        "payableAmount": order.amount,
+        "feeAmount": 0,
+        "state": state,
+        "rail": {
+            "type": "UPI",
+            "utr": f"{secrets.randbelow(10**12):012d}",
+            "upiTransactionId": _new_id("YBL"),
+            "vpa": "12****78@ybl",
+        },
+        "instrument": {"type": "ACCOUNT", "maskedAccountNumber": "******1234", "accountType": "SAVINGS"},
+    }
+    if state == "FAILED":
+        attempt["errorCode"] = error_code
+        attempt["detailedErrorCode"] = "ZM"
+    return attempt
+
+
+def _settle(order: Order, outcome: str, error_code: str | None) -> None:
+    """Move a PENDING order to COMPLETED or FAILED with one payment attempt (caller holds the lock)."""
+    if order.state != "PENDING":
+        raise PhonePeError(409, "ORDER_NOT_PENDING", f"Order {order.merchant_order_id!r} is {order.state}")
+    if outcome not in ("success", "failure"):
+        raise _bad_request(f"outcome must be 'success' or 'failure', not {outcome!r}")
+    state: OrderState = "COMPLETED" if outcome == "success" else "FAILED"
+    attempt = _payment_attempt(order, state, error_code)
+    order.state = state
+    order.payment_details.append(attempt)
+    if state == "FAILED":
+        order.error_code = error_code
+        order.detailed_error_code = attempt["detailedErrorCode"]
+
+
+def _webhook_payload(config: EmulatorConfig, order: Order, *, state: str, amount: int) -> dict[str, Any]:
+    """The `payload` of a `checkout.order.*` webhook, in the compact attempt shape of the docs."""
+    keys = ("paymentMode", "transactionId", "timestamp", "amount", "state", "errorCode", "detailedErrorCode")
+    return {
+        "orderId": order.order_id,
+        "merchantId": config.phonepe_merchant_id,
+        "merchantOrderId": order.merchant_order_id,
+        "state": state,
+        "amount": amount,
+        "expireAt": order.expire_at,
+        "paymentDetails": [{key: a[key] for key in keys if key in a} for a in order.payment_details],
+        "metaInfo": order.meta_info,
+    }
+
+
+def _deliver(
+    config: EmulatorConfig, event: str, payload: dict[str, Any], authorization: str
+) -> WebhookDelivery:
+    """POST one webhook to `config.phonepe_webhook_url` and record how the merchant answered."""
+    delivery = WebhookDelivery(
+        event=event,
+        url=config.phonepe_webhook_url,
+        authorization=authorization,
+        payload=payload,
+        sent_at=_now_ms(),
+    )
+    if not config.phonepe_webhook_url:
+        delivery.error = "phonepe_webhook_url is not configured"
+        return delivery
+    try:
+        response = httpx.post(
+            config.phonepe_webhook_url,
+            json={"event": event, "payload": payload},
+            headers={"Authorization": authorization},
+            timeout=WEBHOOK_TIMEOUT_SECONDS,
+        )
+        delivery.status = response.status_code
+    except httpx.HTTPError as exc:
+        delivery.error = f"{type(exc).__name__}: {exc}"
+    return delivery
+
+
+def _record_delivery(store: _Store, merchant_order_id: str, delivery: WebhookDelivery) -> None:
+    with store.lock:
+        store.orders[merchant_order_id].webhooks.append(delivery)
+
+
+def _settle_from_pay_page(config: EmulatorConfig, store: _Store, merchant_order_id: str) -> Any:
+    """Settle the order, send its webhook before answering, then send the payer back to the merchant."""
+    outcome = (_param("outcome") or "").lower()
+    error_code = _param("errorCode") or "PAYMENT_DECLINED"
+    with store.lock:
+        order = _get_order(store, merchant_order_id)
+        _settle(order, outcome, error_code)
+        payload = _webhook_payload(config, order, state=order.state, amount=order.amount)
+        event = EVENT_BY_STATE[order.state]
+        redirect_url = order.merchant_redirect_url
+    authorization = webhook_authorization(config.phonepe_webhook_username, config.phonepe_webhook_password)
+    delivery = _deliver(config, event, payload, authorization)
+    _record_delivery(store, merchant_order_id, delivery)
+    if _wants_json():
+        return {
+            "merchantOrderId": merchant_order_id,
+            "state": payload["state"],
+            "redirectUrl": redirect_url,
+            "webhook": asdict(delivery),
+        }
+    if _reachable(redirect_url):
+        return flask.redirect(redirect_url, code=302)
+    return flask.render_template_string(_RESULT_PAGE, state=payload["state"], redirect_url=redirect_url)
+
+
+def _wants_json() -> bool:
+    request = flask.request
+    return request.is_json or request.accept_mimetypes.best == "application/json"
+
+
+def _reachable(url: str) -> bool:
+    """Whether something listens at the redirect URL's host and port (a dev frontend may not be running)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return False
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _set_override(store: _Store, merchant_order_id: str, body: dict[str, Any]) -> Any:
+    """Make the status API report `state` and/or `amount` other than the truth; `null` clears a field."""
+    unknown = set(body) - {"state", "amount"}
+    if unknown:
+        raise _bad_request(f"Unknown override fields {sorted(unknown)}; use 'state' and/or 'amount'")
+    with store.lock:
+        order = _get_order(store, merchant_order_id)
+        for name, value in body.items():
+            if value is None:
+                order.override.pop(name, None)
+            else:
+                order.override[name] = value
+        return _debug_view(order)
+
+
+def _send_manual_webhook(
+    config: EmulatorConfig, store: _Store, merchant_order_id: str, body: dict[str, Any]
+) -> WebhookDelivery:
+    """(Re)send a webhook for an order; `event`, `state`, `amount` and `authorization` may lie."""
+    with store.lock:
+        order = _get_order(store, merchant_order_id)
+        event = body.get("event")
+        state = body.get("state") or STATE_BY_EVENT.get(event or "") or order.state
+        event = event or EVENT_BY_STATE.get(state)
+        if event is None:
+            raise PhonePeError(409, "ORDER_NOT_PENDING", "Order is PENDING: pass an 'event' to send anyway")
+        payload = _webhook_payload(config, order, state=state, amount=body.get("amount", order.amount))
+    authorization = body.get("authorization") or webhook_authorization(
+        config.phonepe_webhook_username, config.phonepe_webhook_password
+    )
+    delivery = _deliver(config, event, payload, authorization)
+    _record_delivery(store, merchant_order_id, delivery)
+    return delivery
+
+
+def _debug_view(order: Order) -> dict[str, Any]:
+    """Everything about an order, including webhook deliveries, for tests."""
+    return asdict(order)
+
+
+_PAY_PAGE = """<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>PhonePe emulator: pay {{ order.merchant_order_id }}</title></head>
+<body>
+  <h1>PhonePe emulator</h1>
+  <p>Order <code>{{ order.merchant_order_id }}</code> ({{ order.order_id }})</p>
+  <p>Amount: <strong>{{ rupees }}</strong></p>
+  {% if order.state == "PENDING" %}
+  <form method="post">
+    <button type="submit" name="outcome" value="success">Pay successfully</button>
+    <button type="submit" name="outcome" value="failure">Fail the payment</button>
+  </form>
+  {% else %}
+  <p>This order is already {{ order.state }}.</p>
+  {% endif %}
+</body>
+</html>
+"""
+
+_RESULT_PAGE = """<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>PhonePe emulator: payment {{ state }}</title></head>
+<body>
+  <h1>Payment {{ state }}</h1>
+  <p>The merchant was notified. Continue to <a href="{{ redirect_url }}">{{ redirect_url }}</a>.</p>
+</body>
+</html>
+"""
+
+
+def _render_pay_page(order: Order) -> str:
+    rupees = f"₹{order.amount // 100:,}.{order.amount % 100:02d}"
+    return flask.render_template_string(_PAY_PAGE, order=order, rupees=rupees)
