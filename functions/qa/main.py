@@ -1,0 +1,19 @@
+"""Step function `qa`: Checks copy against the brand kit; sends it back for revision or to a human.
+
+QStash delivers step messages here; the shared runtime verifies the signature, takes the thread's
+lease, runs the graph's `qa` nodes and publishes the next step.
+"""
+
+import flask
+import functions_framework
+
+from shared.http import qstash_response
+from shared.runtime.wiring import step_runtime
+
+
+@functions_framework.http
+def qa(request: flask.Request) -> flask.Response:
+    """Advance one campaign by one step (or acknowledge a duplicate)."""
+    return qstash_response(
+        lambda: step_runtime("qa").handle(request.get_data(), request.headers.get("Upstash-Signature"))
+    )

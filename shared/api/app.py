@@ -1,0 +1,129 @@
+"""Routing of the API function: path → operation of `shared.api.service`, errors → JSON."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import lru_cache
+from uuid import UUID
+
+import flask
+
+from shared.api.models import CreateCampaign, Decision
+from shared.api.openapi import openapi_document
+from shared.api.service import Api
+from shared.auth import verify_token
+from shared.db.pool import create_pool
+from shared.errors import InvalidRequest, NotFound
+from shared.http import error_response, handle_errors, json_response, parse_body
+from shared.integrations.cache import upstash_cache
+from shared.integrations.phonepe import PhonePeClient, phonepe_client
+from shared.queue import qstash_queue
+from shared.settings import get_settings
+
+_ID = r"(?P<campaign_id>[^/]+)"
+_PREFIX = r"^(?:/api)?/v1"
+
+
+@lru_cache(maxsize=1)
+def api() -> Api:
+    """This instance's API dependencies (built on first request)."""
+    settings = get_settings()
+
+    def phonepe() -> PhonePeClient:
+        return phonepe_client(settings, upstash_cache(settings))
+
+    return Api(settings=settings, pool=create_pool(settings.database_url, max_size=settings.database_pool_max),
+               queue=qstash_queue(settings), phonepe_factory=phonepe)
+
+
+def _campaign_id(raw: str) -> UUID:
+    try:
+        return UUID(raw)
+    except ValueError as exc:
+        raise InvalidRequest(f"{raw!r} is not a campaign id; campaign ids are UUIDs.") from exc
+
+
+def _principal(request: flask.Request):
+    return verify_token(request.headers.get("Authorization"), get_settings())
+
+
+def create_campaign(request: flask.Request) -> flask.Response:
+    principal = _principal(request)
+    body = parse_body(request, CreateCampaign)
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not (1 <= len(key) <= 200):
+        raise InvalidRequest("`Idempotency-Key` must be 1–200 characters.")
+    accepted, _ = api().create_campaign(principal, body, idempotency_key=key,
+                                        workspace=request.headers.get("X-Workspace-Id"))
+    return json_response(accepted.model_dump(mode="json"), 202)
+
+
+def get_campaign(request: flask.Request, campaign_id: str) -> flask.Response:
+    view = api().get_campaign(_principal(request), _campaign_id(campaign_id))
+    return json_response(view.model_dump(mode="json"))
+
+
+def post_decision(request: flask.Request, campaign_id: str) -> flask.Response:
+    principal = _principal(request)
+    decision = parse_body(request, Decision)
+    accepted = api().decide(principal, _campaign_id(campaign_id), decision)
+    return json_response(accepted.model_dump(mode="json"), 202)
+
+
+def checkout(request: flask.Request, campaign_id: str) -> flask.Response:
+    result = api().checkout(_principal(request), _campaign_id(campaign_id))
+    return json_response(result.model_dump(mode="json"))
+
+
+def events(request: flask.Request, campaign_id: str) -> flask.Response:
+    principal = _principal(request)
+    raw = request.headers.get("Last-Event-ID") or request.args.get("last_event_id") or "0"
+    if not raw.isdigit():
+        raise InvalidRequest(f"`Last-Event-ID` must be an event id (a number), got {raw!r}.")
+    stream = api().events(principal, _campaign_id(campaign_id), int(raw))
+    first = next(stream)
+    body = flask.stream_with_context(_chain(first, stream))
+    return flask.Response(body, mimetype="text/event-stream",
+                          headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _chain(first: str, rest):
+    yield first
+    yield from rest
+
+
+def openapi(request: flask.Request) -> flask.Response:
+    return json_response(openapi_document())
+
+
+ROUTES: list[tuple[str, re.Pattern[str], Callable[..., flask.Response]]] = [
+    ("POST", re.compile(_PREFIX + r"/campaigns/?$"), create_campaign),
+    ("GET", re.compile(_PREFIX + rf"/campaigns/{_ID}/?$"), get_campaign),
+    ("POST", re.compile(_PREFIX + rf"/campaigns/{_ID}/decisions/?$"), post_decision),
+    ("POST", re.compile(_PREFIX + rf"/campaigns/{_ID}/checkout/?$"), checkout),
+    ("GET", re.compile(_PREFIX + rf"/campaigns/{_ID}/events/?$"), events),
+    ("GET", re.compile(_PREFIX + r"/openapi.json$"), openapi),
+]
+
+
+@handle_errors
+def dispatch(request: flask.Request) -> flask.Response:
+    """Serve one API request."""
+    path = request.path
+    allowed: list[str] = []
+    for method, pattern, view in ROUTES:
+        match = pattern.match(path)
+        if match is None:
+            continue
+        if method != request.method:
+            allowed.append(method)
+            continue
+        return view(request, **match.groupdict())
+    if allowed:
+        response = json_response({"error": {"code": "method_not_allowed",
+                                            "message": f"{request.method} is not allowed on {path}; use {allowed}."}},
+                                 405, {"Allow": ", ".join(allowed)})
+        return response
+    return error_response(NotFound(f"No route for {request.method} {path}; see /api/v1/openapi.json."))
+

@@ -1,0 +1,120 @@
+"""Request and response bodies of the frontend API (also the source of the OpenAPI document)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.campaigns.schemas import Brief, CampaignKind
+
+CampaignStatus = Literal["queued", "running", "awaiting_decision", "awaiting_payment", "completed", "failed",
+                         "expired"]
+
+
+class CreateCampaign(BaseModel):
+    """`POST /api/v1/campaigns`. A move is a campaign with a smaller plan."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: CampaignKind = "campaign"
+    brief: Brief
+
+
+class CampaignAccepted(BaseModel):
+    """The campaign was created and its first step queued."""
+
+    id: UUID
+    status: CampaignStatus
+    links: dict[str, str]
+
+
+class Decision(BaseModel):
+    """`POST /api/v1/campaigns/{id}/decisions`: the answer to the pending decision."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decision_id: str = Field(min_length=1, max_length=200, description="The `pending_decision.id` being answered.")
+    action: Literal["approve", "reject", "edit"]
+    feedback: str | None = Field(default=None, max_length=4000, description="Required to reject.")
+    edits: dict[str, Any] | None = Field(default=None, description="Required to edit: the changed fields.")
+
+    @model_validator(mode="after")
+    def _needs_payload(self) -> Decision:
+        if self.action == "reject" and not (self.feedback or "").strip():
+            raise ValueError("`feedback` is required when `action` is 'reject': say what to change")
+        if self.action == "edit" and not self.edits:
+            raise ValueError("`edits` is required when `action` is 'edit': send the fields you changed")
+        return self
+
+
+class DecisionAccepted(BaseModel):
+    """The decision was recorded and the campaign resumes."""
+
+    decision_id: str
+    action: str
+    status: Literal["accepted"] = "accepted"
+
+
+class PendingDecision(BaseModel):
+    """What the campaign waits for."""
+
+    id: str
+    kind: Literal["strategy_approval", "qa_review", "payment"]
+    payload: dict[str, Any]
+    requested_at: datetime
+    expires_at: datetime | None = None
+
+
+class ArtifactView(BaseModel):
+    """One channel's content."""
+
+    channel: str
+    status: Literal["draft", "published"]
+    revision: int
+    content: dict[str, Any]
+    model: str
+    usage: dict[str, Any]
+    updated_at: datetime
+
+
+class PaymentView(BaseModel):
+    """The campaign's latest PhonePe order."""
+
+    merchant_order_id: str
+    state: Literal["creating", "pending", "completed", "failed"]
+    amount_paise: int
+    redirect_url: str | None
+
+
+class CampaignView(BaseModel):
+    """`GET /api/v1/campaigns/{id}`."""
+
+    id: UUID
+    kind: CampaignKind
+    status: CampaignStatus
+    current_step: str | None
+    pending_decision: PendingDecision | None
+    failure_reason: str | None
+    brief: dict[str, Any]
+    artifacts: list[ArtifactView]
+    payment: PaymentView | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class Checkout(BaseModel):
+    """`POST /api/v1/campaigns/{id}/checkout`: where to send the user to pay."""
+
+    merchant_order_id: str
+    redirect_url: str
+    amount_paise: int
+    state: str
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx answer."""
+
+    error: dict[str, Any] = Field(description="`code`, `message` (what is wrong and how to fix it), `details`.")

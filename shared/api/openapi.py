@@ -1,0 +1,98 @@
+"""The OpenAPI 3.1 document of the frontend API, generated from the pydantic models."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from pydantic.json_schema import models_json_schema
+
+from shared.api.models import (
+    CampaignAccepted,
+    CampaignView,
+    Checkout,
+    CreateCampaign,
+    Decision,
+    DecisionAccepted,
+    ErrorBody,
+)
+
+_MODELS = (CreateCampaign, CampaignAccepted, Decision, DecisionAccepted, CampaignView, Checkout, ErrorBody)
+
+
+def _ref(model: type) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _json(model: type) -> dict[str, Any]:
+    return {"application/json": {"schema": _ref(model)}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    text = {400: "Malformed request (the message names the field and the fix)", 401: "Missing or invalid token",
+            404: "No such campaign in your workspaces", 409: "Not possible in the campaign's current state",
+            503: "A dependency is unavailable; retry"}
+    return {str(c): {"description": text[c], "content": _json(ErrorBody)} for c in codes}
+
+
+@lru_cache(maxsize=1)
+def openapi_document() -> dict[str, Any]:
+    """The document served at `/api/v1/openapi.json`."""
+    _, schemas = models_json_schema([(m, "validation") for m in _MODELS],
+                                    ref_template="#/components/schemas/{model}")
+    campaign_id = {"name": "campaign_id", "in": "path", "required": True,
+                   "schema": {"type": "string", "format": "uuid"}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Muse API", "version": "1.0.0",
+                 "description": "Campaigns researched, planned, approved, written, checked, funded and executed."},
+        "components": {
+            "schemas": schemas.get("$defs", {}),
+            "securitySchemes": {"supabase": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+        },
+        "security": [{"supabase": []}],
+        "paths": {
+            "/api/v1/campaigns": {"post": {
+                "summary": "Create a campaign or move from a brief",
+                "parameters": [
+                    {"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"}},
+                    {"name": "X-Workspace-Id", "in": "header", "required": False, "schema": {"type": "string"}},
+                ],
+                "requestBody": {"required": True, "content": _json(CreateCampaign)},
+                "responses": {"202": {"description": "Accepted; the first step is queued",
+                                      "content": _json(CampaignAccepted)}, **_errors(400, 401, 404, 503)},
+            }},
+            "/api/v1/campaigns/{campaign_id}": {"get": {
+                "summary": "Status, current step, pending decision, artifacts and payment",
+                "parameters": [campaign_id],
+                "responses": {"200": {"description": "The campaign", "content": _json(CampaignView)},
+                              **_errors(400, 401, 404)},
+            }},
+            "/api/v1/campaigns/{campaign_id}/decisions": {"post": {
+                "summary": "Approve, reject with feedback, or edit the pending decision",
+                "parameters": [campaign_id],
+                "requestBody": {"required": True, "content": _json(Decision)},
+                "responses": {"202": {"description": "Recorded; the campaign resumes",
+                                      "content": _json(DecisionAccepted)}, **_errors(400, 401, 404, 409, 503)},
+            }},
+            "/api/v1/campaigns/{campaign_id}/checkout": {"post": {
+                "summary": "Create the PhonePe order funding the campaign",
+                "parameters": [campaign_id],
+                "responses": {"200": {"description": "Send the user to `redirect_url`", "content": _json(Checkout)},
+                              **_errors(400, 401, 404, 409, 503)},
+            }},
+            "/api/v1/campaigns/{campaign_id}/events": {"get": {
+                "summary": "Progress as Server-Sent Events; reconnect with Last-Event-ID",
+                "parameters": [campaign_id, {"name": "Last-Event-ID", "in": "header", "required": False,
+                                             "schema": {"type": "integer"}}],
+                "responses": {"200": {"description": "`text/event-stream`; each event has `id`, `event`, `data`",
+                                      "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                              **_errors(400, 401, 404)},
+            }},
+            "/webhooks/phonepe": {"post": {
+                "summary": "PhonePe S2S webhook (Authorization: SHA256(username:password))",
+                "security": [],
+                "responses": {"200": {"description": "Received"}, **_errors(400, 401, 503)},
+            }},
+        },
+    }

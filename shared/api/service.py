@@ -1,0 +1,213 @@
+"""What the frontend API does, independent of HTTP: every read and write scoped to the caller's workspace."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+from urllib.parse import urlencode
+from uuid import UUID
+
+from psycopg_pool import ConnectionPool
+from pydantic import ValidationError
+
+from shared.api.models import (
+    CampaignAccepted,
+    CampaignView,
+    Checkout,
+    CreateCampaign,
+    Decision,
+    DecisionAccepted,
+)
+from shared.auth import Principal
+from shared.campaigns.schemas import CHANNEL_SCHEMAS, Strategy
+from shared.db import campaigns as db
+from shared.db import payments as paydb
+from shared.db.pool import as_service, as_user
+from shared.errors import Conflict, InvalidRequest, NotFound, Unauthorized
+from shared.integrations.phonepe import OrderAlreadyExists, PhonePeClient
+from shared.queue import StepQueue
+from shared.runtime.messages import StepMessage
+from shared.settings import Settings
+
+TERMINAL = {"completed", "failed", "expired"}
+STRATEGY_EDITABLE = {"positioning", "key_messages", "budget_inr", "budget_split"}
+
+
+@dataclass
+class Api:
+    """The API's dependencies for one instance."""
+
+    settings: Settings
+    pool: ConnectionPool
+    queue: StepQueue
+    phonepe_factory: Any
+    """Builds the PhonePe client on first checkout (keeps cold start light)."""
+
+    @cached_property
+    def phonepe(self) -> PhonePeClient:
+        return self.phonepe_factory()
+
+    def _workspace(self, conn: Any, principal: Principal, requested: str | None) -> str:
+        mine = db.memberships(conn)
+        wanted = requested or principal.requested_workspace
+        if wanted:
+            if wanted not in mine:
+                raise NotFound(f"Workspace {wanted!r} does not exist or you are not a member.")
+            return wanted
+        if not mine:
+            raise Unauthorized("Your account belongs to no workspace; ask an owner to invite you.")
+        if len(mine) > 1:
+            raise InvalidRequest("You belong to several workspaces: send `X-Workspace-Id` to choose one.")
+        return mine[0]
+
+    def create_campaign(self, principal: Principal, body: CreateCampaign, *, idempotency_key: str | None,
+                        workspace: str | None) -> tuple[CampaignAccepted, bool]:
+        """Create the campaign and queue its first step, atomically; a repeated Idempotency-Key is a no-op."""
+        with as_user(self.pool, principal.claims) as conn:
+            workspace_id = self._workspace(conn, principal, workspace)
+            campaign_id, created = db.insert_campaign(
+                conn, campaign_id=uuid.uuid4(), workspace_id=workspace_id, kind=body.kind,
+                brief=body.brief.model_dump(exclude_none=True), idempotency_key=idempotency_key)
+            if created:
+                self.queue.publish("planner", StepMessage(kind="start", campaign_id=campaign_id))
+        if created:
+            with as_service(self.pool) as svc:
+                db.add_event(svc, campaign_id=campaign_id, workspace_id=workspace_id, type_="campaign.created",
+                             data={"kind": body.kind, "title": body.brief.title})
+        base = f"/api/v1/campaigns/{campaign_id}"
+        accepted = CampaignAccepted(id=campaign_id, status="queued",
+                                    links={"self": base, "events": f"{base}/events", "decisions": f"{base}/decisions"})
+        return accepted, created
+
+    def _visible(self, conn: Any, campaign_id: UUID) -> dict[str, Any]:
+        row = db.get_campaign(conn, campaign_id)
+        if row is None:
+            raise NotFound(f"Campaign {campaign_id} does not exist in your workspaces.")
+        return row
+
+    def get_campaign(self, principal: Principal, campaign_id: UUID) -> CampaignView:
+        """Status, current step, pending decision, artifacts and payment of one campaign."""
+        with as_user(self.pool, principal.claims) as conn:
+            row = self._visible(conn, campaign_id)
+            artifacts = db.campaign_artifacts(conn, campaign_id)
+            payment = db.latest_payment(conn, campaign_id)
+        pending = row["pending_decision"]
+        return CampaignView(
+            id=row["id"], kind=row["kind"], status=row["status"], current_step=row["current_step"],
+            pending_decision=None if not pending else {k: pending.get(k) for k in
+                                                       ("id", "kind", "payload", "requested_at", "expires_at")},
+            failure_reason=row["failure_reason"], brief=row["brief"], artifacts=artifacts, payment=payment,
+            created_at=row["created_at"], updated_at=row["updated_at"],
+        )
+
+    def decide(self, principal: Principal, campaign_id: UUID, decision: Decision) -> DecisionAccepted:
+        """Record the answer to the pending decision and resume the graph through QStash."""
+        with as_user(self.pool, principal.claims) as conn:
+            row = self._visible(conn, campaign_id)
+        pending = row["pending_decision"] or {}
+        if row["status"] != "awaiting_decision" or not pending:
+            raise Conflict(f"Campaign {campaign_id} has no pending decision (status {row['status']!r}).")
+        if decision.decision_id != pending["id"]:
+            raise Conflict(f"Decision {decision.decision_id!r} is not pending; the pending one is {pending['id']!r}.")
+        edits = self._validated_edits(pending["kind"], pending.get("payload", {}), decision)
+        resume = {"action": decision.action, "feedback": decision.feedback, "edits": edits, "source": "user"}
+        with as_service(self.pool) as svc:
+            earlier = db.record_user_decision(svc, decision_id=pending["id"], campaign_id=campaign_id,
+                                              workspace_id=row["workspace_id"], kind=pending["kind"],
+                                              action=decision.action, payload=resume, user_id=principal.user_id)
+            if earlier is not None:
+                if earlier["source"] == "user" and earlier["action"] == decision.action:
+                    return DecisionAccepted(decision_id=pending["id"], action=decision.action)
+                raise Conflict(f"Decision {pending['id']!r} was already answered ({earlier['action']!r}).")
+            db.add_event(svc, campaign_id=campaign_id, workspace_id=row["workspace_id"], type_="decision.received",
+                         data={"id": pending["id"], "action": decision.action, "feedback": decision.feedback})
+            message = StepMessage(kind="resume", campaign_id=campaign_id, decision_id=pending["id"], resume=resume)
+            self.queue.publish(pending["function"], message)
+        return DecisionAccepted(decision_id=pending["id"], action=decision.action)
+
+    @staticmethod
+    def _validated_edits(kind: str, payload: dict[str, Any], decision: Decision) -> dict[str, Any] | None:
+        if decision.action != "edit" or decision.edits is None:
+            return None
+        if kind == "strategy_approval":
+            unknown = set(decision.edits) - STRATEGY_EDITABLE
+            if unknown:
+                raise InvalidRequest(f"Cannot edit {sorted(unknown)}; editable fields: {sorted(STRATEGY_EDITABLE)}.")
+            base = {"rationale": "edited by a human", **payload}
+            try:
+                Strategy.model_validate({k: base[k] for k in (*STRATEGY_EDITABLE, "rationale") if k in base}
+                                        | decision.edits)
+            except ValidationError as exc:
+                raise InvalidRequest(f"Invalid strategy edits: {exc.errors(include_url=False)}") from exc
+            return decision.edits
+        if kind == "qa_review":
+            for channel, content in decision.edits.items():
+                schema = CHANNEL_SCHEMAS.get(channel)
+                if schema is None:
+                    raise InvalidRequest(f"Unknown channel {channel!r}; use one of {sorted(CHANNEL_SCHEMAS)}.")
+                try:
+                    schema.model_validate(content)
+                except ValidationError as exc:
+                    raise InvalidRequest(f"Invalid {channel} copy: {exc.errors(include_url=False)}") from exc
+            return decision.edits
+        raise InvalidRequest(f"A {kind!r} decision cannot be edited.")
+
+    def checkout(self, principal: Principal, campaign_id: UUID) -> Checkout:
+        """Create (once) the PhonePe order funding the campaign and return where to pay."""
+        with as_user(self.pool, principal.claims) as conn:
+            row = self._visible(conn, campaign_id)
+        pending = row["pending_decision"] or {}
+        if row["status"] != "awaiting_payment" or pending.get("kind") != "payment":
+            raise Conflict(f"Campaign {campaign_id} is {row['status']!r}; checkout opens once it awaits payment.")
+        amount = int(pending["payload"]["amount_paise"])
+        redirect = f"{self.settings.checkout_redirect_url}?{urlencode({'campaign': str(campaign_id)})}"
+        with as_service(self.pool) as svc:
+            current = paydb.open_payment(svc, campaign_id)
+            if current is not None and current["state"] == "completed":
+                raise Conflict(f"Campaign {campaign_id} is already paid.")
+            if current is not None and current["state"] == "pending" and current["redirect_url"]:
+                return Checkout(merchant_order_id=current["merchant_order_id"], redirect_url=current["redirect_url"],
+                                amount_paise=current["amount_paise"], state="pending")
+            if current is not None:
+                paydb.abandon_payment(svc, current["merchant_order_id"])
+            for _ in range(3):
+                order_id, _attempt = paydb.new_payment(svc, campaign_id=campaign_id, workspace_id=row["workspace_id"],
+                                                       amount_paise=amount)
+                try:
+                    order = self.phonepe.create_order(
+                        merchant_order_id=order_id, amount_paise=amount, redirect_url=redirect,
+                        meta={"udf1": str(campaign_id), "udf2": str(row["workspace_id"])})
+                except OrderAlreadyExists:
+                    paydb.abandon_payment(svc, order_id)
+                    continue
+                paydb.payment_created(svc, order_id, phonepe_order_id=order.order_id, redirect_url=order.redirect_url)
+                db.add_event(svc, campaign_id=campaign_id, workspace_id=row["workspace_id"], type_="payment.created",
+                             data={"merchant_order_id": order_id, "amount_paise": amount})
+                return Checkout(merchant_order_id=order_id, redirect_url=order.redirect_url, amount_paise=amount,
+                                state=order.state.lower())
+        raise Conflict("Could not create a PhonePe order after 3 attempts; try again.")
+
+    def events(self, principal: Principal, campaign_id: UUID, last_event_id: int) -> Iterator[str]:
+        """SSE frames of the campaign's events after `last_event_id`, until it ends or the stream times out."""
+        with as_user(self.pool, principal.claims) as conn:
+            self._visible(conn, campaign_id)
+        deadline = time.monotonic() + self.settings.sse_max_seconds
+        cursor = last_event_id
+        yield "retry: 1000\n\n"
+        while True:
+            with as_user(self.pool, principal.claims) as conn:
+                rows = db.events_after(conn, campaign_id, cursor)
+                status = db.get_campaign(conn, campaign_id)["status"]
+            for r in rows:
+                cursor = r["id"]
+                data = {"type": r["type"], "data": r["data"], "at": r["created_at"].isoformat()}
+                yield f"id: {r['id']}\nevent: {r['type']}\ndata: {json.dumps(data, default=str)}\n\n"
+            if not rows and (status in TERMINAL or time.monotonic() > deadline):
+                return
+            if not rows:
+                time.sleep(0.25)

@@ -1,0 +1,1 @@
+"""The campaign graph: plan, research, strategy, human approval, content, QA, payment, execution."""

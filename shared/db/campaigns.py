@@ -1,0 +1,91 @@
+"""Campaign reads and writes made on behalf of a signed-in user (row-level security applies)."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from psycopg.types.json import Jsonb
+
+_MEMBERSHIPS = "SELECT workspace_id FROM public.workspace_members WHERE user_id = auth.uid() ORDER BY created_at"
+_INSERT = """
+INSERT INTO public.campaigns (id, workspace_id, created_by, kind, brief, idempotency_key)
+VALUES (%s, %s, auth.uid(), %s, %s, %s)
+ON CONFLICT (workspace_id, idempotency_key) DO NOTHING
+RETURNING id
+"""
+_BY_KEY = "SELECT id, status FROM public.campaigns WHERE workspace_id = %s AND idempotency_key = %s"
+_GET = """
+SELECT id, workspace_id, kind, status, current_step, pending_decision, failure_reason, brief, created_at, updated_at
+FROM public.campaigns WHERE id = %s
+"""
+_ARTIFACTS = """
+SELECT channel, status, revision, content, model, usage, updated_at
+FROM public.artifacts WHERE campaign_id = %s ORDER BY channel
+"""
+_PAYMENT = """
+SELECT merchant_order_id, state, amount_paise, redirect_url FROM public.payments
+WHERE campaign_id = %s ORDER BY attempt DESC LIMIT 1
+"""
+_EVENTS = """
+SELECT id, type, data, created_at FROM public.campaign_events
+WHERE campaign_id = %s AND id > %s ORDER BY id LIMIT %s
+"""
+_SERVICE_EVENT = "INSERT INTO public.campaign_events (campaign_id, workspace_id, type, data) VALUES (%s, %s, %s, %s)"
+_DECISION = """
+INSERT INTO public.decisions (id, campaign_id, workspace_id, kind, action, payload, source, decided_by)
+VALUES (%s, %s, %s, %s, %s, %s, 'user', %s)
+ON CONFLICT (id) DO NOTHING
+RETURNING id
+"""
+_EXISTING_DECISION = "SELECT action, payload, source FROM public.decisions WHERE id = %s"
+
+
+def memberships(conn: Any) -> list[str]:
+    """Workspaces the caller belongs to."""
+    return [str(r["workspace_id"]) for r in conn.execute(_MEMBERSHIPS)]
+
+
+def insert_campaign(conn: Any, *, campaign_id: UUID, workspace_id: str, kind: str, brief: dict[str, Any],
+                    idempotency_key: str | None) -> tuple[UUID, bool]:
+    """Create the campaign; returns (id, created). A repeated idempotency key returns the first id."""
+    row = conn.execute(_INSERT, (campaign_id, workspace_id, kind, Jsonb(brief), idempotency_key)).fetchone()
+    if row is not None:
+        return row["id"], True
+    existing = conn.execute(_BY_KEY, (workspace_id, idempotency_key)).fetchone()
+    return existing["id"], False
+
+
+def get_campaign(conn: Any, campaign_id: UUID) -> dict[str, Any] | None:
+    """The campaign row, if visible to the caller."""
+    return conn.execute(_GET, (campaign_id,)).fetchone()
+
+
+def campaign_artifacts(conn: Any, campaign_id: UUID) -> list[dict[str, Any]]:
+    """The campaign's artifacts, one per channel."""
+    return conn.execute(_ARTIFACTS, (campaign_id,)).fetchall()
+
+
+def latest_payment(conn: Any, campaign_id: UUID) -> dict[str, Any] | None:
+    """The campaign's most recent payment attempt."""
+    return conn.execute(_PAYMENT, (campaign_id,)).fetchone()
+
+
+def events_after(conn: Any, campaign_id: UUID, after_id: int, *, limit: int = 200) -> list[dict[str, Any]]:
+    """Events newer than `after_id`, oldest first."""
+    return conn.execute(_EVENTS, (campaign_id, after_id, limit)).fetchall()
+
+
+def add_event(conn: Any, *, campaign_id: UUID, workspace_id: Any, type_: str, data: dict[str, Any]) -> None:
+    """Append an event (service connection)."""
+    conn.execute(_SERVICE_EVENT, (campaign_id, workspace_id, type_, Jsonb(data)))
+
+
+def record_user_decision(conn: Any, *, decision_id: str, campaign_id: UUID, workspace_id: Any, kind: str,
+                         action: str, payload: dict[str, Any], user_id: UUID) -> dict[str, Any] | None:
+    """Record the decision (service connection); returns the earlier one if it was already decided."""
+    row = conn.execute(_DECISION, (decision_id, campaign_id, workspace_id, kind, action, Jsonb(payload),
+                                   user_id)).fetchone()
+    if row is not None:
+        return None
+    return conn.execute(_EXISTING_DECISION, (decision_id,)).fetchone()

@@ -1,0 +1,59 @@
+"""Connections that work through Supabase's transaction pooler.
+
+Supavisor in transaction mode rejects prepared statements and session state, so every connection
+disables preparing (`prepare_threshold=None`), runs in autocommit and never uses pipeline mode;
+per-request role and claims are set with `SET LOCAL` inside an explicit transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+CONNECTION_KWARGS: dict[str, Any] = {"autocommit": True, "prepare_threshold": None, "row_factory": dict_row}
+
+
+def create_pool(dsn: str, *, max_size: int = 4, min_size: int = 0) -> ConnectionPool:
+    """A pool for one function instance; connections are opened lazily and checked before reuse."""
+    return ConnectionPool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        kwargs=CONNECTION_KWARGS,
+        check=ConnectionPool.check_connection,
+        max_idle=300,
+        max_lifetime=1800,
+        open=True,
+        name="muse",
+    )
+
+
+def connect(dsn: str) -> psycopg.Connection[dict[str, Any]]:
+    """One pooler-safe connection, for setup jobs and scripts."""
+    return psycopg.connect(dsn, **CONNECTION_KWARGS)
+
+
+@contextmanager
+def as_user(pool: ConnectionPool, claims: dict[str, Any]) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+    """A transaction running as Supabase's `authenticated` role with the caller's JWT claims.
+
+    Row-level security then scopes every statement to the caller's workspaces, exactly as
+    PostgREST would. Role and claims are transaction-local, so the pooled connection is clean after.
+    """
+    with pool.connection() as conn, conn.transaction():
+        conn.execute("SET LOCAL ROLE authenticated")
+        conn.execute("SELECT set_config('request.jwt.claims', %s, true)", (json.dumps(claims),))
+        yield conn
+
+
+@contextmanager
+def as_service(pool: ConnectionPool) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+    """A transaction with the service's own privileges; callers filter by workspace explicitly."""
+    with pool.connection() as conn, conn.transaction():
+        yield conn

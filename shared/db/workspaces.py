@@ -1,0 +1,82 @@
+"""Workspaces, their brand kits and runtime policies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+from shared.ports import BrandKit, WorkspacePolicy
+
+_KIT = "SELECT kit FROM public.brand_kits WHERE workspace_id = %s"
+_SETTINGS = "SELECT settings FROM public.workspaces WHERE id = %s"
+_ENSURE_WORKSPACE = """
+INSERT INTO public.workspaces (slug, name, settings) VALUES (%s, %s, %s)
+ON CONFLICT (slug) DO UPDATE SET slug = EXCLUDED.slug
+RETURNING id
+"""
+_ENSURE_MEMBER = """
+INSERT INTO public.workspace_members (workspace_id, user_id, role) VALUES (%s, %s, 'owner')
+ON CONFLICT DO NOTHING
+"""
+_OWNER = "SELECT user_id FROM public.workspace_members WHERE workspace_id = %s ORDER BY created_at LIMIT 1"
+_PUT_KIT = """
+INSERT INTO public.brand_kits (workspace_id, kit) VALUES (%s, %s)
+ON CONFLICT (workspace_id) DO UPDATE SET kit = EXCLUDED.kit, version = brand_kits.version + 1, updated_at = now()
+"""
+
+
+def brand_kit_from_json(kit: dict[str, Any]) -> BrandKit:
+    """The QA-relevant view of a stored brand kit."""
+    return BrandKit(
+        voice=list(kit.get("voice", [])),
+        banned_terms=dict(kit.get("banned_terms", {})),
+        required_disclaimers=dict(kit.get("required_disclaimers", {})),
+    )
+
+
+def policy_from_json(settings: dict[str, Any]) -> WorkspacePolicy:
+    """A workspace's runtime rules from its `settings` JSON (defaults for what is missing)."""
+    defaults = WorkspacePolicy()
+    return WorkspacePolicy(
+        decision_timeout_seconds=int(settings.get("decision_timeout_seconds", defaults.decision_timeout_seconds)),
+        auto_approve_max_budget_inr=settings.get("auto_approve_max_budget_inr"),
+        qa_max_revisions=int(settings.get("qa_max_revisions", defaults.qa_max_revisions)),
+    )
+
+
+class PostgresWorkspaceStore:
+    """`WorkspaceStore` over Postgres."""
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self.pool = pool
+
+    def brand_kit(self, workspace_id: str) -> BrandKit:
+        with self.pool.connection() as conn:
+            row = conn.execute(_KIT, (workspace_id,)).fetchone()
+        return brand_kit_from_json(row["kit"] if row else {})
+
+    def policy(self, workspace_id: str) -> WorkspacePolicy:
+        with self.pool.connection() as conn:
+            row = conn.execute(_SETTINGS, (workspace_id,)).fetchone()
+        return policy_from_json(row["settings"] if row else {})
+
+
+def ensure_workspace(conn: Any, *, slug: str, name: str, user_id: str,
+                     settings: dict[str, Any] | None = None) -> str:
+    """Create the workspace `slug` (if new) with `user_id` as a member; returns its id. Admin use only."""
+    workspace_id = conn.execute(_ENSURE_WORKSPACE, (slug, name, Jsonb(settings or {}))).fetchone()["id"]
+    conn.execute(_ENSURE_MEMBER, (workspace_id, user_id))
+    return str(workspace_id)
+
+
+def workspace_owner(conn: Any, workspace_id: str) -> str | None:
+    """The first member of a workspace (admin use)."""
+    row = conn.execute(_OWNER, (workspace_id,)).fetchone()
+    return str(row["user_id"]) if row else None
+
+
+def put_brand_kit(conn: Any, workspace_id: str, kit: dict[str, Any]) -> None:
+    """Store a brand kit (validated upstream)."""
+    conn.execute(_PUT_KIT, (workspace_id, Jsonb(kit)))

@@ -1,0 +1,91 @@
+"""One error hierarchy for Muse: each error knows its code, HTTP status and whether a retry can help.
+
+The edges (`shared.http`) turn these into JSON responses; for QStash deliveries a non-retryable
+error becomes `489` with `Upstash-NonRetryable-Error: true`, a retryable one a 5xx or a 429.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class MuseError(Exception):
+    """Base of every error raised on purpose."""
+
+    code: ClassVar[str] = "internal_error"
+    http_status: ClassVar[int] = 500
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON body clients receive."""
+        body: dict[str, Any] = {"error": {"code": self.code, "message": self.message}}
+        if self.details:
+            body["error"]["details"] = self.details
+        return body
+
+
+class InvalidRequest(MuseError):
+    """The caller sent something we cannot process; the message says what to change."""
+
+    code = "invalid_request"
+    http_status = 400
+
+
+class Unauthorized(MuseError):
+    """Missing or invalid credentials: bearer token, QStash signature or webhook Authorization."""
+
+    code = "unauthorized"
+    http_status = 401
+
+
+class NotFound(MuseError):
+    """The resource does not exist in the caller's workspace."""
+
+    code = "not_found"
+    http_status = 404
+
+
+class Conflict(MuseError):
+    """The request does not fit the resource's current state (e.g. no decision is pending)."""
+
+    code = "conflict"
+    http_status = 409
+
+
+class ThreadBusy(MuseError):
+    """Another step holds the campaign's lease; QStash should deliver again a little later."""
+
+    code = "thread_busy"
+    http_status = 429
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after_seconds: int) -> None:
+        super().__init__(message, details={"retry_after_seconds": retry_after_seconds})
+        self.retry_after_seconds = retry_after_seconds
+
+
+class UpstreamUnavailable(MuseError):
+    """A dependency (model, search, PhonePe, QStash, Postgres) failed in a way a retry may fix."""
+
+    code = "upstream_unavailable"
+    http_status = 503
+    retryable = True
+
+
+class PermanentStepError(MuseError):
+    """A step can never succeed (bad message, impossible state); the campaign is marked failed."""
+
+    code = "permanent_step_error"
+    http_status = 489
+
+
+class ConfigurationError(MuseError):
+    """The deployment is misconfigured; fix the named setting."""
+
+    code = "configuration_error"
+    http_status = 500

@@ -1,0 +1,38 @@
+"""A small JSON cache on Upstash Redis (REST), used to avoid repeating identical tool calls."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from upstash_redis import Redis
+
+from shared.settings import Settings
+
+
+@dataclass
+class UpstashCache:
+    """Get/set JSON values with a TTL through the official `upstash-redis` SDK."""
+
+    redis: Redis
+    prefix: str = "muse:"
+
+    def get_json(self, key: str) -> Any | None:
+        """The cached value, or None."""
+        raw = self.redis.get(self.prefix + key)
+        return None if raw is None else json.loads(raw)
+
+    def set_json(self, key: str, value: Any, *, ttl_seconds: int) -> None:
+        """Cache `value` for `ttl_seconds`."""
+        self.redis.set(self.prefix + key, json.dumps(value), ex=ttl_seconds)
+
+
+def upstash_cache(settings: Settings) -> UpstashCache:
+    """The cache of this deployment (cloud Upstash or the local REST emulator)."""
+    redis = Redis(
+        url=settings.upstash_redis_rest_url,
+        token=settings.upstash_redis_rest_token.get_secret_value(),
+        allow_telemetry=False,
+    )
+    return UpstashCache(redis=redis)

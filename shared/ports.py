@@ -1,0 +1,130 @@
+"""Protocols for everything a graph node reaches outside itself.
+
+Nodes see only these types (through `Deps`); the cloud implementations live in
+`shared.integrations` and `shared.db`, and unit tests plug in small in-memory ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, Protocol, TypeVar
+
+from pydantic import BaseModel
+
+ModelTier = Literal["fast", "strong"]
+T = TypeVar("T", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token usage of one model call, as Gemini reports it."""
+
+    model: str
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    output_tokens: int = 0
+    thinking_tokens: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form stored on artifacts and events."""
+        return {
+            "model": self.model,
+            "prompt_tokens": self.prompt_tokens,
+            "cached_tokens": self.cached_tokens,
+            "output_tokens": self.output_tokens,
+            "thinking_tokens": self.thinking_tokens,
+        }
+
+
+@dataclass(frozen=True)
+class Generated(Generic[T]):
+    """A structured model answer and what it cost."""
+
+    value: T
+    usage: Usage
+
+
+class StructuredModel(Protocol):
+    """A language model that answers with an instance of a pydantic schema."""
+
+    def generate(self, *, tier: ModelTier, system: str, prompt: str, schema: type[T]) -> Generated[T]:
+        """Ask the model of `tier`; raise `UpstreamUnavailable` on transient failures."""
+        ...
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One piece of research with its citation."""
+
+    source_id: str
+    title: str
+    content: str
+    url: str | None = None
+    score: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form kept in graph state."""
+        return {"source_id": self.source_id, "title": self.title, "content": self.content,
+                "url": self.url, "score": self.score}
+
+
+class WebSearch(Protocol):
+    """Searches the public web (Tavily)."""
+
+    def search(self, query: str, *, max_results: int = 5) -> list[Finding]:
+        """Return findings for `query`, best first."""
+        ...
+
+
+class KnowledgeSearch(Protocol):
+    """Searches a workspace's own knowledge base (pgvector)."""
+
+    def search(self, workspace_id: str, query: str, *, k: int = 5) -> list[Finding]:
+        """Return the `k` chunks closest to `query`, only from `workspace_id`."""
+        ...
+
+
+@dataclass(frozen=True)
+class BrandKit:
+    """The part of a workspace's brand kit the spine's QA gate checks."""
+
+    voice: list[str] = field(default_factory=list)
+    banned_terms: dict[str, str] = field(default_factory=dict)
+    """Banned term → the substitution to use instead."""
+    required_disclaimers: dict[str, str] = field(default_factory=dict)
+    """Channel → disclaimer text that must appear in that channel's copy."""
+
+
+@dataclass(frozen=True)
+class WorkspacePolicy:
+    """A workspace's rules for the runtime."""
+
+    decision_timeout_seconds: int = 86_400
+    auto_approve_max_budget_inr: int | None = None
+    """On timeout, a strategy whose budget is at most this is approved; None means expire instead."""
+    qa_max_revisions: int = 2
+
+
+class WorkspaceStore(Protocol):
+    """Reads workspace configuration."""
+
+    def brand_kit(self, workspace_id: str) -> BrandKit:
+        """The workspace's brand kit (empty if none was saved)."""
+        ...
+
+    def policy(self, workspace_id: str) -> WorkspacePolicy:
+        """The workspace's runtime rules (defaults if none were set)."""
+        ...
+
+
+class ArtifactStore(Protocol):
+    """Keeps the content a campaign produces; every write is idempotent per (campaign, channel)."""
+
+    def save_draft(self, *, campaign_id: str, workspace_id: str, channel: str, content: dict[str, Any],
+                   usage: Usage, revision: int) -> None:
+        """Create or replace the draft of `channel`."""
+        ...
+
+    def publish(self, *, campaign_id: str, channel: str) -> bool:
+        """Mark the channel's artifact published; False if it already was."""
+        ...

@@ -1,0 +1,80 @@
+"""QStash at both ends: publishing the next step and verifying the signature of each delivery.
+
+Import-light (no graph stack) because the PhonePe webhook uses it on its cold-start path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from qstash import QStash, Receiver
+from qstash.errors import QStashError, SignatureError
+
+from shared.errors import Unauthorized, UpstreamUnavailable
+from shared.runtime.messages import StepMessage
+from shared.settings import Settings
+
+
+class StepQueue(Protocol):
+    """Sends a step message to a function, at least once, deduplicated by the message's id."""
+
+    def publish(self, function: str, message: StepMessage, *, delay_seconds: int | None = None) -> str:
+        """Publish and return the provider's message id."""
+        ...
+
+
+@dataclass
+class QStashStepQueue:
+    """`StepQueue` over the official `qstash` SDK (the cloud service or the local emulator)."""
+
+    client: QStash
+    settings: Settings
+
+    def publish(self, function: str, message: StepMessage, *, delay_seconds: int | None = None) -> str:
+        url = self.settings.function_url(function)
+        options: dict[str, Any] = {
+            "url": url,
+            "body": message.model_dump(mode="json", exclude_none=True),
+            "deduplication_id": message.dedup_id(),
+            "retries": self.settings.qstash_retries,
+            "failure_callback": url,
+        }
+        if message.campaign_id is not None:
+            options["flow_control"] = {"key": f"campaign-{message.campaign_id}", "parallelism": 1}
+        if delay_seconds:
+            options["delay"] = delay_seconds
+        try:
+            response = self.client.message.publish_json(**options)
+        except QStashError as exc:
+            raise UpstreamUnavailable(f"QStash refused to publish to {url!r}: {exc}") from exc
+        except OSError as exc:
+            raise UpstreamUnavailable(f"QStash at {self.settings.qstash_url!r} is unreachable: {exc}") from exc
+        return response.message_id  # type: ignore[union-attr]
+
+
+def qstash_queue(settings: Settings) -> QStashStepQueue:
+    """The queue for this deployment (`QSTASH_URL` selects cloud or emulator)."""
+    client = QStash(settings.qstash_token.get_secret_value(), base_url=settings.qstash_url)
+    return QStashStepQueue(client=client, settings=settings)
+
+
+def qstash_receiver(settings: Settings) -> Receiver:
+    """The official verifier with the current and next signing keys."""
+    return Receiver(
+        current_signing_key=settings.qstash_current_signing_key.get_secret_value(),
+        next_signing_key=settings.qstash_next_signing_key.get_secret_value(),
+    )
+
+
+def verify_delivery(receiver: Receiver, *, body: bytes, signature: str | None, url: str) -> None:
+    """Raise `Unauthorized` unless QStash signed exactly this body for exactly this URL (`sub`)."""
+    if not signature:
+        raise Unauthorized("Missing `Upstash-Signature` header: only QStash may call step functions.")
+    try:
+        receiver.verify(signature=signature, body=body.decode("utf-8"), url=url, clock_tolerance=5)
+    except (SignatureError, UnicodeDecodeError) as exc:
+        raise Unauthorized(
+            f"Invalid QStash signature for {url!r}: {exc}. Check QSTASH_*_SIGNING_KEY and that the "
+            "function's public URL in MUSE_FUNCTION_URLS matches the URL QStash delivers to."
+        ) from exc

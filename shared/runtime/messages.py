@@ -1,0 +1,46 @@
+"""The QStash message that chains steps and carries resume events."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MessageKind = Literal["start", "continue", "resume", "decision_timeout", "payment_event"]
+
+
+class PaymentEvent(BaseModel):
+    """What a verified PhonePe webhook said; only a trigger, confirmed through the Order Status API."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    merchant_order_id: str = Field(min_length=1, max_length=63)
+    event: str = Field(min_length=1, max_length=100)
+    state: str = Field(default="", max_length=20)
+
+
+class StepMessage(BaseModel):
+    """One delivery to a step function.
+
+    `expected_checkpoint_id` is the thread head the sender saw; a delivery whose head has moved on
+    is a duplicate or stale and is acknowledged without doing anything.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: Literal[1] = 1
+    kind: MessageKind
+    campaign_id: UUID | None = None
+    expected_checkpoint_id: str | None = None
+    decision_id: str | None = None
+    resume: dict[str, Any] | None = None
+    payment: PaymentEvent | None = None
+
+    def dedup_id(self) -> str:
+        """A QStash deduplication id derived from thread and checkpoint (no `:` or spaces)."""
+        head = self.expected_checkpoint_id or "root"
+        if self.kind == "payment_event" and self.payment is not None:
+            return f"pay-{self.payment.merchant_order_id}-{self.payment.event}".replace(":", "-")
+        suffix = f"-{self.decision_id}" if self.decision_id else ""
+        return f"{self.campaign_id}-{self.kind}-{head}{suffix}"

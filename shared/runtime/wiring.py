@@ -1,0 +1,55 @@
+"""Per-instance construction of a step function's runtime: created on first use, never at import."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from shared.campaigns.graph import build_campaign_graph
+from shared.db.artifacts import PostgresArtifactStore
+from shared.db.knowledge import PgVectorKnowledge
+from shared.db.payments import PaymentRepository
+from shared.db.pool import create_pool
+from shared.db.threads import ThreadRepository
+from shared.db.workspaces import PostgresWorkspaceStore
+from shared.deps import Deps
+from shared.integrations.cache import upstash_cache
+from shared.integrations.gemini import GeminiEmbedder, gemini_client, structured_model
+from shared.integrations.phonepe import phonepe_client
+from shared.integrations.tavily import tavily_search
+from shared.queue import qstash_queue, qstash_receiver
+from shared.runtime.checkpointer import create_checkpointer
+from shared.runtime.step import StepRuntime
+from shared.settings import Settings, get_settings
+
+
+def build_deps(settings: Settings, pool) -> Deps:
+    """The graph's run context for this deployment."""
+    cache = upstash_cache(settings)
+    embedder = GeminiEmbedder(client=gemini_client(settings), model=settings.embedding_model,
+                              dimensions=settings.embedding_dimensions)
+    return Deps(
+        model=structured_model(settings),
+        web=tavily_search(settings, cache),
+        knowledge=PgVectorKnowledge(pool=pool, embedder=embedder),
+        workspaces=PostgresWorkspaceStore(pool),
+        artifacts=PostgresArtifactStore(pool),
+    )
+
+
+def build_step_runtime(function: str, settings: Settings) -> StepRuntime:
+    """Everything one step function needs, wired from settings."""
+    pool = create_pool(settings.database_url, max_size=settings.database_pool_max)
+    graph = build_campaign_graph().compile(checkpointer=create_checkpointer(pool))
+    payments = PaymentRepository(pool) if function == "payments" else None
+    phonepe = phonepe_client(settings, upstash_cache(settings)) if function == "payments" else None
+    return StepRuntime(
+        function=function, settings=settings, graph=graph, deps=build_deps(settings, pool),
+        threads=ThreadRepository(pool), queue=qstash_queue(settings), receiver=qstash_receiver(settings),
+        payments=payments, phonepe=phonepe,
+    )
+
+
+@cache
+def step_runtime(function: str) -> StepRuntime:
+    """The runtime of `function` in this instance (built once, reused while the instance is warm)."""
+    return build_step_runtime(function, get_settings())

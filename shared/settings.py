@@ -1,0 +1,108 @@
+"""The one place that reads the environment.
+
+Local, test and cloud runs differ only in these values: base URLs point at the wire emulators of
+`infra/local/` or at the real services, and nothing else in the code knows which.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+FunctionName = Literal[
+    "api", "planner", "research", "content", "qa", "payments", "execution", "phonepe_webhook"
+]
+"""Every deployable function; each is its own Cloud Run service."""
+
+
+class Settings(BaseSettings):
+    """Configuration of every function, read from environment variables (names are case-insensitive)."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    environment: Literal["local", "test", "cloud"] = Field("local", alias="MUSE_ENV")
+
+    database_url: str = Field(..., alias="DATABASE_URL")
+    """Postgres DSN; on Supabase use the transaction pooler (port 6543)."""
+    database_pool_max: int = Field(4, alias="MUSE_DB_POOL_MAX", ge=1)
+
+    function_urls: dict[str, str] = Field(default_factory=dict, alias="MUSE_FUNCTION_URLS")
+    """JSON object: function name → public URL. QStash delivers there and signs that exact URL."""
+    function_url_template: str = Field("http://127.0.0.1:8080/{name}", alias="MUSE_FUNCTION_URL_TEMPLATE")
+    """Used for functions missing from `function_urls`."""
+
+    supabase_url: str = Field("http://127.0.0.1:8080/supabase", alias="SUPABASE_URL")
+    supabase_jwt_secret: SecretStr | None = Field(None, alias="SUPABASE_JWT_SECRET")
+    """Legacy HS256 secret; tokens signed with ES256/RS256 are checked against the project's JWKS."""
+    jwt_audience: str = Field("authenticated", alias="MUSE_JWT_AUDIENCE")
+
+    qstash_url: str = Field("https://qstash.upstash.io", alias="QSTASH_URL")
+    qstash_token: SecretStr = Field(..., alias="QSTASH_TOKEN")
+    qstash_current_signing_key: SecretStr = Field(..., alias="QSTASH_CURRENT_SIGNING_KEY")
+    qstash_next_signing_key: SecretStr = Field(..., alias="QSTASH_NEXT_SIGNING_KEY")
+    qstash_retries: int = Field(5, alias="MUSE_QSTASH_RETRIES", ge=0)
+
+    upstash_redis_rest_url: str = Field(..., alias="UPSTASH_REDIS_REST_URL")
+    upstash_redis_rest_token: SecretStr = Field(..., alias="UPSTASH_REDIS_REST_TOKEN")
+
+    gemini_api_key: SecretStr = Field(..., alias="GEMINI_API_KEY")
+    gemini_base_url: str | None = Field(None, alias="GEMINI_BASE_URL")
+    """Unset means Google's endpoint; the local stack points it at its emulator."""
+    gemini_api_version: str = Field("v1beta", alias="GEMINI_API_VERSION")
+    gemini_timeout_ms: int = Field(60_000, alias="GEMINI_TIMEOUT_MS")
+    model_fast: str = Field("gemini-2.5-flash", alias="MUSE_MODEL_FAST")
+    model_strong: str = Field("gemini-2.5-pro", alias="MUSE_MODEL_STRONG")
+    embedding_model: str = Field("gemini-embedding-001", alias="MUSE_EMBEDDING_MODEL")
+    embedding_dimensions: int = Field(768, alias="MUSE_EMBEDDING_DIMENSIONS")
+
+    tavily_api_key: SecretStr = Field(..., alias="TAVILY_API_KEY")
+    tavily_base_url: str = Field("https://api.tavily.com", alias="TAVILY_BASE_URL")
+
+    phonepe_base_url: str = Field("https://api-preprod.phonepe.com/apis/pg-sandbox", alias="PHONEPE_BASE_URL")
+    phonepe_oauth_url: str = Field("https://api-preprod.phonepe.com/apis/pg-sandbox", alias="PHONEPE_OAUTH_URL")
+    phonepe_client_id: str = Field(..., alias="PHONEPE_CLIENT_ID")
+    phonepe_client_secret: SecretStr = Field(..., alias="PHONEPE_CLIENT_SECRET")
+    phonepe_client_version: str = Field("1", alias="PHONEPE_CLIENT_VERSION")
+    phonepe_webhook_username: str = Field(..., alias="PHONEPE_WEBHOOK_USERNAME")
+    phonepe_webhook_password: SecretStr = Field(..., alias="PHONEPE_WEBHOOK_PASSWORD")
+    checkout_redirect_url: str = Field("http://127.0.0.1:8080/checkout/return", alias="MUSE_CHECKOUT_REDIRECT_URL")
+
+    langsmith_tracing: bool = Field(False, alias="LANGSMITH_TRACING")
+    langsmith_endpoint: str = Field("https://api.smith.langchain.com", alias="LANGSMITH_ENDPOINT")
+    langsmith_api_key: SecretStr | None = Field(None, alias="LANGSMITH_API_KEY")
+    langsmith_project: str = Field("muse", alias="LANGSMITH_PROJECT")
+
+    lease_seconds: float = Field(120.0, alias="MUSE_LEASE_SECONDS", gt=0)
+    """How long a step owns its thread; a crashed step's thread frees itself after this."""
+    busy_retry_after_seconds: int = Field(2, alias="MUSE_BUSY_RETRY_AFTER_SECONDS", ge=0)
+    sse_max_seconds: float = Field(25.0, alias="MUSE_SSE_MAX_SECONDS", gt=0)
+    """An event stream ends after this long; clients reconnect with `Last-Event-ID`."""
+
+    @field_validator("function_urls", mode="before")
+    @classmethod
+    def _parse_function_urls(cls, value: object) -> object:
+        if isinstance(value, str):
+            if not value.strip():
+                return {}
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(
+                    f"MUSE_FUNCTION_URLS must be a JSON object such as "
+                    f'{{"planner": "https://planner-xyz.a.run.app"}}, got {value!r}'
+                ) from exc
+        return value
+
+    def function_url(self, name: str) -> str:
+        """Public URL of function `name`: where QStash delivers, and the `sub` its signature carries."""
+        return self.function_urls.get(name) or self.function_url_template.format(name=name)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings of this process, read once; a missing variable fails loudly at cold start."""
+    return Settings()  # type: ignore[call-arg]

@@ -1,0 +1,46 @@
+"""The PhonePe webhook: verify, then hand off to the payments step through QStash.
+
+Imports nothing of the graph stack, so it acknowledges within PhonePe's few seconds even on a
+cold start. It never trusts the body: the payments step confirms through the Order Status API.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from shared.errors import InvalidRequest, Unauthorized
+from shared.queue import StepQueue
+from shared.runtime.messages import PaymentEvent, StepMessage
+from shared.settings import Settings
+from shared.webhook_auth import is_authorized
+
+HANDLED_EVENTS = ("checkout.order.completed", "checkout.order.failed", "pg.order.completed", "pg.order.failed")
+
+
+def receive_phonepe_webhook(body: bytes, authorization: str | None, *, settings: Settings,
+                            queue: StepQueue) -> dict[str, Any]:
+    """Verify a PhonePe S2S callback and queue its confirmation; duplicates collapse in QStash."""
+    if not is_authorized(authorization, username=settings.phonepe_webhook_username,
+                         password=settings.phonepe_webhook_password.get_secret_value()):
+        raise Unauthorized("Webhook Authorization does not match SHA256(username:password) of the configured "
+                           "PHONEPE_WEBHOOK_USERNAME/PASSWORD.")
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise InvalidRequest(f"Webhook body is not JSON: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("payload"), dict):
+        raise InvalidRequest("Webhook body needs `event` and a `payload` object.")
+    event = str(data.get("event") or "")
+    payload = data["payload"]
+    order = payload.get("merchantOrderId")
+    if event not in HANDLED_EVENTS:
+        return {"received": True, "handled": False, "reason": f"event {event!r} is not used by Muse"}
+    if not isinstance(order, str) or not order:
+        raise InvalidRequest("Webhook payload has no `merchantOrderId`.")
+    try:
+        payment = PaymentEvent(merchant_order_id=order, event=event, state=str(payload.get("state") or "")[:20])
+    except ValueError as exc:
+        raise InvalidRequest(f"Webhook payload is malformed: {exc}") from exc
+    queue.publish("payments", StepMessage(kind="payment_event", payment=payment))
+    return {"received": True, "handled": True}
