@@ -117,9 +117,33 @@ def after_approval(state: CampaignState) -> str:
     return "content" if state.get("approval") == "approved" else "plan"
 
 
+DISCLAIMER_FIELD = {"email": "body", "linkedin_post": "text", "instagram_caption": "caption", "ad": "description"}
+
+
+def with_disclaimer(channel: str, copy: dict[str, Any], disclaimer: str | None) -> dict[str, Any]:
+    """Append a required disclaimer verbatim when the model left it out (compliance by construction)."""
+    if not disclaimer:
+        return copy
+    text = json.dumps(copy, ensure_ascii=False).lower()
+    if disclaimer.lower() in text:
+        return copy
+    if channel == "x_thread":
+        return {**copy, "posts": [*copy["posts"][:-1], _fit(copy["posts"][-1], disclaimer, 280)]}
+    field = DISCLAIMER_FIELD[channel]
+    limit = CHANNEL_SCHEMAS[channel].model_fields[field].metadata
+    max_length = next((m.max_length for m in limit if getattr(m, "max_length", None)), 100_000)
+    return {**copy, field: _fit(copy[field], disclaimer, max_length)}
+
+
+def _fit(text: str, suffix: str, max_length: int) -> str:
+    room = max_length - len(suffix) - 1
+    return (text[: max(room, 0)].rstrip() + " " + suffix).strip()
+
+
 def content(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
     """Write each channel's copy (fast tier); on a QA revision, rewrite only the failing channels."""
     deps = runtime.context
+    kit = deps.workspaces.brand_kit(state["workspace_id"])
     drafts = dict(state.get("drafts") or {})
     last_qa = state.get("qa") or {}
     revision = state.get("qa_revisions", 0) + (1 if last_qa else 0)
@@ -136,7 +160,7 @@ def content(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
         if state.get("feedback"):
             prompt += "\nHuman feedback:\n- " + "\n- ".join(state["feedback"])
         out = deps.model.generate(tier="fast", system=prompts.WRITER, prompt=prompt, schema=CHANNEL_SCHEMAS[channel])
-        drafts[channel] = out.value.model_dump()
+        drafts[channel] = with_disclaimer(channel, out.value.model_dump(), kit.required_disclaimers.get(channel))
         deps.artifacts.save_draft(
             campaign_id=state["campaign_id"], workspace_id=state["workspace_id"], channel=channel,
             content=drafts[channel], usage=out.usage, revision=revision + 1,

@@ -1,0 +1,138 @@
+"""`make demo`: one campaign end to end on the local stack, shown step by step.
+
+Starts the stack (unless `--base-url` points at a running one), signs in to the seeded demo
+workspace, creates a campaign, follows its event stream, approves the strategy, pays through the
+PhonePe emulator's payment page, and prints the final artifacts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from infra.local.stack import REPO_ROOT
+
+BRIEF = {
+    "kind": "campaign",
+    "brief": {
+        "title": "Diwali gifting push for the Festive Gift Box",
+        "objective": "Sell 3,000 Festive Gift Boxes in the three weeks before Diwali to urban professionals.",
+        "audience": "Tea lovers aged 25-40 in Bengaluru, Mumbai, Pune and Delhi NCR",
+        "channels": ["email", "instagram_caption", "ad"],
+        "budget_inr": 20000,
+    },
+}
+
+
+def sse(client: httpx.Client, url: str, headers: dict[str, str], last_id: int) -> Iterator[tuple[int, str, Any]]:
+    """Events of one SSE connection as (id, type, data)."""
+    with client.stream("GET", url, headers={**headers, "Last-Event-ID": str(last_id)}, timeout=60) as response:
+        response.raise_for_status()
+        event_id, event_type, data = last_id, "", ""
+        for line in response.iter_lines():
+            if line.startswith("id: "):
+                event_id = int(line[4:])
+            elif line.startswith("event: "):
+                event_type = line[7:]
+            elif line.startswith("data: "):
+                data = line[6:]
+            elif line == "" and event_type:
+                yield event_id, event_type, json.loads(data)
+                event_type, data = "", ""
+
+
+def show(event_type: str, data: dict[str, Any]) -> None:
+    """Print one event in a readable way."""
+    body = data.get("data", {})
+    if event_type == "step.completed":
+        detail = {k: v for k, v in body.items() if k not in ("node", "function")}
+        print(f"  ✓ {body.get('function')}/{body.get('node')}: {json.dumps(detail, ensure_ascii=False)[:300]}")
+    else:
+        print(f"  • {event_type}: {json.dumps(body, ensure_ascii=False)[:300]}")
+
+
+def run(base: str, token: str) -> int:
+    """Drive one campaign; returns the process exit code."""
+    auth = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=base, timeout=30) as client:
+        created = client.post("/api/v1/campaigns", json=BRIEF, headers=auth)
+        created.raise_for_status()
+        campaign_id = created.json()["id"]
+        print(f"Campaign {campaign_id} created: {BRIEF['brief']['title']}")
+        events_url = f"/api/v1/campaigns/{campaign_id}/events"
+        last_id, done, deadline = 0, False, time.monotonic() + 300
+        while not done and time.monotonic() < deadline:
+            for event_id, event_type, data in sse(client, events_url, auth, last_id):
+                last_id = event_id
+                show(event_type, data)
+                if event_type == "decision.requested":
+                    decision = data["data"]
+                    print(f"  → approving {decision['kind']} (budget ₹{decision['payload'].get('budget_inr')})")
+                    client.post(f"/api/v1/campaigns/{campaign_id}/decisions", headers=auth,
+                                json={"decision_id": decision["decision_id"], "action": "approve"}).raise_for_status()
+                elif event_type == "payment.requested":
+                    checkout = client.post(f"/api/v1/campaigns/{campaign_id}/checkout", headers=auth)
+                    checkout.raise_for_status()
+                    order = checkout.json()
+                    print(f"  → paying ₹{order['amount_paise'] / 100:,.2f} at {order['redirect_url']}")
+                    paid = client.post(order["redirect_url"], data={"outcome": "success"}, follow_redirects=False)
+                    print(f"  → PhonePe emulator payment page answered {paid.status_code}")
+                elif event_type in ("campaign.completed", "campaign.failed", "decision.expired"):
+                    done = True
+                    break
+        view = client.get(f"/api/v1/campaigns/{campaign_id}", headers=auth).json()
+    print(f"\nStatus: {view['status']}" + (f" ({view['failure_reason']})" if view.get("failure_reason") else ""))
+    for artifact in view["artifacts"]:
+        print(f"\n=== {artifact['channel']} [{artifact['status']}, revision {artifact['revision']}, "
+              f"model {artifact['model']}, {artifact['usage'].get('output_tokens')} output tokens] ===")
+        for name, value in artifact["content"].items():
+            print(f"{name}: {value}")
+    if view.get("payment"):
+        print(f"\nPayment: {view['payment']['merchant_order_id']} {view['payment']['state']}")
+    return 0 if view["status"] == "completed" else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--base-url", default=None)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
+    parser.add_argument("--data-dir", type=Path, default=REPO_ROOT / ".muse")
+    args = parser.parse_args(argv)
+    stack = None
+    base = args.base_url or f"http://127.0.0.1:{args.port}"
+    if args.base_url is None:
+        log = open(args.data_dir.parent / ".muse-stack.log", "w")
+        stack = subprocess.Popen([sys.executable, "-m", "infra.local.stack", "--port", str(args.port),
+                                  "--data-dir", str(args.data_dir)], cwd=REPO_ROOT, stdout=log, stderr=log)
+        print(f"Starting the local stack on {base} (log: {log.name}) …")
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"{base}/api/v1/openapi.json", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if stack is not None and stack.poll() is not None:
+                print("The local stack exited; see its log.")
+                return 1
+            time.sleep(0.2)
+        token = subprocess.run([sys.executable, "-m", "infra.local.token", "--data-dir", str(args.data_dir)],
+                               cwd=REPO_ROOT, check=True, capture_output=True, text=True).stdout.strip()
+        return run(base, token)
+    finally:
+        if stack is not None:
+            stack.terminate()
+            stack.wait(timeout=20)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

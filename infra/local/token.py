@@ -1,0 +1,44 @@
+"""`make token [WORKSPACE=<name>]`: print a bearer token for a local workspace (created on first use)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import jwt
+
+from infra.local.seed import ensure_local_workspace
+from infra.local.stack import DEFAULT_DATA_DIR, LocalSecrets, setup_database, start_postgres
+
+
+def mint(secret: str, *, user_id: str, workspace_id: str, slug: str, issuer: str, hours: float = 24) -> str:
+    """An HS256 Supabase-shaped access token for `user_id` in `workspace_id`."""
+    now = int(time.time())
+    claims = {
+        "iss": issuer, "sub": user_id, "aud": "authenticated", "role": "authenticated",
+        "iat": now, "exp": now + int(hours * 3600), "email": f"owner@{slug}.local",
+        "app_metadata": {"provider": "email", "workspace_id": workspace_id}, "user_metadata": {},
+    }
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--workspace", default="demo")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    args = parser.parse_args(argv)
+    slug = args.workspace.lower()
+    handles: list[object] = []
+    database_url = start_postgres(args.data_dir, handles)
+    setup_database(database_url)
+    workspace_id, user_id = ensure_local_workspace(database_url, slug)
+    local = LocalSecrets.load_or_create(args.data_dir)
+    print(mint(local.jwt_secret, user_id=user_id, workspace_id=workspace_id, slug=slug,
+               issuer="http://127.0.0.1/auth/v1"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
