@@ -115,6 +115,7 @@ def create_app(config: EmulatorConfig) -> flask.Flask:
 
     @app.post("/_emulator/script")
     def add_rules() -> flask.Response:
+        """Append rules; each gets an `index`, unique for the app's lifetime, that the log refers to."""
         body = flask.request.get_json(silent=True) or {}
         rules = body.get("rules")
         if not isinstance(rules, list):

@@ -224,7 +224,7 @@ def test_wrong_api_key_is_rejected_in_gemini_error_shape(server: RunningServer, 
 
 
 def test_scripted_rules_match_by_substring_and_run_out(client: genai.Client, http: httpx.Client) -> None:
-    http.post(
+    installed = http.post(
         "/_emulator/script",
         json={
             "rules": [
@@ -232,7 +232,7 @@ def test_scripted_rules_match_by_substring_and_run_out(client: genai.Client, htt
                 {"match": {"model": "gemini-2.5-pro"}, "response": {"json": {"ok": True}}},
             ]
         },
-    ).raise_for_status()
+    ).json()["rules"]
 
     first = client.models.generate_content(model=MODEL, contents="a festival plan")
     second = client.models.generate_content(model=MODEL, contents="a festival plan")
@@ -242,7 +242,7 @@ def test_scripted_rules_match_by_substring_and_run_out(client: genai.Client, htt
     assert second.text and second.text.startswith("[emulated")
     assert pro.text == '{"ok": true}'
     log = http.get("/_emulator/requests").json()
-    assert [entry["rule"] for entry in log] == [0, None, 1]
+    assert [entry["rule"] for entry in log] == [installed[0]["index"], None, installed[1]["index"]]
     assert [entry["model"] for entry in log] == [MODEL, MODEL, "gemini-2.5-pro"]
     assert log[0]["text"] == "a festival plan"
     assert log[0]["path"] == f"/v1beta/models/{MODEL}:generateContent"
@@ -378,9 +378,9 @@ def test_embedding_errors_need_an_explicit_action(client: genai.Client, http: ht
         {"match": {}, "response": {"text": "generation only"}},
         {"match": {"action": "batchEmbedContents"}, "status": 500, "times": 1},
     ]
-    http.post("/_emulator/script", json={"rules": rules}).raise_for_status()
+    installed = http.post("/_emulator/script", json={"rules": rules}).json()["rules"]
 
     with pytest.raises(errors.ServerError):
         client.models.embed_content(model="gemini-embedding-001", contents="first")
     assert client.models.embed_content(model="gemini-embedding-001", contents="second").embeddings
-    assert [entry["rule"] for entry in http.get("/_emulator/requests").json()] == [1, None]
+    assert [entry["rule"] for entry in http.get("/_emulator/requests").json()] == [installed[1]["index"], None]
