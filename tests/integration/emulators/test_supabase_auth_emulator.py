@@ -14,13 +14,13 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
+from supabase import Client, ClientOptions, create_client
 from supabase_auth.errors import AuthApiError
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from infra.local.emulators.config import EmulatorConfig
 from infra.local.emulators.supabase_auth import create_app, generate_es256_jwk, sign_access_token
 from infra.local.serve import serve_in_thread
-from supabase import Client, ClientOptions, create_client
 
 USER_ID = "5f0c3a1e-7c1b-4f7a-9d1e-2b9a8c7d6e5f"
 

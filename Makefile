@@ -1,0 +1,52 @@
+# Muse — every command a newcomer needs. `make demo` on a fresh machine does it all.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8080
+WORKSPACE ?= demo
+export PYTHONPATH := $(CURDIR)
+export XDG_RUNTIME_DIR ?= $(CURDIR)/.muse/run
+
+.PHONY: install dev demo token test unit integration e2e lint bench setup-db clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+install: $(VENV)/.installed
+	@mkdir -p $(XDG_RUNTIME_DIR) && chmod 700 $(XDG_RUNTIME_DIR)
+
+dev: install  ## Serve every function and emulator on one port (PORT=8080).
+	$(BIN)/python -m infra.local.stack --port $(PORT)
+
+demo: install  ## Start the local stack and run one campaign end to end.
+	$(BIN)/python -m infra.local.demo --port $(PORT)
+
+token: install  ## Print a bearer token for WORKSPACE (default: the seeded demo workspace).
+	@$(BIN)/python -m infra.local.token --workspace $(WORKSPACE)
+
+test: install lint  ## Install and run the whole suite (unit, integration, end-to-end).
+	$(BIN)/python -m pytest
+
+unit: install
+	$(BIN)/python -m pytest tests/unit
+
+integration: install
+	$(BIN)/python -m pytest tests/integration
+
+e2e: install
+	$(BIN)/python -m pytest tests/e2e
+
+lint: install
+	$(BIN)/ruff check .
+
+bench: install  ## Step overhead vs bare graph.invoke, and cold starts.
+	$(BIN)/python -m infra.bench
+
+setup-db: install  ## The deploy-time setup step against DATABASE_URL (checkpointer tables + migrations).
+	$(BIN)/python -m infra.setup_db
+
+clean:
+	rm -rf .muse .pytest_cache .ruff_cache

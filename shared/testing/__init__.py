@@ -1,0 +1,1 @@
+"""Small working implementations of `shared.ports` Protocols for unit and integration tests."""

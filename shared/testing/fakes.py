@@ -1,0 +1,92 @@
+"""In-memory fakes of the ports nodes use: a scripted model, canned search, a recording queue."""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from shared.campaigns.schemas import (
+    AdCopy,
+    EmailCopy,
+    InstagramCaption,
+    LinkedInPost,
+    Plan,
+    ResearchSummary,
+    Strategy,
+    XThread,
+)
+from shared.ports import Finding, Generated, ModelTier, Usage
+from shared.runtime.messages import StepMessage
+
+T = TypeVar("T", bound=BaseModel)
+
+DEFAULTS: dict[type[BaseModel], dict[str, Any]] = {
+    Plan: {"objective": "Grow festive sales", "audience": "Urban tea lovers", "channels": ["email", "ad"],
+           "kpis": ["orders"], "research_queries": ["diwali gifting trends", "tea gift competitors"]},
+    ResearchSummary: {"key_findings": [{"claim": "Gifting peaks before Diwali", "source_ids": ["web:1"]}],
+                      "opportunities": ["gift boxes"], "risks": ["discount wars"]},
+    Strategy: {"positioning": "The thoughtful Diwali gift", "key_messages": ["Single-origin, grower-named"],
+               "budget_inr": 20000, "budget_split": [{"channel": "email", "amount_inr": 20000}],
+               "rationale": "Provenance sells gifts"},
+    EmailCopy: {"subject": "A gift with a story", "preheader": "From 40 growers", "body": "Tea worth giving.",
+                "cta": "Shop the box"},
+    LinkedInPost: {"text": "Our growers, our story."},
+    XThread: {"posts": ["Diwali, steeped in provenance."]},
+    InstagramCaption: {"caption": "Gift calm this Diwali.", "hashtags": ["#diwali"]},
+    AdCopy: {"headline": "The Diwali tea gift", "description": "Four single-origin teas in one box."},
+}
+
+
+@dataclass
+class ScriptedModel:
+    """`StructuredModel` answering from per-schema scripts, else from `DEFAULTS`; records every prompt."""
+
+    scripts: dict[type[BaseModel], deque[dict[str, Any] | Exception]] = field(
+        default_factory=lambda: defaultdict(deque))
+    calls: list[tuple[str, str, str]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def script(self, schema: type[BaseModel], *answers: dict[str, Any] | Exception) -> None:
+        """Queue answers (or errors to raise) for the next calls with `schema`."""
+        self.scripts[schema].extend(answers)
+
+    def generate(self, *, tier: ModelTier, system: str, prompt: str, schema: type[T]) -> Generated[T]:
+        with self._lock:
+            self.calls.append((tier, schema.__name__, prompt))
+            queued = self.scripts[schema].popleft() if self.scripts[schema] else None
+        if isinstance(queued, Exception):
+            raise queued
+        value = schema.model_validate(queued if queued is not None else DEFAULTS[schema])
+        return Generated(value=value, usage=Usage(model=f"scripted-{tier}", prompt_tokens=len(prompt) // 4,
+                                                  output_tokens=10))
+
+
+@dataclass
+class CannedSearch:
+    """`WebSearch` and `KnowledgeSearch` returning fixed findings; counts calls."""
+
+    findings: list[Finding] = field(default_factory=lambda: [
+        Finding(source_id="web:1", title="Diwali gifting 2026", content="Gift boxes sell out early.")])
+    calls: int = 0
+
+    def search(self, *args: Any, **kwargs: Any) -> list[Finding]:
+        self.calls += 1
+        return list(self.findings)
+
+
+@dataclass
+class RecordingQueue:
+    """`StepQueue` that keeps published messages, deduplicating by id like QStash."""
+
+    published: list[tuple[str, StepMessage, int | None]] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
+
+    def publish(self, function: str, message: StepMessage, *, delay_seconds: int | None = None) -> str:
+        if message.dedup_id() not in self.seen:
+            self.seen.add(message.dedup_id())
+            self.published.append((function, message, delay_seconds))
+        return f"msg_{len(self.published)}"
