@@ -206,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--functions-url", default=None, help="Base URL of the functions (emulators-only mode).")
     parser.add_argument("--qstash-backoff-scale", type=float,
                         default=float(os.environ.get("MUSE_QSTASH_BACKOFF_SCALE", "1.0")))
+    parser.add_argument("--webhook-url", default=None, help="Where the PhonePe emulator sends webhooks.")
     parser.add_argument("--no-seed", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -217,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     applied = setup_database(dbs.database_url)
     log.info("database ready (%d migrations applied now)", len(applied))
     local = LocalSecrets.load_or_create(args.data_dir)
-    config = emulator_config(base_url=base, dbs=dbs, local=local, webhook_url=f"{functions_url}/webhooks/phonepe",
+    webhook_url = args.webhook_url or f"{functions_url}/webhooks/phonepe"
+    config = emulator_config(base_url=base, dbs=dbs, local=local, webhook_url=webhook_url,
                              backoff_scale=args.qstash_backoff_scale)
     env = function_env(emulators_url=base, dbs=dbs, local=local, config=config, functions_url=functions_url)
     (args.data_dir / "env.json").write_text(json.dumps(env, indent=1))
