@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
+
+from shared.errors import ConfigurationError
 
 FunctionName = Literal[
     "api", "planner", "research", "content", "qa", "payments", "execution", "phonepe_webhook"
@@ -30,7 +33,7 @@ class Settings(BaseSettings):
     """Postgres DSN; on Supabase use the transaction pooler (port 6543)."""
     database_pool_max: int = Field(4, alias="MUSE_DB_POOL_MAX", ge=1)
 
-    function_urls: dict[str, str] = Field(default_factory=dict, alias="MUSE_FUNCTION_URLS")
+    function_urls: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict, alias="MUSE_FUNCTION_URLS")
     """JSON object: function name → public URL. QStash delivers there and signs that exact URL."""
     function_url_template: str = Field("http://127.0.0.1:8080/{name}", alias="MUSE_FUNCTION_URL_TEMPLATE")
     """Used for functions missing from `function_urls`."""
@@ -69,6 +72,9 @@ class Settings(BaseSettings):
     phonepe_client_version: str = Field("1", alias="PHONEPE_CLIENT_VERSION")
     phonepe_webhook_username: str = Field(..., alias="PHONEPE_WEBHOOK_USERNAME")
     phonepe_webhook_password: SecretStr = Field(..., alias="PHONEPE_WEBHOOK_PASSWORD")
+    payment_recheck_seconds: Annotated[list[int], NoDecode] = Field(default=[20, 30, 60, 60, 120, 300, 600],
+                                               alias="MUSE_PAYMENT_RECHECK_SECONDS")
+    """Delays of the Order Status re-checks after an inconclusive webhook (PhonePe's reconciliation rule)."""
     checkout_redirect_url: str = Field("http://127.0.0.1:8080/checkout/return", alias="MUSE_CHECKOUT_REDIRECT_URL")
 
     langsmith_tracing: bool = Field(False, alias="LANGSMITH_TRACING")
@@ -81,6 +87,16 @@ class Settings(BaseSettings):
     busy_retry_after_seconds: int = Field(2, alias="MUSE_BUSY_RETRY_AFTER_SECONDS", ge=0)
     sse_max_seconds: float = Field(25.0, alias="MUSE_SSE_MAX_SECONDS", gt=0)
     """An event stream ends after this long; clients reconnect with `Last-Event-ID`."""
+
+    @field_validator("payment_recheck_seconds", mode="before")
+    @classmethod
+    def _parse_seconds(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return [int(v) for v in value.split(",") if v.strip()]
+            except ValueError as exc:
+                raise ValueError(f"MUSE_PAYMENT_RECHECK_SECONDS must be comma-separated seconds, got {value!r}") from exc
+        return value
 
     @field_validator("function_urls", mode="before")
     @classmethod
@@ -104,5 +120,11 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """Settings of this process, read once; a missing variable fails loudly at cold start."""
-    return Settings()  # type: ignore[call-arg]
+    """Settings of this process, read once; a missing or malformed variable fails loudly, naming it."""
+    try:
+        return Settings()  # type: ignore[call-arg]
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ConfigurationError(f"Invalid environment: {problems}. See .env.example.") from exc
+    except SettingsError as exc:
+        raise ConfigurationError(f"Invalid environment: {exc}. See .env.example.") from exc

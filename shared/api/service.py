@@ -31,7 +31,7 @@ from shared.db.pool import as_service, as_user
 from shared.errors import Conflict, InvalidRequest, NotFound, Unauthorized
 from shared.integrations.phonepe import OrderAlreadyExists, PhonePeClient
 from shared.queue import StepQueue
-from shared.runtime.messages import StepMessage
+from shared.runtime.messages import PaymentEvent, StepMessage
 from shared.settings import Settings
 
 TERMINAL = {"completed", "failed", "expired"}
@@ -188,6 +188,9 @@ class Api:
                 paydb.payment_created(svc, order_id, phonepe_order_id=order.order_id, redirect_url=order.redirect_url)
                 db.add_event(svc, campaign_id=campaign_id, workspace_id=row["workspace_id"], type_="payment.created",
                              data={"merchant_order_id": order_id, "amount_paise": amount})
+                reconcile = PaymentEvent(merchant_order_id=order_id, event="reconcile", recheck=1)
+                self.queue.publish("payments", StepMessage(kind="payment_event", payment=reconcile),
+                                   delay_seconds=self.settings.payment_recheck_seconds[0])
                 return Checkout(merchant_order_id=order_id, redirect_url=order.redirect_url, amount_paise=amount,
                                 state=order.state.lower())
         raise Conflict("Could not create a PhonePe order after 3 attempts; try again.")

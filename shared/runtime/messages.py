@@ -18,6 +18,8 @@ class PaymentEvent(BaseModel):
     merchant_order_id: str = Field(min_length=1, max_length=63)
     event: str = Field(min_length=1, max_length=100)
     state: str = Field(default="", max_length=20)
+    recheck: int = Field(default=0, ge=0, le=100)
+    """0 for the webhook itself; n for the n-th scheduled Order Status re-check (reconciliation)."""
 
 
 class StepMessage(BaseModel):
@@ -41,6 +43,7 @@ class StepMessage(BaseModel):
         """A QStash deduplication id derived from thread and checkpoint (no `:` or spaces)."""
         head = self.expected_checkpoint_id or "root"
         if self.kind == "payment_event" and self.payment is not None:
-            return f"pay-{self.payment.merchant_order_id}-{self.payment.event}".replace(":", "-")
+            p = self.payment
+            return f"pay-{p.merchant_order_id}-{p.event}-{p.recheck}".replace(":", "-")
         suffix = f"-{self.decision_id}" if self.decision_id else ""
         return f"{self.campaign_id}-{self.kind}-{head}{suffix}"

@@ -24,7 +24,7 @@ from qstash import Receiver
 
 from shared.campaigns.events import describe
 from shared.campaigns.graph import NODE_OWNERS
-from shared.db.payments import PaymentRepository
+from shared.db.payments import Payment, PaymentRepository
 from shared.db.threads import Event, Grant, LeaseBusy, Outcome, ThreadRepository, UnknownCampaign
 from shared.deps import Deps
 from shared.errors import MuseError, PermanentStepError, ThreadBusy
@@ -302,11 +302,23 @@ class StepRuntime:
         if status.state == "FAILED":
             self.payments.mark(payment, "failed", phonepe_order_id=status.order_id, event="payment.failed", data=seen)
             return None
-        if status.state != "PENDING":
+        if status.state != "PENDING" or message.payment.state == "COMPLETED":
             self.payments.event(payment, "payment.mismatch", seen)
-        elif message.payment.state == "COMPLETED":
-            self.payments.event(payment, "payment.mismatch", seen)
+        self._schedule_recheck(message, payment)
         return None
+
+    def _schedule_recheck(self, message: StepMessage, payment: Payment) -> None:
+        """Confirm again later: PhonePe's order status may lag its webhook, and webhooks may never come."""
+        assert message.payment is not None
+        schedule = self.settings.payment_recheck_seconds
+        attempt = message.payment.recheck
+        if attempt >= len(schedule):
+            self.payments.event(payment, "payment.unconfirmed", {"merchant_order_id": payment.merchant_order_id,
+                                                                 "rechecks": attempt})
+            return
+        recheck = message.payment.model_copy(update={"recheck": attempt + 1})
+        self.queue.publish(self.function, StepMessage(kind="payment_event", payment=recheck),
+                           delay_seconds=schedule[attempt])
 
     def _on_failure_callback(self, raw: dict[str, Any]) -> Reply:
         """QStash gave up on a message: mark its campaign failed with the last answer as the reason."""

@@ -178,6 +178,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "MUSE_BUSY_RETRY_AFTER_SECONDS": "1",
             "MUSE_QSTASH_RETRIES": "12",
             "MUSE_SSE_MAX_SECONDS": "3",
+            "MUSE_PAYMENT_RECHECK_SECONDS": ",".join(["1"] * 20),
             "WORKERS": "1",
             "THREADS": "8",
         })

@@ -118,7 +118,7 @@ def test_killed_mid_step_then_retried_completes_without_duplicate_effects(stack:
     auth = stack.new_workspace()
     campaign_id = stack.create(auth, channels=["ad", "email"])
     stack.wait_for(auth, campaign_id, "awaiting_decision")
-    marker = f"Channel: email"
+    marker = "Channel: email"
     stack.emulator("POST", "/gemini/_emulator/script", json={"rules": [
         {"match": {"contains": marker}, "delay_seconds": 30, "times": 1, "response": {"json": {
             "subject": "s", "preheader": "p", "body": "b", "cta": "c"}}}]})
@@ -186,20 +186,22 @@ def test_webhook_with_wrong_authorization_or_disagreeing_status_does_not_advance
                        campaign_id):
         assert time.monotonic() < deadline, "the amount mismatch was never recorded"
         time.sleep(0.1)
-    stack.emulator("POST", f"/phonepe/_emulator/orders/{merchant_order_id}/override", json={"state": "PENDING",
-                                                                                          "amount": None})
+    time.sleep(2.5)
+    assert stack.campaign(auth, campaign_id)["status"] == "awaiting_payment"
+    stack.emulator("POST", f"/phonepe/_emulator/orders/{merchant_order_id}/override",
+                   json={"state": "PENDING", "amount": None})
     stack.emulator("POST", f"/phonepe/_emulator/orders/{merchant_order_id}/webhook",
-                   json={"event": "checkout.order.completed"})
-    time.sleep(1.5)
+                   json={"event": "checkout.order.completed", "state": "COMPLETED"})
+    time.sleep(2.5)
     assert stack.campaign(auth, campaign_id)["status"] == "awaiting_payment"
     stack.emulator("POST", f"/phonepe/_emulator/orders/{merchant_order_id}/override", json={"state": None})
-    stack.emulator("POST", f"/phonepe/_emulator/orders/{merchant_order_id}/webhook",
-                   json={"event": "checkout.order.completed"})
     stack.wait_for(auth, campaign_id, "completed")
-    stack.emulator("POST", f"/phonepe/_emulator/orders/{merchant_order_id}/webhook",
-                   json={"event": "checkout.order.completed"})
-    time.sleep(1)
+    for _ in range(2):
+        stack.emulator("POST", f"/phonepe/_emulator/orders/{merchant_order_id}/webhook",
+                       json={"event": "checkout.order.completed"})
+    time.sleep(1.5)
     assert _node_runs(stack, campaign_id)["execute"] == 1
+    assert stack.campaign(auth, campaign_id)["payment"]["state"] == "completed"
 
 
 def test_another_workspace_gets_404(stack: Stack) -> None:
