@@ -95,7 +95,9 @@ class Settings(BaseSettings):
             try:
                 return [int(v) for v in value.split(",") if v.strip()]
             except ValueError as exc:
-                raise ValueError(f"MUSE_PAYMENT_RECHECK_SECONDS must be comma-separated seconds, got {value!r}") from exc
+                raise ValueError(
+                    f"MUSE_PAYMENT_RECHECK_SECONDS must be comma-separated seconds, got {value!r}"
+                ) from exc
         return value
 
     @field_validator("function_urls", mode="before")

@@ -130,7 +130,7 @@ class Stack:
             if view["status"] in ("failed", "expired") and view["status"] not in statuses:
                 raise AssertionError(f"campaign ended {view['status']}: {view.get('failure_reason')}")
             time.sleep(0.1)
-        raise AssertionError(f"campaign still {view.get('status')!r} (step {view.get('current_step')}) after {timeout}s")
+        raise AssertionError(f"campaign still {view.get('status')!r} at {view.get('current_step')} after {timeout}s")
 
     def decide(self, auth: dict[str, str], campaign_id: str, action: str = "approve", **extra: Any) -> None:
         pending = self.campaign(auth, campaign_id)["pending_decision"]

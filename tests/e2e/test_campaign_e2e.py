@@ -59,7 +59,8 @@ def test_full_campaign_over_http(stack: Stack) -> None:
     assert sorted(a["channel"] for a in view["artifacts"]) == ["ad", "email"]
     assert all(a["status"] == "published" and a["content"] for a in view["artifacts"])
     assert all(a["usage"]["output_tokens"] > 0 for a in view["artifacts"])
-    assert view["payment"]["state"] == "completed" and view["payment"]["merchant_order_id"] == order["merchant_order_id"]
+    assert view["payment"]["state"] == "completed"
+    assert view["payment"]["merchant_order_id"] == order["merchant_order_id"]
     assert _node_runs(stack, campaign_id) == {"plan": 1, "research_web": 1, "research_knowledge": 1, "summarize": 1,
                                               "strategy": 1, "approve_strategy": 1, "content": 1, "qa_gate": 1,
                                               "await_payment": 1, "execute": 1}
