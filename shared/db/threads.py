@@ -34,7 +34,6 @@ RETURNING id
 _EVENT = """
 INSERT INTO public.campaign_events (campaign_id, workspace_id, type, data) VALUES (%s, %s, %s, %s)
 """
-_CLEAR_OUTBOX = "UPDATE public.campaigns SET outbox = NULL WHERE id = %s AND outbox ->> 'dedup_id' = %s"
 _FAIL = """
 UPDATE public.campaigns SET status = 'failed', failure_reason = %s, outbox = NULL, updated_at = now()
 WHERE id = %s AND status NOT IN ('completed', 'failed', 'expired')
@@ -142,11 +141,6 @@ class ThreadRepository:
                 cur.executemany(_EVENT, [(grant.campaign_id, grant.workspace_id, e.type, Jsonb(e.data))
                                          for e in events])
         return True
-
-    def clear_outbox(self, campaign_id: UUID, dedup_id: str) -> None:
-        """Forget an outbox message once QStash has accepted it."""
-        with self.pool.connection() as conn:
-            conn.execute(_CLEAR_OUTBOX, (campaign_id, dedup_id))
 
     def decided_by(self, decision_id: str) -> str | None:
         """'user' or 'timeout' if this decision was already recorded, else None."""

@@ -71,8 +71,9 @@ class StepRuntime:
 
     def __init__(self, *, function: str, settings: Settings, graph: Any, deps: Deps, threads: ThreadRepository,
                  queue: StepQueue, receiver: Receiver, payments: PaymentRepository | None = None,
-                 phonepe: PhonePeClient | None = None) -> None:
+                 phonepe: PhonePeClient | None = None, owners: dict[str, str] | None = None) -> None:
         self.function = function
+        self.owners = owners or NODE_OWNERS
         self.settings = settings
         self.graph = graph
         self.deps = deps
@@ -83,7 +84,7 @@ class StepRuntime:
         self.phonepe = phonepe
         self.url = settings.function_url(function)
         self.instance = f"{function}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self.foreign_nodes = [n for n, owner in NODE_OWNERS.items() if owner != function]
+        self.foreign_nodes = [n for n, owner in self.owners.items() if owner != function]
 
     def handle(self, body: bytes, signature: str | None) -> Reply:
         """Handle one QStash delivery (raises `MuseError`s for the edge to map)."""
@@ -200,7 +201,7 @@ class StepRuntime:
             "recursion_limit": 100,
         }
         result = RunResult(head=grant.head)
-        for mode, chunk in self.graph.stream(graph_input, config, context=self.deps, durability="sync",
+        for mode, chunk in self.graph.stream(graph_input, config, context=self.deps, durability="exit",
                                              interrupt_before=self.foreign_nodes,
                                              stream_mode=["updates", "checkpoints"]):
             if mode == "checkpoints":
@@ -221,7 +222,7 @@ class StepRuntime:
             interrupt = result.interrupts[0]
             value = dict(interrupt.value)
             node = result.next_nodes[0]
-            owner = NODE_OWNERS[node]
+            owner = self.owners[node]
             now = datetime.now(UTC)
             pending = {"id": interrupt.id, "kind": value["kind"], "node": node, "function": owner,
                        "payload": value, "requested_at": now.isoformat()}
@@ -238,7 +239,7 @@ class StepRuntime:
             events.append(Event(event, {"decision_id": interrupt.id, "kind": value["kind"], "payload": value}))
             return Outcome(status=status, current_step=node, pending_decision=pending, outbox=outbox), events
         if result.next_nodes:
-            owners = {NODE_OWNERS[n] for n in result.next_nodes}
+            owners = {self.owners[n] for n in result.next_nodes}
             if len(owners) != 1 or self.function in owners:
                 raise PermanentStepError(f"Nodes {result.next_nodes} cannot be scheduled from {self.function!r}.")
             [owner] = owners
@@ -263,11 +264,15 @@ class StepRuntime:
             return
         message = StepMessage.model_validate(outbox["message"])
         self.queue.publish(outbox["function"], message, delay_seconds=outbox.get("delay_seconds"))
-        self.threads.clear_outbox(grant.campaign_id, outbox["dedup_id"])
 
     def _republish(self, grant: Grant) -> None:
-        """A duplicate delivery re-sends an outbox that an earlier step may have failed to publish."""
-        if grant.outbox:
+        """A duplicate delivery re-sends the outbox of the thread's current head.
+
+        The step that wrote it may have died between committing and publishing; QStash deduplicates
+        the copy if it did publish. Only the head's own continuation is re-sent, so a stale outbox
+        can never loop.
+        """
+        if grant.outbox and grant.outbox["message"].get("expected_checkpoint_id") == grant.head:
             self._publish(grant, grant.outbox)
 
     def _expire(self, grant: Grant, plan: _Plan) -> Reply:

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,70 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
+from infra.local.processes import FUNCTIONS, FunctionProcess, free_port, start_emulators
 from infra.local.seed import ensure_local_workspace
-from infra.local.stack import REPO_ROOT, LocalSecrets
+from infra.local.stack import LocalSecrets
 from infra.local.token import mint
-
-FUNCTIONS = ("api", "planner", "research", "content", "qa", "payments", "execution", "phonepe_webhook")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port: int, *, timeout: float = 60.0, proc: subprocess.Popen[bytes] | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process on port {port} exited with {proc.returncode}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on port {port} after {timeout}s")
-
-
-@dataclass
-class FunctionProcess:
-    """One function served by functions-framework in its own process, as on Cloud Run."""
-
-    name: str
-    port: int
-    env: dict[str, str]
-    log: Path
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
-
-    def start(self) -> float:
-        """Start the process; returns seconds from spawn until the port accepts connections."""
-        started = time.monotonic()
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "functions_framework", "--target", self.name,
-                 "--source", str(REPO_ROOT / "functions" / self.name / "main.py"),
-                 "--host", "127.0.0.1", "--port", str(self.port)],
-                cwd=REPO_ROOT, env=self.env, stdout=out, stderr=out, start_new_session=True)
-        wait_for_port(self.port, proc=self.proc)
-        return time.monotonic() - started
-
-    def kill(self) -> None:
-        """SIGKILL the process group (gunicorn master and workers) and wait."""
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 @dataclass
@@ -160,41 +95,22 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     data_dir = tmp_path_factory.mktemp("muse-e2e")
     ports = {name: free_port() for name in FUNCTIONS}
     urls = {name: f"http://127.0.0.1:{port}/" for name, port in ports.items()}
-    emulator_port = free_port()
-    log = (data_dir / "emulators.log").open("ab")
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("MUSE_", "QSTASH_", "GEMINI_"))}
-    base_env["PYTHONPATH"] = str(REPO_ROOT)
-    emulators = subprocess.Popen(
-        [sys.executable, "-m", "infra.local.stack", "--emulators-only", "--port", str(emulator_port),
-         "--data-dir", str(data_dir), "--webhook-url", urls["phonepe_webhook"], "--functions-url",
-         f"http://127.0.0.1:{ports['api']}", "--qstash-backoff-scale", "0.05", "--no-seed"],
-        cwd=REPO_ROOT, env=base_env, stdout=log, stderr=log)
+    emulators = start_emulators(data_dir, webhook_url=urls["phonepe_webhook"],
+                                functions_url=f"http://127.0.0.1:{ports['api']}")
     try:
-        wait_for_port(emulator_port, proc=emulators, timeout=120)
-        env = {**base_env, **json.loads((data_dir / "env.json").read_text())}
-        env.update({
-            "MUSE_FUNCTION_URLS": json.dumps(urls),
-            "MUSE_LEASE_SECONDS": "4",
-            "MUSE_BUSY_RETRY_AFTER_SECONDS": "1",
-            "MUSE_QSTASH_RETRIES": "12",
-            "MUSE_SSE_MAX_SECONDS": "3",
-            "MUSE_PAYMENT_RECHECK_SECONDS": ",".join(["1"] * 20),
-            "WORKERS": "1",
-            "THREADS": "8",
-        })
+        env = emulators.function_env(
+            urls, MUSE_LEASE_SECONDS="4", MUSE_BUSY_RETRY_AFTER_SECONDS="1", MUSE_QSTASH_RETRIES="12",
+            MUSE_SSE_MAX_SECONDS="3", MUSE_PAYMENT_RECHECK_SECONDS=",".join(["1"] * 20), WORKERS="1", THREADS="8")
         functions = {name: FunctionProcess(name, ports[name], env, data_dir / f"{name}.log") for name in FUNCTIONS}
-        for fn in functions.values():
-            fn.start()
-        running = Stack(emulators_url=f"http://127.0.0.1:{emulator_port}", data_dir=data_dir, env=env,
-                        functions=functions, local=LocalSecrets.load_or_create(data_dir), emulators=emulators)
-        yield running
-        running.http.close()
-        for fn in functions.values():
-            fn.stop()
-    finally:
-        emulators.terminate()
         try:
-            emulators.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            emulators.kill()
-        log.close()
+            for fn in functions.values():
+                fn.start()
+            running = Stack(emulators_url=emulators.url, data_dir=data_dir, env=env, functions=functions,
+                            local=LocalSecrets.load_or_create(data_dir), emulators=emulators.proc)
+            yield running
+            running.http.close()
+        finally:
+            for fn in functions.values():
+                fn.stop()
+    finally:
+        emulators.stop()

@@ -16,12 +16,13 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
 
 SCHEMA = "qstash_emulator"
 PENDING_STATES = ("CREATED", "RETRY", "ACTIVE")
@@ -136,14 +137,20 @@ _JSON_COLUMNS = {"header", "callback_header", "failure_callback_header"}
 
 
 class QStashStore:
-    """Thin data-access layer over the `qstash_emulator` schema; one short connection per call."""
+    """Thin data-access layer over the `qstash_emulator` schema, on a small connection pool."""
 
     def __init__(self, database_url: str) -> None:
         self._database_url = database_url
+        self._pool = ConnectionPool(database_url, min_size=1, max_size=12, open=True, name="qstash-emulator",
+                                    kwargs={"prepare_threshold": None, "row_factory": dict_row})
 
-    def connect(self) -> psycopg.Connection[dict[str, Any]]:
-        """A new connection (caller closes it); safe behind transaction poolers."""
-        return psycopg.connect(self._database_url, prepare_threshold=None, row_factory=dict_row)
+    def connect(self) -> AbstractContextManager[psycopg.Connection[dict[str, Any]]]:
+        """A pooled connection for one `with` block (committed, or rolled back on error, when returned)."""
+        return self._pool.connection()
+
+    def close(self) -> None:
+        """Close the pool."""
+        self._pool.close()
 
     @contextmanager
     def transaction(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:

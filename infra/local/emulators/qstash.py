@@ -879,6 +879,7 @@ class QStashEmulator:
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the delivery worker; pending messages stay in Postgres for the next emulator."""
         self.worker.stop(timeout)
+        self.store.close()
 
     def drain(self, timeout: float = 10.0) -> bool:
         """Block until no message is due or in flight; False if that did not happen within `timeout`.
