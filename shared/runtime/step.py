@@ -14,10 +14,13 @@ import json
 import logging
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import langsmith
 from langgraph.types import Command
 from pydantic import ValidationError
 from qstash import Receiver
@@ -71,9 +74,11 @@ class StepRuntime:
 
     def __init__(self, *, function: str, settings: Settings, graph: Any, deps: Deps, threads: ThreadRepository,
                  queue: StepQueue, receiver: Receiver, payments: PaymentRepository | None = None,
-                 phonepe: PhonePeClient | None = None, owners: dict[str, str] | None = None) -> None:
+                 phonepe: PhonePeClient | None = None, owners: dict[str, str] | None = None,
+                 tracer: langsmith.Client | None = None) -> None:
         self.function = function
         self.owners = owners or NODE_OWNERS
+        self.tracer = tracer
         self.settings = settings
         self.graph = graph
         self.deps = deps
@@ -170,7 +175,7 @@ class StepRuntime:
 
     def _run(self, grant: Grant, plan: _Plan) -> Reply:
         try:
-            with fenced(Fence(str(grant.campaign_id), grant.fence)):
+            with fenced(Fence(str(grant.campaign_id), grant.fence)), self._traced(grant):
                 result = self._stream(grant, plan.graph_input)
         except LeaseLost:
             raise
@@ -191,6 +196,24 @@ class StepRuntime:
         self._finish(grant, outcome, events, plan.decision)
         self._publish(grant, outcome.outbox)
         return Reply(200, {"status": outcome.status, "step": outcome.current_step, "head": result.head})
+
+    @contextmanager
+    def _traced(self, grant: Grant) -> Iterator[None]:
+        """Trace the graph run to LangSmith when configured, flushing before the function answers.
+
+        Cloud Run throttles CPU once a response is sent, so traces are flushed inside the request.
+        """
+        if self.tracer is None:
+            yield
+            return
+        metadata = {"campaign_id": str(grant.campaign_id), "workspace_id": str(grant.workspace_id),
+                    "function": self.function}
+        try:
+            with langsmith.tracing_context(client=self.tracer, enabled=True, metadata=metadata,
+                                           project_name=self.settings.langsmith_project):
+                yield
+        finally:
+            self.tracer.flush(timeout=5)
 
     def _stream(self, grant: Grant, graph_input: Any) -> RunResult:
         config = {

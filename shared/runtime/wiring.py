@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from functools import cache
 
+import langsmith
+
 from shared.campaigns.graph import build_campaign_graph
 from shared.db.artifacts import PostgresArtifactStore
 from shared.db.knowledge import PgVectorKnowledge
@@ -45,8 +47,16 @@ def build_step_runtime(function: str, settings: Settings) -> StepRuntime:
     return StepRuntime(
         function=function, settings=settings, graph=graph, deps=build_deps(settings, pool),
         threads=ThreadRepository(pool), queue=qstash_queue(settings), receiver=qstash_receiver(settings),
-        payments=payments, phonepe=phonepe,
+        payments=payments, phonepe=phonepe, tracer=langsmith_client(settings),
     )
+
+
+def langsmith_client(settings: Settings) -> langsmith.Client | None:
+    """A LangSmith client when tracing is on (`LANGSMITH_TRACING=true`), else None."""
+    if not settings.langsmith_tracing:
+        return None
+    api_key = settings.langsmith_api_key.get_secret_value() if settings.langsmith_api_key else None
+    return langsmith.Client(api_url=settings.langsmith_endpoint, api_key=api_key)
 
 
 @cache

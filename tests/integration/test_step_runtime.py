@@ -6,6 +6,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from psycopg_pool import ConnectionPool
 
@@ -274,3 +275,30 @@ def test_strict_deserialization_refuses_arbitrary_types() -> None:
     roundtrip = strict_serializer().loads_typed(strict_serializer().dumps_typed({"a": [1, "b"]}))
     assert roundtrip == {"a": [1, "b"]}
     assert issubclass(MuseError, Exception) and Evil
+
+
+def test_steps_are_traced_to_langsmith(pool: ConnectionPool, migrated_dsn: str) -> None:
+    """With tracing on, each step's graph run reaches the LangSmith collector before the step returns."""
+    import langsmith
+
+    from infra.local.emulators import langsmith as collector
+    from infra.local.emulators.config import EmulatorConfig
+    from infra.local.serve import serve_in_thread
+
+    server = serve_in_thread(collector.create_app(EmulatorConfig(database_url="")))
+    try:
+        h = Harness(pool=pool, dsn=migrated_dsn, settings=make_settings(migrated_dsn))
+        client = langsmith.Client(api_url=server.url, api_key="local-langsmith-key", auto_batch_tracing=True)
+        for runtime in h.runtimes.values():
+            runtime.tracer = client
+        campaign_id = h.create(h.workspace())
+        h.pump(limit=1)
+        runs = httpx.get(f"{server.url}/_emulator/runs").json()
+        runs = runs.get("runs", runs) if isinstance(runs, dict) else runs
+        names = {r["name"] for r in runs}
+        assert "campaign.planner" in names and "plan" in names, names
+        root = next(r for r in runs if r["name"] == "campaign.planner")
+        assert (root.get("extra") or {}).get("metadata", {}).get("campaign_id") == str(campaign_id)
+        client.cleanup()
+    finally:
+        server.stop()
