@@ -9,8 +9,10 @@ from pathlib import Path
 
 import jwt
 
-from infra.local.seed import ensure_local_workspace
+from infra.local.seed import DEMO_BRAND_KIT, DEMO_SETTINGS, ensure_local_workspace
 from infra.local.stack import DEFAULT_DATA_DIR, LocalSecrets, setup_database, start_postgres
+from shared.db.pool import connect
+from shared.db.workspaces import ensure_brand_kit
 
 
 def mint(secret: str, *, user_id: str, workspace_id: str, slug: str, issuer: str, hours: float = 24) -> str:
@@ -33,7 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     handles: list[object] = []
     database_url = start_postgres(args.data_dir, handles)
     setup_database(database_url)
-    workspace_id, user_id = ensure_local_workspace(database_url, slug)
+    settings = DEMO_SETTINGS if slug == "demo" else None
+    workspace_id, user_id = ensure_local_workspace(database_url, slug, settings=settings)
+    if slug == "demo":
+        with connect(database_url) as conn:
+            ensure_brand_kit(conn, workspace_id, DEMO_BRAND_KIT)
     local = LocalSecrets.load_or_create(args.data_dir)
     print(mint(local.jwt_secret, user_id=user_id, workspace_id=workspace_id, slug=slug,
                issuer="http://127.0.0.1/auth/v1"))
