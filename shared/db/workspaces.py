@@ -80,3 +80,11 @@ def workspace_owner(conn: Any, workspace_id: str) -> str | None:
 def put_brand_kit(conn: Any, workspace_id: str, kit: dict[str, Any]) -> None:
     """Store a brand kit (validated upstream)."""
     conn.execute(_PUT_KIT, (workspace_id, Jsonb(kit)))
+
+
+_SEED_KIT = "INSERT INTO public.brand_kits (workspace_id, kit) VALUES (%s, %s) ON CONFLICT (workspace_id) DO NOTHING"
+
+
+def ensure_brand_kit(conn: Any, workspace_id: str, kit: dict[str, Any]) -> None:
+    """Store `kit` only if the workspace has no brand kit yet (seeding never overwrites edits)."""
+    conn.execute(_SEED_KIT, (workspace_id, Jsonb(kit)))
