@@ -7,6 +7,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
+from shared.brandkit import stored_kit_view
 from shared.ports import BrandKit, WorkspacePolicy
 
 _KIT = "SELECT kit FROM public.brand_kits WHERE workspace_id = %s"
@@ -28,12 +29,8 @@ ON CONFLICT (workspace_id) DO UPDATE SET kit = EXCLUDED.kit, version = brand_kit
 
 
 def brand_kit_from_json(kit: dict[str, Any]) -> BrandKit:
-    """The QA-relevant view of a stored brand kit."""
-    return BrandKit(
-        voice=list(kit.get("voice", [])),
-        banned_terms=dict(kit.get("banned_terms", {})),
-        required_disclaimers=dict(kit.get("required_disclaimers", {})),
-    )
+    """The port view of a stored brand kit; the full validated kit rides along as `.spec` (`shared.brandkit`)."""
+    return stored_kit_view(kit)
 
 
 def policy_from_json(settings: dict[str, Any]) -> WorkspacePolicy:
