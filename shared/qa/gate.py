@@ -7,6 +7,7 @@ score = guidelines passed ÷ guidelines tested.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
@@ -25,11 +26,11 @@ KitLike = BrandKit | ports.BrandKit | Mapping[str, Any] | None
 
 
 def content_type_of(key: str) -> str:
-    """The content type of a draft key: `email`, or `email:b` for a variant."""
-    content_type = key.split(":", 1)[0]
+    """The content type of a draft key: `email`, or `email#b` for a variant (`email:b` also works)."""
+    content_type = re.split(r"[#:]", key, maxsplit=1)[0]
     if content_type not in CONTENT_SPECS:
         raise ValueError(f"{key!r} is not a content type; use one of {sorted(CONTENT_SPECS)} "
-                         "(optionally with ':variant').")
+                         "(optionally with '#variant').")
     return content_type
 
 
@@ -37,7 +38,7 @@ def review(drafts: Mapping[str, Mapping[str, Any]], kit: KitLike, *, language: s
            sources: Sequence[str] = (), model: ports.StructuredModel | None = None,
            config: SelfCorrectionConfig | None = None, layers: Collection[Layer] = ALL_LAYERS,
            judge_workers: int = 8) -> GateReport:
-    """Gate every draft (key → fields) against `kit`.
+    """Gate every draft (key → fields; keys are content types, `#variant` allowed) against `kit`.
 
     `sources` are texts claims may rest on (research findings, knowledge chunks). Without `model`
     the judge layer is skipped. Deterministic findings always block; the judge's lower the score.
@@ -58,7 +59,7 @@ def review(drafts: Mapping[str, Mapping[str, Any]], kit: KitLike, *, language: s
     if "judge" in layers and model is not None:
         usage = judge(items, ledgers, model, aspects=config.critique_aspects, max_workers=judge_workers)
     reports = {key: ledgers[key].report(content_type=copy.content_type, language=language,
-                                        field_order=copy.spec.names, min_score=config.min_quality_score)
+                                        field_order=copy.field_names, min_score=config.min_quality_score)
                for key, copy in items.items()}
     return GateReport.of(reports, usage)
 

@@ -100,12 +100,13 @@ class Ledger:
 
     def report(self, *, content_type: str, language: str, field_order: list[str], min_score: float,
                usage: list[dict[str, Any]] | None = None) -> QAReport:
-        """Tally into a report; `passed` needs no blocking finding and a score of at least `min_score`."""
+        """Tally into a report (every field of `field_order` appears, tested or not); `passed` needs no
+        blocking finding and a score of at least `min_score`."""
         failed = {(f.guideline, f.field) for f in self.findings}
         per_field: dict[str, list[str]] = defaultdict(list)
         for guideline, name in self.tested:
             per_field[name].append(guideline)
-        names = [n for n in field_order if n in per_field] + sorted(set(per_field) - set(field_order))
+        names = list(field_order) + sorted(set(per_field) - set(field_order))
         fields = {}
         for name in names:
             tested = len(per_field[name])
@@ -155,14 +156,16 @@ class GateReport(BaseModel):
 
     @property
     def failing_items(self) -> list[str]:
-        """Items (channels) that did not pass."""
+        """Draft keys (e.g. `email`, `ad#b`) that did not pass."""
         return sorted(key for key, r in self.items.items() if not r.passed)
 
     def as_state(self) -> dict[str, Any]:
-        """JSON for graph state; keeps the keys of the earlier gate (`findings` with `channel`/`rule`,
-        `failing_channels`) so existing readers keep working."""
-        findings = [{"channel": key, "rule": f.guideline, **f.model_dump()}
+        """JSON for graph state; keeps the keys of the earlier gate (`findings` with `draft`/`channel`/`rule`,
+        `failing_channels`) so existing readers keep working, plus `failing_drafts` and the full `items`."""
+        findings = [{"draft": key, "channel": r.content_type, "rule": f.guideline, **f.model_dump()}
                     for key, r in self.items.items() for f in r.findings()]
         return {"passed": self.passed, "score": self.score, "tested": self.tested, "met": self.met,
-                "blocking": self.blocking, "findings": findings, "failing_channels": self.failing_items,
+                "blocking": self.blocking, "findings": findings,
+                "failing_channels": sorted({self.items[k].content_type for k in self.failing_items}),
+                "failing_drafts": self.failing_items,
                 "items": {key: r.model_dump(mode="json") for key, r in self.items.items()}}
