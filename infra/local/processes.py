@@ -14,7 +14,7 @@ from pathlib import Path
 
 from infra.local.stack import REPO_ROOT
 
-FUNCTIONS = ("api", "planner", "research", "content", "qa", "payments", "execution", "phonepe_webhook")
+FUNCTIONS = ("api", "planner", "research", "content", "qa", "payments", "execution", "phonepe_webhook", "ingest")
 
 
 def free_port() -> int:

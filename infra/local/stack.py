@@ -23,6 +23,7 @@ from typing import Any
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.wrappers import Response
 
+from infra.local.emulators import supabase_storage
 from infra.local.emulators.config import (
     EmulatorConfig,
 )
@@ -32,7 +33,7 @@ DEFAULT_DATA_DIR = REPO_ROOT / ".muse"
 BOOTSTRAP_SQL = REPO_ROOT / "infra" / "local" / "sql" / "supabase_bootstrap.sql"
 STEP_FUNCTIONS = ("planner", "research", "content", "qa", "payments", "execution")
 FUNCTION_MOUNTS = {"api": "/api", **{name: f"/{name}" for name in STEP_FUNCTIONS},
-                   "phonepe_webhook": "/webhooks/phonepe"}
+                   "phonepe_webhook": "/webhooks/phonepe", "ingest": "/ingest"}
 EMULATORS = ("qstash", "gemini", "tavily", "phonepe", "upstash-redis", "supabase", "langsmith")
 
 log = logging.getLogger("muse.stack")
@@ -139,6 +140,7 @@ def function_env(*, emulators_url: str, dbs: Databases, local: LocalSecrets, con
         "PHONEPE_WEBHOOK_PASSWORD": config.phonepe_webhook_password,
         "SUPABASE_URL": f"{emulators_url}/supabase",
         "SUPABASE_JWT_SECRET": local.jwt_secret,
+        "MUSE_EMBEDDING_PROVIDER": "local", "SUPABASE_SERVICE_ROLE_KEY": supabase_storage.LOCAL_SERVICE_ROLE_KEY,
         "MUSE_CHECKOUT_REDIRECT_URL": f"{functions_url or emulators_url}/checkout/return",
         "MUSE_FUNCTION_URL_TEMPLATE": f"{functions_url or emulators_url}/{{name}}",
         "MUSE_FUNCTION_URLS": json.dumps(function_urls or {}),
@@ -162,6 +164,7 @@ def emulator_apps(config: EmulatorConfig) -> dict[str, Any]:
         "/phonepe": phonepe.create_app(config),
         "/upstash-redis": upstash_redis.create_app(config),
         "/supabase": supabase_auth.create_app(config),
+        "/supabase/storage": supabase_storage.create_app(config),
         "/langsmith": langsmith.create_app(config),
     }
 

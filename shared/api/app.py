@@ -10,6 +10,7 @@ from uuid import UUID
 import flask
 
 from shared.api import brandkit
+from shared.api import knowledge as knowledge_api
 from shared.api.models import CreateCampaign, Decision
 from shared.api.openapi import openapi_document
 from shared.api.service import Api
@@ -106,6 +107,7 @@ ROUTES: list[tuple[str, re.Pattern[str], Callable[..., flask.Response]]] = [
     ("GET", re.compile(_PREFIX + rf"/campaigns/{_ID}/events/?$"), events),
     ("GET", re.compile(_PREFIX + r"/openapi.json$"), openapi),
 ]
+ROUTES += knowledge_api.ROUTES
 ROUTES += brandkit.ROUTES
 
 

@@ -1,0 +1,121 @@
+"""Knowledge routes of the API function: submit a resource, search, fetch a whole resource.
+
+- `POST /api/v1/knowledge`: JSON (`TextResource`: text, Markdown, HTML or a URL) or `multipart/form-data`
+  with `file` (PDF, Markdown, HTML, text) and optional `title`, `kind`, `tags`. Answers 202: ingestion
+  is a chained step; poll `GET /api/v1/knowledge/{id}` until `status` is `ready` (or `failed`).
+- `GET /api/v1/knowledge/search?q=…&k=5&type=pdf,url&tags=a,b&mode=hybrid`: chunks with citations.
+- `GET /api/v1/knowledge/{id}`: the resource and, once ready, its full text.
+
+Every query runs under the caller's row-level security; another workspace's resource is a 404.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any, TypeVar
+from uuid import UUID
+
+import flask
+from pydantic import BaseModel, ValidationError
+
+from shared.auth import Principal, verify_token
+from shared.errors import InvalidRequest
+from shared.http import json_response, parse_body
+from shared.knowledge.models import SearchQuery, TextResource, UploadFields
+from shared.knowledge.service import KnowledgeService, PayloadTooLarge, knowledge_service
+from shared.settings import get_settings
+
+M = TypeVar("M", bound=BaseModel)
+_PREFIX = r"^(?:/api)?/v1"
+_LISTS = ("type", "tags")
+
+
+@lru_cache(maxsize=1)
+def service() -> KnowledgeService:
+    """This instance's knowledge service (built on first request)."""
+    return knowledge_service(get_settings())
+
+
+def _principal(request: flask.Request) -> Principal:
+    return verify_token(request.headers.get("Authorization"), get_settings())
+
+
+def _validated(model: type[M], data: dict[str, Any], what: str) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = [{"field": ".".join(str(p) for p in err["loc"]) or "(all)", "problem": err["msg"]}
+                    for err in exc.errors(include_url=False)]
+        summary = "; ".join(f"`{p['field']}`: {p['problem']}" for p in problems)
+        raise InvalidRequest(f"Invalid {what}: {summary}", details={"fields": problems}) from exc
+
+
+def _listed(values: list[str]) -> list[str]:
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def _form(request: flask.Request) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for name in request.form:
+        values = request.form.getlist(name)
+        data[name] = _listed(values) if name == "tags" else values[-1]
+    return data
+
+
+def submit(request: flask.Request) -> flask.Response:
+    """Accept a resource; 202 with its id while the ingest function processes it."""
+    principal = _principal(request)
+    limit = get_settings().knowledge_max_upload_bytes
+    if request.content_length is not None and request.content_length > limit + 64 * 1024:
+        raise PayloadTooLarge(f"The request is {request.content_length} bytes; uploads are limited to {limit} "
+                              "bytes (MUSE_KNOWLEDGE_MAX_UPLOAD_BYTES).")
+    workspace = request.headers.get("X-Workspace-Id")
+    if request.mimetype == "multipart/form-data":
+        upload = request.files.get("file")
+        if upload is None or not upload.filename:
+            raise InvalidRequest("Send the document in the multipart field `file` (with a file name).")
+        fields = _validated(UploadFields, _form(request), "upload fields")
+        data = upload.read(limit + 1)
+        if len(data) > limit:
+            raise PayloadTooLarge(f"{upload.filename!r} is larger than {limit} bytes "
+                                  "(MUSE_KNOWLEDGE_MAX_UPLOAD_BYTES); split it or raise the limit.")
+        accepted = service().submit_file(principal, filename=upload.filename, data=data,
+                                         content_type=upload.content_type or None, kind=fields.kind,
+                                         title=fields.title, tags=fields.tags, workspace=workspace)
+    elif request.is_json:
+        accepted = service().submit_text(principal, parse_body(request, TextResource), workspace=workspace)
+    else:
+        raise InvalidRequest(f"Unsupported Content-Type {request.mimetype or 'none'!r}: send JSON "
+                             "(`application/json`) or a file upload (`multipart/form-data` with field `file`).")
+    return json_response(accepted.model_dump(mode="json"), 202, {"Location": accepted.links["self"]})
+
+
+def search(request: flask.Request) -> flask.Response:
+    """Hybrid search of the caller's workspace."""
+    principal = _principal(request)
+    args: dict[str, Any] = {}
+    for name in request.args:
+        values = request.args.getlist(name)
+        args[name] = _listed(values) if name in _LISTS else values[-1]
+    query = _validated(SearchQuery, args, "search parameters")
+    result = service().search(principal, query, workspace=request.headers.get("X-Workspace-Id"))
+    return json_response(result.model_dump(mode="json"))
+
+
+def fetch(request: flask.Request, document_id: str) -> flask.Response:
+    """The whole resource."""
+    principal = _principal(request)
+    try:
+        parsed = UUID(document_id)
+    except ValueError as exc:
+        raise InvalidRequest(f"{document_id!r} is not a knowledge resource id; ids are UUIDs.") from exc
+    return json_response(service().get(principal, parsed).model_dump(mode="json"))
+
+
+ROUTES: list[tuple[str, re.Pattern[str], Callable[..., flask.Response]]] = [
+    ("POST", re.compile(_PREFIX + r"/knowledge/?$"), submit),
+    ("GET", re.compile(_PREFIX + r"/knowledge/search/?$"), search),
+    ("GET", re.compile(_PREFIX + r"/knowledge/(?!search/?$)(?P<document_id>[^/]+)/?$"), fetch),
+]

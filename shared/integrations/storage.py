@@ -1,0 +1,95 @@
+"""Supabase Storage through the official `storage3` client (the one `supabase.Client.storage` wraps).
+
+Originals of knowledge resources are kept in a private bucket under `<workspace id>/<resource id>/`,
+written and read with the server-only service-role key; users never reach the bucket directly.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import httpx
+from storage3 import SyncStorageClient
+from storage3.exceptions import StorageApiError
+
+from shared.errors import ConfigurationError, NotFound, UpstreamUnavailable
+from shared.settings import Settings
+
+
+def _failure(exc: StorageApiError, what: str) -> Exception:
+    status = str(exc.status)
+    if status in ("401", "403"):
+        return ConfigurationError(f"Supabase Storage refused {what} ({status} {exc.message}); "
+                                  "check SUPABASE_SERVICE_ROLE_KEY.")
+    if status == "404":
+        return NotFound(f"Supabase Storage has no {what} ({exc.message}).")
+    return UpstreamUnavailable(f"Supabase Storage failed {what}: {status} {exc.message}")
+
+
+@dataclass
+class SupabaseObjectStore:
+    """Objects in one private bucket, created on first use."""
+
+    client: SyncStorageClient
+    bucket: str
+    _bucket_ready: bool = field(default=False, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def _ensure_bucket(self) -> None:
+        if self._bucket_ready:
+            return
+        with self._lock:
+            if self._bucket_ready:
+                return
+            try:
+                self.client.get_bucket(self.bucket)
+            except StorageApiError as exc:
+                if str(exc.status) not in ("400", "404"):
+                    raise _failure(exc, f"bucket {self.bucket!r}") from exc
+                try:
+                    self.client.create_bucket(self.bucket, options={"public": False})
+                except StorageApiError as create_exc:
+                    if str(create_exc.status) != "409" and create_exc.code != "Duplicate":
+                        raise _failure(create_exc, f"creating bucket {self.bucket!r}") from create_exc
+            except httpx.HTTPError as exc:
+                raise UpstreamUnavailable(f"Supabase Storage is unreachable: {exc}") from exc
+            self._bucket_ready = True
+
+    def put(self, path: str, data: bytes, *, content_type: str) -> None:
+        """Store `data` at `path` (replacing any object there)."""
+        self._ensure_bucket()
+        try:
+            self.client.from_(self.bucket).upload(path, data, {"content-type": content_type, "upsert": "true"})
+        except StorageApiError as exc:
+            raise _failure(exc, f"upload of {path!r}") from exc
+        except httpx.HTTPError as exc:
+            raise UpstreamUnavailable(f"Supabase Storage is unreachable uploading {path!r}: {exc}") from exc
+
+    def get(self, path: str) -> bytes:
+        """The bytes at `path`; `NotFound` if there are none."""
+        try:
+            return self.client.from_(self.bucket).download(path)
+        except StorageApiError as exc:
+            raise _failure(exc, f"object {path!r} in bucket {self.bucket!r}") from exc
+        except httpx.HTTPError as exc:
+            raise UpstreamUnavailable(f"Supabase Storage is unreachable downloading {path!r}: {exc}") from exc
+
+    def remove(self, paths: list[str]) -> None:
+        """Delete objects (best effort for cleanup: missing ones are ignored)."""
+        try:
+            self.client.from_(self.bucket).remove(paths)
+        except (StorageApiError, httpx.HTTPError):
+            pass
+
+
+def supabase_object_store(settings: Settings) -> SupabaseObjectStore:
+    """The knowledge bucket at `SUPABASE_URL`, authenticated with `SUPABASE_SERVICE_ROLE_KEY`."""
+    if settings.supabase_service_role_key is None or not settings.supabase_service_role_key.get_secret_value():
+        raise ConfigurationError("SUPABASE_SERVICE_ROLE_KEY is not set; knowledge originals are stored in "
+                                 "Supabase Storage with the project's service-role (secret) key.")
+    key = settings.supabase_service_role_key.get_secret_value()
+    headers = {"apiKey": key, "Authorization": f"Bearer {key}"}
+    http = httpx.Client(headers=headers, timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=True)
+    client = SyncStorageClient(settings.supabase_url.rstrip("/") + "/storage/v1/", headers, http_client=http)
+    return SupabaseObjectStore(client=client, bucket=settings.knowledge_bucket)

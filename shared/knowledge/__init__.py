@@ -1,0 +1,1 @@
+"""The workspace knowledge base: ingesting resources, extracting and chunking text, hybrid search."""

@@ -1,0 +1,389 @@
+"""Knowledge operations, independent of HTTP: submit a resource, read it, search, and the chained ingest step.
+
+Submitting stores the original in Supabase Storage, inserts the resource (status `queued`) under the
+caller's row-level security and publishes an `IngestMessage` in the same transaction; the `ingest`
+function then extracts, chunks and embeds it in rounds of `MUSE_KNOWLEDGE_EMBED_BATCH` chunks, each
+round chaining the next through QStash, and marks it `ready`. Every round is idempotent.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import re
+import uuid
+from dataclasses import dataclass
+from email.message import Message
+from typing import Any, Protocol
+from uuid import UUID
+
+from psycopg_pool import ConnectionPool
+from pydantic import ValidationError
+from qstash import QStash
+from qstash.errors import QStashError
+
+from shared.auth import Principal
+from shared.db import knowledge as db
+from shared.db.campaigns import memberships
+from shared.db.knowledge import Embedder, PgVectorKnowledge
+from shared.db.pool import as_service, as_user, create_pool
+from shared.errors import (
+    InvalidRequest,
+    MuseError,
+    NotFound,
+    PermanentStepError,
+    Unauthorized,
+    UpstreamUnavailable,
+)
+from shared.integrations.embeddings import embedder_from_settings
+from shared.integrations.storage import supabase_object_store
+from shared.integrations.tavily_extract import tavily_page_extractor
+from shared.knowledge.models import (
+    Citation,
+    IngestMessage,
+    ResourceAccepted,
+    ResourceView,
+    SearchQuery,
+    SearchResponse,
+    SearchResult,
+    TextResource,
+)
+from shared.knowledge.text import ResourceKind, chunk_text, extract
+from shared.settings import Settings
+
+log = logging.getLogger("muse.knowledge")
+
+CONTENT_TYPES: dict[str, str] = {
+    "text": "text/plain; charset=utf-8",
+    "markdown": "text/markdown; charset=utf-8",
+    "html": "text/html; charset=utf-8",
+    "pdf": "application/pdf",
+    "url": "text/markdown; charset=utf-8",
+}
+_EXTENSIONS: dict[str, ResourceKind] = {".pdf": "pdf", ".md": "markdown", ".markdown": "markdown", ".html": "html",
+                                        ".htm": "html", ".txt": "text", ".text": "text"}
+_MEDIA_TYPES: dict[str, ResourceKind] = {"application/pdf": "pdf", "text/markdown": "markdown",
+                                         "text/x-markdown": "markdown", "text/html": "html",
+                                         "application/xhtml+xml": "html", "text/plain": "text"}
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_DEFAULT_EXTENSIONS = {"text": ".txt", "markdown": ".md", "html": ".html", "pdf": ".pdf", "url": ".md"}
+
+
+class ObjectStore(Protocol):
+    """Where originals are kept (Supabase Storage)."""
+
+    def put(self, path: str, data: bytes, *, content_type: str) -> None: ...
+
+    def get(self, path: str) -> bytes: ...
+
+    def remove(self, paths: list[str]) -> None: ...
+
+
+class PageExtractor(Protocol):
+    """Fetches a web page as Markdown (Tavily extract)."""
+
+    def extract(self, url: str) -> str: ...
+
+
+class IngestQueue(Protocol):
+    """Chains ingest rounds, at least once, deduplicated by `IngestMessage.dedup_id`."""
+
+    def publish(self, message: IngestMessage) -> str: ...
+
+
+@dataclass
+class QStashIngestQueue:
+    """`IngestQueue` over the official `qstash` SDK: delivers to the `ingest` function's URL."""
+
+    client: QStash
+    settings: Settings
+
+    def publish(self, message: IngestMessage) -> str:
+        url = self.settings.function_url("ingest")
+        try:
+            response = self.client.message.publish_json(
+                url=url, body=message.model_dump(mode="json"), deduplication_id=message.dedup_id(),
+                retries=self.settings.qstash_retries, failure_callback=url)
+        except QStashError as exc:
+            raise UpstreamUnavailable(f"QStash refused to publish to {url!r}: {exc}") from exc
+        except OSError as exc:
+            raise UpstreamUnavailable(f"QStash at {self.settings.qstash_url!r} is unreachable: {exc}") from exc
+        return response.message_id  # type: ignore[union-attr]
+
+
+@dataclass(frozen=True)
+class StepReply:
+    """What the ingest function answers QStash (the shape `shared.http.qstash_response` expects)."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] | None = None
+
+
+def kind_of_upload(filename: str, content_type: str | None, declared: str | None) -> ResourceKind:
+    """The kind of an uploaded file: as declared, else by extension, else by media type."""
+    if declared:
+        if declared not in ("text", "markdown", "html", "pdf"):
+            raise InvalidRequest(f"`kind` {declared!r} is not an upload kind; use text, markdown, html or pdf.")
+        return declared  # type: ignore[return-value]
+    dot = filename.rfind(".")
+    if dot >= 0 and filename[dot:].lower() in _EXTENSIONS:
+        return _EXTENSIONS[filename[dot:].lower()]
+    media = (content_type or "").split(";")[0].strip().lower()
+    if media in _MEDIA_TYPES:
+        return _MEDIA_TYPES[media]
+    raise InvalidRequest(f"Cannot tell the kind of {filename!r} ({content_type or 'no content type'}); upload "
+                         ".pdf, .md, .html or .txt, or send the form field `kind`.")
+
+
+def charset_of(content_type: str | None) -> str | None:
+    """The `charset` parameter of a Content-Type, if any."""
+    if not content_type:
+        return None
+    message = Message()
+    message["content-type"] = content_type
+    charset = message.get_param("charset")
+    return str(charset) if isinstance(charset, str) else None
+
+
+def safe_filename(filename: str, kind: ResourceKind) -> str:
+    """A storage-safe object name keeping the extension (no path, dot segments or odd characters)."""
+    name = _UNSAFE.sub("_", filename.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]).strip("._")[:100]
+    return name or "original" + _DEFAULT_EXTENSIONS[kind]
+
+
+def provisional_title(kind: ResourceKind, *, filename: str | None, url: str | None, data: bytes | None) -> str:
+    """A title to show until ingestion finds the resource's own: file name, URL or first line."""
+    if filename:
+        stem = filename.rsplit("/", 1)[-1]
+        return (stem.rsplit(".", 1)[0] if "." in stem else stem)[:300] or "Untitled"
+    if url:
+        return url[:300]
+    if data and kind in ("text", "markdown"):
+        for line in data.decode("utf-8", "replace").splitlines():
+            line = line.strip().lstrip("#").strip()
+            if line:
+                return line[:120]
+    return "Untitled"
+
+
+def validate_original(kind: ResourceKind, data: bytes, content_type: str | None) -> None:
+    """Cheap checks before accepting an original; the full parse happens in the ingest step."""
+    if not data.strip():
+        raise InvalidRequest("The resource is empty; send a file or text with content.")
+    if kind == "pdf" and not data.lstrip()[:5] == b"%PDF-":
+        raise InvalidRequest("The file is not a PDF (it does not start with %PDF-); upload a PDF or pick its kind.")
+    if kind in ("text", "markdown"):
+        charset = charset_of(content_type) or "utf-8"
+        try:
+            data.decode(charset)
+        except (UnicodeDecodeError, LookupError) as exc:
+            raise InvalidRequest(f"The {kind} is not valid {charset} text; save it as UTF-8 and upload again.") from exc
+
+
+@dataclass
+class KnowledgeService:
+    """The knowledge base's operations for one instance of the API or ingest function."""
+
+    settings: Settings
+    pool: ConnectionPool
+    knowledge: PgVectorKnowledge
+    store: ObjectStore
+    queue: IngestQueue
+    pages: PageExtractor
+
+    # ------------------------------------------------------------------------------------------ submit
+
+    def _workspace(self, conn: Any, principal: Principal, requested: str | None) -> str:
+        mine = memberships(conn)
+        wanted = requested or principal.requested_workspace
+        if wanted:
+            if wanted not in mine:
+                raise NotFound(f"Workspace {wanted!r} does not exist or you are not a member.")
+            return wanted
+        if not mine:
+            raise Unauthorized("Your account belongs to no workspace; ask an owner to invite you.")
+        if len(mine) > 1:
+            raise InvalidRequest("You belong to several workspaces: send `X-Workspace-Id` to choose one.")
+        return mine[0]
+
+    def submit_text(self, principal: Principal, body: TextResource, *, workspace: str | None) -> ResourceAccepted:
+        """Accept inline text, Markdown, HTML or a URL."""
+        if body.kind == "url":
+            assert body.url is not None
+            return self._submit(principal, workspace, kind="url", title=body.title, tags=body.tags, source=body.url,
+                                data=None, content_type=None, filename=None)
+        data = (body.content or "").encode("utf-8")
+        if len(data) > self.settings.knowledge_max_upload_bytes:
+            raise PayloadTooLarge(f"`content` is {len(data)} bytes; the limit is "
+                                  f"{self.settings.knowledge_max_upload_bytes} (MUSE_KNOWLEDGE_MAX_UPLOAD_BYTES).")
+        return self._submit(principal, workspace, kind=body.kind, title=body.title, tags=body.tags, source="api",
+                            data=data, content_type=CONTENT_TYPES[body.kind], filename=None)
+
+    def submit_file(self, principal: Principal, *, filename: str, data: bytes, content_type: str | None,
+                    kind: str | None, title: str | None, tags: list[str], workspace: str | None) -> ResourceAccepted:
+        """Accept an uploaded file (PDF, Markdown, HTML or plain text)."""
+        resolved = kind_of_upload(filename, content_type, kind)
+        media = (content_type or "").split(";")[0].strip().lower()
+        stored_type = content_type if media in _MEDIA_TYPES and _MEDIA_TYPES[media] == resolved else None
+        return self._submit(principal, workspace, kind=resolved, title=title, tags=tags, source=filename,
+                            data=data, content_type=stored_type or CONTENT_TYPES[resolved], filename=filename)
+
+    def _submit(self, principal: Principal, workspace: str | None, *, kind: ResourceKind, title: str | None,
+                tags: list[str], source: str, data: bytes | None, content_type: str | None,
+                filename: str | None) -> ResourceAccepted:
+        if data is not None:
+            validate_original(kind, data, content_type)
+        document_id = uuid.uuid4()
+        shown = title or provisional_title(kind, filename=filename, url=source if kind == "url" else None, data=data)
+        with as_user(self.pool, principal.claims) as conn:
+            workspace_id = self._workspace(conn, principal, workspace)
+        path = None
+        if data is not None:
+            path = f"{workspace_id}/{document_id}/{safe_filename(filename or '', kind)}"
+            self.store.put(path, data, content_type=content_type or CONTENT_TYPES[kind])
+        try:
+            with as_user(self.pool, principal.claims) as conn:
+                row = db.insert_document(conn, document_id=document_id, workspace_id=workspace_id, title=shown,
+                                         kind=kind, source=source, tags=list(dict.fromkeys(tags)),
+                                         storage_path=path, content_type=content_type,
+                                         byte_size=None if data is None else len(data), created_by=principal.user_id)
+                self.queue.publish(IngestMessage(document_id=document_id, infer_title=title is None))
+        except BaseException:
+            if path is not None:
+                self.store.remove([path])
+            raise
+        return ResourceAccepted(id=row["id"], status=row["status"], kind=kind, title=shown,
+                                links={"self": f"/api/v1/knowledge/{document_id}"})
+
+    # ------------------------------------------------------------------------------------------- read
+
+    def get(self, principal: Principal, document_id: UUID) -> ResourceView:
+        """The whole resource, if the caller's workspaces hold it (otherwise 404, whether it exists or not)."""
+        with as_user(self.pool, principal.claims) as conn:
+            row = db.get_document(conn, document_id)
+        if row is None:
+            raise NotFound(f"Knowledge resource {document_id} does not exist in your workspaces.")
+        return ResourceView(**{**row, "content": row["content"] if row["status"] == "ready" else None})
+
+    def search(self, principal: Principal, query: SearchQuery, *, workspace: str | None) -> SearchResponse:
+        """Hybrid (or vector/text-only) search of the caller's workspace, under row-level security."""
+        vector = self.knowledge.query_vector(query.q) if query.mode != "text" else None
+        with as_user(self.pool, principal.claims) as conn:
+            workspace_id = self._workspace(conn, principal, workspace)
+            hits = self.knowledge.search_in(conn, workspace_id, query.q, k=query.k, kinds=query.type,
+                                            tags=query.tags, mode=query.mode, vector=vector)
+        results = [SearchResult(
+            content=hit.content, score=hit.score, similarity=hit.similarity,
+            ranks={"vector": hit.vector_rank, "text": hit.text_rank},
+            citation=Citation(resource_id=hit.document_id, source_id=hit.source_id, title=hit.title,
+                              kind=hit.kind, position=hit.position, char_start=hit.char_start,
+                              char_end=hit.char_end, page=hit.page, url=hit.source if hit.kind == "url" else None),
+        ) for hit in hits]
+        return SearchResponse(query=query.q, mode=query.mode, results=results)
+
+    # ----------------------------------------------------------------------------------------- ingest
+
+    def handle_delivery(self, body: bytes) -> StepReply:
+        """One verified QStash delivery to the `ingest` function (a round, or QStash's failure callback)."""
+        try:
+            raw = json.loads(body)
+        except ValueError as exc:
+            raise PermanentStepError(f"Ingest message is not JSON: {exc}") from exc
+        if isinstance(raw, dict) and "sourceMessageId" in raw and "dlqId" in raw:
+            return self._on_failure_callback(raw)
+        try:
+            message = IngestMessage.model_validate(raw)
+        except ValidationError as exc:
+            raise PermanentStepError(f"Invalid ingest message: {exc.errors(include_url=False)}") from exc
+        return StepReply(200, self.ingest(message))
+
+    def ingest(self, message: IngestMessage) -> dict[str, Any]:
+        """One round: extract and chunk (first time only), embed one batch, chain the next or mark ready."""
+        document_id = message.document_id
+        with as_service(self.pool) as conn:
+            document = db.get_document(conn, document_id)
+            if document is None:
+                return {"status": "ignored", "reason": f"resource {document_id} does not exist"}
+            if document["status"] in ("ready", "failed"):
+                return {"status": document["status"], "duplicate": True}
+            db.start_processing(conn, document_id)
+        try:
+            if document["chunk_count"] == 0:
+                self._chunk(document, infer_title=message.infer_title)
+            embedded, remaining = self._embed_batch(document_id)
+        except MuseError as exc:
+            if exc.retryable:
+                raise
+            with as_service(self.pool) as conn:
+                db.mark_failed(conn, document_id, exc.message)
+            log.warning("ingest of %s failed: %s", document_id, exc.message)
+            return {"status": "failed", "error": exc.message}
+        if remaining:
+            self.queue.publish(IngestMessage(document_id=document_id, round=message.round + 1))
+            return {"status": "processing", "embedded": embedded, "remaining": remaining}
+        return {"status": "ready", "embedded": embedded, "remaining": 0}
+
+    def _chunk(self, document: dict[str, Any], *, infer_title: bool) -> None:
+        kind: ResourceKind = document["kind"]
+        if kind == "url":
+            original = self.pages.extract(document["source"]).encode("utf-8")
+            path = f"{document['workspace_id']}/{document['id']}/page.md"
+            self.store.put(path, original, content_type=CONTENT_TYPES["url"])
+        else:
+            if not document["storage_path"]:
+                raise PermanentStepError(f"Resource {document['id']} has no stored original to ingest.")
+            original = self.store.get(document["storage_path"])
+        extracted = extract(kind, original, charset=charset_of(document["content_type"]))
+        chunks = chunk_text(extracted.text, page_starts=extracted.page_starts)
+        if not chunks:
+            raise InvalidRequest("The resource has no text to index; upload a file with text in it.")
+        title = extracted.title[:300] if infer_title and extracted.title else document["title"]
+        with as_service(self.pool) as conn:
+            db.save_chunks(conn, document_id=document["id"], title=title, content=extracted.text, chunks=chunks)
+
+    def _embed_batch(self, document_id: UUID) -> tuple[int, int]:
+        key = self.knowledge.key
+        with as_service(self.pool) as conn:
+            rows = db.chunks_missing_embedding(conn, key=key, limit=self.settings.knowledge_embed_batch,
+                                               document_id=document_id)
+        vectors = self.knowledge.embed_passages([(r["heading"], r["content"]) for r in rows])
+        with as_service(self.pool) as conn:
+            db.insert_embeddings(conn, key, [(r["id"], r["workspace_id"], vector)
+                                             for r, vector in zip(rows, vectors, strict=True)])
+            remaining = db.count_missing_embeddings(conn, key=key, document_id=document_id)
+            if remaining == 0:
+                db.mark_ready(conn, document_id)
+        return len(rows), remaining
+
+    def _on_failure_callback(self, raw: dict[str, Any]) -> StepReply:
+        """QStash gave up on a round: the resource is marked failed with the last answer as the reason."""
+        try:
+            source = IngestMessage.model_validate_json(base64.b64decode(raw.get("sourceBody") or ""))
+        except (ValueError, ValidationError, binascii.Error):
+            return StepReply(200, {"status": "ignored", "reason": "failure callback for an unknown message"})
+        answer = base64.b64decode(raw.get("body") or "").decode("utf-8", "replace")[:500]
+        reason = (f"Ingestion failed after {raw.get('retried', '?')} retries "
+                  f"(last answer HTTP {raw.get('status')}): {answer}")
+        with as_service(self.pool) as conn:
+            db.mark_failed(conn, source.document_id, reason)
+        return StepReply(200, {"status": "failed", "reason": reason})
+
+
+class PayloadTooLarge(MuseError):
+    """The upload exceeds `MUSE_KNOWLEDGE_MAX_UPLOAD_BYTES`."""
+
+    code = "payload_too_large"
+    http_status = 413
+
+
+def knowledge_service(settings: Settings, *, pool: ConnectionPool | None = None,
+                      embedder: Embedder | None = None) -> KnowledgeService:
+    """The knowledge service of this deployment, wired from settings."""
+    pool = pool or create_pool(settings.database_url, max_size=settings.database_pool_max)
+    knowledge = PgVectorKnowledge(pool=pool, embedder=embedder or embedder_from_settings(settings))
+    queue = QStashIngestQueue(QStash(settings.qstash_token.get_secret_value(), base_url=settings.qstash_url), settings)
+    return KnowledgeService(settings=settings, pool=pool, knowledge=knowledge, store=supabase_object_store(settings),
+                            queue=queue, pages=tavily_page_extractor(settings))

@@ -1,0 +1,125 @@
+"""A knowledge service over real Postgres, the e5 model, and the Storage/Tavily/Gemini emulators on the wire.
+
+Used by the knowledge integration tests and the storage emulator's tests.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg_pool import ConnectionPool
+
+from infra.local.emulators.config import DEV_QSTASH_CURRENT_SIGNING_KEY, EmulatorConfig
+from infra.local.emulators.supabase_storage import LOCAL_SERVICE_ROLE_KEY
+from infra.local.serve import RunningServer
+from shared.auth import Principal
+from shared.db.knowledge import PgVectorKnowledge
+from shared.db.pool import connect
+from shared.db.workspaces import ensure_workspace
+from shared.integrations.embeddings import LocalE5Embedder
+from shared.integrations.storage import supabase_object_store
+from shared.integrations.tavily_extract import tavily_page_extractor
+from shared.knowledge.models import IngestMessage, SearchQuery, TextResource
+from shared.knowledge.service import KnowledgeService
+from shared.settings import Settings
+
+E5 = LocalE5Embedder()
+EMULATORS = EmulatorConfig(database_url="")
+BASE_ENV = {
+    "DATABASE_URL": "postgresql://unused",
+    "QSTASH_URL": "http://127.0.0.1:9/qstash",
+    "QSTASH_TOKEN": "t",
+    "QSTASH_CURRENT_SIGNING_KEY": DEV_QSTASH_CURRENT_SIGNING_KEY,
+    "QSTASH_NEXT_SIGNING_KEY": "sig_next_unused_but_long_enough_000000",
+    "UPSTASH_REDIS_REST_URL": "http://127.0.0.1:9/redis",
+    "UPSTASH_REDIS_REST_TOKEN": "t",
+    "GEMINI_API_KEY": EMULATORS.gemini_api_key,
+    "TAVILY_API_KEY": EMULATORS.tavily_api_key,
+    "PHONEPE_CLIENT_ID": "c",
+    "PHONEPE_CLIENT_SECRET": "s",
+    "PHONEPE_WEBHOOK_USERNAME": "u",
+    "PHONEPE_WEBHOOK_PASSWORD": "p",
+    "SUPABASE_JWT_SECRET": "local-knowledge-test-secret-of-32-bytes-or-more",
+    "SUPABASE_SERVICE_ROLE_KEY": LOCAL_SERVICE_ROLE_KEY,
+    "MUSE_EMBEDDING_PROVIDER": "local",
+    "MUSE_FUNCTION_URL_TEMPLATE": "https://{name}.functions.test/",
+}
+
+
+def kb_settings(dsn: str, **overrides: str) -> Settings:
+    """Settings for in-process knowledge tests (QStash, Redis and PhonePe are never reached)."""
+    return Settings(**{**BASE_ENV, "DATABASE_URL": dsn, **overrides})  # type: ignore[arg-type]
+
+
+@dataclass
+class RecordingIngestQueue:
+    """`IngestQueue` that keeps messages, deduplicating by id like QStash."""
+
+    messages: list[IngestMessage] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def publish(self, message: IngestMessage) -> str:
+        with self.lock:
+            if message.dedup_id() not in self.seen:
+                self.seen.add(message.dedup_id())
+                self.messages.append(message)
+        return f"msg_{len(self.messages)}"
+
+
+@dataclass
+class World:
+    """A knowledge service over real Postgres, Storage and Tavily emulators, and a recording queue."""
+
+    dsn: str
+    pool: ConnectionPool
+    settings: Settings
+    service: KnowledgeService
+    queue: RecordingIngestQueue
+    delivered: int = 0
+
+    def principal(self) -> Principal:
+        user_id = str(uuid.uuid4())
+        with connect(self.dsn) as conn, conn.transaction():
+            slug = f"kb-{uuid.uuid4().hex[:10]}"
+            workspace_id = ensure_workspace(conn, slug=slug, name=slug, user_id=user_id)
+        claims = {"sub": user_id, "aud": "authenticated", "role": "authenticated",
+                  "app_metadata": {"workspace_id": workspace_id}}
+        return Principal(user_id=uuid.UUID(user_id), claims=claims)
+
+    def deliver(self, message: IngestMessage) -> dict[str, Any]:
+        reply = self.service.handle_delivery(json.dumps(message.model_dump(mode="json")).encode())
+        assert reply.status == 200
+        return reply.body
+
+    def pump(self, limit: int = 200) -> list[dict[str, Any]]:
+        replies = []
+        while self.delivered < len(self.queue.messages) and limit:
+            replies.append(self.deliver(self.queue.messages[self.delivered]))
+            self.delivered += 1
+            limit -= 1
+        return replies
+
+    def add(self, principal: Principal, content: str, *, kind: str = "text", title: str | None = None,
+            tags: list[str] | None = None) -> uuid.UUID:
+        body = TextResource.model_validate({"kind": kind, "content": content, "title": title, "tags": tags or []})
+        accepted = self.service.submit_text(principal, body, workspace=None)
+        self.pump()
+        return accepted.id
+
+    def search(self, principal: Principal, q: str, **params: Any) -> list[Any]:
+        return self.service.search(principal, SearchQuery.model_validate({"q": q, **params}), workspace=None).results
+
+
+def build_world(dsn: str, pool: ConnectionPool, servers: dict[str, RunningServer], **env: str) -> World:
+    settings = kb_settings(dsn, SUPABASE_URL=f"{servers['storage'].url}/supabase",
+                           TAVILY_BASE_URL=servers["tavily"].url, **env)
+    queue = RecordingIngestQueue()
+    service = KnowledgeService(settings=settings, pool=pool, knowledge=PgVectorKnowledge(pool=pool, embedder=E5),
+                               store=supabase_object_store(settings), queue=queue,
+                               pages=tavily_page_extractor(settings))
+    return World(dsn=dsn, pool=pool, settings=settings, service=service, queue=queue)
