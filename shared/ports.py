@@ -36,12 +36,56 @@ class Usage:
         }
 
 
+AttemptOutcome = Literal[
+    "ok", "timeout", "rate_limited", "server_error", "unreachable", "not_found", "invalid_output", "circuit_open"
+]
+"""How one model of a tier's cascade fared; every outcome but `ok` moves on to the next model."""
+
+
+@dataclass(frozen=True)
+class RouteAttempt:
+    """One model tried for a call."""
+
+    model: str
+    outcome: AttemptOutcome
+    latency_ms: float = 0.0
+    detail: str = ""
+    usage: Usage | None = None
+    """Tokens spent by the attempt when it consumed any without succeeding (e.g. `invalid_output`)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form recorded on the step."""
+        return {"model": self.model, "outcome": self.outcome, "latency_ms": round(self.latency_ms, 1),
+                "detail": self.detail, "usage": self.usage.as_dict() if self.usage else None}
+
+
+@dataclass(frozen=True)
+class Route:
+    """Which model of a tier's cascade answered a call, and everything tried before it."""
+
+    tier: ModelTier
+    model: str
+    attempts: tuple[RouteAttempt, ...] = ()
+
+    @property
+    def fallbacks(self) -> int:
+        """How many models were passed over before `model` answered."""
+        return sum(1 for attempt in self.attempts if attempt.outcome != "ok")
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form recorded on the step."""
+        return {"tier": self.tier, "model": self.model, "fallbacks": self.fallbacks,
+                "attempts": [attempt.as_dict() for attempt in self.attempts]}
+
+
 @dataclass(frozen=True)
 class Generated(Generic[T]):
     """A structured model answer and what it cost."""
 
     value: T
     usage: Usage
+    route: Route | None = None
+    """How the model router chose the model; None for implementations without routing."""
 
 
 class StructuredModel(Protocol):

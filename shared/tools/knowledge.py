@@ -1,0 +1,35 @@
+"""`KnowledgeFetch` over the pgvector knowledge base: whole documents, scoped by workspace."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from psycopg_pool import ConnectionPool
+
+from shared.tools.ports import KnowledgeDocument
+
+_FETCH = """
+SELECT id, title, source, tags, content FROM public.knowledge_documents
+WHERE id = %s AND workspace_id = %s
+"""
+
+
+@dataclass
+class PgKnowledgeFetch:
+    """Reads `knowledge_documents`; a document of another workspace reads as missing."""
+
+    pool: ConnectionPool
+
+    def fetch(self, workspace_id: str, document_id: str) -> KnowledgeDocument | None:
+        try:
+            uuid.UUID(document_id)
+            uuid.UUID(workspace_id)
+        except ValueError:
+            return None
+        with self.pool.connection() as conn:
+            row = conn.execute(_FETCH, (document_id, workspace_id)).fetchone()
+        if row is None:
+            return None
+        return KnowledgeDocument(document_id=str(row["id"]), title=row["title"], content=row["content"],
+                                 source=row["source"], tags=tuple(row["tags"] or ()))
