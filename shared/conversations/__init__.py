@@ -1,0 +1,55 @@
+"""Bounded conversations: history compaction (rolling summary + recent window) and the chat turn graph.
+
+- `compaction`: `compact(summary, unsummarized, model, policy)` folds old items of any history (chat
+  messages, campaign events via `events_as_history`) into a cited `RollingSummary`;
+  `render_context(summary, window)` is what a model is shown.
+- `graph`: `build_chat_graph()` (uncompiled), `compile_chat_graph(create_checkpointer(pool))`,
+  `run_turn(...)`, `resume_turn(...)` and `prune_history(...)`; see its docstring for why messages
+  live in `conversation_messages` rather than in the checkpoint.
+"""
+
+from shared.conversations.compaction import (
+    Compaction,
+    CompactionPolicy,
+    HistoryItem,
+    RollingSummary,
+    compact,
+    events_as_history,
+    needs_compaction,
+    render_context,
+)
+from shared.conversations.graph import (
+    ChatDeps,
+    ChatReply,
+    ChatState,
+    TurnResult,
+    TurnUnfinished,
+    build_chat_graph,
+    chat_config,
+    compile_chat_graph,
+    prune_history,
+    resume_turn,
+    run_turn,
+)
+
+__all__ = [
+    "ChatDeps",
+    "ChatReply",
+    "ChatState",
+    "Compaction",
+    "CompactionPolicy",
+    "HistoryItem",
+    "RollingSummary",
+    "TurnResult",
+    "TurnUnfinished",
+    "build_chat_graph",
+    "chat_config",
+    "compact",
+    "compile_chat_graph",
+    "events_as_history",
+    "needs_compaction",
+    "prune_history",
+    "render_context",
+    "resume_turn",
+    "run_turn",
+]
