@@ -80,6 +80,7 @@ VALUES (%(id)s, %(workspace_id)s, %(title)s, %(kind)s, %(source)s, %(tags)s, %(s
 RETURNING {_DOCUMENT_COLUMNS}
 """
 _GET_DOCUMENT = f"SELECT {_DOCUMENT_COLUMNS}, content FROM public.knowledge_documents WHERE id = %s"
+_GET_STATE = f"SELECT {_DOCUMENT_COLUMNS} FROM public.knowledge_documents WHERE id = %s"
 _LOCK_DOCUMENT = f"SELECT {_DOCUMENT_COLUMNS} FROM public.knowledge_documents WHERE id = %s FOR UPDATE"
 _START = """
 UPDATE public.knowledge_documents SET status = 'processing', updated_at = now()
@@ -115,9 +116,9 @@ def insert_document(conn: Any, *, document_id: UUID, workspace_id: str, title: s
         "created_by": created_by}).fetchone()
 
 
-def get_document(conn: Any, document_id: UUID) -> dict[str, Any] | None:
-    """The resource with its full text, or None if it does not exist (or RLS hides it)."""
-    return conn.execute(_GET_DOCUMENT, (document_id,)).fetchone()
+def get_document(conn: Any, document_id: UUID, *, with_content: bool = True) -> dict[str, Any] | None:
+    """The resource (with its full text unless told otherwise), or None if it does not exist or RLS hides it."""
+    return conn.execute(_GET_DOCUMENT if with_content else _GET_STATE, (document_id,)).fetchone()
 
 
 def start_processing(conn: Any, document_id: UUID) -> None:

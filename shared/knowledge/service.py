@@ -304,7 +304,7 @@ class KnowledgeService:
         """One round: extract and chunk (first time only), embed one batch, chain the next or mark ready."""
         document_id = message.document_id
         with as_service(self.pool) as conn:
-            document = db.get_document(conn, document_id)
+            document = db.get_document(conn, document_id, with_content=False)
             if document is None:
                 return {"status": "ignored", "reason": f"resource {document_id} does not exist"}
             if document["status"] in ("ready", "failed"):

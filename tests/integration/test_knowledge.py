@@ -27,6 +27,7 @@ from infra.local.emulators.config import EmulatorConfig
 from infra.local.emulators.gemini import create_app as create_gemini
 from infra.local.emulators.supabase_storage import create_app as create_storage
 from infra.local.serve import RunningServer, serve_in_thread
+from infra.reembed_knowledge import Reembedded, reembed
 from shared.api import knowledge as knowledge_api
 from shared.api.app import dispatch
 from shared.auth import Principal
@@ -344,6 +345,23 @@ class TestModelSwitch:
                          "SELECT id, 'gemini-embedding-001@256', workspace_id, %s::vector FROM "
                          "public.knowledge_chunks WHERE document_id = %s ON CONFLICT DO NOTHING",
                          (db.vector_literal([0.1] * 3), ids[0]))
+
+
+    def test_the_reembed_job_indexes_embeds_and_prunes(self, world: World, servers: dict) -> None:
+        owner = world.principal()
+        kept = world.add(owner, RETURNS, title="Returns")
+        world.add(owner, ASSAM, title="Assam")
+        settings = kb_settings(world.dsn, GEMINI_BASE_URL=servers["gemini"].url, MUSE_EMBEDDING_PROVIDER="gemini",
+                               MUSE_EMBEDDING_DIMENSIONS="128")
+        result = reembed(settings, workspace_id=owner.requested_workspace, prune=True, batch=1)
+        assert result == Reembedded(model="gemini-embedding-001@128", index=vector_index_name(result.model),
+                                    embedded=2, pruned=2)
+        assert reembed(settings, workspace_id=owner.requested_workspace).embedded == 0
+        gemini = GeminiEmbedder(client=gemini_client(settings), model="gemini-embedding-001", dimensions=128)
+        with as_user(world.pool, owner.claims) as conn:
+            hits = PgVectorKnowledge(pool=world.pool, embedder=gemini).search_in(
+                conn, owner.requested_workspace, "refund returned within 14 days", k=1, mode="vector")
+        assert hits[0].document_id == kept
 
 
 # ------------------------------------------------------------------------------------------ HTTP routes
