@@ -34,6 +34,7 @@ from shared.errors import (
     MuseError,
     NotFound,
     PermanentStepError,
+    ThreadBusy,
     Unauthorized,
     UpstreamUnavailable,
 )
@@ -306,7 +307,9 @@ class KnowledgeService:
         with as_service(self.pool) as conn:
             document = db.get_document(conn, document_id, with_content=False)
             if document is None:
-                return {"status": "ignored", "reason": f"resource {document_id} does not exist"}
+                raise ResourceNotVisible(
+                    f"Knowledge resource {document_id} is not visible (yet); its submission may still be committing.",
+                    retry_after_seconds=max(1, self.settings.busy_retry_after_seconds))
             if document["status"] in ("ready", "failed"):
                 return {"status": document["status"], "duplicate": True}
             db.start_processing(conn, document_id)
@@ -370,6 +373,16 @@ class KnowledgeService:
         with as_service(self.pool) as conn:
             db.mark_failed(conn, source.document_id, reason)
         return StepReply(200, {"status": "failed", "reason": reason})
+
+
+class ResourceNotVisible(ThreadBusy):
+    """The message arrived before the submitting transaction committed; QStash delivers it again later.
+
+    A resource that never appears (its submission rolled back) exhausts the retries; the failure
+    callback then finds nothing to mark.
+    """
+
+    code = "resource_not_visible"
 
 
 class PayloadTooLarge(MuseError):

@@ -35,8 +35,10 @@ from shared.db import knowledge as db
 from shared.db.knowledge import PgVectorKnowledge, ensure_vector_index, vector_index_name
 from shared.db.pool import as_service, as_user, connect, create_pool
 from shared.errors import InvalidRequest, NotFound
+from shared.http import qstash_response
 from shared.integrations.gemini import GeminiEmbedder, gemini_client
-from shared.knowledge.models import SearchQuery, TextResource
+from shared.knowledge.models import IngestMessage, SearchQuery, TextResource
+from shared.knowledge.service import ResourceNotVisible
 from shared.settings import get_settings
 from tests.integration.knowledge_world import BASE_ENV, World, build_world, kb_settings
 from tests.pdfgen import make_pdf
@@ -189,6 +191,17 @@ class TestIngestion:
         assert "not a readable PDF" in (world.service.get(owner, broken.id).error or "")
         assert "could not extract" in (world.service.get(owner, missing.id).error or "")
         assert world.deliver(world.queue.messages[0]) == {"status": "failed", "duplicate": True}
+
+    def test_a_message_that_outruns_its_commit_is_retried(self, world: World) -> None:
+        early = IngestMessage(document_id=uuid.uuid4())
+        with pytest.raises(ResourceNotVisible, match="not visible") as raised:
+            world.deliver(early)
+        assert raised.value.retryable and raised.value.http_status == 429
+        app = flask.Flask("ingest-test")
+        with app.app_context():
+            response = qstash_response(lambda: world.service.handle_delivery(
+                json.dumps(early.model_dump(mode="json")).encode()))
+        assert response.status_code == 429 and response.headers["Retry-After"] == "2"
 
     def test_failure_callback_marks_the_resource_failed(self, world: World) -> None:
         owner = world.principal()
