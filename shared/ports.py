@@ -160,15 +160,69 @@ class WorkspaceStore(Protocol):
         """The workspace's runtime rules (defaults if none were set)."""
         ...
 
+    def context(self, workspace_id: str, user_id: str | None = None) -> Any:
+        """The `CampaignContext` of a campaign of this workspace (brand, policy, preferences)."""
+        ...
+
 
 class ArtifactStore(Protocol):
     """Keeps the content a campaign produces; every write is idempotent per (campaign, channel)."""
 
-    def save_draft(self, *, campaign_id: str, workspace_id: str, channel: str, content: dict[str, Any],
-                   usage: Usage, revision: int) -> None:
-        """Create or replace the draft of `channel`."""
+    def save_draft(self, *, campaign_id: str, workspace_id: str, channel: str, variant: str,
+                   content: dict[str, Any], usage: Usage, revision: int) -> None:
+        """Create or replace the draft of one channel's variant."""
         ...
 
-    def publish(self, *, campaign_id: str, channel: str) -> bool:
-        """Mark the channel's artifact published; False if it already was."""
+    def publish(self, *, campaign_id: str, channel: str, variant: str) -> bool:
+        """Mark one variant published; False if it already was."""
+        ...
+
+
+@dataclass(frozen=True)
+class ReusedPlan:
+    """A proven plan of a similar past task of the workspace."""
+
+    task_id: str
+    plan: dict[str, Any]
+    confidence: float
+
+
+class PlanMemory(Protocol):
+    """Memory-aware routing: reuse what worked for similar tasks, and remember every outcome."""
+
+    def lookup(self, workspace_id: str, task_type: str, description: str) -> ReusedPlan | None:
+        """A plan to reuse when a similar past task succeeded with confidence above the threshold."""
+        ...
+
+    def remember(self, workspace_id: str, task_type: str, description: str, *, plan: dict[str, Any],
+                 success: bool, quality: float, campaign_id: str) -> None:
+        """Store the outcome of a task."""
+        ...
+
+
+class Summarizer(Protocol):
+    """Condenses findings of any length into cited key findings."""
+
+    def summarize(self, findings: list[dict[str, Any]], *,
+                  objective: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """(ResearchSummary as JSON, usage entries)."""
+        ...
+
+
+class Canon(Protocol):
+    """Frameworks, templates and compliance rules per content type (data, cached, versioned)."""
+
+    def fetch(self, content_type: str) -> dict[str, Any]:
+        """The canon entry of `content_type` (empty if none)."""
+        ...
+
+
+class QualityGate(Protocol):
+    """The layered QA gate over a campaign's drafts."""
+
+    def review(self, drafts: dict[str, dict[str, Any]], *, kit: BrandKit, sources: list[dict[str, Any]],
+               iteration: int = 0, previous_score: float | None = None,
+               settings: dict[str, Any] | None = None) -> dict[str, Any]:
+        """`{passed, score, findings: [{draft, channel, field, rule, message}], decision: pass|rewrite|human,
+        reason, usage}`; `iteration` rewrites were made so far, `previous_score` is the score before the last."""
         ...

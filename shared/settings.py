@@ -115,6 +115,10 @@ class Settings(BaseSettings):
                 ) from exc
         return value
 
+    qa_judge: bool = Field(True, alias="MUSE_QA_JUDGE")
+    """Run the QA gate's model judge (one call per guideline); the local stack turns it off when Gemini is
+    emulated, since emulated verdicts carry no signal."""
+
     def function_url(self, name: str) -> str:
         """Public URL of function `name`: where QStash delivers, and the `sub` its signature carries."""
         return self.function_urls.get(name) or self.function_url_template.format(name=name)

@@ -150,6 +150,7 @@ def function_env(*, emulators_url: str, dbs: Databases, local: LocalSecrets, con
     else:
         env["GEMINI_API_KEY"] = config.gemini_api_key
         env["GEMINI_BASE_URL"] = f"{emulators_url}/gemini"
+        env["MUSE_QA_JUDGE"] = "false"
     return env
 
 

@@ -72,6 +72,7 @@ class ArtifactView(BaseModel):
     """One channel's content."""
 
     channel: str
+    variant: str = "a"
     status: Literal["draft", "published"]
     revision: int
     content: dict[str, Any]

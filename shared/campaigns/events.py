@@ -10,18 +10,24 @@ def describe(node: str, update: dict[str, Any] | None) -> dict[str, Any]:
     update = update or {}
     data: dict[str, Any] = {"node": node}
     if node == "plan" and "plan" in update:
-        data |= {"channels": update["plan"]["channels"], "queries": update["plan"]["research_queries"]}
-    elif node in ("research_web", "research_knowledge"):
-        found = update.get("web_findings") or update.get("knowledge_findings") or []
-        data |= {"sources": len(found)}
+        data |= {"channels": update["plan"]["channels"], "specialists": update["plan"]["specialists"],
+                 "queries": update["plan"]["research_queries"]}
+    elif node == "specialist":
+        data |= {"specialist": (update.get("specialists_run") or ["?"])[0],
+                 "sources": len(update.get("findings") or [])}
+    elif node == "review" and "plan" in update:
+        data |= {"specialists": update["plan"]["specialists"], "angles": update["plan"].get("angles", []),
+                 "changes": len(update.get("course_changes") or [])}
     elif node == "summarize" and "research_summary" in update:
         data |= {"findings": len(update["research_summary"]["key_findings"])}
     elif node == "strategy" and "strategy" in update:
         data |= {"positioning": update["strategy"]["positioning"], "budget_inr": update["strategy"]["budget_inr"]}
     elif node == "approve_strategy":
         data |= {"approval": update.get("approval")}
+    elif node == "brief" and "briefs" in update:
+        data |= {"channels": sorted(update["briefs"])}
     elif node == "content" and "drafts" in update:
-        data |= {"revision": update.get("qa_revisions", 0), "channels": sorted(update["drafts"])}
+        data |= {"revision": update.get("qa_revisions", 0), "drafts": sorted(update["drafts"])}
     elif node == "qa_gate" and "qa" in update:
         qa = update["qa"]
         data |= {"passed": qa["passed"], "score": qa["score"], "outcome": update.get("qa_outcome"),

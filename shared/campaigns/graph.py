@@ -14,11 +14,12 @@ from shared.deps import Deps
 
 NODE_OWNERS: dict[str, str] = {
     "plan": "planner",
-    "research_web": "research",
-    "research_knowledge": "research",
+    "specialist": "research",
+    "review": "research",
     "summarize": "research",
     "strategy": "planner",
     "approve_strategy": "planner",
+    "brief": "planner",
     "content": "content",
     "qa_gate": "qa",
     "qa_review": "qa",
@@ -31,14 +32,16 @@ STEP_FUNCTIONS: tuple[str, ...] = tuple(dict.fromkeys(NODE_OWNERS.values()))
 
 
 def build_campaign_graph() -> StateGraph:
-    """Plan → research (web ∥ knowledge) → summarize → strategy → approval → content ⇄ QA → payment → execute."""
+    """Plan → specialists (concurrent) ⇄ review → summarize → strategy → approval → brief (tier 1)
+    → content (tier 2) ⇄ QA → payment → execute."""
     graph = StateGraph(CampaignState, context_schema=Deps)
     graph.add_node("plan", nodes.plan)
-    graph.add_node("research_web", nodes.research_web)
-    graph.add_node("research_knowledge", nodes.research_knowledge)
+    graph.add_node("specialist", nodes.specialist)
+    graph.add_node("review", nodes.review)
     graph.add_node("summarize", nodes.summarize)
     graph.add_node("strategy", nodes.strategy)
     graph.add_node("approve_strategy", nodes.approve_strategy)
+    graph.add_node("brief", nodes.brief)
     graph.add_node("content", nodes.content)
     graph.add_node("qa_gate", nodes.qa_gate)
     graph.add_node("qa_review", nodes.qa_review)
@@ -46,12 +49,13 @@ def build_campaign_graph() -> StateGraph:
     graph.add_node("execute", nodes.execute)
 
     graph.add_edge(START, "plan")
-    graph.add_edge("plan", "research_web")
-    graph.add_edge("plan", "research_knowledge")
-    graph.add_edge(["research_web", "research_knowledge"], "summarize")
+    graph.add_conditional_edges("plan", nodes.dispatch_specialists, ["specialist", "summarize"])
+    graph.add_edge("specialist", "review")
+    graph.add_conditional_edges("review", nodes.dispatch_specialists, ["specialist", "summarize"])
     graph.add_edge("summarize", "strategy")
     graph.add_edge("strategy", "approve_strategy")
-    graph.add_conditional_edges("approve_strategy", nodes.after_approval, ["content", "plan"])
+    graph.add_conditional_edges("approve_strategy", nodes.after_approval, ["brief", "plan"])
+    graph.add_edge("brief", "content")
     graph.add_edge("content", "qa_gate")
     graph.add_conditional_edges("qa_gate", nodes.after_qa, ["await_payment", "content", "qa_review"])
     graph.add_conditional_edges("qa_review", nodes.after_review, ["await_payment", "content"])

@@ -1,96 +1,191 @@
 """The nodes of the campaign graph.
 
-Each node reads its state, uses only `runtime.context` (a `Deps`) to reach the world, and returns
-a partial update. Side effects are idempotent per (campaign, channel), since a node re-runs from its
-first line whenever its step is retried.
+Each node reads its state, reaches the world only through `runtime.context` (a `Deps`), and returns
+a partial update. Side effects are idempotent per (campaign, channel, variant), since a node re-runs
+from its first line whenever its step is retried. Changes of course are returned as
+`course_changes`, which the runtime turns into `plan.changed` events with their reasons.
 """
 
 from __future__ import annotations
 
 import json
+import string
+from datetime import date, timedelta
 from typing import Any
 
 from langgraph.runtime import Runtime
-from langgraph.types import interrupt
+from langgraph.types import Send, interrupt
 
 from shared.campaigns import prompts, qa
-from shared.campaigns.schemas import CHANNEL_SCHEMAS, Plan, ResearchSummary, Strategy
-from shared.campaigns.state import CampaignState
+from shared.campaigns.festivals import festivals_between
+from shared.campaigns.schemas import (
+    CHANNEL_SCHEMAS,
+    ContentBrief,
+    Plan,
+    PlanReview,
+    ResearchSummary,
+    Strategy,
+)
+from shared.campaigns.state import CampaignState, SpecialistTask
 from shared.deps import Deps
+from shared.models.usage import usage_entries
+from shared.ports import Finding
 
 MAX_CHANNELS = {"campaign": 4, "move": 2}
-
-
-def _usage(node: str, usage: Any) -> list[dict[str, Any]]:
-    return [{"node": node, **usage.as_dict()}]
+MAX_REVIEWS = 2
+LAUNCH_WORDS = ("launch", "launches", "launched", "unveil", "unveils", "debut", "rolls out", "introduces")
+DISCLAIMER_FIELD = {"email": "body", "linkedin_post": "text", "instagram_caption": "caption", "ad": "description"}
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, indent=1)
+    return json.dumps(value, ensure_ascii=False, indent=1, default=str)
+
+
+def _window(brief: dict[str, Any]) -> tuple[date, date]:
+    start = date.fromisoformat(brief["start_date"]) if brief.get("start_date") else date.today()
+    end = date.fromisoformat(brief["end_date"]) if brief.get("end_date") else start + timedelta(days=45)
+    return start, end
 
 
 def plan(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
-    """Plan the campaign (strong model tier); re-plans with any human feedback so far."""
+    """Plan the campaign (strong tier), or reuse a proven plan of a similar past task of the workspace."""
+    deps = runtime.context
     brief = state["brief"]
+    description = f"{state['kind']}: {brief['title']}. {brief['objective']}"
+    reused = deps.plans.lookup(state["workspace_id"], state["kind"], description) if deps.plans else None
+    if reused is not None and not state.get("feedback"):
+        planned = Plan.model_validate(reused.plan)
+        change = {"action": "reuse", "reason": f"a similar past {state['kind']} succeeded with this plan "
+                  f"(confidence {reused.confidence:.2f})", "source_task": reused.task_id}
+        return {"plan": planned.model_dump(), "course_changes": [change], "reviews": 0,
+                "specialists_run": None, "findings": None}
     prompt = f"Kind: {state['kind']}\nBrief:\n{_json(brief)}"
+    context = deps.campaign
+    if context and context.past_successes:
+        prompt += "\nWhat worked before for this brand:\n- " + "\n- ".join(context.past_successes[:5])
     if state.get("feedback"):
         prompt += "\nFeedback on the previous strategy (address it):\n- " + "\n- ".join(state["feedback"])
-    out = runtime.context.model.generate(tier="strong", system=prompts.PLANNER, prompt=prompt, schema=Plan)
+    out = deps.model.generate(tier="strong", system=prompts.PLANNER, prompt=prompt, schema=Plan)
     result = out.value
-    channels = list(dict.fromkeys(brief.get("channels") or result.channels))[: MAX_CHANNELS[state["kind"]]]
+    limit = MAX_CHANNELS[state["kind"]]
+    channels = list(dict.fromkeys(brief.get("channels") or result.channels))[:limit]
     queries = result.research_queries[: 2 if state["kind"] == "move" else 4]
-    planned = result.model_copy(update={"channels": channels, "research_queries": queries})
-    return {"plan": planned.model_dump(), "usage": _usage("plan", out.usage)}
+    specialists = list(dict.fromkeys(["web_research", "knowledge_research", *result.specialists]))
+    planned = result.model_copy(update={"channels": channels, "research_queries": queries,
+                                        "specialists": specialists[: 3 if state["kind"] == "move" else 5]})
+    return {"plan": planned.model_dump(), "usage": usage_entries("plan", out), "reviews": 0,
+            "specialists_run": None, "findings": None}
 
 
-def research_web(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
-    """Search the web for each planned query (runs in parallel with `research_knowledge`)."""
-    seen: dict[str, dict[str, Any]] = {}
-    for query in state["plan"]["research_queries"]:
-        for finding in runtime.context.web.search(query, max_results=3):
-            seen.setdefault(finding.source_id, finding.as_dict())
-    return {"web_findings": list(seen.values())}
+def dispatch_specialists(state: CampaignState) -> list[Send] | str:
+    """Run every planned specialist that has not run yet, concurrently; then summarize."""
+    done = set(state.get("specialists_run") or [])
+    pending = [s for s in state["plan"]["specialists"] if s not in done]
+    if not pending:
+        return "summarize"
+    return [Send("specialist", {"specialist": s, "plan": state["plan"], "brief": state["brief"],
+                                "workspace_id": state["workspace_id"]}) for s in pending]
 
 
-def research_knowledge(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
-    """Search the workspace's own knowledge base for each planned query."""
-    seen: dict[str, dict[str, Any]] = {}
-    for query in state["plan"]["research_queries"]:
-        for finding in runtime.context.knowledge.search(state["workspace_id"], query, k=3):
-            seen.setdefault(finding.source_id, finding.as_dict())
-    return {"knowledge_findings": list(seen.values())}
+def specialist(task: SpecialistTask, runtime: Runtime[Deps]) -> dict[str, Any]:
+    """One research specialist: web, knowledge base, competitors, audience or the festival calendar."""
+    deps = runtime.context
+    name = task["specialist"]
+    plan_ = task["plan"]
+    found: list[Finding] = []
+    if name == "web_research":
+        for query in plan_["research_queries"]:
+            found += deps.web.search(query, max_results=3)
+    elif name == "knowledge_research":
+        for query in plan_["research_queries"]:
+            found += deps.knowledge.search(task["workspace_id"], query, k=3)
+    elif name == "competitor_scan":
+        found += deps.web.search(f"competitor launch {plan_['objective']}", max_results=4)
+    elif name == "audience_insights":
+        found += deps.knowledge.search(task["workspace_id"], f"customers personas {plan_['audience']}", k=4)
+    elif name == "festival_calendar":
+        start, end = _window(task["brief"])
+        found += [Finding(source_id=f"festival:{day.isoformat()}", title=f"{title} ({day.isoformat()})",
+                          content=f"{title} falls on {day:%A %d %B %Y}, inside the campaign window.")
+                  for day, title in festivals_between(start, end)]
+    unique = {f.source_id: f.as_dict() | {"specialist": name} for f in found}
+    return {"findings": list(unique.values()), "specialists_run": [name]}
+
+
+def review(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
+    """Re-plan from the research: add or drop specialists and angles, each change with its reason."""
+    plan_ = Plan.model_validate(state["plan"])
+    reviews = state.get("reviews", 0) + 1
+    if reviews > MAX_REVIEWS:
+        return {"reviews": reviews}
+    findings = state.get("findings") or []
+    changes: list[dict[str, Any]] = []
+    angles = list(plan_.angles)
+    specialists = list(plan_.specialists)
+    run = set(state.get("specialists_run") or [])
+    for f in findings:
+        text = f"{f['title']} {f['content']}".lower()
+        if f.get("specialist") != "competitor_scan" and any(w in text for w in LAUNCH_WORDS) \
+                and "competitor_scan" not in specialists:
+            specialists.append("competitor_scan")
+            changes.append({"action": "add", "specialist": "competitor_scan",
+                            "reason": f"research mentions a launch: {f['title']!r}"})
+        if f.get("specialist") == "festival_calendar":
+            angle = f"Festival: {f['title']}"
+            if angle not in angles:
+                angles.append(angle)
+                changes.append({"action": "angle", "angle": angle, "reason": f["content"]})
+    digest = [{"id": f["source_id"], "title": f["title"], "content": f["content"][:300]} for f in findings[:20]]
+    out = runtime.context.model.generate(
+        tier="fast", system=prompts.REVIEWER, schema=PlanReview,
+        prompt=f"Plan:\n{_json(plan_.model_dump())}\nFindings:\n{_json(digest)}")
+    for change in out.value.changes:
+        if change.action == "add" and change.specialist not in specialists:
+            specialists.append(change.specialist)
+            changes.append(change.model_dump())
+        elif change.action == "drop" and change.specialist in specialists and change.specialist not in run:
+            specialists.remove(change.specialist)
+            changes.append(change.model_dump())
+    for angle in out.value.angles:
+        if angle not in angles and len(angles) < 5:
+            angles.append(angle)
+            changes.append({"action": "angle", "angle": angle, "reason": "suggested by the research review"})
+    revised = plan_.model_copy(update={"specialists": specialists[:5], "angles": angles})
+    return {"plan": revised.model_dump(), "reviews": reviews, "course_changes": changes,
+            "usage": usage_entries("review", out)}
 
 
 def summarize(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
-    """Condense research into cited findings (fast tier)."""
-    sources = [
-        {"id": f["source_id"], "title": f["title"], "content": f["content"][:1200]}
-        for f in state.get("web_findings", []) + state.get("knowledge_findings", [])
-    ]
+    """Condense all findings into cited key findings (fast tier, recursively when they are long)."""
+    findings = state.get("findings") or []
+    deps = runtime.context
+    if deps.summarizer is not None:
+        summary, usage = deps.summarizer.summarize(findings, objective=state["plan"]["objective"])
+        return {"research_summary": summary, "usage": usage}
+    sources = [{"id": f["source_id"], "title": f["title"], "content": f["content"][:1200]} for f in findings]
     prompt = f"Objective: {state['plan']['objective']}\nSources:\n{_json(sources)}"
-    out = runtime.context.model.generate(
-        tier="fast", system=prompts.SUMMARIZER, prompt=prompt, schema=ResearchSummary
-    )
+    out = deps.model.generate(tier="fast", system=prompts.SUMMARIZER, prompt=prompt, schema=ResearchSummary)
     known = {s["id"] for s in sources}
     summary = out.value.model_dump()
     for finding in summary["key_findings"]:
         finding["source_ids"] = [s for s in finding["source_ids"] if s in known]
-    return {"research_summary": summary, "usage": _usage("summarize", out.usage)}
+    return {"research_summary": summary, "usage": usage_entries("summarize", out)}
 
 
 def strategy(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
     """Choose positioning and an INR budget (strong tier)."""
-    prompt = (
-        f"Brief:\n{_json(state['brief'])}\nPlan:\n{_json(state['plan'])}\n"
-        f"Research:\n{_json(state['research_summary'])}"
-    )
+    prompt = (f"Brief:\n{_json(state['brief'])}\nPlan:\n{_json(state['plan'])}\n"
+              f"Research:\n{_json(state['research_summary'])}")
+    context = runtime.context.campaign
+    if context and context.budget_constraints:
+        prompt += f"\nBudget constraints:\n{_json(context.budget_constraints)}"
     if state.get("feedback"):
         prompt += "\nHuman feedback to address:\n- " + "\n- ".join(state["feedback"])
     out = runtime.context.model.generate(tier="strong", system=prompts.STRATEGIST, prompt=prompt, schema=Strategy)
     chosen = out.value
     if state["brief"].get("budget_inr"):
         chosen = chosen.model_copy(update={"budget_inr": state["brief"]["budget_inr"]})
-    return {"strategy": chosen.model_dump(), "usage": _usage("strategy", out.usage)}
+    return {"strategy": chosen.model_dump(), "usage": usage_entries("strategy", out)}
 
 
 def approve_strategy(state: CampaignState) -> dict[str, Any]:
@@ -105,7 +200,9 @@ def approve_strategy(state: CampaignState) -> dict[str, Any]:
     })
     action = decision["action"]
     if action == "reject":
-        return {"approval": "rejected", "feedback": [decision.get("feedback") or "Rejected without comment."]}
+        feedback = decision.get("feedback") or "Rejected without comment."
+        return {"approval": "rejected", "feedback": [feedback],
+                "course_changes": [{"action": "replan", "reason": f"strategy rejected: {feedback}"}]}
     if action == "edit":
         edited = Strategy.model_validate({**proposed, **decision.get("edits", {})})
         return {"approval": "approved", "strategy": edited.model_dump()}
@@ -113,26 +210,49 @@ def approve_strategy(state: CampaignState) -> dict[str, Any]:
 
 
 def after_approval(state: CampaignState) -> str:
-    """Approved strategies go to the writers; rejected ones back to the planner."""
-    return "content" if state.get("approval") == "approved" else "plan"
+    """Approved strategies go to the brief writer; rejected ones back to the planner."""
+    return "brief" if state.get("approval") == "approved" else "plan"
 
 
-DISCLAIMER_FIELD = {"email": "body", "linkedin_post": "text", "instagram_caption": "caption", "ad": "description"}
+def brief(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
+    """Tier 1: synthesize each channel's complete brief from canon, brand kit, research and strategy."""
+    deps = runtime.context
+    kit = deps.campaign.brand if deps.campaign else None
+    briefs: dict[str, dict[str, Any]] = {}
+    usage: list[dict[str, Any]] = []
+    for channel in state["plan"]["channels"]:
+        canon = deps.canon.fetch(channel) if deps.canon else {}
+        prompt = (f"Channel: {channel}\nCanon for this content type:\n{_json(canon)}\n"
+                  f"Strategy:\n{_json(state['strategy'])}\nResearch:\n{_json(state.get('research_summary', {}))}\n"
+                  f"Angles:\n{_json(state['plan'].get('angles', []))}")
+        if kit is not None:
+            prompt += f"\nBrand voice: {', '.join(kit.voice)}"
+        if state.get("feedback"):
+            prompt += "\nHuman feedback:\n- " + "\n- ".join(state["feedback"])
+        out = deps.model.generate(tier="strong", system=prompts.BRIEFER, prompt=prompt, schema=ContentBrief)
+        made = out.value.model_copy(update={"channel": channel})
+        if kit is not None:
+            avoid = [f"{term} (say {sub!r})" for term, sub in kit.banned_terms.items()]
+            must = [kit.required_disclaimers[channel]] if channel in kit.required_disclaimers else []
+            made = made.model_copy(update={"avoid": list(dict.fromkeys([*made.avoid, *avoid]))[:12],
+                                            "must_include": list(dict.fromkeys([*made.must_include, *must]))[:6]})
+        if canon.get("rules"):
+            made = made.model_copy(update={"format_rules": list(canon["rules"])[:10]})
+        briefs[channel] = made.model_dump()
+        usage += usage_entries(f"brief:{channel}", out)
+    return {"briefs": briefs, "usage": usage}
 
 
 def with_disclaimer(channel: str, copy: dict[str, Any], disclaimer: str | None) -> dict[str, Any]:
-    """Append a required disclaimer verbatim when the model left it out (compliance by construction)."""
-    if not disclaimer:
-        return copy
-    text = json.dumps(copy, ensure_ascii=False).lower()
-    if disclaimer.lower() in text:
+    """Append a required disclaimer verbatim when the writer left it out (compliance by construction)."""
+    if not disclaimer or disclaimer.lower() in json.dumps(copy, ensure_ascii=False).lower():
         return copy
     if channel == "x_thread":
         return {**copy, "posts": [*copy["posts"][:-1], _fit(copy["posts"][-1], disclaimer, 280)]}
-    field = DISCLAIMER_FIELD[channel]
-    limit = CHANNEL_SCHEMAS[channel].model_fields[field].metadata
-    max_length = next((m.max_length for m in limit if getattr(m, "max_length", None)), 100_000)
-    return {**copy, field: _fit(copy[field], disclaimer, max_length)}
+    field_name = DISCLAIMER_FIELD[channel]
+    meta = CHANNEL_SCHEMAS[channel].model_fields[field_name].metadata
+    max_length = next((m.max_length for m in meta if getattr(m, "max_length", None)), 100_000)
+    return {**copy, field_name: _fit(copy[field_name], disclaimer, max_length)}
 
 
 def _fit(text: str, suffix: str, max_length: int) -> str:
@@ -140,47 +260,76 @@ def _fit(text: str, suffix: str, max_length: int) -> str:
     return (text[: max(room, 0)].rstrip() + " " + suffix).strip()
 
 
+def draft_key(channel: str, variant: str) -> str:
+    """Key of one draft in state: `email` for the first variant, `email#b` for the next."""
+    return channel if variant == "a" else f"{channel}#{variant}"
+
+
 def content(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
-    """Write each channel's copy (fast tier); on a QA revision, rewrite only the failing channels."""
+    """Tier 2: stateless writers produce each channel's copy from its brief alone (fast tier).
+
+    On a QA revision only the failing fields of the failing drafts are rewritten.
+    """
     deps = runtime.context
-    kit = deps.workspaces.brand_kit(state["workspace_id"])
+    kit = deps.campaign.brand if deps.campaign else None
     drafts = dict(state.get("drafts") or {})
     last_qa = state.get("qa") or {}
     revision = state.get("qa_revisions", 0) + (1 if last_qa else 0)
-    todo = last_qa.get("failing_channels") or state["plan"]["channels"]
+    variants = string.ascii_lowercase[: int(state["brief"].get("variants") or 1)]
     usage: list[dict[str, Any]] = []
-    for channel in todo:
-        critique = [f["message"] for f in last_qa.get("findings", []) if f["channel"] == channel]
-        prompt = (
-            f"Channel: {channel}\nStrategy:\n{_json(state['strategy'])}\n"
-            f"Research:\n{_json(state.get('research_summary', {}))}"
-        )
-        if critique:
-            prompt += "\nQA critique to fix:\n- " + "\n- ".join(critique)
-        if state.get("feedback"):
-            prompt += "\nHuman feedback:\n- " + "\n- ".join(state["feedback"])
-        out = deps.model.generate(tier="fast", system=prompts.WRITER, prompt=prompt, schema=CHANNEL_SCHEMAS[channel])
-        drafts[channel] = with_disclaimer(channel, out.value.model_dump(), kit.required_disclaimers.get(channel))
-        deps.artifacts.save_draft(
-            campaign_id=state["campaign_id"], workspace_id=state["workspace_id"], channel=channel,
-            content=drafts[channel], usage=out.usage, revision=revision + 1,
-        )
-        usage += _usage(f"content:{channel}", out.usage)
+    rewrite: dict[str, dict[str, list[str]]] = {}
+    for finding in last_qa.get("findings", []):
+        rewrite.setdefault(finding["draft"], {}).setdefault(finding["field"], []).append(finding["message"])
+    for channel in state["plan"]["channels"]:
+        for variant in variants:
+            key = draft_key(channel, variant)
+            if last_qa and key not in rewrite:
+                continue
+            schema = CHANNEL_SCHEMAS[channel]
+            prompt = f"Write {channel} copy from this brief alone.\nBrief:\n{_json(state['briefs'][channel])}"
+            if variant != "a":
+                prompt += f"\nThis is variant {variant.upper()} of an A/B test: use a clearly different hook."
+            if key in rewrite and key in drafts:
+                prompt += (f"\nCurrent copy:\n{_json(drafts[key])}\nRewrite ONLY these fields, fixing:\n"
+                           f"{_json(rewrite[key])}")
+            out = deps.model.generate(tier="fast", system=prompts.WRITER, prompt=prompt, schema=schema)
+            written = out.value.model_dump()
+            if key in rewrite and key in drafts:
+                fields = {f.split("[")[0] for f in rewrite[key] if f != "*"} or set(written)
+                written = {**drafts[key], **{f: written[f] for f in fields if f in written}}
+            disclaimer = kit.required_disclaimers.get(channel) if kit else None
+            drafts[key] = schema.model_validate(with_disclaimer(channel, written, disclaimer)).model_dump()
+            deps.artifacts.save_draft(campaign_id=state["campaign_id"], workspace_id=state["workspace_id"],
+                                      channel=channel, variant=variant, content=drafts[key], usage=out.usage,
+                                      revision=revision + 1)
+            usage += usage_entries(f"content:{key}", out)
     return {"drafts": drafts, "qa_revisions": revision, "usage": usage}
 
 
 def qa_gate(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
-    """Check the drafts against the brand kit; route to revise, to a human, or onwards."""
-    kit = runtime.context.workspaces.brand_kit(state["workspace_id"])
-    policy = runtime.context.workspaces.policy(state["workspace_id"])
-    result = qa.review(state["drafts"], kit)
-    if result["passed"]:
-        outcome = "passed"
-    elif state.get("qa_revisions", 0) < policy.qa_max_revisions:
-        outcome = "revise"
+    """Check the drafts against the brand kit; route to a targeted rewrite, to a human, or onwards."""
+    deps = runtime.context
+    context = deps.campaign
+    kit = context.brand if context else deps.workspaces.brand_kit(state["workspace_id"])
+    policy = context.policy if context else deps.workspaces.policy(state["workspace_id"])
+    revisions = state.get("qa_revisions", 0)
+    changes: list[dict[str, Any]] = []
+    usage: list[dict[str, Any]] = []
+    if deps.qa is not None:
+        previous = (state.get("qa") or {}).get("score")
+        result = deps.qa.review(state["drafts"], kit=kit, sources=state.get("findings") or [], iteration=revisions,
+                                previous_score=previous, settings=context.settings if context else None)
+        usage = result.pop("usage", [])
+        outcome = {"pass": "passed", "rewrite": "revise", "human": "human"}[result["decision"]]
+        if outcome == "revise" and revisions >= policy.qa_max_revisions:
+            outcome = "human"
     else:
-        outcome = "human"
-    return {"qa": result, "qa_outcome": outcome}
+        result = qa.review(state["drafts"], kit)
+        outcome = "passed" if result["passed"] else "revise" if revisions < policy.qa_max_revisions else "human"
+    if outcome == "human":
+        changes.append({"action": "escalate", "reason": result.get("reason")
+                        or f"QA still failing after {revisions} revision(s) (score {result['score']})"})
+    return {"qa": result, "qa_outcome": outcome, "course_changes": changes, "usage": usage}
 
 
 def after_qa(state: CampaignState) -> str:
@@ -215,7 +364,14 @@ def await_payment(state: CampaignState) -> dict[str, Any]:
 
 
 def execute(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
-    """Publish every channel's artifact exactly once."""
-    for channel in state["drafts"]:
-        runtime.context.artifacts.publish(campaign_id=state["campaign_id"], channel=channel)
+    """Publish every draft exactly once, then remember what this campaign did."""
+    deps = runtime.context
+    for key in state["drafts"]:
+        channel, _, variant = key.partition("#")
+        deps.artifacts.publish(campaign_id=state["campaign_id"], channel=channel, variant=variant or "a")
+    if deps.plans is not None:
+        description = f"{state['kind']}: {state['brief']['title']}. {state['brief']['objective']}"
+        deps.plans.remember(state["workspace_id"], state["kind"], description, plan=state["plan"],
+                            success=True, quality=float((state.get("qa") or {}).get("score", 1.0)),
+                            campaign_id=state["campaign_id"])
     return {"published": sorted(state["drafts"])}

@@ -17,3 +17,13 @@ WRITER = (
     "You write marketing copy for one channel, in the brand's voice, from the approved strategy. "
     "Fix every critique listed. Never use a banned term; include required disclaimers verbatim."
 )
+REVIEWER = (
+    "You review research against a campaign plan. Propose adding a specialist only when a finding calls for it "
+    "(a competitor's launch, a festival in the window, an audience shift) and dropping one only when it is moot. "
+    "Give every change a one-sentence reason. Propose creative angles the findings support."
+)
+BRIEFER = (
+    "You are the orchestrator writing a complete brief for one channel: goal, audience, key message, proof "
+    "points from the research (only claims the sources support), tone, what must be included and avoided, the "
+    "call to action and the content type's format rules from the canon. A writer will see nothing but this brief."
+)

@@ -11,16 +11,18 @@ from shared.ports import BrandKit
 
 @dataclass(frozen=True)
 class QAFinding:
-    """One failed guideline on one field."""
+    """One failed guideline on one field of one draft."""
 
     channel: str
     field: str
     rule: str
     message: str
+    draft: str = ""
 
     def as_dict(self) -> dict[str, str]:
         """JSON form kept in state and shown to humans."""
-        return {"channel": self.channel, "field": self.field, "rule": self.rule, "message": self.message}
+        return {"draft": self.draft or self.channel, "channel": self.channel, "field": self.field,
+                "rule": self.rule, "message": self.message}
 
 
 def _texts(content: dict[str, Any]) -> list[tuple[str, str]]:
@@ -57,10 +59,11 @@ def review(drafts: dict[str, dict[str, Any]], kit: BrandKit) -> dict[str, Any]:
     """Check every draft; score = guidelines passed ÷ guidelines tested."""
     tested = 0
     findings: list[QAFinding] = []
-    for channel, content in drafts.items():
+    for key, content in drafts.items():
+        channel = key.partition("#")[0]
         n, found = check_content(channel, content, kit)
         tested += n
-        findings.extend(found)
+        findings.extend(QAFinding(f.channel, f.field, f.rule, f.message, draft=key) for f in found)
     failed = len(findings)
     score = 1.0 if tested == 0 else round((tested - failed) / tested, 4)
     return {

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Channel = Literal["email", "linkedin_post", "x_thread", "instagram_caption", "ad"]
 CampaignKind = Literal["campaign", "move"]
+Specialist = Literal["web_research", "knowledge_research", "competitor_scan", "audience_insights",
+                     "festival_calendar"]
+"""Research specialists a plan can schedule; they run concurrently inside the research step."""
 
 
 class Brief(BaseModel):
@@ -21,7 +25,18 @@ class Brief(BaseModel):
     channels: list[Channel] | None = Field(default=None, min_length=1, max_length=5)
     """Preferred channels; the planner picks when omitted."""
     budget_inr: int | None = Field(default=None, ge=1, le=100_000_000)
+    start_date: date | None = None
+    """First day of the campaign window (festivals and launches inside it change the plan)."""
+    end_date: date | None = None
+    variants: int = Field(default=1, ge=1, le=3)
+    """Copy variants per channel, for A/B tests."""
     notes: str | None = Field(default=None, max_length=4000)
+
+    @model_validator(mode="after")
+    def _window(self) -> Brief:
+        if self.start_date and self.end_date and self.end_date < self.start_date:
+            raise ValueError(f"end_date {self.end_date} is before start_date {self.start_date}")
+        return self
 
 
 class Plan(BaseModel):
@@ -32,6 +47,41 @@ class Plan(BaseModel):
     channels: list[Channel] = Field(min_length=1, max_length=5)
     kpis: list[str] = Field(min_length=1, max_length=6)
     research_queries: list[str] = Field(min_length=1, max_length=4)
+    specialists: list[Specialist] = Field(default_factory=lambda: ["web_research", "knowledge_research"],
+                                          max_length=5)
+    """The research specialists to run, in any order (they run concurrently)."""
+    angles: list[str] = Field(default_factory=list, max_length=5)
+    """Creative angles added as research changes the plan (a festival, a competitor's launch)."""
+
+
+class PlanChange(BaseModel):
+    """One change of course proposed after reading the research."""
+
+    action: Literal["add", "drop"]
+    specialist: Specialist
+    reason: str
+
+
+class PlanReview(BaseModel):
+    """Whether the research calls for different specialists or new angles."""
+
+    changes: list[PlanChange] = Field(default_factory=list, max_length=3)
+    angles: list[str] = Field(default_factory=list, max_length=3)
+
+
+class ContentBrief(BaseModel):
+    """Tier 1's complete brief for one channel: all a stateless writer needs, nothing more."""
+
+    channel: Channel
+    goal: str
+    audience: str
+    key_message: str
+    proof_points: list[str] = Field(max_length=6)
+    tone: list[str] = Field(max_length=6)
+    must_include: list[str] = Field(default_factory=list, max_length=6)
+    avoid: list[str] = Field(default_factory=list, max_length=12)
+    call_to_action: str
+    format_rules: list[str] = Field(default_factory=list, max_length=10)
 
 
 class KeyFinding(BaseModel):
@@ -69,10 +119,10 @@ class Strategy(BaseModel):
 class EmailCopy(BaseModel):
     """An email."""
 
-    subject: str = Field(max_length=120)
-    preheader: str = Field(max_length=200)
-    body: str
-    cta: str = Field(max_length=80)
+    subject: str = Field(max_length=60)
+    preheader: str = Field(max_length=80)
+    body: str = Field(max_length=10_000)
+    cta: str = Field(max_length=30)
 
 
 class LinkedInPost(BaseModel):
@@ -91,14 +141,14 @@ class InstagramCaption(BaseModel):
     """An Instagram caption with hashtags."""
 
     caption: str = Field(max_length=2200)
-    hashtags: list[str] = Field(max_length=15)
+    hashtags: list[Annotated[str, Field(max_length=100)]] = Field(max_length=30)
 
 
 class AdCopy(BaseModel):
     """A search/social ad."""
 
-    headline: str = Field(max_length=90)
-    description: str = Field(max_length=180)
+    headline: str = Field(max_length=30)
+    description: str = Field(max_length=90)
 
 
 CHANNEL_SCHEMAS: dict[str, type[BaseModel]] = {

@@ -6,6 +6,22 @@ import operator
 from typing import Annotated, Any, Literal, TypedDict
 
 
+def extend_or_reset(left: list[Any] | None, right: list[Any] | None) -> list[Any]:
+    """Append updates; an update of `None` empties the list (a re-plan starts research afresh)."""
+    if right is None:
+        return []
+    return [*(left or []), *right]
+
+
+class SpecialistTask(TypedDict):
+    """What one research specialist receives (sent with LangGraph's `Send`)."""
+
+    specialist: str
+    plan: dict[str, Any]
+    brief: dict[str, Any]
+    workspace_id: str
+
+
 class CampaignState(TypedDict, total=False):
     """Everything a campaign thread carries from step to step."""
 
@@ -16,12 +32,19 @@ class CampaignState(TypedDict, total=False):
     feedback: Annotated[list[str], operator.add]
     """Human feedback from rejected decisions, oldest first; the planner and writers read it."""
     plan: dict[str, Any]
-    web_findings: list[dict[str, Any]]
-    knowledge_findings: list[dict[str, Any]]
+    findings: Annotated[list[dict[str, Any]], extend_or_reset]
+    """Cited findings of every specialist that ran for the current plan."""
+    specialists_run: Annotated[list[str], extend_or_reset]
+    reviews: int
+    course_changes: list[dict[str, Any]]
+    """The last node's changes of course, each with its reason (emitted as `plan.changed` events)."""
     research_summary: dict[str, Any]
     strategy: dict[str, Any]
     approval: Literal["approved", "rejected"]
+    briefs: dict[str, dict[str, Any]]
+    """Tier 1's brief per channel; Tier 2 writers see only these."""
     drafts: dict[str, dict[str, Any]]
+    """Copy per draft key (`email`, `email#b` for a second A/B variant)."""
     qa: dict[str, Any]
     qa_revisions: int
     qa_outcome: Literal["passed", "revise", "human"]

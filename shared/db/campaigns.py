@@ -20,8 +20,8 @@ SELECT id, workspace_id, kind, status, current_step, pending_decision, failure_r
 FROM public.campaigns WHERE id = %s
 """
 _ARTIFACTS = """
-SELECT channel, status, revision, content, model, usage, updated_at
-FROM public.artifacts WHERE campaign_id = %s ORDER BY channel
+SELECT channel, variant, status, revision, content, model, usage, updated_at
+FROM public.artifacts WHERE campaign_id = %s ORDER BY channel, variant
 """
 _PAYMENT = """
 SELECT merchant_order_id, state, amount_paise, redirect_url FROM public.payments

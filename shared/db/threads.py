@@ -39,6 +39,11 @@ UPDATE public.campaigns SET status = 'failed', failure_reason = %s, outbox = NUL
 WHERE id = %s AND status NOT IN ('completed', 'failed', 'expired')
 RETURNING workspace_id
 """
+_USAGE = """
+INSERT INTO public.model_usage (campaign_id, workspace_id, node, model, prompt_tokens, cached_tokens, output_tokens,
+    thinking_tokens, fallbacks)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+"""
 _DECIDED = "SELECT source FROM public.decisions WHERE id = %s"
 _RECORD_DECISION = """
 INSERT INTO public.decisions (id, campaign_id, workspace_id, kind, action, payload, source, decided_by)
@@ -117,7 +122,8 @@ class ThreadRepository:
             conn.execute(_RELEASE, (grant.campaign_id, grant.fence))
 
     def finish(self, grant: Grant, outcome: Outcome, events: list[Event],
-               decision: tuple[str, str, str, dict[str, Any], str] | None = None) -> bool:
+               decision: tuple[str, str, str, dict[str, Any], str] | None = None, *,
+               usage: list[dict[str, Any]] | None = None) -> bool:
         """Record the step's outcome, its events and outbox, and release — atomically, if still fenced.
 
         `decision` is (id, kind, action, payload, source) of a decision applied by this step.
@@ -140,6 +146,11 @@ class ThreadRepository:
             with conn.cursor() as cur:
                 cur.executemany(_EVENT, [(grant.campaign_id, grant.workspace_id, e.type, Jsonb(e.data))
                                          for e in events])
+                if usage:
+                    cur.executemany(_USAGE, [
+                        (grant.campaign_id, grant.workspace_id, u.get("node", "?"), u.get("model", "?"),
+                         u.get("prompt_tokens", 0), u.get("cached_tokens", 0), u.get("output_tokens", 0),
+                         u.get("thinking_tokens", 0), (u.get("route") or {}).get("fallbacks", 0)) for u in usage])
         return True
 
     def decided_by(self, decision_id: str) -> str | None:

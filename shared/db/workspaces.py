@@ -8,9 +8,14 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from shared.brandkit import stored_kit_view
+from shared.campaigns.context import CampaignContext
 from shared.ports import BrandKit, WorkspacePolicy
 
 _KIT = "SELECT kit FROM public.brand_kits WHERE workspace_id = %s"
+_CONTEXT = """
+SELECT w.settings, k.kit FROM public.workspaces w LEFT JOIN public.brand_kits k ON k.workspace_id = w.id
+WHERE w.id = %s
+"""
 _SETTINGS = "SELECT settings FROM public.workspaces WHERE id = %s"
 _ENSURE_WORKSPACE = """
 INSERT INTO public.workspaces (slug, name, settings) VALUES (%s, %s, %s)
@@ -58,6 +63,24 @@ class PostgresWorkspaceStore:
         with self.pool.connection() as conn:
             row = conn.execute(_SETTINGS, (workspace_id,)).fetchone()
         return policy_from_json(row["settings"] if row else {})
+
+    def context(self, workspace_id: str, user_id: str | None = None) -> CampaignContext:
+        """Brand kit, policy and preferences of the workspace, in one query."""
+        with self.pool.connection() as conn:
+            row = conn.execute(_CONTEXT, (workspace_id,)).fetchone()
+        settings = (row or {}).get("settings") or {}
+        kit_json = (row or {}).get("kit") or {}
+        kit = brand_kit_from_json(kit_json)
+        personas = kit_json.get("personas") or kit_json.get("icps") or []
+        return CampaignContext(
+            workspace_id=workspace_id, user_id=user_id, brand=kit, policy=policy_from_json(settings),
+            icps=[p if isinstance(p, str) else p.get("name", str(p)) for p in personas],
+            preferences=dict(settings.get("preferences") or {}),
+            quality_thresholds={"min_quality_score": float(settings.get("min_quality_score", 0.8))},
+            budget_constraints={k: settings[k] for k in ("max_budget_inr", "auto_approve_max_budget_inr")
+                                if k in settings},
+            settings=dict(settings),
+        )
 
 
 def ensure_workspace(conn: Any, *, slug: str, name: str, user_id: str,

@@ -16,7 +16,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -193,7 +193,8 @@ class StepRuntime:
         if plan.decision is not None:
             events.insert(0, Event("decision.applied", {"id": plan.decision[0], "action": plan.decision[2],
                                                         "source": plan.decision[4]}))
-        self._finish(grant, outcome, events, plan.decision)
+        usage = [u for _, update in result.updates for u in (update or {}).get("usage") or []]
+        self._finish(grant, outcome, events, plan.decision, usage=usage)
         self._publish(grant, outcome.outbox)
         return Reply(200, {"status": outcome.status, "step": outcome.current_step, "head": result.head})
 
@@ -224,7 +225,14 @@ class StepRuntime:
             "recursion_limit": 100,
         }
         result = RunResult(head=grant.head)
-        for mode, chunk in self.graph.stream(graph_input, config, context=self.deps, durability="exit",
+        deps = self.deps
+        if deps.workspaces is not None:
+            context = deps.workspaces.context(str(grant.workspace_id))
+            model = deps.model
+            if context.settings.get("models") and hasattr(model, "for_workspace"):
+                model = model.for_workspace(context.settings)
+            deps = replace(deps, campaign=context, model=model)
+        for mode, chunk in self.graph.stream(graph_input, config, context=deps, durability="exit",
                                              interrupt_before=self.foreign_nodes,
                                              stream_mode=["updates", "checkpoints"]):
             if mode == "checkpoints":
@@ -239,8 +247,11 @@ class StepRuntime:
         return result
 
     def _outcome(self, grant: Grant, result: RunResult) -> tuple[Outcome, list[Event]]:
-        events = [Event("step.completed", describe(node, update) | {"function": self.function})
-                  for node, update in result.updates]
+        events: list[Event] = []
+        for node, update in result.updates:
+            events.append(Event("step.completed", describe(node, update) | {"function": self.function}))
+            events += [Event("plan.changed", {"node": node, **change})
+                       for change in (update or {}).get("course_changes") or []]
         if result.interrupts:
             interrupt = result.interrupts[0]
             value = dict(interrupt.value)
@@ -278,8 +289,9 @@ class StepRuntime:
                 "delay_seconds": delay_seconds, "dedup_id": message.dedup_id()}
 
     def _finish(self, grant: Grant, outcome: Outcome, events: list[Event],
-                decision: tuple[str, str, str, dict[str, Any], str] | None = None) -> None:
-        if not self.threads.finish(grant, outcome, events, decision):
+                decision: tuple[str, str, str, dict[str, Any], str] | None = None, *,
+                usage: list[dict[str, Any]] | None = None) -> None:
+        if not self.threads.finish(grant, outcome, events, decision, usage=usage or []):
             raise LeaseLost(f"Lease on campaign {grant.campaign_id} was lost before the step could finish.")
 
     def _publish(self, grant: Grant, outbox: dict[str, Any] | None) -> None:

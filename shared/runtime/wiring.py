@@ -5,8 +5,11 @@ from __future__ import annotations
 from functools import cache
 
 import langsmith
+from psycopg_pool import ConnectionPool
 
+from shared.campaigns.gate import LayeredGate
 from shared.campaigns.graph import build_campaign_graph
+from shared.campaigns.memory import MemoryPlans
 from shared.db.artifacts import PostgresArtifactStore
 from shared.db.knowledge import PgVectorKnowledge
 from shared.db.payments import PaymentRepository
@@ -15,26 +18,33 @@ from shared.db.threads import ThreadRepository
 from shared.db.workspaces import PostgresWorkspaceStore
 from shared.deps import Deps
 from shared.integrations.cache import upstash_cache
-from shared.integrations.gemini import GeminiEmbedder, gemini_client, structured_model
+from shared.integrations.embeddings import embedder_from_settings
+from shared.integrations.gemini import structured_model
 from shared.integrations.phonepe import phonepe_client
 from shared.integrations.tavily import tavily_search
+from shared.memory.pg import build_memory
 from shared.queue import qstash_queue, qstash_receiver
 from shared.runtime.checkpointer import create_checkpointer
 from shared.runtime.step import StepRuntime
 from shared.settings import Settings, get_settings
+from shared.tools.canon import load_canon
 
 
-def build_deps(settings: Settings, pool) -> Deps:
-    """The graph's run context for this deployment."""
+def build_deps(settings: Settings, pool: ConnectionPool) -> Deps:
+    """The graph's run context for this deployment (the per-campaign context is added at each step)."""
     cache = upstash_cache(settings)
-    embedder = GeminiEmbedder(client=gemini_client(settings), model=settings.embedding_model,
-                              dimensions=settings.embedding_dimensions)
+    embedder = embedder_from_settings(settings)
+    model = structured_model(settings)
+    memory = build_memory(pool, embedder)
     return Deps(
-        model=structured_model(settings),
+        model=model,
         web=tavily_search(settings, cache),
         knowledge=PgVectorKnowledge(pool=pool, embedder=embedder),
         workspaces=PostgresWorkspaceStore(pool),
         artifacts=PostgresArtifactStore(pool),
+        plans=MemoryPlans(router=memory.router, semantic=memory.semantic),
+        canon=load_canon(),
+        qa=LayeredGate(model=model if settings.qa_judge else None),
     )
 
 

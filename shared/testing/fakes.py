@@ -11,15 +11,18 @@ from pydantic import BaseModel
 
 from shared.campaigns.schemas import (
     AdCopy,
+    ContentBrief,
     EmailCopy,
     InstagramCaption,
     LinkedInPost,
     Plan,
+    PlanReview,
     ResearchSummary,
     Strategy,
     XThread,
 )
 from shared.ports import Finding, Generated, ModelTier, Usage
+from shared.qa.judge import JudgeVerdict
 from shared.runtime.messages import StepMessage
 
 T = TypeVar("T", bound=BaseModel)
@@ -27,12 +30,17 @@ T = TypeVar("T", bound=BaseModel)
 DEFAULTS: dict[type[BaseModel], dict[str, Any]] = {
     Plan: {"objective": "Grow festive sales", "audience": "Urban tea lovers", "channels": ["email", "ad"],
            "kpis": ["orders"], "research_queries": ["diwali gifting trends", "tea gift competitors"]},
+    PlanReview: {"changes": [], "angles": []},
+    JudgeVerdict: {"violations": []},
+    ContentBrief: {"channel": "email", "goal": "Sell gift boxes", "audience": "Urban tea lovers",
+                   "key_message": "A gift with a story", "proof_points": ["40 growers"], "tone": ["warm"],
+                   "call_to_action": "Shop the box"},
     ResearchSummary: {"key_findings": [{"claim": "Gifting peaks before Diwali", "source_ids": ["web:1"]}],
                       "opportunities": ["gift boxes"], "risks": ["discount wars"]},
     Strategy: {"positioning": "The thoughtful Diwali gift", "key_messages": ["Single-origin, grower-named"],
                "budget_inr": 20000, "budget_split": [{"channel": "email", "amount_inr": 20000}],
                "rationale": "Provenance sells gifts"},
-    EmailCopy: {"subject": "A gift with a story", "preheader": "From 40 growers", "body": "Tea worth giving.",
+    EmailCopy: {"subject": "A gift with a story", "preheader": "Straight from our growers", "body": "Tea worth giving.",
                 "cta": "Shop the box"},
     LinkedInPost: {"text": "Our growers, our story."},
     XThread: {"posts": ["Diwali, steeped in provenance."]},

@@ -1,0 +1,21 @@
+"""Indian festivals and public holidays inside a campaign window (from the `holidays` package's data)."""
+
+from __future__ import annotations
+
+from datetime import date
+from functools import cache
+
+import holidays
+
+
+@cache
+def _calendar(year: int) -> dict[date, str]:
+    return dict(holidays.country_holidays("IN", years=year, categories=("public", "optional")).items())
+
+
+def festivals_between(start: date, end: date) -> list[tuple[date, str]]:
+    """Festivals and holidays from `start` to `end` inclusive, in date order."""
+    days: dict[date, str] = {}
+    for year in range(start.year, end.year + 1):
+        days |= {d: name for d, name in _calendar(year).items() if start <= d <= end}
+    return sorted(days.items())
