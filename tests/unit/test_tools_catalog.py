@@ -189,7 +189,7 @@ def test_channel_limit_violations_are_errors_that_say_how_to_fix_them(
 
 
 def test_canon_soft_limits_are_warnings_that_leave_the_copy_valid(belt: ToolBelt) -> None:
-    content = {"subject": "A very long subject line that runs well past fifty characters",
+    content = {"subject": "A subject line that runs a little past fifty chars!!!",
                "preheader": "p", "body": "b", "cta": "Shop"}
     run = belt.run("validate_content", {"channel": "email", "content": content}, CTX)
     out = run.output.model_dump()
