@@ -44,6 +44,8 @@ lint: install
 
 bench: install  ## Step overhead vs bare graph.invoke, and cold starts.
 	$(BIN)/python -m infra.bench
+	$(BIN)/python -m infra.bench_memory
+	$(BIN)/python -m infra.bench_knowledge
 
 setup-db: install  ## The deploy-time setup step against DATABASE_URL (checkpointer tables + migrations).
 	$(BIN)/python -m infra.setup_db

@@ -203,6 +203,10 @@ class PlanMemory(Protocol):
 class Summarizer(Protocol):
     """Condenses findings of any length into cited key findings."""
 
+    def needed(self, findings: list[dict[str, Any]]) -> bool:
+        """Whether the findings are beyond one prompt (else the node condenses them in one call)."""
+        ...
+
     def summarize(self, findings: list[dict[str, Any]], *,
                   objective: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """(ResearchSummary as JSON, usage entries)."""

@@ -72,7 +72,7 @@ class Api:
             workspace_id = self._workspace(conn, principal, workspace)
             campaign_id, created = db.insert_campaign(
                 conn, campaign_id=uuid.uuid4(), workspace_id=workspace_id, kind=body.kind,
-                brief=body.brief.model_dump(exclude_none=True), idempotency_key=idempotency_key)
+                brief=body.brief.model_dump(mode="json", exclude_none=True), idempotency_key=idempotency_key)
             if created:
                 self.queue.publish("planner", StepMessage(kind="start", campaign_id=campaign_id))
         if created:

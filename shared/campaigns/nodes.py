@@ -159,7 +159,7 @@ def summarize(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
     """Condense all findings into cited key findings (fast tier, recursively when they are long)."""
     findings = state.get("findings") or []
     deps = runtime.context
-    if deps.summarizer is not None:
+    if deps.summarizer is not None and deps.summarizer.needed(findings):
         summary, usage = deps.summarizer.summarize(findings, objective=state["plan"]["objective"])
         return {"research_summary": summary, "usage": usage}
     sources = [{"id": f["source_id"], "title": f["title"], "content": f["content"][:1200]} for f in findings]

@@ -10,6 +10,7 @@ from psycopg_pool import ConnectionPool
 from shared.campaigns.gate import LayeredGate
 from shared.campaigns.graph import build_campaign_graph
 from shared.campaigns.memory import MemoryPlans
+from shared.campaigns.summaries import RecursiveSummarizer
 from shared.db.artifacts import PostgresArtifactStore
 from shared.db.knowledge import PgVectorKnowledge
 from shared.db.payments import PaymentRepository
@@ -45,6 +46,7 @@ def build_deps(settings: Settings, pool: ConnectionPool) -> Deps:
         plans=MemoryPlans(router=memory.router, semantic=memory.semantic),
         canon=load_canon(),
         qa=LayeredGate(model=model if settings.qa_judge else None),
+        summarizer=RecursiveSummarizer(model=model),
     )
 
 

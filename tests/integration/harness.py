@@ -64,10 +64,14 @@ class Harness:
     runtimes: dict[str, StepRuntime] = field(default_factory=dict)
     delivered: int = 0
     delivered_index: int = 0
+    plans: Any = None
+    qa: Any = None
+    canon: Any = None
 
     def __post_init__(self) -> None:
         deps = Deps(model=self.model, web=self.search, knowledge=self.search,
-                    workspaces=PostgresWorkspaceStore(self.pool), artifacts=PostgresArtifactStore(self.pool))
+                    workspaces=PostgresWorkspaceStore(self.pool), artifacts=PostgresArtifactStore(self.pool),
+                    plans=self.plans, qa=self.qa, canon=self.canon)
         graph = build_campaign_graph().compile(checkpointer=create_checkpointer(self.pool))
         for name in STEP_FUNCTIONS:
             self.runtimes[name] = StepRuntime(

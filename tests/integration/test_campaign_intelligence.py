@@ -1,0 +1,149 @@
+"""Campaign intelligence in-process: re-planning from findings, plan reuse, targeted QA rewrites, context."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from psycopg_pool import ConnectionPool
+
+from shared.api.models import Decision
+from shared.campaigns.gate import LayeredGate
+from shared.campaigns.memory import MemoryPlans
+from shared.campaigns.schemas import AdCopy, Plan, PlanReview
+from shared.db.pool import connect
+from shared.memory.fakes import fake_memory
+from shared.ports import Finding
+from shared.tools.canon import load_canon
+from tests.integration.harness import Harness, make_settings
+
+
+@pytest.fixture
+def harness(pool: ConnectionPool, migrated_dsn: str) -> Iterator[Harness]:
+    yield Harness(pool=pool, dsn=migrated_dsn, settings=make_settings(migrated_dsn), qa=LayeredGate(),
+                  canon=load_canon())
+
+
+def _events(h: Harness, campaign_id: object, type_: str) -> list[dict]:
+    with connect(h.dsn) as conn:
+        return [r["data"] for r in conn.execute(
+            "SELECT data FROM public.campaign_events WHERE campaign_id = %s AND type = %s ORDER BY id",
+            (campaign_id, type_))]
+
+
+def _approve(h: Harness, principal: object, campaign_id: object) -> None:
+    pending = h.row(campaign_id)["pending_decision"]
+    h.api.decide(principal, campaign_id, Decision(decision_id=pending["id"], action="approve"))  # type: ignore[arg-type]
+    h.pump()
+
+
+class TestReplanning:
+    def test_a_competitor_launch_in_the_findings_adds_a_competitor_scan(self, harness: Harness) -> None:
+        harness.search.findings = [Finding(source_id="web:9", title="Rival Teas launches a Diwali hamper",
+                                           content="Rival Teas launched a premium hamper this week.")]
+        campaign_id = harness.create(harness.workspace())
+        harness.pump()
+        changes = _events(harness, campaign_id, "plan.changed")
+        assert any(c.get("specialist") == "competitor_scan" and "launch" in c["reason"] for c in changes), changes
+        ran = [e["specialist"] for e in _events(harness, campaign_id, "step.completed") if e["node"] == "specialist"]
+        assert sorted(ran) == ["competitor_scan", "knowledge_research", "web_research"]
+        assert harness.row(campaign_id)["status"] == "awaiting_decision"
+
+    def test_a_scripted_review_adds_the_festival_calendar_and_its_angle(self, harness: Harness) -> None:
+        harness.model.script(PlanReview, {"changes": [{"action": "add", "specialist": "festival_calendar",
+                                                       "reason": "the window covers Diwali"}], "angles": []})
+        campaign_id = harness.create(harness.workspace(), start_date="2026-10-25", end_date="2026-11-15")
+        harness.pump()
+        changes = _events(harness, campaign_id, "plan.changed")
+        assert {"node": "review", "action": "add", "specialist": "festival_calendar",
+                "reason": "the window covers Diwali"} in changes, changes
+        angles = [c["angle"] for c in changes if c["action"] == "angle"]
+        assert any("Diwali" in a for a in angles), changes
+
+    def test_a_rejection_is_a_change_of_course_with_its_reason(self, harness: Harness) -> None:
+        principal = harness.workspace()
+        campaign_id = harness.create(principal)
+        harness.pump()
+        pending = harness.row(campaign_id)["pending_decision"]
+        harness.api.decide(principal, campaign_id, Decision(decision_id=pending["id"], action="reject",
+                                                           feedback="Go premium"))
+        harness.pump()
+        assert any(c["action"] == "replan" and "Go premium" in c["reason"]
+                   for c in _events(harness, campaign_id, "plan.changed"))
+
+
+def test_a_proven_plan_is_reused_for_a_similar_task(pool: ConnectionPool, migrated_dsn: str) -> None:
+    memory = fake_memory()
+    h = Harness(pool=pool, dsn=migrated_dsn, settings=make_settings(migrated_dsn),
+                plans=MemoryPlans(router=memory.router, semantic=memory.semantic))
+    principal = h.workspace()
+    first = h.create(principal, title="Diwali gifting push", objective="Sell gift boxes")
+    h.pump()
+    _approve(h, principal, first)
+    amount = h.row(first)["pending_decision"]["payload"]["amount_paise"]
+    from shared.runtime.messages import StepMessage
+
+    h.deliver("payments", StepMessage(kind="resume", campaign_id=first,
+                                      resume={"status": "paid", "amount_paise": amount}))
+    h.pump()
+    assert h.row(first)["status"] == "completed"
+    plans_before = len([c for c in h.model.calls if c[1] == "Plan"])
+    second = h.create(principal, title="Diwali gifting push", objective="Sell gift boxes")
+    h.pump()
+    assert len([c for c in h.model.calls if c[1] == "Plan"]) == plans_before, "the planner model was called"
+    reuse = [c for c in _events(h, second, "plan.changed") if c["action"] == "reuse"]
+    assert reuse and "confidence" in reuse[0]["reason"]
+    unrelated = h.create(principal, title="Hiring drive for engineers", objective="Fill ten roles")
+    h.pump(limit=1)
+    assert len([c for c in h.model.calls if c[1] == "Plan"]) == plans_before + 1
+
+
+class TestQualityGate:
+    def test_qa_failure_rewrites_only_the_failing_field_then_passes(self, harness: Harness) -> None:
+        principal = harness.workspace()
+        with connect(harness.dsn) as conn:
+            conn.execute("INSERT INTO public.brand_kits (workspace_id, kit) VALUES (%s, %s)",
+                         (principal.requested_workspace, '{"banned_terms": {"cheap": "affordable"}}'))
+        campaign_id = harness.create(principal, channels=["ad"])
+        harness.pump()
+        harness.model.script(AdCopy, {"headline": "Cheap tea gifts", "description": "Four teas, one calm box."},
+                             {"headline": "Tea gifts", "description": "Completely different words here."})
+        _approve(harness, principal, campaign_id)
+        row = harness.row(campaign_id)
+        assert row["status"] == "awaiting_payment", row
+        prompts = [p for _, schema, p in harness.model.calls if schema == "AdCopy"]
+        assert len(prompts) == 2 and "Rewrite ONLY these fields" in prompts[1] and "headline" in prompts[1]
+        view = harness.api.get_campaign(principal, campaign_id)
+        [ad] = view.artifacts
+        assert ad.content == {"headline": "Tea gifts", "description": "Four teas, one calm box."}
+        assert ad.revision == 2
+
+    def test_qa_failing_past_the_limit_goes_to_a_human(self, harness: Harness) -> None:
+        principal = harness.workspace(settings={"self_correction": {"max_iterations": 1}})
+        with connect(harness.dsn) as conn:
+            conn.execute("INSERT INTO public.brand_kits (workspace_id, kit) VALUES (%s, %s)",
+                         (principal.requested_workspace, '{"banned_terms": {"cheap": "affordable"}}'))
+        campaign_id = harness.create(principal, channels=["ad"])
+        harness.pump()
+        bad = {"headline": "Cheap tea gifts", "description": "Cheap and calm."}
+        harness.model.script(AdCopy, bad, bad)
+        _approve(harness, principal, campaign_id)
+        row = harness.row(campaign_id)
+        assert row["status"] == "awaiting_decision" and row["pending_decision"]["kind"] == "qa_review"
+        assert any(c["action"] == "escalate" for c in _events(harness, campaign_id, "plan.changed"))
+
+
+def test_writers_see_only_the_brief_and_variants_are_written(harness: Harness) -> None:
+    """Tier 2 prompts carry the Tier 1 brief and nothing else of the research; A/B variants are stored."""
+    principal = harness.workspace()
+    campaign_id = harness.create(principal, channels=["email"], variants=2)
+    harness.pump()
+    _approve(harness, principal, campaign_id)
+    prompts = [p for _, schema, p in harness.model.calls if schema == "EmailCopy"]
+    assert len(prompts) == 2 and all(p.startswith("Write email copy from this brief alone.") for p in prompts)
+    assert "Research:" not in prompts[0] and "variant B" in prompts[1]
+    view = harness.api.get_campaign(principal, campaign_id)
+    assert sorted((a.channel, a.variant) for a in view.artifacts) == [("email", "a"), ("email", "b")]
+    briefs = [p for _, schema, p in harness.model.calls if schema == "ContentBrief"]
+    assert briefs and "Canon for this content type" in briefs[0] and "AIDA" in briefs[0]
+    assert Plan.model_fields["specialists"]
