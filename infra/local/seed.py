@@ -9,10 +9,10 @@ from typing import Any
 
 import psycopg
 
-from shared.db.knowledge import PgVectorKnowledge
+from shared.db.knowledge import PgVectorKnowledge, workspace_has_documents
 from shared.db.pool import connect, create_pool
-from shared.db.workspaces import ensure_workspace, put_brand_kit
-from shared.integrations.gemini import GeminiEmbedder, gemini_client
+from shared.db.workspaces import ensure_brand_kit, ensure_workspace
+from shared.integrations.embeddings import embedder_from_settings
 from shared.settings import Settings
 
 log = logging.getLogger("muse.seed")
@@ -59,12 +59,10 @@ def seed_demo(env: dict[str, str], *, attempts: int = 50) -> str:
     settings = Settings(**env)  # type: ignore[arg-type]
     workspace_id, _ = ensure_local_workspace(settings.database_url, "demo", settings=DEMO_SETTINGS)
     with connect(settings.database_url) as conn:
-        if conn.execute("SELECT 1 FROM public.knowledge_documents WHERE workspace_id = %s LIMIT 1",
-                        (workspace_id,)).fetchone():
+        ensure_brand_kit(conn, workspace_id, DEMO_BRAND_KIT)
+        if workspace_has_documents(conn, workspace_id):
             return workspace_id
-        put_brand_kit(conn, workspace_id, DEMO_BRAND_KIT)
-    embedder = GeminiEmbedder(client=gemini_client(settings), model=settings.embedding_model,
-                              dimensions=settings.embedding_dimensions)
+    embedder = embedder_from_settings(settings)
     pool = create_pool(settings.database_url, max_size=1)
     try:
         knowledge = PgVectorKnowledge(pool=pool, embedder=embedder)

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
+from shared.api.brandkit import KitDocument, QACheck
 from shared.api.models import (
     CampaignAccepted,
     CampaignView,
@@ -16,8 +17,12 @@ from shared.api.models import (
     DecisionAccepted,
     ErrorBody,
 )
+from shared.brandkit import BrandKit
+from shared.knowledge.models import ResourceAccepted, ResourceView, SearchResponse, TextResource
+from shared.qa.report import QAReport
 
-_MODELS = (CreateCampaign, CampaignAccepted, Decision, DecisionAccepted, CampaignView, Checkout, ErrorBody)
+_MODELS = (CreateCampaign, CampaignAccepted, Decision, DecisionAccepted, CampaignView, Checkout, ErrorBody,
+           TextResource, ResourceAccepted, ResourceView, SearchResponse, BrandKit, KitDocument, QACheck, QAReport)
 
 
 def _ref(model: type) -> dict[str, str]:
@@ -88,6 +93,46 @@ def openapi_document() -> dict[str, Any]:
                 "responses": {"200": {"description": "`text/event-stream`; each event has `id`, `event`, `data`",
                                       "content": {"text/event-stream": {"schema": {"type": "string"}}}},
                               **_errors(400, 401, 404)},
+            }},
+            "/api/v1/knowledge": {"post": {
+                "summary": "Add a resource (text, Markdown, HTML, URL as JSON; PDF etc. as multipart `file`)",
+                "requestBody": {"required": True, "content": {
+                    **_json(TextResource),
+                    "multipart/form-data": {"schema": {"type": "object", "properties": {
+                        "file": {"type": "string", "format": "binary"}, "title": {"type": "string"},
+                        "kind": {"type": "string"}, "tags": {"type": "string"}}, "required": ["file"]}}}},
+                "responses": {"202": {"description": "Accepted; ingestion runs as chained steps",
+                                      "content": _json(ResourceAccepted)}, **_errors(400, 401, 503)},
+            }},
+            "/api/v1/knowledge/search": {"get": {
+                "summary": "Hybrid (vector + full text, reciprocal rank fusion) search with citations",
+                "parameters": [{"name": n, "in": "query", "required": n == "q", "schema": {"type": t}}
+                               for n, t in (("q", "string"), ("k", "integer"), ("type", "string"),
+                                            ("tags", "string"), ("mode", "string"))],
+                "responses": {"200": {"description": "Chunks with citations", "content": _json(SearchResponse)},
+                              **_errors(400, 401)},
+            }},
+            "/api/v1/knowledge/{document_id}": {"get": {
+                "summary": "A whole resource and its ingestion status",
+                "parameters": [{"name": "document_id", "in": "path", "required": True,
+                                "schema": {"type": "string", "format": "uuid"}}],
+                "responses": {"200": {"description": "The resource", "content": _json(ResourceView)},
+                              **_errors(400, 401, 404)},
+            }},
+            "/api/v1/brand-kit": {
+                "get": {"summary": "The workspace's brand kit and its version",
+                        "responses": {"200": {"description": "The kit", "content": _json(KitDocument)},
+                                      **_errors(401, 404)}},
+                "put": {"summary": "Replace the brand kit (validated); bumps the version",
+                        "requestBody": {"required": True, "content": _json(BrandKit)},
+                        "responses": {"200": {"description": "The stored kit", "content": _json(KitDocument)},
+                                      **_errors(400, 401, 409)}},
+            },
+            "/api/v1/qa/check": {"post": {
+                "summary": "Run the QA gate on one piece of copy against the workspace's brand kit",
+                "requestBody": {"required": True, "content": _json(QACheck)},
+                "responses": {"200": {"description": "Score and per-field findings", "content": _json(QAReport)},
+                              **_errors(400, 401)},
             }},
             "/webhooks/phonepe": {"post": {
                 "summary": "PhonePe S2S webhook (Authorization: SHA256(username:password))",

@@ -418,3 +418,10 @@ class PgVectorKnowledge:
         with as_service(self.pool) as conn:
             hits = self.search_in(conn, workspace_id, query, k=k, vector=vector)
         return [hit.as_finding() for hit in hits]
+
+
+def workspace_has_documents(conn: Any, workspace_id: str) -> bool:
+    """Whether the workspace has any knowledge resource (seeding adds its examples only once)."""
+    row = conn.execute("SELECT 1 FROM public.knowledge_documents WHERE workspace_id = %s LIMIT 1",
+                       (workspace_id,)).fetchone()
+    return row is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 
 import httpx
@@ -239,4 +240,7 @@ def test_bad_requests_get_clear_4xx_json(stack: Stack) -> None:
                              json={"decision_id": "d", "action": "reject"})
     assert reject.status_code == 400 and "feedback" in reject.json()["error"]["message"]
     spec = stack.http.get(f"{stack.api}/api/v1/openapi.json").json()
-    assert {"/api/v1/campaigns", "/api/v1/campaigns/{campaign_id}/events"} <= set(spec["paths"])
+    assert {"/api/v1/campaigns", "/api/v1/campaigns/{campaign_id}/events", "/api/v1/knowledge/search",
+            "/api/v1/brand-kit", "/api/v1/qa/check"} <= set(spec["paths"])
+    refs = {m.group(1) for m in re.finditer(r'"#/components/schemas/([^"]+)"', json.dumps(spec))}
+    assert refs <= set(spec["components"]["schemas"]), refs - set(spec["components"]["schemas"])

@@ -93,7 +93,7 @@ def test_a_proven_plan_is_reused_for_a_similar_task(pool: ConnectionPool, migrat
     assert len([c for c in h.model.calls if c[1] == "Plan"]) == plans_before, "the planner model was called"
     reuse = [c for c in _events(h, second, "plan.changed") if c["action"] == "reuse"]
     assert reuse and "confidence" in reuse[0]["reason"]
-    unrelated = h.create(principal, title="Hiring drive for engineers", objective="Fill ten roles")
+    h.create(principal, title="Hiring drive for engineers", objective="Fill ten roles")
     h.pump(limit=1)
     assert len([c for c in h.model.calls if c[1] == "Plan"]) == plans_before + 1
 

@@ -38,7 +38,7 @@ def test_every_function_is_upserted_as_its_own_service() -> None:
                        service_account=None, dry_run=False, client=client)
     finally:
         server.stop()
-    assert len(names) == len(load_spec()) == len(received) == 8
+    assert len(names) == len(load_spec()) == len(received) == 9
     assert all(r["query"].get("allowMissing") == "true" for r in received)
     by_name = {r["service"]: r["body"] for r in received}
     webhook = by_name["muse-phonepe-webhook"]["template"]
