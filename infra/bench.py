@@ -30,7 +30,7 @@ from infra.local.processes import FUNCTIONS, EmulatorProcess, FunctionProcess, f
 from infra.local.serve import serve_in_thread
 from shared.db.pool import connect, create_pool
 from shared.db.threads import ThreadRepository
-from shared.db.workspaces import ensure_workspace
+from shared.db.workspaces import PostgresWorkspaceStore, ensure_workspace
 from shared.deps import Deps
 from shared.queue import qstash_queue, qstash_receiver, verify_delivery
 from shared.runtime.checkpointer import create_checkpointer, strict_serializer
@@ -98,7 +98,8 @@ def bench_step_overhead(emulators: EmulatorProcess, *, steps: int = 150, warmup:
         plain_saver.supports_pipeline = False
         plain = graph.compile(checkpointer=plain_saver)
         fakes = CannedSearch()
-        deps = Deps(model=ScriptedModel(), web=fakes, knowledge=fakes, workspaces=None, artifacts=None)  # type: ignore[arg-type]
+        deps = Deps(model=ScriptedModel(), web=fakes, knowledge=fakes, workspaces=PostgresWorkspaceStore(pool),
+                    artifacts=None)  # type: ignore[arg-type]
         queue = qstash_queue(settings)
         receiver = qstash_receiver(settings)
         runtimes = {f: StepRuntime(function=f, settings=settings, graph=fenced, deps=deps,

@@ -199,6 +199,25 @@ class PlanMemory(Protocol):
         """Store the outcome of a task."""
         ...
 
+    def recall(self, workspace_id: str, query: str, *, k: int = 5) -> list[str]:
+        """Brand facts and past outcomes close to `query`, as prompt lines."""
+        ...
+
+    def learn_from_artifacts(self, workspace_id: str, drafts: dict[str, dict[str, Any]], *,
+                             campaign_id: str) -> list[dict[str, Any]]:
+        """Learn brand facts from published copy; returns usage entries."""
+        ...
+
+    def learn_from_decision(self, workspace_id: str, *, kind: str, action: str, payload: dict[str, Any],
+                            campaign_id: str, decision_id: str) -> list[dict[str, Any]]:
+        """Learn brand facts from an approval or edit; returns usage entries."""
+        ...
+
+    def record_critiques(self, workspace_id: str, findings: list[dict[str, Any]], *, campaign_id: str,
+                         iteration: int) -> None:
+        """Remember QA critiques for a while."""
+        ...
+
 
 class Summarizer(Protocol):
     """Condenses findings of any length into cited key findings."""

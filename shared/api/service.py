@@ -115,7 +115,8 @@ class Api:
         if decision.decision_id != pending["id"]:
             raise Conflict(f"Decision {decision.decision_id!r} is not pending; the pending one is {pending['id']!r}.")
         edits = self._validated_edits(pending["kind"], pending.get("payload", {}), decision)
-        resume = {"action": decision.action, "feedback": decision.feedback, "edits": edits, "source": "user"}
+        resume = {"action": decision.action, "feedback": decision.feedback, "edits": edits, "source": "user",
+                  "decision_id": pending["id"]}
         with as_service(self.pool) as svc:
             earlier = db.record_user_decision(svc, decision_id=pending["id"], campaign_id=campaign_id,
                                               workspace_id=row["workspace_id"], kind=pending["kind"],

@@ -1,21 +1,30 @@
-"""The campaign graph's view of workspace memory: reuse proven plans, remember every outcome."""
+"""The campaign graph's view of workspace memory.
+
+- routing: reuse the plan of a similar past task that succeeded, and remember every outcome;
+- semantic memory: brand facts learnt from approved artifacts and human decisions;
+- episodic memory: campaign outcomes and QA critiques, recalled into the planner's and writers' context.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+from shared.memory.extract import FactExtractor
 from shared.memory.models import FactSource
-from shared.memory.ports import SemanticMemory, TaskRouter
+from shared.memory.ports import EpisodicMemory, SemanticMemory, TaskRouter
+from shared.models.usage import usage_entries
 from shared.ports import ReusedPlan
 
 
 @dataclass
 class MemoryPlans:
-    """`PlanMemory` over the memory library's task router (semantic similarity of past tasks)."""
+    """`PlanMemory` over the memory library (semantic similarity of past tasks, facts and episodes)."""
 
     router: TaskRouter
     semantic: SemanticMemory | None = None
+    episodic: EpisodicMemory | None = None
+    extractor: FactExtractor | None = None
 
     def lookup(self, workspace_id: str, task_type: str, description: str) -> ReusedPlan | None:
         decision = self.router.route(workspace_id, task_type, description)
@@ -23,11 +32,59 @@ class MemoryPlans:
             return None
         return ReusedPlan(task_id=str(decision.match.task_id), plan=decision.plan, confidence=decision.confidence)
 
+    def recall(self, workspace_id: str, query: str, *, k: int = 5) -> list[str]:
+        """Brand facts and past outcomes close to `query`, as short lines for a prompt."""
+        lines: list[str] = []
+        if self.semantic is not None:
+            lines += [f"Fact: {f.fact}" for f in self.semantic.recall(workspace_id, query, k)]
+        if self.episodic is not None:
+            lines += [f"Before: {e.text}" for e in self.episodic.recall(workspace_id, query, k, kinds=["outcome"])]
+        return lines
+
     def remember(self, workspace_id: str, task_type: str, description: str, *, plan: dict[str, Any],
                  success: bool, quality: float, campaign_id: str) -> None:
         self.router.store_outcome(workspace_id, task_type=task_type, description=description,
                                   steps=list(plan.get("specialists") or []), success=success, quality=quality,
                                   plan=plan, campaign_id=campaign_id, key=campaign_id)
-        if self.semantic is not None and success and plan.get("angles"):
-            self.semantic.learn(workspace_id, [f"Angle that shipped: {a}" for a in plan["angles"]],
-                                FactSource(kind="artifact", ref=campaign_id, campaign_id=campaign_id))
+        if self.episodic is not None:
+            outcome = (f"{description} — {'shipped' if success else 'failed'} on {', '.join(plan.get('channels', []))}"
+                       f" with QA score {quality:.2f}" + (f"; angles: {'; '.join(plan['angles'])}"
+                                                          if plan.get("angles") else ""))
+            self.episodic.record(workspace_id, "outcome", outcome, {"campaign_id": campaign_id, "plan": plan},
+                                 key=f"outcome:{campaign_id}")
+
+    def learn_from_artifacts(self, workspace_id: str, drafts: dict[str, dict[str, Any]], *,
+                             campaign_id: str) -> list[dict[str, Any]]:
+        """Learn brand facts from approved, published copy; returns the usage of the extraction calls."""
+        if self.semantic is None or self.extractor is None:
+            return []
+        usage: list[dict[str, Any]] = []
+        for key, content in drafts.items():
+            extracted = self.extractor.from_artifact(content, channel=key.partition("#")[0])
+            usage += usage_entries(f"memory:{key}", extracted)
+            if extracted.value.facts:
+                self.semantic.learn(workspace_id, extracted.value.facts,
+                                    FactSource(kind="artifact", ref=f"{campaign_id}:{key}", campaign_id=campaign_id))
+        return usage
+
+    def learn_from_decision(self, workspace_id: str, *, kind: str, action: str, payload: dict[str, Any],
+                            campaign_id: str, decision_id: str) -> list[dict[str, Any]]:
+        """Learn brand facts from a human approval or edit (rejections teach through feedback instead)."""
+        if self.semantic is None or self.extractor is None or action not in ("approve", "edit"):
+            return []
+        extracted = self.extractor.from_decision(kind=kind, action=action, payload=payload)
+        if extracted.value.facts:
+            self.semantic.learn(workspace_id, extracted.value.facts,
+                                FactSource(kind="edit" if action == "edit" else "decision", ref=decision_id,
+                                           campaign_id=campaign_id))
+        return usage_entries("memory:decision", extracted)
+
+    def record_critiques(self, workspace_id: str, findings: list[dict[str, Any]], *, campaign_id: str,
+                         iteration: int) -> None:
+        """Keep QA critiques (7 days) so writers can avoid repeating them."""
+        if self.episodic is None:
+            return
+        for i, finding in enumerate(findings[:20]):
+            self.episodic.record(workspace_id, "critique", f"{finding['draft']}.{finding['field']}: "
+                                 f"{finding['message']}", {"rule": finding.get("rule"), "campaign_id": campaign_id},
+                                 key=f"{campaign_id}:{iteration}:{i}")

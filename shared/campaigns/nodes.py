@@ -60,9 +60,9 @@ def plan(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
         return {"plan": planned.model_dump(), "course_changes": [change], "reviews": 0,
                 "specialists_run": None, "findings": None}
     prompt = f"Kind: {state['kind']}\nBrief:\n{_json(brief)}"
-    context = deps.campaign
-    if context and context.past_successes:
-        prompt += "\nWhat worked before for this brand:\n- " + "\n- ".join(context.past_successes[:5])
+    remembered = deps.plans.recall(state["workspace_id"], description) if deps.plans else []
+    if remembered:
+        prompt += "\nWhat this brand's memory says:\n- " + "\n- ".join(remembered)
     if state.get("feedback"):
         prompt += "\nFeedback on the previous strategy (address it):\n- " + "\n- ".join(state["feedback"])
     out = deps.model.generate(tier="strong", system=prompts.PLANNER, prompt=prompt, schema=Plan)
@@ -188,7 +188,7 @@ def strategy(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
     return {"strategy": chosen.model_dump(), "usage": usage_entries("strategy", out)}
 
 
-def approve_strategy(state: CampaignState) -> dict[str, Any]:
+def approve_strategy(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
     """Pause for a human decision on positioning and budget; apply approve, edit or reject."""
     proposed = state["strategy"]
     decision = interrupt({
@@ -203,10 +203,16 @@ def approve_strategy(state: CampaignState) -> dict[str, Any]:
         feedback = decision.get("feedback") or "Rejected without comment."
         return {"approval": "rejected", "feedback": [feedback],
                 "course_changes": [{"action": "replan", "reason": f"strategy rejected: {feedback}"}]}
+    learned: list[dict[str, Any]] = []
+    if runtime.context.plans is not None:
+        learned = runtime.context.plans.learn_from_decision(
+            state["workspace_id"], kind="strategy_approval", action=action,
+            payload={**proposed, **(decision.get("edits") or {})}, campaign_id=state["campaign_id"],
+            decision_id=str(decision.get("decision_id") or state["campaign_id"]))
     if action == "edit":
-        edited = Strategy.model_validate({**proposed, **decision.get("edits", {})})
-        return {"approval": "approved", "strategy": edited.model_dump()}
-    return {"approval": "approved"}
+        edited = Strategy.model_validate({**proposed, **(decision.get("edits") or {})})
+        return {"approval": "approved", "strategy": edited.model_dump(), "usage": learned}
+    return {"approval": "approved", "usage": learned}
 
 
 def after_approval(state: CampaignState) -> str:
@@ -227,6 +233,10 @@ def brief(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
                   f"Angles:\n{_json(state['plan'].get('angles', []))}")
         if kit is not None:
             prompt += f"\nBrand voice: {', '.join(kit.voice)}"
+        facts = deps.plans.recall(state["workspace_id"], f"{channel} {state['strategy']['positioning']}", k=3) \
+            if deps.plans else []
+        if facts:
+            prompt += "\nBrand memory:\n- " + "\n- ".join(facts)
         if state.get("feedback"):
             prompt += "\nHuman feedback:\n- " + "\n- ".join(state["feedback"])
         out = deps.model.generate(tier="strong", system=prompts.BRIEFER, prompt=prompt, schema=ContentBrief)
@@ -329,6 +339,9 @@ def qa_gate(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
     if outcome == "human":
         changes.append({"action": "escalate", "reason": result.get("reason")
                         or f"QA still failing after {revisions} revision(s) (score {result['score']})"})
+    if outcome != "passed" and deps.plans is not None:
+        deps.plans.record_critiques(state["workspace_id"], result["findings"], campaign_id=state["campaign_id"],
+                                    iteration=revisions)
     return {"qa": result, "qa_outcome": outcome, "course_changes": changes, "usage": usage}
 
 
@@ -345,7 +358,7 @@ def qa_review(state: CampaignState) -> dict[str, Any]:
         feedback = decision.get("feedback") or "Rewrite the copy."
         return {"qa_outcome": "revise", "qa": {}, "qa_revisions": 0, "feedback": [feedback]}
     if action == "edit":
-        drafts = {**state["drafts"], **decision.get("edits", {})}
+        drafts = {**state["drafts"], **(decision.get("edits") or {})}
         return {"qa_outcome": "passed", "drafts": drafts}
     return {"qa_outcome": "passed"}
 
@@ -369,9 +382,12 @@ def execute(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
     for key in state["drafts"]:
         channel, _, variant = key.partition("#")
         deps.artifacts.publish(campaign_id=state["campaign_id"], channel=channel, variant=variant or "a")
+    usage: list[dict[str, Any]] = []
     if deps.plans is not None:
         description = f"{state['kind']}: {state['brief']['title']}. {state['brief']['objective']}"
         deps.plans.remember(state["workspace_id"], state["kind"], description, plan=state["plan"],
                             success=True, quality=float((state.get("qa") or {}).get("score", 1.0)),
                             campaign_id=state["campaign_id"])
-    return {"published": sorted(state["drafts"])}
+        usage = deps.plans.learn_from_artifacts(state["workspace_id"], state["drafts"],
+                                                campaign_id=state["campaign_id"])
+    return {"published": sorted(state["drafts"]), "usage": usage}

@@ -166,7 +166,7 @@ class StepRuntime:
         limit = policy.auto_approve_max_budget_inr
         budget = pending.get("payload", {}).get("budget_inr")
         if pending["kind"] == "strategy_approval" and limit is not None and budget is not None and budget <= limit:
-            resume = {"action": "approve", "source": "timeout"}
+            resume = {"action": "approve", "source": "timeout", "decision_id": pending["id"]}
             return _Plan(graph_input=Command(resume=resume),
                          decision=(pending["id"], pending["kind"], "approve", resume, "timeout"))
         reason = {"rule": "expire", "budget_inr": budget, "auto_approve_max_budget_inr": limit}

@@ -23,6 +23,7 @@ from shared.integrations.embeddings import embedder_from_settings
 from shared.integrations.gemini import structured_model
 from shared.integrations.phonepe import phonepe_client
 from shared.integrations.tavily import tavily_search
+from shared.memory.extract import FactExtractor
 from shared.memory.pg import build_memory
 from shared.queue import qstash_queue, qstash_receiver
 from shared.runtime.checkpointer import create_checkpointer
@@ -43,7 +44,8 @@ def build_deps(settings: Settings, pool: ConnectionPool) -> Deps:
         knowledge=PgVectorKnowledge(pool=pool, embedder=embedder),
         workspaces=PostgresWorkspaceStore(pool),
         artifacts=PostgresArtifactStore(pool),
-        plans=MemoryPlans(router=memory.router, semantic=memory.semantic),
+        plans=MemoryPlans(router=memory.router, semantic=memory.semantic, episodic=memory.episodic,
+                          extractor=FactExtractor(model)),
         canon=load_canon(),
         qa=LayeredGate(model=model if settings.qa_judge else None),
         summarizer=RecursiveSummarizer(model=model),

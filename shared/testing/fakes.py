@@ -21,6 +21,7 @@ from shared.campaigns.schemas import (
     Strategy,
     XThread,
 )
+from shared.memory.extract import ExtractedFacts
 from shared.ports import Finding, Generated, ModelTier, Usage
 from shared.qa.judge import JudgeVerdict
 from shared.runtime.messages import StepMessage
@@ -32,6 +33,7 @@ DEFAULTS: dict[type[BaseModel], dict[str, Any]] = {
            "kpis": ["orders"], "research_queries": ["diwali gifting trends", "tea gift competitors"]},
     PlanReview: {"changes": [], "angles": []},
     JudgeVerdict: {"violations": []},
+    ExtractedFacts: {"facts": []},
     ContentBrief: {"channel": "email", "goal": "Sell gift boxes", "audience": "Urban tea lovers",
                    "key_message": "A gift with a story", "proof_points": ["40 growers"], "tone": ["warm"],
                    "call_to_action": "Shop the box"},
