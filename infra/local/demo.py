@@ -76,7 +76,8 @@ def run(base: str, token: str) -> int:
                 show(event_type, data)
                 if event_type == "decision.requested":
                     decision = data["data"]
-                    print(f"  → approving {decision['kind']} (budget ₹{decision['payload'].get('budget_inr')})")
+                    budget = decision["payload"].get("budget_inr")
+                    print(f"  → approving {decision['kind']}" + (f" (budget ₹{budget:,})" if budget else ""))
                     client.post(f"/api/v1/campaigns/{campaign_id}/decisions", headers=auth,
                                 json={"decision_id": decision["decision_id"], "action": "approve"}).raise_for_status()
                 elif event_type == "payment.requested":
