@@ -28,6 +28,7 @@ from langgraph.graph import END, START, StateGraph
 from infra.local.emulators.qstash import sign
 from infra.local.processes import FUNCTIONS, EmulatorProcess, FunctionProcess, free_port, start_emulators
 from infra.local.serve import serve_in_thread
+from shared.db.knowledge import insert_document, mark_failed
 from shared.db.pool import connect, create_pool
 from shared.db.threads import ThreadRepository
 from shared.db.workspaces import PostgresWorkspaceStore, ensure_workspace
@@ -176,7 +177,8 @@ def _first_2xx(request: Callable[[], httpx.Response], deadline: float) -> None:
     raise TimeoutError("no 2xx before the deadline")
 
 
-def _probe(name: str, url: str, *, done: uuid.UUID, key: str, auth: str) -> Callable[[], httpx.Response]:
+def _probe(name: str, url: str, *, done: uuid.UUID, document: uuid.UUID, key: str,
+           auth: str) -> Callable[[], httpx.Response]:
     """The cheapest real request that gets a 2xx from function `name`."""
     if name == "api":
         return lambda: httpx.get(f"{url}api/v1/openapi.json", timeout=5)
@@ -184,7 +186,10 @@ def _probe(name: str, url: str, *, done: uuid.UUID, key: str, auth: str) -> Call
         payload = {"event": "checkout.order.completed",
                    "payload": {"merchantOrderId": "MUSE-cold-1", "state": "COMPLETED"}}
         return lambda: httpx.post(url, json=payload, headers={"Authorization": auth}, timeout=5)
-    body = json.dumps({"kind": "continue", "campaign_id": str(done), "expected_checkpoint_id": "x"}).encode()
+    if name == "ingest":
+        body = json.dumps({"kind": "ingest", "document_id": str(document)}).encode()
+    else:
+        body = json.dumps({"kind": "continue", "campaign_id": str(done), "expected_checkpoint_id": "x"}).encode()
     return lambda: httpx.post(url, content=body, timeout=10, headers={
         "Content-Type": "application/json", "Upstash-Signature": sign(body, url, key)})
 
@@ -197,6 +202,11 @@ def bench_cold_starts(emulators: EmulatorProcess, data_dir: Path, *, runs: int =
         done = uuid.uuid4()
         conn.execute("INSERT INTO public.campaigns (id, workspace_id, created_by, kind, brief, status) "
                      "VALUES (%s, %s, %s, 'move', '{}', 'completed')", (done, workspace_id, uuid.uuid4()))
+        ready_doc = uuid.uuid4()
+        insert_document(conn, document_id=ready_doc, workspace_id=workspace_id, title="cold", kind="text",
+                        source="text", tags=(), storage_path=None, content_type=None, byte_size=None,
+                        created_by=None)
+        mark_failed(conn, ready_doc, "cold-start probe")
     key = env_file["QSTASH_CURRENT_SIGNING_KEY"]
     auth = expected_authorization(env_file["PHONEPE_WEBHOOK_USERNAME"], env_file["PHONEPE_WEBHOOK_PASSWORD"])
     for name in FUNCTIONS:
@@ -206,7 +216,7 @@ def bench_cold_starts(emulators: EmulatorProcess, data_dir: Path, *, runs: int =
             url = f"http://127.0.0.1:{port}/"
             env = emulators.function_env({name: url})
             fn = FunctionProcess(name, port, env, data_dir / f"cold-{name}.log")
-            request = _probe(name, url, done=done, key=key, auth=auth)
+            request = _probe(name, url, done=done, document=ready_doc, key=key, auth=auth)
             started = time.monotonic()
             fn.spawn()
             try:

@@ -48,6 +48,24 @@ def policy_from_json(settings: dict[str, Any]) -> WorkspacePolicy:
     )
 
 
+def campaign_context(workspace_id: str, settings: dict[str, Any] | None, kit_json: dict[str, Any] | None, *,
+                     user_id: str | None = None) -> CampaignContext:
+    """The typed context of a campaign from its workspace's settings and brand kit JSON."""
+    settings = settings or {}
+    kit_json = kit_json or {}
+    personas = kit_json.get("personas") or kit_json.get("icps") or []
+    return CampaignContext(
+        workspace_id=workspace_id, user_id=user_id, brand=brand_kit_from_json(kit_json),
+        policy=policy_from_json(settings),
+        icps=[p if isinstance(p, str) else p.get("name", str(p)) for p in personas],
+        preferences=dict(settings.get("preferences") or {}),
+        quality_thresholds={"min_quality_score": float(settings.get("min_quality_score", 0.8))},
+        budget_constraints={k: settings[k] for k in ("max_budget_inr", "auto_approve_max_budget_inr")
+                            if k in settings},
+        settings=dict(settings),
+    )
+
+
 class PostgresWorkspaceStore:
     """`WorkspaceStore` over Postgres."""
 
@@ -68,19 +86,7 @@ class PostgresWorkspaceStore:
         """Brand kit, policy and preferences of the workspace, in one query."""
         with self.pool.connection() as conn:
             row = conn.execute(_CONTEXT, (workspace_id,)).fetchone()
-        settings = (row or {}).get("settings") or {}
-        kit_json = (row or {}).get("kit") or {}
-        kit = brand_kit_from_json(kit_json)
-        personas = kit_json.get("personas") or kit_json.get("icps") or []
-        return CampaignContext(
-            workspace_id=workspace_id, user_id=user_id, brand=kit, policy=policy_from_json(settings),
-            icps=[p if isinstance(p, str) else p.get("name", str(p)) for p in personas],
-            preferences=dict(settings.get("preferences") or {}),
-            quality_thresholds={"min_quality_score": float(settings.get("min_quality_score", 0.8))},
-            budget_constraints={k: settings[k] for k in ("max_budget_inr", "auto_approve_max_budget_inr")
-                                if k in settings},
-            settings=dict(settings),
-        )
+        return campaign_context(workspace_id, (row or {}).get("settings"), (row or {}).get("kit"), user_id=user_id)
 
 
 def ensure_workspace(conn: Any, *, slug: str, name: str, user_id: str,

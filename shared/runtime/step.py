@@ -29,6 +29,7 @@ from shared.campaigns.events import describe
 from shared.campaigns.graph import NODE_OWNERS
 from shared.db.payments import Payment, PaymentRepository
 from shared.db.threads import Event, Grant, LeaseBusy, Outcome, ThreadRepository, UnknownCampaign
+from shared.db.workspaces import campaign_context
 from shared.deps import Deps
 from shared.errors import MuseError, PermanentStepError, ThreadBusy
 from shared.integrations.phonepe import PhonePeClient
@@ -227,7 +228,7 @@ class StepRuntime:
         result = RunResult(head=grant.head)
         deps = self.deps
         if deps.workspaces is not None:
-            context = deps.workspaces.context(str(grant.workspace_id))
+            context = campaign_context(str(grant.workspace_id), grant.workspace_settings, grant.brand_kit)
             model = deps.model
             if context.settings.get("models") and hasattr(model, "for_workspace"):
                 model = model.for_workspace(context.settings)
