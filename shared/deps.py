@@ -16,6 +16,7 @@ from shared.ports import (
     WebSearch,
     WorkspaceStore,
 )
+from shared.tools.belt import ToolBelt
 
 
 @dataclass(frozen=True)
@@ -36,3 +37,5 @@ class Deps:
     summarizer: Summarizer | None = None
     canon: Canon | None = None
     qa: QualityGate | None = None
+    tools: ToolBelt | None = None
+    """The validated tool belt the specialists search through."""

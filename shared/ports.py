@@ -218,6 +218,16 @@ class PlanMemory(Protocol):
         """Remember QA critiques for a while."""
         ...
 
+    def pick_variant(self, workspace_id: str, task_type: str, specialist: str, variants: list[str],
+                     default: str) -> str:
+        """Adaptive selection: the variant with the best success rate × quality here."""
+        ...
+
+    def record_variant(self, workspace_id: str, task_type: str, specialist: str, variant: str, *, success: bool,
+                       quality: float, run_key: str) -> None:
+        """Count one run of a variant."""
+        ...
+
 
 class Summarizer(Protocol):
     """Condenses findings of any length into cited key findings."""

@@ -14,7 +14,7 @@ def describe(node: str, update: dict[str, Any] | None) -> dict[str, Any]:
                  "queries": update["plan"]["research_queries"]}
     elif node == "specialist":
         data |= {"specialist": (update.get("specialists_run") or ["?"])[0],
-                 "sources": len(update.get("findings") or [])}
+                 "sources": len(update.get("findings") or []), "tools": update.get("tool_runs") or []}
     elif node == "review" and "plan" in update:
         data |= {"specialists": update["plan"]["specialists"], "angles": update["plan"].get("angles", []),
                  "changes": len(update.get("course_changes") or [])}
@@ -34,4 +34,8 @@ def describe(node: str, update: dict[str, Any] | None) -> dict[str, Any]:
                  "findings": qa["findings"]}
     elif node == "execute":
         data |= {"published": update.get("published", [])}
+    models = [u for u in update.get("usage") or [] if not u.get("wasted")]
+    if models:
+        data["models"] = sorted({u["model"] for u in models})
+        data["fallbacks"] = sum((u.get("route") or {}).get("fallbacks", 0) for u in models)
     return data

@@ -12,7 +12,7 @@ from typing import Any
 
 from shared.memory.extract import FactExtractor
 from shared.memory.models import FactSource
-from shared.memory.ports import EpisodicMemory, SemanticMemory, TaskRouter
+from shared.memory.ports import EpisodicMemory, SemanticMemory, SpecialistSelector, TaskRouter
 from shared.models.usage import usage_entries
 from shared.ports import ReusedPlan
 
@@ -25,6 +25,21 @@ class MemoryPlans:
     semantic: SemanticMemory | None = None
     episodic: EpisodicMemory | None = None
     extractor: FactExtractor | None = None
+    selector: SpecialistSelector | None = None
+
+    def pick_variant(self, workspace_id: str, task_type: str, specialist: str, variants: list[str],
+                     default: str) -> str:
+        """The specialist variant with the best record here (the default without history)."""
+        if self.selector is None:
+            return default
+        return self.selector.pick(workspace_id, task_type, specialist, variants, default).variant
+
+    def record_variant(self, workspace_id: str, task_type: str, specialist: str, variant: str, *, success: bool,
+                       quality: float, run_key: str) -> None:
+        """Count one run of a variant (once per `run_key`)."""
+        if self.selector is not None:
+            self.selector.record(workspace_id, task_type, specialist, variant, success=success, quality=quality,
+                                 run_key=run_key)
 
     def lookup(self, workspace_id: str, task_type: str, description: str) -> ReusedPlan | None:
         decision = self.router.route(workspace_id, task_type, description)

@@ -28,12 +28,19 @@ from shared.campaigns.schemas import (
 )
 from shared.campaigns.state import CampaignState, SpecialistTask
 from shared.deps import Deps
+from shared.errors import UpstreamUnavailable
 from shared.models.usage import usage_entries
 from shared.ports import Finding
+from shared.tools.belt import ToolContext
 
 MAX_CHANNELS = {"campaign": 4, "move": 2}
 MAX_REVIEWS = 2
 LAUNCH_WORDS = ("launch", "launches", "launched", "unveil", "unveils", "debut", "rolls out", "introduces")
+WRITER_STYLES = {
+    "concise": "short sentences, the benefit first, no filler",
+    "storytelling": "open with a small human moment, then the benefit",
+}
+"""Writer variants; adaptive selection picks per workspace and task type by past QA results."""
 DISCLAIMER_FIELD = {"email": "body", "linkedin_post": "text", "instagram_caption": "caption", "ad": "description"}
 
 
@@ -58,7 +65,7 @@ def plan(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
         change = {"action": "reuse", "reason": f"a similar past {state['kind']} succeeded with this plan "
                   f"(confidence {reused.confidence:.2f})", "source_task": reused.task_id}
         return {"plan": planned.model_dump(), "course_changes": [change], "reviews": 0,
-                "specialists_run": None, "findings": None}
+                "specialists_run": None, "findings": None, "tool_runs": None}
     prompt = f"Kind: {state['kind']}\nBrief:\n{_json(brief)}"
     remembered = deps.plans.recall(state["workspace_id"], description) if deps.plans else []
     if remembered:
@@ -74,7 +81,7 @@ def plan(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
     planned = result.model_copy(update={"channels": channels, "research_queries": queries,
                                         "specialists": specialists[: 3 if state["kind"] == "move" else 5]})
     return {"plan": planned.model_dump(), "usage": usage_entries("plan", out), "reviews": 0,
-            "specialists_run": None, "findings": None}
+            "specialists_run": None, "findings": None, "tool_runs": None}
 
 
 def dispatch_specialists(state: CampaignState) -> list[Send] | str:
@@ -87,29 +94,49 @@ def dispatch_specialists(state: CampaignState) -> list[Send] | str:
                                 "workspace_id": state["workspace_id"]}) for s in pending]
 
 
+def _search(deps: Deps, tool: str, arguments: dict[str, Any], task: SpecialistTask,
+            runs: list[dict[str, Any]]) -> list[Finding]:
+    """Run a search tool through the validated tool belt (or the bare port when no belt is wired)."""
+    if deps.tools is None:
+        if tool == "web_search":
+            return deps.web.search(arguments["query"], max_results=arguments["max_results"])
+        return deps.knowledge.search(task["workspace_id"], arguments["query"], k=arguments["k"])
+    run = deps.tools.run(tool, arguments, ToolContext(workspace_id=task["workspace_id"], node="specialist"))
+    runs.append(run.as_dict())
+    if run.error is not None:
+        if run.error.retryable:
+            raise UpstreamUnavailable(f"{tool} failed for {arguments['query']!r}: {run.error.message}")
+        return []
+    return [Finding(source_id=r.source_id, title=r.title, content=r.content, url=r.url, score=r.score)
+            for r in run.output.results]  # type: ignore[union-attr]
+
+
 def specialist(task: SpecialistTask, runtime: Runtime[Deps]) -> dict[str, Any]:
     """One research specialist: web, knowledge base, competitors, audience or the festival calendar."""
     deps = runtime.context
     name = task["specialist"]
     plan_ = task["plan"]
     found: list[Finding] = []
+    runs: list[dict[str, Any]] = []
     if name == "web_research":
         for query in plan_["research_queries"]:
-            found += deps.web.search(query, max_results=3)
+            found += _search(deps, "web_search", {"query": query, "max_results": 3}, task, runs)
     elif name == "knowledge_research":
         for query in plan_["research_queries"]:
-            found += deps.knowledge.search(task["workspace_id"], query, k=3)
+            found += _search(deps, "knowledge_search", {"query": query, "k": 3}, task, runs)
     elif name == "competitor_scan":
-        found += deps.web.search(f"competitor launch {plan_['objective']}", max_results=4)
+        found += _search(deps, "web_search", {"query": f"competitor launch {plan_['objective']}"[:400],
+                                              "max_results": 4}, task, runs)
     elif name == "audience_insights":
-        found += deps.knowledge.search(task["workspace_id"], f"customers personas {plan_['audience']}", k=4)
+        found += _search(deps, "knowledge_search", {"query": f"customers personas {plan_['audience']}"[:400],
+                                                    "k": 4}, task, runs)
     elif name == "festival_calendar":
         start, end = _window(task["brief"])
         found += [Finding(source_id=f"festival:{day.isoformat()}", title=f"{title} ({day.isoformat()})",
                           content=f"{title} falls on {day:%A %d %B %Y}, inside the campaign window.")
                   for day, title in festivals_between(start, end)]
     unique = {f.source_id: f.as_dict() | {"specialist": name} for f in found}
-    return {"findings": list(unique.values()), "specialists_run": [name]}
+    return {"findings": list(unique.values()), "specialists_run": [name], "tool_runs": runs}
 
 
 def review(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
@@ -286,6 +313,9 @@ def content(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
     last_qa = state.get("qa") or {}
     revision = state.get("qa_revisions", 0) + (1 if last_qa else 0)
     variants = string.ascii_lowercase[: int(state["brief"].get("variants") or 1)]
+    style = state.get("writer_style") or (deps.plans.pick_variant(state["workspace_id"], state["kind"], "writer",
+                                                                   list(WRITER_STYLES), "concise")
+                                          if deps.plans else "concise")
     usage: list[dict[str, Any]] = []
     rewrite: dict[str, dict[str, list[str]]] = {}
     for finding in last_qa.get("findings", []):
@@ -296,7 +326,8 @@ def content(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
             if last_qa and key not in rewrite:
                 continue
             schema = CHANNEL_SCHEMAS[channel]
-            prompt = f"Write {channel} copy from this brief alone.\nBrief:\n{_json(state['briefs'][channel])}"
+            prompt = (f"Write {channel} copy from this brief alone.\nStyle: {WRITER_STYLES[style]}\n"
+                      f"Brief:\n{_json(state['briefs'][channel])}")
             if variant != "a":
                 prompt += f"\nThis is variant {variant.upper()} of an A/B test: use a clearly different hook."
             if key in rewrite and key in drafts:
@@ -313,7 +344,7 @@ def content(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
                                       channel=channel, variant=variant, content=drafts[key], usage=out.usage,
                                       revision=revision + 1)
             usage += usage_entries(f"content:{key}", out)
-    return {"drafts": drafts, "qa_revisions": revision, "usage": usage}
+    return {"drafts": drafts, "qa_revisions": revision, "usage": usage, "writer_style": style}
 
 
 def qa_gate(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
@@ -339,6 +370,10 @@ def qa_gate(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
     if outcome == "human":
         changes.append({"action": "escalate", "reason": result.get("reason")
                         or f"QA still failing after {revisions} revision(s) (score {result['score']})"})
+    if deps.plans is not None and state.get("writer_style"):
+        deps.plans.record_variant(state["workspace_id"], state["kind"], "writer", state["writer_style"],
+                                  success=outcome == "passed", quality=float(result["score"]),
+                                  run_key=f"{state['campaign_id']}:{revisions}")
     if outcome != "passed" and deps.plans is not None:
         deps.plans.record_critiques(state["workspace_id"], result["findings"], campaign_id=state["campaign_id"],
                                     iteration=revisions)

@@ -41,6 +41,10 @@ class CampaignState(TypedDict, total=False):
     research_summary: dict[str, Any]
     strategy: dict[str, Any]
     approval: Literal["approved", "rejected"]
+    tool_runs: Annotated[list[dict[str, Any]], extend_or_reset]
+    """Tool calls of the specialists of the current plan (latency, attempts, cost, typed errors)."""
+    writer_style: str
+    """The writer variant chosen for this campaign by adaptive selection."""
     briefs: dict[str, dict[str, Any]]
     """Tier 1's brief per channel; Tier 2 writers see only these."""
     drafts: dict[str, dict[str, Any]]

@@ -30,6 +30,8 @@ from shared.runtime.checkpointer import create_checkpointer
 from shared.runtime.step import StepRuntime
 from shared.settings import Settings, get_settings
 from shared.tools.canon import load_canon
+from shared.tools.catalog import ToolDeps, standard_belt
+from shared.tools.knowledge import PgKnowledgeFetch
 
 
 def build_deps(settings: Settings, pool: ConnectionPool) -> Deps:
@@ -38,15 +40,20 @@ def build_deps(settings: Settings, pool: ConnectionPool) -> Deps:
     embedder = embedder_from_settings(settings)
     model = structured_model(settings)
     memory = build_memory(pool, embedder)
+    web = tavily_search(settings, cache)
+    knowledge = PgVectorKnowledge(pool=pool, embedder=embedder)
+    canon = load_canon()
     return Deps(
         model=model,
-        web=tavily_search(settings, cache),
-        knowledge=PgVectorKnowledge(pool=pool, embedder=embedder),
+        web=web,
+        knowledge=knowledge,
         workspaces=PostgresWorkspaceStore(pool),
         artifacts=PostgresArtifactStore(pool),
         plans=MemoryPlans(router=memory.router, semantic=memory.semantic, episodic=memory.episodic,
-                          extractor=FactExtractor(model)),
-        canon=load_canon(),
+                          extractor=FactExtractor(model), selector=memory.selector),
+        canon=canon,
+        tools=standard_belt(ToolDeps(web=web, knowledge=knowledge, documents=PgKnowledgeFetch(pool), model=model,
+                                     canon=canon)),
         qa=LayeredGate(model=model if settings.qa_judge else None),
         summarizer=RecursiveSummarizer(model=model),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from psycopg_pool import ConnectionPool
@@ -147,3 +148,41 @@ def test_writers_see_only_the_brief_and_variants_are_written(harness: Harness) -
     briefs = [p for _, schema, p in harness.model.calls if schema == "ContentBrief"]
     assert briefs and "Canon for this content type" in briefs[0] and "AIDA" in briefs[0]
     assert Plan.model_fields["specialists"]
+
+
+def test_adaptive_selection_picks_the_writer_variant_with_the_better_record(pool: ConnectionPool,
+                                                                           migrated_dsn: str) -> None:
+    memory = fake_memory()
+    plans = MemoryPlans(router=memory.router, semantic=memory.semantic, episodic=memory.episodic,
+                        selector=memory.selector)
+    h = Harness(pool=pool, dsn=migrated_dsn, settings=make_settings(migrated_dsn), plans=plans)
+    principal = h.workspace()
+    ws = principal.requested_workspace
+    assert plans.pick_variant(ws, "campaign", "writer", ["concise", "storytelling"], "concise") == "concise"
+    for i in range(4):
+        plans.record_variant(ws, "campaign", "writer", "storytelling", success=True, quality=0.95, run_key=f"s{i}")
+        plans.record_variant(ws, "campaign", "writer", "concise", success=False, quality=0.4, run_key=f"c{i}")
+    campaign_id = h.create(principal, channels=["ad"])
+    h.pump()
+    _approve(h, principal, campaign_id)
+    prompts = [p for _, schema, p in h.model.calls if schema == "AdCopy"]
+    assert prompts and "small human moment" in prompts[0]
+    stats = {s.variant: s.runs for s in memory.selector.performance(ws, "campaign")}
+    assert stats["storytelling"] == 5, stats
+
+
+def test_specialists_search_through_the_tool_belt(pool: ConnectionPool, migrated_dsn: str) -> None:
+    from shared.testing.fakes import CannedSearch, ScriptedModel
+    from shared.tools.catalog import ToolDeps, standard_belt
+
+    search, model = CannedSearch(), ScriptedModel()
+    belt = standard_belt(ToolDeps(web=search, knowledge=search, documents=None, model=model))  # type: ignore[arg-type]
+    h = Harness(pool=pool, dsn=migrated_dsn, settings=make_settings(migrated_dsn), model=model, search=search)
+    for runtime in h.runtimes.values():
+        runtime.deps = replace(runtime.deps, tools=belt)
+    campaign_id = h.create(h.workspace())
+    h.pump()
+    events = [e for e in _events(h, campaign_id, "step.completed") if e["node"] == "specialist"]
+    tools = [t for e in events for t in e["tools"]]
+    assert {t["tool"] for t in tools} == {"web_search", "knowledge_search"} and all(t["ok"] for t in tools)
+    assert all(t["latency_ms"] >= 0 and t["attempts"] == 1 for t in tools)
