@@ -90,6 +90,30 @@ class PaymentView(BaseModel):
     redirect_url: str | None
 
 
+class UsageLine(BaseModel):
+    """Tokens one node spent on one model."""
+
+    node: str
+    model: str
+    calls: int
+    prompt_tokens: int
+    cached_tokens: int
+    output_tokens: int
+    thinking_tokens: int
+    fallbacks: int
+
+
+class UsageView(BaseModel):
+    """Token usage of a campaign: totals and per node."""
+
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    output_tokens: int = 0
+    thinking_tokens: int = 0
+    calls: int = 0
+    by_node: list[UsageLine] = Field(default_factory=list)
+
+
 class CampaignView(BaseModel):
     """`GET /api/v1/campaigns/{id}`."""
 
@@ -102,6 +126,7 @@ class CampaignView(BaseModel):
     brief: dict[str, Any]
     artifacts: list[ArtifactView]
     payment: PaymentView | None
+    usage: UsageView = Field(default_factory=UsageView)
     created_at: datetime
     updated_at: datetime
 

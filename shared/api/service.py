@@ -22,6 +22,7 @@ from shared.api.models import (
     CreateCampaign,
     Decision,
     DecisionAccepted,
+    UsageView,
 )
 from shared.auth import Principal
 from shared.campaigns.schemas import CHANNEL_SCHEMAS, Strategy
@@ -96,12 +97,16 @@ class Api:
             row = self._visible(conn, campaign_id)
             artifacts = db.campaign_artifacts(conn, campaign_id)
             payment = db.latest_payment(conn, campaign_id)
+            usage = db.campaign_usage(conn, campaign_id)
         pending = row["pending_decision"]
+        totals = {k: sum(line[k] for line in usage)
+                  for k in ("prompt_tokens", "cached_tokens", "output_tokens", "thinking_tokens", "calls")}
         return CampaignView(
             id=row["id"], kind=row["kind"], status=row["status"], current_step=row["current_step"],
             pending_decision=None if not pending else {k: pending.get(k) for k in
                                                        ("id", "kind", "payload", "requested_at", "expires_at")},
             failure_reason=row["failure_reason"], brief=row["brief"], artifacts=artifacts, payment=payment,
+            usage=UsageView(**totals, by_node=usage),
             created_at=row["created_at"], updated_at=row["updated_at"],
         )
 

@@ -27,6 +27,12 @@ _PAYMENT = """
 SELECT merchant_order_id, state, amount_paise, redirect_url FROM public.payments
 WHERE campaign_id = %s ORDER BY attempt DESC LIMIT 1
 """
+_USAGE = """
+SELECT node, model, sum(prompt_tokens) AS prompt_tokens, sum(cached_tokens) AS cached_tokens,
+       sum(output_tokens) AS output_tokens, sum(thinking_tokens) AS thinking_tokens, count(*) AS calls,
+       sum(fallbacks) AS fallbacks
+FROM public.model_usage WHERE campaign_id = %s GROUP BY node, model ORDER BY node, model
+"""
 _EVENTS = """
 SELECT id, type, data, created_at FROM public.campaign_events
 WHERE campaign_id = %s AND id > %s ORDER BY id LIMIT %s
@@ -69,6 +75,12 @@ def campaign_artifacts(conn: Any, campaign_id: UUID) -> list[dict[str, Any]]:
 def latest_payment(conn: Any, campaign_id: UUID) -> dict[str, Any] | None:
     """The campaign's most recent payment attempt."""
     return conn.execute(_PAYMENT, (campaign_id,)).fetchone()
+
+
+def campaign_usage(conn: Any, campaign_id: UUID) -> list[dict[str, Any]]:
+    """Token usage of the campaign's model calls, per node and model."""
+    return [{k: (int(v) if k not in ("node", "model") else v) for k, v in r.items()}
+            for r in conn.execute(_USAGE, (campaign_id,))]
 
 
 def events_after(conn: Any, campaign_id: UUID, after_id: int, *, limit: int = 200) -> list[dict[str, Any]]:

@@ -60,6 +60,9 @@ def test_full_campaign_over_http(stack: Stack) -> None:
     assert sorted(a["channel"] for a in view["artifacts"]) == ["ad", "email"]
     assert all(a["status"] == "published" and a["content"] for a in view["artifacts"])
     assert all(a["usage"]["output_tokens"] > 0 for a in view["artifacts"])
+    usage = view["usage"]
+    assert usage["calls"] >= 6 and usage["output_tokens"] == sum(u["output_tokens"] for u in usage["by_node"])
+    assert {"plan", "strategy", "content:ad", "content:email"} <= {u["node"] for u in usage["by_node"]}
     assert view["payment"]["state"] == "completed"
     assert view["payment"]["merchant_order_id"] == order["merchant_order_id"]
     runs = _node_runs(stack, campaign_id)
