@@ -29,7 +29,7 @@ from shared.campaigns.events import describe
 from shared.campaigns.graph import NODE_OWNERS
 from shared.db.payments import Payment, PaymentRepository
 from shared.db.threads import Event, Grant, LeaseBusy, Outcome, ThreadRepository, UnknownCampaign
-from shared.db.workspaces import campaign_context
+from shared.db.workspaces import campaign_context, policy_from_json
 from shared.deps import Deps
 from shared.errors import MuseError, PermanentStepError, ThreadBusy
 from shared.integrations.phonepe import PhonePeClient
@@ -163,7 +163,7 @@ class StepRuntime:
             return _Plan(graph_input=Command(resume=resume), decision=decision)
         if self.threads.decided_by(pending["id"]) is not None:
             return None
-        policy = self.deps.workspaces.policy(str(grant.workspace_id))
+        policy = policy_from_json(grant.workspace_settings or {})
         limit = policy.auto_approve_max_budget_inr
         budget = pending.get("payload", {}).get("budget_inr")
         if pending["kind"] == "strategy_approval" and limit is not None and budget is not None and budget <= limit:
@@ -263,7 +263,7 @@ class StepRuntime:
                        "payload": value, "requested_at": now.isoformat()}
             outbox = None
             if value["kind"] in HUMAN_DECISIONS:
-                timeout = self.deps.workspaces.policy(str(grant.workspace_id)).decision_timeout_seconds
+                timeout = policy_from_json(grant.workspace_settings or {}).decision_timeout_seconds
                 pending["expires_at"] = (now + timedelta(seconds=timeout)).isoformat()
                 message = StepMessage(kind="decision_timeout", campaign_id=grant.campaign_id,
                                       expected_checkpoint_id=result.head, decision_id=interrupt.id)
