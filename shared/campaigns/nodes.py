@@ -41,7 +41,8 @@ WRITER_STYLES = {
     "storytelling": "open with a small human moment, then the benefit",
 }
 """Writer variants; adaptive selection picks per workspace and task type by past QA results."""
-DISCLAIMER_FIELD = {"email": "body", "linkedin_post": "text", "instagram_caption": "caption", "ad": "description"}
+DISCLAIMER_FIELD = {"email": "body", "linkedin_post": "text", "instagram_caption": "caption", "ad": "description",
+                    "landing_page": "body", "video_script": "script"}
 
 
 def _json(value: Any) -> str:

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Channel = Literal["email", "linkedin_post", "x_thread", "instagram_caption", "ad"]
+Channel = Literal["email", "linkedin_post", "x_thread", "instagram_caption", "ad", "landing_page", "video_script"]
 CampaignKind = Literal["campaign", "move"]
 Specialist = Literal["web_research", "knowledge_research", "competitor_scan", "audience_insights",
                      "festival_calendar"]
@@ -151,10 +151,31 @@ class AdCopy(BaseModel):
     description: str = Field(max_length=90)
 
 
+class LandingPage(BaseModel):
+    """A landing page: hero headline and subheadline, Markdown sections, one call to action."""
+
+    headline: str = Field(max_length=70)
+    subheadline: str = Field(max_length=160)
+    body: str = Field(max_length=20_000)
+    """`## The problem`, `## How it works`, `## Proof` sections in Markdown."""
+    cta: str = Field(max_length=30)
+
+
+class VideoScript(BaseModel):
+    """A short video script: a three-second hook, scenes, and the closing call to action."""
+
+    hook: str = Field(max_length=150)
+    script: str = Field(max_length=10_000)
+    """Scenes in order: `SCENE n - Visual: … / VO: … / Text: …`."""
+    cta: str = Field(max_length=60)
+
+
 CHANNEL_SCHEMAS: dict[str, type[BaseModel]] = {
     "email": EmailCopy,
     "linkedin_post": LinkedInPost,
     "x_thread": XThread,
     "instagram_caption": InstagramCaption,
     "ad": AdCopy,
+    "landing_page": LandingPage,
+    "video_script": VideoScript,
 }

@@ -167,6 +167,10 @@ _NUMBER = re.compile(
     r"(?:\s?(?P<scale>lakhs?|lacs?|crores?|cr|million|mn|billion|bn|thousand)\b)?"
 )
 _FRACTION = re.compile(r"\d+\s?/\s?\d+")
+_LABEL = re.compile(r"\b(?:scene|step|slide|part|act|shot|frame|section)\s+\d+\b|^\s*\d+[.)]\s"
+                    r"|\b\d+(?:\.\d+)?\s?-\s?\d+(?:\.\d+)?\s?s\b|\b\d{1,2}:\d{2}\b",
+                    re.IGNORECASE | re.MULTILINE)
+"""Structure, not claims: scene/step numbers, numbered-list markers, timecodes (0-3s, 0:15)."""
 _SCALES = {"k": 1_000, "thousand": 1_000, "lakh": 100_000, "lakhs": 100_000, "lac": 100_000, "lacs": 100_000,
            "crore": 10_000_000, "crores": 10_000_000, "cr": 10_000_000, "million": 1_000_000, "mn": 1_000_000,
            "billion": 1_000_000_000, "bn": 1_000_000_000}
@@ -190,11 +194,12 @@ class Number:
 def numbers(text: str, *, skip: Sequence[Span] = ()) -> list[Number]:
     """Quantities in `text`, outside `skip` spans, URLs, hashtags and mentions.
 
-    Ordinals (1st, 2nd), thread markers and fractions (1/5, 24/7) and digits glued to letters
-    before them (B2B, COVID19) are not quantities.
+    Ordinals (1st, 2nd), thread markers and fractions (1/5, 24/7), digits glued to letters
+    before them (B2B, COVID19) and structural labels (SCENE 2, numbered lists, timecodes) are not
+    quantities.
     """
     skipped = [*skip, *(m.span() for m in URL.finditer(text)), *(m.span() for m in HANDLE_OR_TAG.finditer(text)),
-               *(m.span() for m in _FRACTION.finditer(text))]
+               *(m.span() for m in _FRACTION.finditer(text)), *(m.span() for m in _LABEL.finditer(text))]
     found: list[Number] = []
     for match in _NUMBER.finditer(text):
         start, end = match.span()

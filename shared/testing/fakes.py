@@ -14,11 +14,13 @@ from shared.campaigns.schemas import (
     ContentBrief,
     EmailCopy,
     InstagramCaption,
+    LandingPage,
     LinkedInPost,
     Plan,
     PlanReview,
     ResearchSummary,
     Strategy,
+    VideoScript,
     XThread,
 )
 from shared.memory.extract import ExtractedFacts
@@ -48,6 +50,11 @@ DEFAULTS: dict[type[BaseModel], dict[str, Any]] = {
     XThread: {"posts": ["Diwali, steeped in provenance."]},
     InstagramCaption: {"caption": "Gift calm this Diwali.", "hashtags": ["#diwali"]},
     AdCopy: {"headline": "The Diwali tea gift", "description": "Four single-origin teas in one box."},
+    LandingPage: {"headline": "Gift calm this Diwali", "subheadline": "Single-origin teas from our growers",
+                  "body": "## The problem\nGifts feel generic.\n## How it works\nPick a box.\n## Proof\nLoved by "
+                          "tea drinkers.", "cta": "Shop the box"},
+    VideoScript: {"hook": "This Diwali, gift a ritual.", "script": "SCENE 1 - Visual: a tin opens / VO: Calm, "
+                  "steeped. / Text: Festive Gift Box", "cta": "Shop the box"},
 }
 
 

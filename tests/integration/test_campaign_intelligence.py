@@ -186,3 +186,18 @@ def test_specialists_search_through_the_tool_belt(pool: ConnectionPool, migrated
     tools = [t for e in events for t in e["tools"]]
     assert {t["tool"] for t in tools} == {"web_search", "knowledge_search"} and all(t["ok"] for t in tools)
     assert all(t["latency_ms"] >= 0 and t["attempts"] == 1 for t in tools)
+
+
+def test_landing_pages_and_video_scripts_are_written_and_checked(harness: Harness) -> None:
+    """Every content type of the canon can be a campaign channel, briefed from its canon entry and gated."""
+    principal = harness.workspace()
+    campaign_id = harness.create(principal, channels=["landing_page", "video_script"])
+    harness.pump()
+    _approve(harness, principal, campaign_id)
+    row = harness.row(campaign_id)
+    assert row["status"] == "awaiting_payment", (row["pending_decision"] or {}).get("payload", {}).get("qa", {}).get("findings")
+    briefs = [p for _, schema, p in harness.model.calls if schema == "ContentBrief"]
+    assert any("Hero-Problem-Solution-Proof-CTA" in p for p in briefs)
+    assert any("Hook-Story-Offer" in p for p in briefs)
+    view = harness.api.get_campaign(principal, campaign_id)
+    assert sorted(a.channel for a in view.artifacts) == ["landing_page", "video_script"]

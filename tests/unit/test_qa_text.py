@@ -98,3 +98,11 @@ class TestLanguageDetection:
         assert langid.detect("या दिवाळीत आपल्या माणसांना चहाची भेट द्या")[0].lang == "mr"
         assert langid.detect("இந்த தீபாவளிக்கு தேநீர் பரிசு கொடுங்கள்")[0].lang == "ta"
         assert langid.detect("Ship invoices in minutes, not days.")[0].lang == "en"
+
+
+def test_structural_labels_are_not_quantities() -> None:
+    """Scene numbers, list markers and timecodes in scripts are structure, not claims to source."""
+    from shared.qa.text import numbers
+
+    script = "HOOK (0-3s): Calm.\nSCENE 1 - Visual: tin / VO: steeped at 0:15\n2. Pour\nSave 40% today"
+    assert [n.text for n in numbers(script)] == ["40%"]
