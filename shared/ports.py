@@ -228,6 +228,10 @@ class PlanMemory(Protocol):
         """Count one run of a variant."""
         ...
 
+    def performance(self, workspace_id: str, task_type: str) -> dict[str, Any]:
+        """Track record of every specialist variant (the context's `agent_performance`)."""
+        ...
+
 
 class Summarizer(Protocol):
     """Condenses findings of any length into cited key findings."""

@@ -34,6 +34,17 @@ class MemoryPlans:
             return default
         return self.selector.pick(workspace_id, task_type, specialist, variants, default).variant
 
+    def performance(self, workspace_id: str, task_type: str) -> dict[str, Any]:
+        """Track record of each specialist variant here: `{specialist: {variant: {runs, successes, score}}}`."""
+        if self.selector is None:
+            return {}
+        out: dict[str, Any] = {}
+        for stats in self.selector.performance(workspace_id, task_type):
+            out.setdefault(stats.specialist, {})[stats.variant] = {
+                "runs": stats.runs, "successes": stats.successes,
+                "mean_quality": round(stats.quality_sum / stats.runs, 3) if stats.runs else None}
+        return out
+
     def record_variant(self, workspace_id: str, task_type: str, specialist: str, variant: str, *, success: bool,
                        quality: float, run_key: str) -> None:
         """Count one run of a variant (once per `run_key`)."""

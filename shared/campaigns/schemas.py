@@ -46,6 +46,8 @@ class Plan(BaseModel):
     audience: str
     channels: list[Channel] = Field(min_length=1, max_length=5)
     kpis: list[str] = Field(min_length=1, max_length=6)
+    budget_inr: int | None = Field(default=None, ge=0, le=100_000_000)
+    """The planner's budget estimate; the strategist sets the budget a human approves."""
     research_queries: list[str] = Field(min_length=1, max_length=4)
     specialists: list[Specialist] = Field(default_factory=lambda: ["web_research", "knowledge_research"],
                                           max_length=5)

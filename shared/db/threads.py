@@ -15,7 +15,7 @@ _ACQUIRE = """
 UPDATE public.campaigns
 SET lease_owner = %(owner)s, lease_until = now() + make_interval(secs => %(seconds)s), fence = fence + 1
 WHERE id = %(id)s AND (lease_until IS NULL OR lease_until < now())
-RETURNING id, workspace_id, kind, brief, status, fence, pending_decision, outbox,
+RETURNING id, workspace_id, created_by, kind, brief, status, fence, pending_decision, outbox,
     (SELECT c.checkpoint_id FROM public.checkpoints c
      WHERE c.thread_id = %(thread)s AND c.checkpoint_ns = '' ORDER BY c.checkpoint_id DESC LIMIT 1) AS head,
     (SELECT w.settings FROM public.workspaces w WHERE w.id = campaigns.workspace_id) AS workspace_settings,
@@ -68,6 +68,7 @@ class Grant:
     pending_decision: dict[str, Any] | None
     outbox: dict[str, Any] | None
     workspace_settings: dict[str, Any] | None = None
+    created_by: UUID | None = None
     brand_kit: dict[str, Any] | None = None
     """Read with the lease (one round trip) to build the step's `CampaignContext`."""
 
@@ -119,7 +120,7 @@ class ThreadRepository:
             campaign_id=row["id"], workspace_id=row["workspace_id"], kind=row["kind"], brief=row["brief"],
             status=row["status"], fence=row["fence"], head=row["head"],
             pending_decision=row["pending_decision"], outbox=row["outbox"],
-            workspace_settings=row["workspace_settings"], brand_kit=row["brand_kit"],
+            workspace_settings=row["workspace_settings"], brand_kit=row["brand_kit"], created_by=row["created_by"],
         )
 
     def release(self, grant: Grant) -> None:

@@ -228,7 +228,11 @@ class StepRuntime:
         result = RunResult(head=grant.head)
         deps = self.deps
         if deps.workspaces is not None:
-            context = campaign_context(str(grant.workspace_id), grant.workspace_settings, grant.brand_kit)
+            context = campaign_context(str(grant.workspace_id), grant.workspace_settings, grant.brand_kit,
+                                       user_id=str(grant.created_by) if grant.created_by else None)
+            if deps.plans is not None:
+                context = replace(context, agent_performance=deps.plans.performance(str(grant.workspace_id),
+                                                                                     grant.kind))
             model = deps.model
             if context.settings.get("models") and hasattr(model, "for_workspace"):
                 model = model.for_workspace(context.settings)

@@ -195,7 +195,8 @@ def test_landing_pages_and_video_scripts_are_written_and_checked(harness: Harnes
     harness.pump()
     _approve(harness, principal, campaign_id)
     row = harness.row(campaign_id)
-    assert row["status"] == "awaiting_payment", (row["pending_decision"] or {}).get("payload", {}).get("qa", {}).get("findings")
+    qa = ((row["pending_decision"] or {}).get("payload") or {}).get("qa") or {}
+    assert row["status"] == "awaiting_payment", qa.get("findings")
     briefs = [p for _, schema, p in harness.model.calls if schema == "ContentBrief"]
     assert any("Hero-Problem-Solution-Proof-CTA" in p for p in briefs)
     assert any("Hook-Story-Offer" in p for p in briefs)
