@@ -10,6 +10,8 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
+pytest_plugins = ["tests.integration.gemini_fixtures"]
+
 
 @pytest.fixture(autouse=True)
 def _restore_environ() -> Iterator[None]:

@@ -8,9 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from infra.local.emulators.config import EmulatorConfig
-from infra.local.emulators.gemini import create_app
-from infra.local.serve import RunningServer, serve_in_thread
+from infra.local.serve import RunningServer
 from shared.integrations.gemini import GeminiBackend, model_router
 from shared.models import CircuitBreakers, FakeClock, ModelRouter
 from shared.testing.fakes import CannedSearch, ScriptedModel
@@ -18,7 +16,6 @@ from shared.tools import ToolAgent, ToolBelt, ToolContext, ToolDeps, ToolRun, st
 from shared.tools.ports import KnowledgeDocument
 from tests.integration.test_model_fallback_gemini import settings_for
 
-CONFIG = EmulatorConfig(database_url="")
 FLASH, LITE = "gemini-2.5-flash", "gemini-2.5-flash-lite"
 CTX = ToolContext(workspace_id="ws-1", campaign_id="c-1", node="content")
 
@@ -28,26 +25,9 @@ class NoDocuments:
         return None
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[RunningServer]:
-    running = serve_in_thread(create_app(CONFIG))
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
 @pytest.fixture
-def http(server: RunningServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=10) as session:
-        yield session
-        session.delete("/_emulator/script").raise_for_status()
-        session.delete("/_emulator/requests").raise_for_status()
-
-
-@pytest.fixture
-def router(server: RunningServer) -> Iterator[ModelRouter]:
-    built = model_router(settings_for(server.url), breakers=CircuitBreakers(clock=FakeClock()))
+def router(gemini_server: RunningServer) -> Iterator[ModelRouter]:
+    built = model_router(settings_for(gemini_server.url), breakers=CircuitBreakers(clock=FakeClock()))
     try:
         yield built
     finally:
@@ -70,18 +50,18 @@ def agent(router: ModelRouter, belt: ToolBelt, max_turns: int = 4) -> ToolAgent:
     return ToolAgent(gemini=router.backend, router=router, belt=belt, max_turns=max_turns)  # type: ignore[arg-type]
 
 
-def script(http: httpx.Client, *rules: dict[str, Any]) -> None:
-    http.post("/_emulator/script", json={"rules": list(rules)}).raise_for_status()
+def script(gemini_http: httpx.Client, *rules: dict[str, Any]) -> None:
+    gemini_http.post("/_emulator/script", json={"rules": list(rules)}).raise_for_status()
 
 
-def bodies(http: httpx.Client) -> list[dict[str, Any]]:
-    return [r["body"] for r in http.get("/_emulator/requests").json()]
+def bodies(gemini_http: httpx.Client) -> list[dict[str, Any]]:
+    return [r["body"] for r in gemini_http.get("/_emulator/requests").json()]
 
 
 def test_the_model_calls_tools_through_the_belt_and_answers_with_their_results(
-        router: ModelRouter, belt: ToolBelt, runs: list[ToolRun], http: httpx.Client) -> None:
+        router: ModelRouter, belt: ToolBelt, runs: list[ToolRun], gemini_http: httpx.Client) -> None:
     long_post = "x" * 300
-    script(http,
+    script(gemini_http,
            {"times": 1, "response": {"function_calls": [
                {"name": "fetch_canon", "args": {"content_type": "x_thread"}},
                {"name": "validate_content", "args": {"channel": "x_thread", "content": {"posts": [long_post]}}}]}},
@@ -94,7 +74,7 @@ def test_the_model_calls_tools_through_the_belt_and_answers_with_their_results(
     assert [r.tool for r in result.tool_runs] == ["fetch_canon", "validate_content"] == [r.tool for r in runs]
     assert all(r.ok for r in result.tool_runs)
     assert result.tool_runs[1].response()["output"]["valid"] is False
-    first, second = bodies(http)
+    first, second = bodies(gemini_http)
     declared = [d["name"] for d in first["tools"][0]["functionDeclarations"]]
     assert declared == ["fetch_canon", "validate_content"]
     responses = [p["functionResponse"] for p in second["contents"][2]["parts"]]
@@ -106,8 +86,8 @@ def test_the_model_calls_tools_through_the_belt_and_answers_with_their_results(
 
 
 def test_a_tool_failure_goes_back_to_the_model_as_a_typed_error(router: ModelRouter, belt: ToolBelt,
-                                                                http: httpx.Client) -> None:
-    script(http,
+                                                                gemini_http: httpx.Client) -> None:
+    script(gemini_http,
            {"times": 1, "response": {"function_calls": [
                {"name": "web_search", "args": {"query": "x" * 500}},
                {"name": "knowledge_fetch", "args": {"source_id": "kb:6f1c2a4e-9b7d-4c3e-8a5f-0123456789ab"}}]}},
@@ -118,28 +98,29 @@ def test_a_tool_failure_goes_back_to_the_model_as_a_typed_error(router: ModelRou
     assert result.stopped == "answered"
     codes = [r.error.code if r.error else None for r in result.tool_runs]
     assert codes == ["invalid_arguments", "not_found"]
-    errors = [p["functionResponse"]["response"]["error"] for p in bodies(http)[1]["contents"][2]["parts"]]
+    errors = [p["functionResponse"]["response"]["error"] for p in bodies(gemini_http)[1]["contents"][2]["parts"]]
     assert errors[0]["code"] == "invalid_arguments" and errors[0]["retryable"] is False
     assert "query: String should have at most 400 characters" in errors[0]["message"]
 
 
 def test_the_loop_is_bounded_and_the_last_turn_switches_function_calling_off(router: ModelRouter, belt: ToolBelt,
-                                                                             http: httpx.Client) -> None:
-    script(http, {"response": {"function_calls": [{"name": "fetch_canon", "args": {"content_type": "ad"}}]}})
+                                                                             gemini_http: httpx.Client) -> None:
+    script(gemini_http, {"response": {"function_calls": [{"name": "fetch_canon", "args": {"content_type": "ad"}}]}})
 
     result = agent(router, belt, max_turns=2).run(tier="fast", system="s", prompt="Loop forever", context=CTX)
 
     assert (result.stopped, result.turns, len(result.tool_runs)) == ("answered", 2, 1)
     assert result.text.startswith(f"[emulated {FLASH}]"), "with calling off, the model has to answer"
-    modes = [b["toolConfig"]["functionCallingConfig"]["mode"] for b in bodies(http)]
+    modes = [b["toolConfig"]["functionCallingConfig"]["mode"] for b in bodies(gemini_http)]
     assert modes == ["AUTO", "NONE"]
 
     one_turn = agent(router, belt, max_turns=1).run(tier="fast", system="s", prompt="Loop", context=CTX)
     assert (one_turn.stopped, one_turn.tool_runs) == ("answered", ())
 
 
-def test_a_tool_the_turn_does_not_offer_is_refused(router: ModelRouter, belt: ToolBelt, http: httpx.Client) -> None:
-    script(http,
+def test_a_tool_the_turn_does_not_offer_is_refused(router: ModelRouter, belt: ToolBelt,
+                                                   gemini_http: httpx.Client) -> None:
+    script(gemini_http,
            {"times": 1, "response": {"function_calls": [{"name": "fetch_canon", "args": {"content_type": "ad"}}]}},
            {"times": 1, "response": {"text": "done"}})
 
@@ -151,8 +132,8 @@ def test_a_tool_the_turn_does_not_offer_is_refused(router: ModelRouter, belt: To
 
 
 def test_each_turn_is_routed_through_the_fallback_cascade(router: ModelRouter, belt: ToolBelt,
-                                                          http: httpx.Client) -> None:
-    script(http,
+                                                          gemini_http: httpx.Client) -> None:
+    script(gemini_http,
            {"times": 1, "match": {"model": FLASH}, "status": 503},
            {"times": 1, "response": {"text": "answer from the fallback"}})
 

@@ -9,39 +9,20 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
-from infra.local.emulators.config import EmulatorConfig
-from infra.local.emulators.gemini import create_app
-from infra.local.serve import RunningServer, serve_in_thread
+from infra.local.serve import RunningServer
+from tests.integration.gemini_fixtures import GEMINI_CONFIG
 
 MODEL = "gemini-2.5-flash"
-CONFIG = EmulatorConfig(database_url="")
 SEARCH = types.FunctionDeclaration(
     name="web_search", description="Search the web.",
     parameters_json_schema={"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]},
 )
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[RunningServer]:
-    running = serve_in_thread(create_app(CONFIG))
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
 @pytest.fixture
-def http(server: RunningServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=10) as session:
-        yield session
-        session.delete("/_emulator/script").raise_for_status()
-        session.delete("/_emulator/requests").raise_for_status()
-
-
-@pytest.fixture
-def client(server: RunningServer) -> Iterator[genai.Client]:
-    sdk = genai.Client(api_key=CONFIG.gemini_api_key,
-                       http_options=types.HttpOptions(base_url=server.url, api_version="v1beta"))
+def client(gemini_server: RunningServer) -> Iterator[genai.Client]:
+    sdk = genai.Client(api_key=GEMINI_CONFIG.gemini_api_key,
+                       http_options=types.HttpOptions(base_url=gemini_server.url, api_version="v1beta"))
     try:
         yield sdk
     finally:
@@ -53,8 +34,9 @@ def _config() -> types.GenerateContentConfig:
                                        automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True))
 
 
-def test_a_scripted_function_call_comes_back_as_function_call_parts(client: genai.Client, http: httpx.Client) -> None:
-    http.post("/_emulator/script", json={"rules": [
+def test_a_scripted_function_call_comes_back_as_function_call_parts(client: genai.Client,
+                                                                    gemini_http: httpx.Client) -> None:
+    gemini_http.post("/_emulator/script", json={"rules": [
         {"match": {"model": MODEL}, "times": 1,
          "response": {"function_calls": [{"name": "web_search", "args": {"query": "onam offers"}, "id": "c1"}]}},
         {"match": {"model": MODEL}, "times": 1, "response": {"text": "Onam offers peak a week before."}},
@@ -74,12 +56,12 @@ def test_a_scripted_function_call_comes_back_as_function_call_parts(client: gena
         contents=[types.Content(role="user", parts=[types.Part(text="Research Onam")]),
                   first.candidates[0].content, types.Content(role="user", parts=[answer])])
     assert second.text == "Onam offers peak a week before." and not second.function_calls
-    body = http.get("/_emulator/requests").json()[-1]["body"]
+    body = gemini_http.get("/_emulator/requests").json()[-1]["body"]
     assert body["contents"][2]["parts"][0]["functionResponse"]["name"] == "web_search"
 
 
-def test_function_calls_stream_as_one_chunk(client: genai.Client, http: httpx.Client) -> None:
-    http.post("/_emulator/script", json={"rules": [
+def test_function_calls_stream_as_one_chunk(client: genai.Client, gemini_http: httpx.Client) -> None:
+    gemini_http.post("/_emulator/script", json={"rules": [
         {"response": {"function_calls": [{"name": "web_search", "args": {"query": "x"}}]}},
     ]}).raise_for_status()
 
@@ -89,8 +71,8 @@ def test_function_calls_stream_as_one_chunk(client: genai.Client, http: httpx.Cl
     assert chunks[0].function_calls[0].id is None, "the Developer API sends no call id unless scripted"
 
 
-def test_a_script_calling_an_undeclared_function_is_a_400(client: genai.Client, http: httpx.Client) -> None:
-    http.post("/_emulator/script", json={"rules": [
+def test_a_script_calling_an_undeclared_function_is_a_400(client: genai.Client, gemini_http: httpx.Client) -> None:
+    gemini_http.post("/_emulator/script", json={"rules": [
         {"response": {"function_calls": [{"name": "send_email", "args": {}}]}},
     ]}).raise_for_status()
 
