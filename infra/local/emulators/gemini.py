@@ -33,6 +33,7 @@ from typing import Any
 import flask
 from werkzeug.exceptions import HTTPException
 
+from infra.local.emulators._scripting import register_script_routes
 from infra.local.emulators.config import EmulatorConfig
 
 API_VERSIONS = ("v1", "v1beta")
@@ -119,33 +120,7 @@ def create_app(config: EmulatorConfig) -> flask.Flask:
             record = state.caches.get(name)
         return flask.jsonify(record.public()) if record else _error(404, f"{name} not found")
 
-    @app.post("/_emulator/script")
-    def add_rules() -> flask.Response:
-        """Append rules; each gets an `index`, unique for the app's lifetime, that the log refers to."""
-        body = flask.request.get_json(silent=True) or {}
-        rules = body.get("rules")
-        if not isinstance(rules, list):
-            return _error(400, "expected {'rules': [...]}")
-        state.add_rules(rules)
-        return flask.jsonify({"rules": state.rule_views()})
-
-    @app.get("/_emulator/script")
-    def get_rules() -> flask.Response:
-        return flask.jsonify({"rules": state.rule_views()})
-
-    @app.delete("/_emulator/script")
-    def clear_rules() -> flask.Response:
-        state.clear_rules()
-        return flask.jsonify({"rules": []})
-
-    @app.get("/_emulator/requests")
-    def get_requests() -> flask.Response:
-        return flask.jsonify(state.requests())
-
-    @app.delete("/_emulator/requests")
-    def clear_requests() -> flask.Response:
-        state.clear_requests()
-        return flask.jsonify([])
+    register_script_routes(app, state, _error)
 
     return app
 

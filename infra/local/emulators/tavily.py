@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import flask
 from werkzeug.exceptions import HTTPException
 
+from infra.local.emulators._scripting import register_script_routes
 from infra.local.emulators.config import EmulatorConfig
 
 CORPUS_PATH = Path(__file__).with_name("data") / "tavily_corpus.json"
@@ -72,31 +73,7 @@ def create_app(config: EmulatorConfig) -> flask.Flask:
     def extract() -> flask.Response:
         return control.serve("extract", lambda body: _extract(index, body))
 
-    @app.post("/_emulator/script")
-    def add_rules() -> flask.Response:
-        rules = (flask.request.get_json(silent=True) or {}).get("rules")
-        if not isinstance(rules, list):
-            return _error(400, "expected {'rules': [...]}")
-        control.add_rules(rules)
-        return flask.jsonify({"rules": control.rule_views()})
-
-    @app.get("/_emulator/script")
-    def get_rules() -> flask.Response:
-        return flask.jsonify({"rules": control.rule_views()})
-
-    @app.delete("/_emulator/script")
-    def clear_rules() -> flask.Response:
-        control.clear_rules()
-        return flask.jsonify({"rules": []})
-
-    @app.get("/_emulator/requests")
-    def get_requests() -> flask.Response:
-        return flask.jsonify(control.requests())
-
-    @app.delete("/_emulator/requests")
-    def clear_requests() -> flask.Response:
-        control.clear_requests()
-        return flask.jsonify([])
+    register_script_routes(app, control, _error)
 
     return app
 
