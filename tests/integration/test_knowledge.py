@@ -13,12 +13,14 @@ import os
 import threading
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import flask
 import jwt
+import numpy as np
 import psycopg
 import pytest
+from psycopg import sql
 from psycopg_pool import ConnectionPool
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
@@ -34,6 +36,7 @@ from shared.auth import Principal
 from shared.db import knowledge as db
 from shared.db.knowledge import PgVectorKnowledge, ensure_vector_index, vector_index_name
 from shared.db.pool import as_service, as_user, connect, create_pool
+from shared.db.workspaces import ensure_workspace
 from shared.errors import InvalidRequest, NotFound
 from shared.http import qstash_response
 from shared.integrations.gemini import GeminiEmbedder, gemini_client
@@ -280,6 +283,91 @@ class TestSearch:
         findings = world.service.knowledge.search(owner.requested_workspace, "floral tea brewed without milk", k=2)
         assert findings[0].source_id == f"kb:{ids['darjeeling']}:0" and findings[0].title == "Darjeeling tea"
         assert world.service.knowledge.search(str(uuid.uuid4()), "floral tea", k=2) == []
+
+
+class _FixedEmbedder:
+    """A made-up 8-dimensional model whose only query is the first axis."""
+
+    dimensions = 8
+
+    def __init__(self) -> None:
+        self.model = f"iterscan-{uuid.uuid4().hex[:8]}"
+
+    def embed(self, texts: list[str], *, task: str = "RETRIEVAL_DOCUMENT") -> list[list[float]]:
+        return [[1.0] + [0.0] * 7 for _ in texts]
+
+
+def _fill_workspace(conn: Any, workspace_id: str, key: str, vectors: list[list[float]]) -> None:
+    document = conn.execute(
+        "INSERT INTO public.knowledge_documents (workspace_id, title, status) VALUES (%s, 'crowd', 'ready') "
+        "RETURNING id", (workspace_id,)).fetchone()["id"]
+    chunk_ids = [row["id"] for row in conn.execute(
+        "INSERT INTO public.knowledge_chunks (document_id, workspace_id, position, content) "
+        "SELECT %s, %s, g, 'chunk ' || g FROM generate_series(0, %s - 1) AS g RETURNING id",
+        (document, workspace_id, len(vectors))).fetchall()]
+    db.insert_embeddings(conn, key, [(chunk_id, workspace_id, vector)
+                                     for chunk_id, vector in zip(chunk_ids, vectors, strict=True)])
+
+
+class TestFilteredVectorSearch:
+    """The workspace filter applied to an HNSW scan: iterative scans still return `k` chunks."""
+
+    @pytest.fixture
+    def crowded(self, migrated_dsn: str, module_pool: ConnectionPool) -> Iterator[tuple[PgVectorKnowledge, str]]:
+        """1,500 chunks of other workspaces right next to the query, 8 of the caller's much farther away."""
+        embedder = _FixedEmbedder()
+        key = db.embedding_key(embedder)
+        rng = np.random.default_rng(7)
+        near = np.array([1.0] + [0.0] * 7) + rng.normal(0, 0.05, (1500, 8))
+        far = np.array([0.6, 0.8] + [0.0] * 6) + rng.normal(0, 0.05, (8, 8))
+        with connect(migrated_dsn) as conn, conn.transaction():
+            crowd = [ensure_workspace(conn, slug=f"crowd-{uuid.uuid4().hex[:10]}", name="crowd",
+                                      user_id=str(uuid.uuid4())) for _ in range(3)]
+            caller = ensure_workspace(conn, slug=f"lonely-{uuid.uuid4().hex[:10]}", name="lonely",
+                                      user_id=str(uuid.uuid4()))
+            for i, workspace_id in enumerate(crowd):
+                _fill_workspace(conn, workspace_id, key, near[i::3].tolist())
+            _fill_workspace(conn, caller, key, far.tolist())
+        with connect(migrated_dsn) as conn:
+            index = ensure_vector_index(conn, key)
+            conn.execute("ANALYZE public.knowledge_embeddings")
+        try:
+            yield PgVectorKnowledge(pool=module_pool, embedder=embedder, candidates=5), caller
+        finally:
+            with connect(migrated_dsn) as conn:
+                conn.execute(f'DROP INDEX public."{index}"')
+                conn.execute("DELETE FROM public.workspaces WHERE id = ANY(%s)", ([*crowd, caller],))
+
+    def test_caller_gets_k_chunks_despite_closer_foreign_ones(self, crowded: tuple[PgVectorKnowledge, str]) -> None:
+        """Without iterative scans the 40 candidates HNSW returns all belong to other workspaces.
+
+        For so few rows the planner would rather read the workspace's rows and sort them (exact, no problem);
+        `enable_sort = off` makes it take the HNSW path a large workspace gets, and the plan is checked.
+        """
+        knowledge, caller = crowded
+        vector = knowledge.query_vector("anything")
+
+        def search(iterative_scan: Literal["relaxed_order", "strict_order", "off"]) -> tuple[list[Any], str]:
+            searcher = PgVectorKnowledge(pool=knowledge.pool, embedder=knowledge.embedder, candidates=5,
+                                         iterative_scan=iterative_scan)
+            with as_service(knowledge.pool) as conn:
+                conn.execute("SET LOCAL enable_sort = off")
+                hits = searcher.search_in(conn, caller, "anything", k=5, mode="vector", vector=vector)
+                params = {"ws": caller, "limit": 5, "kinds": None, "tags": None, "vector": db.vector_literal(vector)}
+                plan = "\n".join(row["QUERY PLAN"] for row in conn.execute(
+                    sql.SQL("EXPLAIN ") + db.vector_ranking(knowledge.embedder.dimensions, knowledge.key), params))
+            return hits, plan
+
+        without, plan = search("off")
+        assert vector_index_name(knowledge.key) in plan, plan
+        assert len(without) < 5, "ef_search (40) candidates are all other workspaces' chunks"
+        for mode in ("relaxed_order", "strict_order"):
+            hits, plan = search(mode)
+            assert vector_index_name(knowledge.key) in plan, plan
+            assert len(hits) == 5, mode
+            similarities = [hit.similarity for hit in hits]
+            assert similarities == sorted(similarities, reverse=True)
+            assert all(s is not None and s < 0.9 for s in similarities), "only the caller's far chunks"
 
 
 class TestRowLevelSecurity:
