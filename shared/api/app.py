@@ -11,6 +11,7 @@ import flask
 
 from shared.api import brandkit
 from shared.api import knowledge as knowledge_api
+from shared.api.listing import CampaignQuery
 from shared.api.models import CreateCampaign, Decision
 from shared.api.openapi import openapi_document
 from shared.api.service import Api
@@ -61,6 +62,13 @@ def create_campaign(request: flask.Request) -> flask.Response:
     return json_response(accepted.model_dump(mode="json"), 202)
 
 
+def list_campaigns(request: flask.Request) -> flask.Response:
+    principal = _principal(request)
+    query = CampaignQuery.from_args(request.args)
+    page = api().list_campaigns(principal, query, workspace=request.headers.get("X-Workspace-Id"))
+    return json_response(page.model_dump(mode="json"))
+
+
 def get_campaign(request: flask.Request, campaign_id: str) -> flask.Response:
     view = api().get_campaign(_principal(request), _campaign_id(campaign_id))
     return json_response(view.model_dump(mode="json"))
@@ -101,6 +109,7 @@ def openapi(request: flask.Request) -> flask.Response:
 
 ROUTES: list[tuple[str, re.Pattern[str], Callable[..., flask.Response]]] = [
     ("POST", re.compile(_PREFIX + r"/campaigns/?$"), create_campaign),
+    ("GET", re.compile(_PREFIX + r"/campaigns/?$"), list_campaigns),
     ("GET", re.compile(_PREFIX + rf"/campaigns/{_ID}/?$"), get_campaign),
     ("POST", re.compile(_PREFIX + rf"/campaigns/{_ID}/decisions/?$"), post_decision),
     ("POST", re.compile(_PREFIX + rf"/campaigns/{_ID}/checkout/?$"), checkout),

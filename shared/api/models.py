@@ -12,6 +12,7 @@ from shared.campaigns.schemas import Brief, CampaignKind
 
 CampaignStatus = Literal["queued", "running", "awaiting_decision", "awaiting_payment", "completed", "failed",
                          "expired"]
+DecisionKind = Literal["strategy_approval", "qa_review", "payment"]
 
 
 class CreateCampaign(BaseModel):
@@ -62,7 +63,7 @@ class PendingDecision(BaseModel):
     """What the campaign waits for."""
 
     id: str
-    kind: Literal["strategy_approval", "qa_review", "payment"]
+    kind: DecisionKind
     payload: dict[str, Any]
     requested_at: datetime
     expires_at: datetime | None = None
@@ -129,6 +130,26 @@ class CampaignView(BaseModel):
     usage: UsageView = Field(default_factory=UsageView)
     created_at: datetime
     updated_at: datetime
+
+
+class CampaignSummary(BaseModel):
+    """One campaign as `GET /api/v1/campaigns` lists it: enough to render a row and link to the campaign."""
+
+    id: UUID
+    kind: CampaignKind
+    title: str | None = Field(description="The brief's title.")
+    status: CampaignStatus
+    current_step: str | None
+    pending_decision_kind: DecisionKind | None = Field(description="What the campaign waits for, if anything.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class CampaignPage(BaseModel):
+    """`GET /api/v1/campaigns`: a page of the workspace's campaigns, newest first."""
+
+    items: list[CampaignSummary]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
 
 
 class Checkout(BaseModel):

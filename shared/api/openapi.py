@@ -8,8 +8,10 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from shared.api.brandkit import KitDocument, QACheck
+from shared.api.listing import CAMPAIGN_KINDS, CAMPAIGN_STATUSES, DEFAULT_LIMIT, MAX_LIMIT
 from shared.api.models import (
     CampaignAccepted,
+    CampaignPage,
     CampaignView,
     Checkout,
     CreateCampaign,
@@ -21,8 +23,9 @@ from shared.brandkit import BrandKit
 from shared.knowledge.models import ResourceAccepted, ResourceView, SearchResponse, TextResource
 from shared.qa.report import QAReport
 
-_MODELS = (CreateCampaign, CampaignAccepted, Decision, DecisionAccepted, CampaignView, Checkout, ErrorBody,
-           TextResource, ResourceAccepted, ResourceView, SearchResponse, BrandKit, KitDocument, QACheck, QAReport)
+_MODELS = (CreateCampaign, CampaignAccepted, CampaignPage, Decision, DecisionAccepted, CampaignView, Checkout,
+           ErrorBody, TextResource, ResourceAccepted, ResourceView, SearchResponse, BrandKit, KitDocument, QACheck,
+           QAReport)
 
 
 def _ref(model: type) -> dict[str, str]:
@@ -38,6 +41,12 @@ def _errors(*codes: int) -> dict[str, Any]:
             404: "No such campaign in your workspaces", 409: "Not possible in the campaign's current state",
             503: "A dependency is unavailable; retry"}
     return {str(c): {"description": text[c], "content": _json(ErrorBody)} for c in codes}
+
+
+def _enum_list(name: str, allowed: tuple[str, ...]) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "style": "form", "explode": True,
+            "schema": {"type": "array", "items": {"type": "string", "enum": list(allowed)}},
+            "description": f"Only these {name} values: repeat the parameter or separate values with commas."}
 
 
 @lru_cache(maxsize=1)
@@ -57,7 +66,19 @@ def openapi_document() -> dict[str, Any]:
         },
         "security": [{"supabase": []}],
         "paths": {
-            "/api/v1/campaigns": {"post": {
+            "/api/v1/campaigns": {"get": {
+                "summary": "The workspace's campaigns, newest first, a page at a time",
+                "parameters": [
+                    _enum_list("status", CAMPAIGN_STATUSES), _enum_list("kind", CAMPAIGN_KINDS),
+                    {"name": "limit", "in": "query", "required": False,
+                     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}},
+                    {"name": "cursor", "in": "query", "required": False, "schema": {"type": "string"},
+                     "description": "The `next_cursor` of the previous page, unchanged."},
+                    {"name": "X-Workspace-Id", "in": "header", "required": False, "schema": {"type": "string"}},
+                ],
+                "responses": {"200": {"description": "A page of campaign summaries", "content": _json(CampaignPage)},
+                              **_errors(400, 401, 404)},
+            }, "post": {
                 "summary": "Create a campaign or move from a brief",
                 "parameters": [
                     {"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"}},

@@ -15,8 +15,11 @@ from uuid import UUID
 from psycopg_pool import ConnectionPool
 from pydantic import ValidationError
 
+from shared.api.listing import CampaignQuery, Cursor
 from shared.api.models import (
     CampaignAccepted,
+    CampaignPage,
+    CampaignSummary,
     CampaignView,
     Checkout,
     CreateCampaign,
@@ -220,3 +223,18 @@ class Api:
                 return
             if not rows:
                 time.sleep(0.25)
+
+    def list_campaigns(self, principal: Principal, query: CampaignQuery, *, workspace: str | None) -> CampaignPage:
+        """One page of the workspace's campaigns, newest first; `next_cursor` is null on the last page.
+
+        One row more than the page is read, so a page that ends exactly at the last campaign says so
+        instead of sending the client to an empty page.
+        """
+        with as_user(self.pool, principal.claims) as conn:
+            workspace_id = self._workspace(conn, principal, workspace)
+            rows = db.list_campaigns(conn, workspace_id=workspace_id, statuses=query.statuses, kinds=query.kinds,
+                                     after=query.after, limit=query.limit + 1)
+        items = [CampaignSummary.model_validate(row) for row in rows[:query.limit]]
+        if len(rows) <= query.limit:
+            return CampaignPage(items=items, next_cursor=None)
+        return CampaignPage(items=items, next_cursor=Cursor(items[-1].created_at, items[-1].id).encode())

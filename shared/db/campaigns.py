@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -45,6 +47,14 @@ ON CONFLICT (id) DO NOTHING
 RETURNING id
 """
 _EXISTING_DECISION = "SELECT action, payload, source FROM public.decisions WHERE id = %s"
+_LIST = """
+SELECT id, kind, brief->>'title' AS title, status, current_step, pending_decision->>'kind' AS pending_decision_kind,
+       created_at, updated_at
+FROM public.campaigns
+WHERE {where}
+ORDER BY created_at DESC, id DESC
+LIMIT %(limit)s
+"""
 
 
 def memberships(conn: Any) -> list[str]:
@@ -101,3 +111,24 @@ def record_user_decision(conn: Any, *, decision_id: str, campaign_id: UUID, work
     if row is not None:
         return None
     return conn.execute(_EXISTING_DECISION, (decision_id,)).fetchone()
+
+
+def list_campaigns(conn: Any, *, workspace_id: str, statuses: Sequence[str] = (), kinds: Sequence[str] = (),
+                   after: tuple[datetime, UUID] | None = None, limit: int) -> list[dict[str, Any]]:
+    """Up to `limit` summary rows of the workspace's campaigns, newest first, strictly after `after`.
+
+    Empty `statuses`/`kinds` mean any. The order and the `after` bound are both on `(created_at, id)`,
+    which `campaigns_workspace_recent_idx` serves as one range scan.
+    """
+    where = ["workspace_id = %(workspace_id)s"]
+    params: dict[str, Any] = {"workspace_id": workspace_id, "limit": limit}
+    if statuses:
+        where.append("status = ANY(%(statuses)s)")
+        params["statuses"] = list(statuses)
+    if kinds:
+        where.append("kind = ANY(%(kinds)s)")
+        params["kinds"] = list(kinds)
+    if after is not None:
+        where.append("(created_at, id) < (%(after_at)s, %(after_id)s)")
+        params["after_at"], params["after_id"] = after
+    return conn.execute(_LIST.format(where=" AND ".join(where)), params).fetchall()
