@@ -27,6 +27,10 @@ class UpstashCache:
         """Cache `value` for `ttl_seconds`."""
         self.redis.set(self.prefix + key, json.dumps(value), ex=ttl_seconds)
 
+    def delete(self, key: str) -> None:
+        """Forget `key` (nothing happens when it is absent)."""
+        self.redis.delete(self.prefix + key)
+
 
 def upstash_cache(settings: Settings) -> UpstashCache:
     """The cache of this deployment (cloud Upstash or the local REST emulator)."""

@@ -4,22 +4,30 @@ A small httpx client instead of the official `phonepe-pg-sdk-python`: that SDK p
 `requests<=2.31` and `urllib3<=1.26.12` (versions with known CVEs), installs a top-level `tests`
 package, and fetches a token and starts daemon threads when constructed — wrong for a function
 that must start fast and stay stateless. The token is cached in Upstash Redis instead, shared by
-all instances until shortly before it expires.
+all instances until shortly before it expires. The cache only saves token calls: when Redis cannot be
+reached the client asks PhonePe for a token itself, and a token PhonePe no longer accepts (401) is
+dropped from the cache and replaced once per call.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from upstash_redis.errors import UpstashError
 
 from shared.errors import ConfigurationError, InvalidRequest, UpstreamUnavailable
 from shared.integrations.cache import UpstashCache
 from shared.settings import Settings
 
 TOKEN_REFRESH_MARGIN_SECONDS = 300
+CACHE_FAILURES: tuple[type[Exception], ...] = (httpx.HTTPError, UpstashError, ValueError)
+"""What the Upstash SDK raises when Redis is unreachable or answers garbage: transport errors, REST errors, bad JSON."""
+
+log = logging.getLogger("muse.phonepe")
 
 
 @dataclass(frozen=True)
@@ -56,11 +64,21 @@ class PhonePeClient:
     settings: Settings
     cache: UpstashCache | None = None
 
-    def _token(self) -> str:
-        key = f"phonepe:token:{self.settings.phonepe_client_id}"
-        cached = self.cache.get_json(key) if self.cache else None
-        if cached and cached["expires_at"] - TOKEN_REFRESH_MARGIN_SECONDS > time.time():
-            return cached["header"]
+    @property
+    def _token_key(self) -> str:
+        return f"phonepe:token:{self.settings.phonepe_client_id}"
+
+    def _token(self, *, reuse_cached: bool = True) -> str:
+        """The `Authorization` header value: the cached token while it has a margin left, else a new one."""
+        cached = self._cached_token() if reuse_cached else None
+        if cached is not None:
+            return cached
+        header, expires_at = self._fetch_token()
+        self._cache_token(header, expires_at)
+        return header
+
+    def _fetch_token(self) -> tuple[str, int]:
+        """A new token from `POST /v1/oauth/token`: the header value and its expiry (epoch seconds)."""
         form = {
             "client_id": self.settings.phonepe_client_id,
             "client_version": self.settings.phonepe_client_version,
@@ -73,12 +91,56 @@ class PhonePeClient:
                 f"PhonePe refused the OAuth credentials ({response.status_code}); check PHONEPE_CLIENT_ID/SECRET."
             )
         body = self._json(response, "OAuth token")
-        header = f"{body['token_type']} {body['access_token']}"
-        expires_at = int(body.get("expires_at") or time.time() + 600)
-        if self.cache:
-            ttl = max(1, expires_at - int(time.time()) - TOKEN_REFRESH_MARGIN_SECONDS)
-            self.cache.set_json(key, {"header": header, "expires_at": expires_at}, ttl_seconds=ttl)
-        return header
+        return f"{body['token_type']} {body['access_token']}", int(body.get("expires_at") or time.time() + 600)
+
+    def _cached_token(self) -> str | None:
+        """The shared token if the cache has one that is not about to expire; a cache outage counts as a miss."""
+        if self.cache is None:
+            return None
+        try:
+            cached = self.cache.get_json(self._token_key)
+        except CACHE_FAILURES as exc:
+            log.warning("token cache unreadable, asking PhonePe for a token: %s", exc)
+            return None
+        if cached and cached["expires_at"] - TOKEN_REFRESH_MARGIN_SECONDS > time.time():
+            return str(cached["header"])
+        return None
+
+    def _cache_token(self, header: str, expires_at: int) -> None:
+        """Share the token until shortly before it expires; if the cache is down, the next call fetches again."""
+        if self.cache is None:
+            return
+        ttl = max(1, expires_at - int(time.time()) - TOKEN_REFRESH_MARGIN_SECONDS)
+        try:
+            self.cache.set_json(self._token_key, {"header": header, "expires_at": expires_at}, ttl_seconds=ttl)
+        except CACHE_FAILURES as exc:
+            log.warning("token cache unwritable, the token is not shared: %s", exc)
+
+    def _forget_token(self) -> None:
+        """Drop the shared token PhonePe refused, so other instances stop sending it too."""
+        if self.cache is None:
+            return
+        try:
+            self.cache.delete(self._token_key)
+        except CACHE_FAILURES as exc:
+            log.warning("token cache unreachable, the refused token stays cached: %s", exc)
+
+    def _authorized(self, method: str, url: str, what: str, **kwargs: Any) -> httpx.Response:
+        """A PG API call with the shared token; after a 401, forget that token and send once more with a new one.
+
+        PhonePe checks the token before it acts on a request, so a 401 means nothing happened and repeating the
+        request (even `create_order`) cannot do anything twice. A newly issued token refused as well is not
+        retried again here: that is PhonePe's fault, reported as `UpstreamUnavailable` for the caller to retry later.
+        """
+        response = self._send(method, url, headers={"Authorization": self._token()}, **kwargs)
+        if response.status_code != 401:
+            return response
+        self._forget_token()
+        response = self._send(method, url, headers={"Authorization": self._token(reuse_cached=False)}, **kwargs)
+        if response.status_code == 401:
+            raise UpstreamUnavailable(f"PhonePe refused a newly issued OAuth token for {what} (401): "
+                                      f"{response.text[:200]}")
+        return response
 
     def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         try:
@@ -97,7 +159,11 @@ class PhonePeClient:
 
     def create_order(self, *, merchant_order_id: str, amount_paise: int, redirect_url: str,
                      meta: dict[str, str]) -> CheckoutOrder:
-        """`POST /checkout/v2/pay` for a Standard Checkout order."""
+        """`POST /checkout/v2/pay` for a Standard Checkout order.
+
+        Sent a second time only after a 401, which PhonePe answers without creating the order, so one call never
+        creates two orders.
+        """
         body = {
             "merchantOrderId": merchant_order_id,
             "amount": amount_paise,
@@ -105,8 +171,8 @@ class PhonePeClient:
             "metaInfo": meta,
             "paymentFlow": {"type": "PG_CHECKOUT", "merchantUrls": {"redirectUrl": redirect_url}},
         }
-        response = self._send("POST", self.settings.phonepe_base_url + "/checkout/v2/pay", json=body,
-                              headers={"Authorization": self._token()})
+        response = self._authorized("POST", self.settings.phonepe_base_url + "/checkout/v2/pay", "create order",
+                                    json=body)
         data = self._json(response, "create order")
         if response.status_code >= 400:
             if data.get("code") == "ORDER_ALREADY_EXISTS":
@@ -118,7 +184,7 @@ class PhonePeClient:
     def order_status(self, merchant_order_id: str) -> OrderStatus | None:
         """`GET /checkout/v2/order/{id}/status`; None if PhonePe does not know the order."""
         url = f"{self.settings.phonepe_base_url}/checkout/v2/order/{merchant_order_id}/status"
-        response = self._send("GET", url, params={"details": "false"}, headers={"Authorization": self._token()})
+        response = self._authorized("GET", url, "order status", params={"details": "false"})
         data = self._json(response, "order status")
         if response.status_code >= 400:
             if data.get("code") == "INVALID_MERCHANT_ORDER_ID":

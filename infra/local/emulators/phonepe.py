@@ -9,8 +9,13 @@ wire shapes (reference `phonepe-gst-india.md` §1–§2) rather than any SDK. A 
    webhook *synchronously* (so the caller knows it was delivered), then redirects to the merchant.
 4. `GET /checkout/v2/order/{merchantOrderId}/status` reports the order, unless a test override says otherwise.
 
+Tokens, orders (with their status overrides) and webhook deliveries live in the stack's Postgres (schema
+`phonepe_emulator`), as the QStash emulator keeps its messages: a restarted stack still knows the order a
+campaign waits on and still accepts the tokens functions cached in Redis before the restart.
+
 Test knobs live under `/_emulator/`: list orders with their webhook deliveries, override what the status API
-reports, and (re)send a webhook, possibly with a forged `Authorization`.
+reports, (re)send a webhook, possibly with a forged `Authorization`, list the tokens it knows, and forget every
+token (`DELETE /_emulator/tokens`) so the next PG call with a cached token gets a 401.
 """
 
 from __future__ import annotations
@@ -19,14 +24,18 @@ import hashlib
 import re
 import secrets
 import socket
-import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import flask
 import httpx
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
 from infra.local.emulators.config import EmulatorConfig
 
@@ -41,6 +50,29 @@ EVENT_BY_STATE: dict[str, str] = {"COMPLETED": "checkout.order.completed", "FAIL
 STATE_BY_EVENT: dict[str, str] = {event: state for state, event in EVENT_BY_STATE.items()}
 
 _MERCHANT_ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,63}$")
+
+SCHEMA = "phonepe_emulator"
+_SCHEMA_LOCK = 0x05_7A_50_01
+_DDL = f"""
+CREATE SCHEMA IF NOT EXISTS {SCHEMA};
+CREATE TABLE IF NOT EXISTS {SCHEMA}.tokens (
+    token text PRIMARY KEY,
+    issued_at bigint NOT NULL,
+    expires_at bigint NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {SCHEMA}.orders (
+    seq bigserial NOT NULL,
+    merchant_order_id text PRIMARY KEY,
+    order_id text NOT NULL UNIQUE,
+    document jsonb NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {SCHEMA}.webhook_deliveries (
+    id bigserial PRIMARY KEY,
+    merchant_order_id text NOT NULL REFERENCES {SCHEMA}.orders (merchant_order_id),
+    document jsonb NOT NULL
+);
+CREATE INDEX IF NOT EXISTS webhook_deliveries_order ON {SCHEMA}.webhook_deliveries (merchant_order_id, id);
+"""
 
 
 def _now_ms() -> int:
@@ -73,7 +105,10 @@ class WebhookDelivery:
 
 @dataclass
 class Order:
-    """An order as the emulator knows it; `override` changes only what the status API reports."""
+    """An order as the emulator knows it; `override` changes only what the status API reports.
+
+    Stored as one JSON document; its webhook deliveries are rows of their own, appended without rewriting it.
+    """
 
     merchant_order_id: str
     order_id: str
@@ -86,25 +121,140 @@ class Order:
     error_code: str | None = None
     detailed_error_code: str | None = None
     payment_details: list[dict[str, Any]] = field(default_factory=list)
-    webhooks: list[WebhookDelivery] = field(default_factory=list)
     override: dict[str, Any] = field(default_factory=dict)
     created_at: int = field(default_factory=_now_ms)
 
 
 class _Store:
-    """All emulator state for one app instance; every access holds `lock`."""
+    """The emulator's state in Postgres, one short transaction per call.
 
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.tokens: dict[str, int] = {}
-        self.orders: dict[str, Order] = {}
-        self.order_ids: dict[str, str] = {}
+    Commits do not wait for the WAL flush (`synchronous_commit = off`, as in the QStash emulator): a crashed
+    emulator loses nothing, only an OS crash could drop the last fraction of a second. The schema is created
+    on first use.
+    """
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self._ready = False
+
+    @contextmanager
+    def _tx(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+        if not self.database_url:
+            raise PhonePeError(500, "INTERNAL_SERVER_ERROR", "The PhonePe emulator has no database_url configured")
+        with psycopg.connect(self.database_url, autocommit=True, row_factory=dict_row,
+                             prepare_threshold=None) as conn:
+            if not self._ready:
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                    conn.execute(_DDL)
+                self._ready = True
+            with conn.transaction():
+                conn.execute("SET LOCAL synchronous_commit = off")
+                yield conn
+
+    def add_token(self, token: str, issued_at: int, expires_at: int) -> None:
+        """Remember a new token (and drop the expired ones)."""
+        with self._tx() as conn:
+            conn.execute(f"DELETE FROM {SCHEMA}.tokens WHERE expires_at <= %s", (issued_at,))
+            conn.execute(f"INSERT INTO {SCHEMA}.tokens (token, issued_at, expires_at) VALUES (%s, %s, %s)",
+                         (token, issued_at, expires_at))
+
+    def token_expiry(self, token: str) -> int | None:
+        """When `token` expires (epoch seconds), or None if it was never issued or was revoked."""
+        with self._tx() as conn:
+            row = conn.execute(f"SELECT expires_at FROM {SCHEMA}.tokens WHERE token = %s", (token,)).fetchone()
+        return None if row is None else int(row["expires_at"])
+
+    def tokens(self) -> list[dict[str, int]]:
+        """Issue and expiry times of the tokens still known, oldest first (not the token values)."""
+        with self._tx() as conn:
+            rows = conn.execute(f"SELECT issued_at, expires_at FROM {SCHEMA}.tokens ORDER BY issued_at").fetchall()
+        return [{"issued_at": int(row["issued_at"]), "expires_at": int(row["expires_at"])} for row in rows]
+
+    def revoke_tokens(self) -> int:
+        """Forget every token; returns how many there were."""
+        with self._tx() as conn:
+            return conn.execute(f"DELETE FROM {SCHEMA}.tokens").rowcount
+
+    def add_order(self, order: Order) -> bool:
+        """Store a new order; False if its merchantOrderId is taken."""
+        with self._tx() as conn:
+            row = conn.execute(
+                f"""INSERT INTO {SCHEMA}.orders (merchant_order_id, order_id, document) VALUES (%s, %s, %s)
+                    ON CONFLICT (merchant_order_id) DO NOTHING RETURNING merchant_order_id""",
+                (order.merchant_order_id, order.order_id, Jsonb(asdict(order))),
+            ).fetchone()
+        return row is not None
+
+    @contextmanager
+    def order(self, merchant_order_id: str) -> Iterator[Order]:
+        """The order, locked until the block ends and failed first if it expired while PENDING.
+
+        Changes made to it in the block are saved when the block ends without an exception.
+        """
+        with self._tx() as conn:
+            row = conn.execute(
+                f"SELECT document FROM {SCHEMA}.orders WHERE merchant_order_id = %s FOR UPDATE", (merchant_order_id,)
+            ).fetchone()
+            if row is None:
+                raise PhonePeError(404, "INVALID_MERCHANT_ORDER_ID", "No entry found for given merchant order id")
+            order = Order(**row["document"])
+            stored = asdict(order)
+            if order.state == "PENDING" and _now_ms() > order.expire_at:
+                order.state = "FAILED"
+                order.error_code = "TXN_AUTO_FAILED"
+            yield order
+            if asdict(order) != stored:
+                conn.execute(f"UPDATE {SCHEMA}.orders SET document = %s WHERE merchant_order_id = %s",
+                             (Jsonb(asdict(order)), merchant_order_id))
+
+    def current(self, merchant_order_id: str) -> Order:
+        """The order as `order()` sees it, without keeping it locked."""
+        with self.order(merchant_order_id) as order:
+            return order
+
+    def orders(self) -> list[Order]:
+        """Every order, oldest first, as stored (an expired PENDING order shows as PENDING here)."""
+        with self._tx() as conn:
+            rows = conn.execute(f"SELECT document FROM {SCHEMA}.orders ORDER BY seq").fetchall()
+        return [Order(**row["document"]) for row in rows]
+
+    def merchant_order_id_for(self, order_id: str) -> str | None:
+        """The merchantOrderId of PhonePe's `orderId`."""
+        with self._tx() as conn:
+            row = conn.execute(
+                f"SELECT merchant_order_id FROM {SCHEMA}.orders WHERE order_id = %s", (order_id,)
+            ).fetchone()
+        return None if row is None else str(row["merchant_order_id"])
+
+    def add_delivery(self, merchant_order_id: str, delivery: WebhookDelivery) -> None:
+        """Record one webhook attempt for the order."""
+        with self._tx() as conn:
+            conn.execute(f"INSERT INTO {SCHEMA}.webhook_deliveries (merchant_order_id, document) VALUES (%s, %s)",
+                         (merchant_order_id, Jsonb(asdict(delivery))))
+
+    def deliveries(self, merchant_order_id: str | None = None) -> dict[str, list[WebhookDelivery]]:
+        """Webhook attempts, oldest first, by merchantOrderId: of one order, or of all when it is None."""
+        by_order: dict[str, list[WebhookDelivery]] = {}
+        with self._tx() as conn:
+            rows = conn.execute(
+                f"""SELECT merchant_order_id, document FROM {SCHEMA}.webhook_deliveries
+                    WHERE %(id)s::text IS NULL OR merchant_order_id = %(id)s ORDER BY id""",
+                {"id": merchant_order_id},
+            ).fetchall()
+        for row in rows:
+            by_order.setdefault(row["merchant_order_id"], []).append(WebhookDelivery(**row["document"]))
+        return by_order
+
+    def debug_view(self, order: Order) -> dict[str, Any]:
+        """Everything about an order, including its webhook deliveries, for tests."""
+        return _debug_view(order, self.deliveries(order.merchant_order_id).get(order.merchant_order_id, []))
 
 
 def create_app(config: EmulatorConfig) -> flask.Flask:
-    """Build the PhonePe emulator; state lives in memory for the lifetime of the returned app."""
+    """Build the PhonePe emulator; its state lives in `config.database_url` and outlives the app."""
     app = flask.Flask(__name__)
-    store = _Store()
+    store = _Store(config.database_url)
     app.extensions["phonepe_emulator"] = store
 
     @app.errorhandler(PhonePeError)
@@ -126,8 +276,7 @@ def create_app(config: EmulatorConfig) -> flask.Flask:
     def order_status(merchant_order_id: str) -> Any:
         _require_token(store)
         args = flask.request.args
-        with store.lock:
-            order = _get_order(store, merchant_order_id)
+        with store.order(merchant_order_id) as order:
             return _status_view(
                 config,
                 order,
@@ -139,19 +288,19 @@ def create_app(config: EmulatorConfig) -> flask.Flask:
     def pay_page(order_id: str) -> Any:
         merchant_order_id = _merchant_order_id_for(store, order_id)
         if flask.request.method == "GET" and not _param("outcome"):
-            with store.lock:
-                return _render_pay_page(_get_order(store, merchant_order_id))
+            with store.order(merchant_order_id) as order:
+                return _render_pay_page(order)
         return _settle_from_pay_page(config, store, merchant_order_id)
 
     @app.get("/_emulator/orders")
     def list_orders() -> Any:
-        with store.lock:
-            return {"orders": [_debug_view(order) for order in store.orders.values()]}
+        deliveries = store.deliveries()
+        return {"orders": [_debug_view(order, deliveries.get(order.merchant_order_id, []))
+                           for order in store.orders()]}
 
     @app.get("/_emulator/orders/<merchant_order_id>")
     def get_order(merchant_order_id: str) -> Any:
-        with store.lock:
-            return _debug_view(_get_order(store, merchant_order_id))
+        return store.debug_view(store.current(merchant_order_id))
 
     @app.post("/_emulator/orders/<merchant_order_id>/override")
     def override_order(merchant_order_id: str) -> Any:
@@ -161,6 +310,14 @@ def create_app(config: EmulatorConfig) -> flask.Flask:
     def resend_webhook(merchant_order_id: str) -> Any:
         body = flask.request.get_json(silent=True) or {}
         return asdict(_send_manual_webhook(config, store, merchant_order_id, body))
+
+    @app.get("/_emulator/tokens")
+    def list_tokens() -> Any:
+        return {"tokens": store.tokens()}
+
+    @app.delete("/_emulator/tokens")
+    def revoke_tokens() -> Any:
+        return {"revoked": store.revoke_tokens()}
 
     return app
 
@@ -199,8 +356,7 @@ def _issue_token(config: EmulatorConfig, store: _Store, form: Any) -> Any:
     issued_at = int(time.time())
     expires_at = issued_at + TOKEN_TTL_SECONDS
     token = f"local-{secrets.token_urlsafe(24)}"
-    with store.lock:
-        store.tokens[token] = expires_at
+    store.add_token(token, issued_at, expires_at)
     return {
         "access_token": token,
         "encrypted_access_token": token,
@@ -215,8 +371,7 @@ def _issue_token(config: EmulatorConfig, store: _Store, form: Any) -> Any:
 def _require_token(store: _Store) -> None:
     """Reject a call without a live `Authorization: O-Bearer <token>` from `/v1/oauth/token`."""
     scheme, _, token = flask.request.headers.get("Authorization", "").partition(" ")
-    with store.lock:
-        expires_at = store.tokens.get(token.strip()) if scheme == "O-Bearer" else None
+    expires_at = store.token_expiry(token.strip()) if scheme == "O-Bearer" else None
     if expires_at is None or expires_at <= time.time():
         raise PhonePeError(401, "UNAUTHORIZED", "Missing, unknown or expired `Authorization: O-Bearer` token")
 
@@ -273,11 +428,8 @@ def _create_order(store: _Store, body: Any) -> Any:
         merchant_redirect_url=redirect_url,
         meta_info=meta_info,
     )
-    with store.lock:
-        if merchant_order_id in store.orders:
-            raise PhonePeError(400, "ORDER_ALREADY_EXISTS", f"Order {merchant_order_id!r} already exists")
-        store.orders[merchant_order_id] = order
-        store.order_ids[order.order_id] = merchant_order_id
+    if not store.add_order(order):
+        raise PhonePeError(400, "ORDER_ALREADY_EXISTS", f"Order {merchant_order_id!r} already exists")
     pay_page_url = flask.url_for("pay_page", order_id=order.order_id, _external=True)
     return {
         "orderId": order.order_id,
@@ -287,20 +439,8 @@ def _create_order(store: _Store, body: Any) -> Any:
     }
 
 
-def _get_order(store: _Store, merchant_order_id: str) -> Order:
-    """The order (caller holds the lock), failing it first if it expired while PENDING."""
-    order = store.orders.get(merchant_order_id)
-    if order is None:
-        raise PhonePeError(404, "INVALID_MERCHANT_ORDER_ID", "No entry found for given merchant order id")
-    if order.state == "PENDING" and _now_ms() > order.expire_at:
-        order.state = "FAILED"
-        order.error_code = "TXN_AUTO_FAILED"
-    return order
-
-
 def _merchant_order_id_for(store: _Store, order_id: str) -> str:
-    with store.lock:
-        merchant_order_id = store.order_ids.get(order_id)
+    merchant_order_id = store.merchant_order_id_for(order_id)
     if merchant_order_id is None:
         raise PhonePeError(404, "INVALID_ORDER_ID", f"No order with orderId {order_id!r}")
     return merchant_order_id
@@ -363,7 +503,7 @@ def _payment_attempt(order: Order, state: OrderState, error_code: str | None) ->
 
 
 def _settle(order: Order, outcome: str, error_code: str | None) -> None:
-    """Move a PENDING order to COMPLETED or FAILED with one payment attempt (caller holds the lock)."""
+    """Move a PENDING order to COMPLETED or FAILED with one payment attempt (the caller has it locked)."""
     if order.state != "PENDING":
         raise PhonePeError(409, "ORDER_NOT_PENDING", f"Order {order.merchant_order_id!r} is {order.state}")
     if outcome not in ("success", "failure"):
@@ -419,24 +559,18 @@ def _deliver(
     return delivery
 
 
-def _record_delivery(store: _Store, merchant_order_id: str, delivery: WebhookDelivery) -> None:
-    with store.lock:
-        store.orders[merchant_order_id].webhooks.append(delivery)
-
-
 def _settle_from_pay_page(config: EmulatorConfig, store: _Store, merchant_order_id: str) -> Any:
     """Settle the order, send its webhook before answering, then send the payer back to the merchant."""
     outcome = (_param("outcome") or "").lower()
     error_code = _param("errorCode") or "PAYMENT_DECLINED"
-    with store.lock:
-        order = _get_order(store, merchant_order_id)
+    with store.order(merchant_order_id) as order:
         _settle(order, outcome, error_code)
         payload = _webhook_payload(config, order, state=order.state, amount=order.amount)
         event = EVENT_BY_STATE[order.state]
         redirect_url = order.merchant_redirect_url
     authorization = webhook_authorization(config.phonepe_webhook_username, config.phonepe_webhook_password)
     delivery = _deliver(config, event, payload, authorization)
-    _record_delivery(store, merchant_order_id, delivery)
+    store.add_delivery(merchant_order_id, delivery)
     if _wants_json():
         return {
             "merchantOrderId": merchant_order_id,
@@ -472,22 +606,20 @@ def _set_override(store: _Store, merchant_order_id: str, body: dict[str, Any]) -
     unknown = set(body) - {"state", "amount"}
     if unknown:
         raise _bad_request(f"Unknown override fields {sorted(unknown)}; use 'state' and/or 'amount'")
-    with store.lock:
-        order = _get_order(store, merchant_order_id)
+    with store.order(merchant_order_id) as order:
         for name, value in body.items():
             if value is None:
                 order.override.pop(name, None)
             else:
                 order.override[name] = value
-        return _debug_view(order)
+    return store.debug_view(order)
 
 
 def _send_manual_webhook(
     config: EmulatorConfig, store: _Store, merchant_order_id: str, body: dict[str, Any]
 ) -> WebhookDelivery:
     """(Re)send a webhook for an order; `event`, `state`, `amount` and `authorization` may lie."""
-    with store.lock:
-        order = _get_order(store, merchant_order_id)
+    with store.order(merchant_order_id) as order:
         event = body.get("event")
         state = body.get("state") or STATE_BY_EVENT.get(event or "") or order.state
         event = event or EVENT_BY_STATE.get(state)
@@ -498,13 +630,13 @@ def _send_manual_webhook(
         config.phonepe_webhook_username, config.phonepe_webhook_password
     )
     delivery = _deliver(config, event, payload, authorization)
-    _record_delivery(store, merchant_order_id, delivery)
+    store.add_delivery(merchant_order_id, delivery)
     return delivery
 
 
-def _debug_view(order: Order) -> dict[str, Any]:
-    """Everything about an order, including webhook deliveries, for tests."""
-    return asdict(order)
+def _debug_view(order: Order, deliveries: list[WebhookDelivery]) -> dict[str, Any]:
+    """Everything about an order, including its webhook deliveries, for tests."""
+    return {**asdict(order), "webhooks": [asdict(delivery) for delivery in deliveries]}
 
 
 _PAY_PAGE = """<!doctype html>

@@ -109,9 +109,10 @@ def merchant(_merchant_server: Merchant) -> Merchant:
 
 
 @pytest.fixture(scope="module")
-def phonepe(_merchant_server: Merchant) -> Iterator[str]:
+def phonepe(_merchant_server: Merchant, fresh_database_dsn: str) -> Iterator[str]:
     """The emulator mounted under `/phonepe`, as the local stack does; yields its base URL."""
-    config = EmulatorConfig(database_url="", phonepe_webhook_url=f"{_merchant_server.url}/webhooks/phonepe")
+    config = EmulatorConfig(database_url=fresh_database_dsn,
+                            phonepe_webhook_url=f"{_merchant_server.url}/webhooks/phonepe")
     root = flask.Flask("root")
     server: RunningServer = serve_in_thread(DispatcherMiddleware(root, {"/phonepe": create_app(config)}))
     _merchant_server.phonepe_url = f"{server.url}/phonepe"
