@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra.local.stack import REPO_ROOT
+from infra.roster import function_names
 
-FUNCTIONS = ("api", "planner", "research", "content", "qa", "payments", "execution", "phonepe_webhook", "ingest")
+FUNCTIONS = function_names()
+"""Every function of the roster (`infra/functions.toml`)."""
 
 
 def free_port() -> int:

@@ -27,13 +27,11 @@ from infra.local.emulators import supabase_storage
 from infra.local.emulators.config import (
     EmulatorConfig,
 )
+from infra.roster import load_roster
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA_DIR = REPO_ROOT / ".muse"
 BOOTSTRAP_SQL = REPO_ROOT / "infra" / "local" / "sql" / "supabase_bootstrap.sql"
-STEP_FUNCTIONS = ("planner", "research", "content", "qa", "payments", "execution")
-FUNCTION_MOUNTS = {"api": "/api", **{name: f"/{name}" for name in STEP_FUNCTIONS},
-                   "phonepe_webhook": "/webhooks/phonepe", "ingest": "/ingest"}
 EMULATORS = ("qstash", "gemini", "tavily", "phonepe", "upstash-redis", "supabase", "langsmith")
 
 log = logging.getLogger("muse.stack")
@@ -182,12 +180,12 @@ def _root_path_fix(app: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def function_apps() -> dict[str, Any]:
-    """Every function loaded as functions-framework would load it in its own service, keyed by mount path."""
+    """Every function of the roster loaded as functions-framework loads it in its service, keyed by local path."""
     from functions_framework import create_app
 
     return {
-        mount: _root_path_fix(create_app(target=name, source=str(REPO_ROOT / "functions" / name / "main.py")))
-        for name, mount in FUNCTION_MOUNTS.items()
+        spec.local_path: _root_path_fix(create_app(target=spec.name, source=str(REPO_ROOT / spec.source)))
+        for spec in load_roster().values()
     }
 
 

@@ -10,8 +10,9 @@ from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import run_v2
 
-from infra.deploy import deploy, load_spec
+from infra.deploy import ENTRYPOINT, deploy
 from infra.local.serve import serve_in_thread
+from infra.roster import load_roster
 
 
 def _admin_api(received: list[dict[str, Any]]) -> flask.Flask:
@@ -38,13 +39,15 @@ def test_every_function_is_upserted_as_its_own_service() -> None:
                        service_account=None, dry_run=False, client=client)
     finally:
         server.stop()
-    assert len(names) == len(load_spec()) == len(received) == 9
+    assert len(names) == len(load_roster()) == len(received)
+    assert {r["service"] for r in received} == {"muse-" + name.replace("_", "-") for name in load_roster()}
     assert all(r["query"].get("allowMissing") == "true" for r in received)
     by_name = {r["service"]: r["body"] for r in received}
     webhook = by_name["muse-phonepe-webhook"]["template"]
     env = {e["name"]: e for e in webhook["containers"][0]["env"]}
     assert env["FUNCTION_TARGET"]["value"] == "phonepe_webhook"
     assert env["FUNCTION_SOURCE"]["value"] == "functions/phonepe_webhook/main.py"
+    assert webhook["containers"][0]["command"] == [ENTRYPOINT]
     assert env["QSTASH_CURRENT_SIGNING_KEY"]["valueSource"]["secretKeyRef"]["secret"] == "qstash-current-signing-key"
     assert "value" not in env["DATABASE_URL"], "secrets must come from Secret Manager, never inline"
     assert webhook["scaling"]["minInstanceCount"] == 1
