@@ -6,6 +6,7 @@ Import-light (no graph stack) because the PhonePe webhook uses it on its cold-st
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from qstash import QStash, Receiver
@@ -19,8 +20,12 @@ from shared.settings import Settings
 class StepQueue(Protocol):
     """Sends a step message to a function, at least once, deduplicated by the message's id."""
 
-    def publish(self, function: str, message: StepMessage, *, delay_seconds: int | None = None) -> str:
-        """Publish and return the provider's message id."""
+    def publish(self, function: str, message: StepMessage, *, dedup_id: str | None = None,
+                not_before: datetime | None = None) -> str:
+        """Publish (deduplicated by `dedup_id`, default the message's own) and return the provider's message id.
+
+        `not_before` delays delivery until that instant.
+        """
         ...
 
 
@@ -31,19 +36,20 @@ class QStashStepQueue:
     client: QStash
     settings: Settings
 
-    def publish(self, function: str, message: StepMessage, *, delay_seconds: int | None = None) -> str:
+    def publish(self, function: str, message: StepMessage, *, dedup_id: str | None = None,
+                not_before: datetime | None = None) -> str:
         url = self.settings.function_url(function)
         options: dict[str, Any] = {
             "url": url,
             "body": message.model_dump(mode="json", exclude_none=True),
-            "deduplication_id": message.dedup_id(),
+            "deduplication_id": dedup_id or message.dedup_id(),
             "retries": self.settings.qstash_retries,
             "failure_callback": url,
         }
         if message.campaign_id is not None:
             options["flow_control"] = {"key": f"campaign-{message.campaign_id}", "parallelism": 1}
-        if delay_seconds:
-            options["delay"] = delay_seconds
+        if not_before is not None:
+            options["not_before"] = int(not_before.timestamp())
         try:
             response = self.client.message.publish_json(**options)
         except QStashError as exc:
@@ -73,7 +79,7 @@ def verify_delivery(receiver: Receiver, *, body: bytes, signature: str | None, u
         raise Unauthorized("Missing `Upstash-Signature` header: only QStash may call step functions.")
     try:
         receiver.verify(signature=signature, body=body.decode("utf-8"), url=url, clock_tolerance=5)
-    except (SignatureError, UnicodeDecodeError) as exc:
+    except (SignatureError, UnicodeDecodeError, KeyError, AttributeError, TypeError) as exc:
         raise Unauthorized(
             f"Invalid QStash signature for {url!r}: {exc}. Check QSTASH_*_SIGNING_KEY and that the "
             "function's public URL in MUSE_FUNCTION_URLS matches the URL QStash delivers to."

@@ -82,8 +82,14 @@ class Settings(BaseSettings):
     langsmith_api_key: SecretStr | None = Field(None, alias="LANGSMITH_API_KEY")
     langsmith_project: str = Field("muse", alias="LANGSMITH_PROJECT")
 
-    lease_seconds: float = Field(120.0, alias="MUSE_LEASE_SECONDS", gt=0)
-    """How long a step owns its thread; a crashed step's thread frees itself after this."""
+    lease_seconds: float = Field(30.0, alias="MUSE_LEASE_SECONDS", gt=0)
+    """How long a step owns its thread without renewing; a live step renews every third of it, so a
+    crashed step's thread frees itself after at most this long."""
+    sweep_publish_grace_seconds: float = Field(5.0, alias="MUSE_SWEEP_PUBLISH_GRACE_SECONDS", ge=0)
+    """An outbox row unpublished for this long is published by the sweeper (its writer died)."""
+    sweep_lease_grace_seconds: float = Field(1.0, alias="MUSE_SWEEP_LEASE_GRACE_SECONDS", ge=0)
+    stall_seconds: float = Field(300.0, alias="MUSE_STALL_SECONDS", gt=0)
+    """A live thread nothing moved for this long is nudged by the sweeper."""
     busy_retry_after_seconds: int = Field(2, alias="MUSE_BUSY_RETRY_AFTER_SECONDS", ge=0)
     sse_max_seconds: float = Field(25.0, alias="MUSE_SSE_MAX_SECONDS", gt=0)
     """An event stream ends after this long; clients reconnect with `Last-Event-ID`."""

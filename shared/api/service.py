@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 from urllib.parse import urlencode
@@ -30,12 +31,15 @@ from shared.api.models import (
 from shared.auth import Principal
 from shared.campaigns.schemas import CHANNEL_SCHEMAS, Strategy
 from shared.db import campaigns as db
+from shared.db import outbox as outbox_db
 from shared.db import payments as paydb
-from shared.db.pool import as_service, as_user
+from shared.db.pool import as_runtime, as_service, as_user
 from shared.errors import Conflict, InvalidRequest, NotFound, Unauthorized
 from shared.integrations.phonepe import OrderAlreadyExists, PhonePeClient
+from shared.payments.confirmation import reconcile_message
 from shared.queue import StepQueue
-from shared.runtime.messages import PaymentEvent, StepMessage
+from shared.runtime.messages import StepMessage
+from shared.runtime.outbox import Outbox, item
 from shared.settings import Settings
 
 TERMINAL = {"completed", "failed", "expired"}
@@ -69,20 +73,29 @@ class Api:
             raise InvalidRequest("You belong to several workspaces: send `X-Workspace-Id` to choose one.")
         return mine[0]
 
+    @cached_property
+    def outbox(self) -> Outbox:
+        return Outbox(pool=self.pool, queue=self.queue)
+
     def create_campaign(self, principal: Principal, body: CreateCampaign, *, idempotency_key: str | None,
                         workspace: str | None) -> tuple[CampaignAccepted, bool]:
-        """Create the campaign and queue its first step, atomically; a repeated Idempotency-Key is a no-op."""
+        """Create the campaign and its first step message in one transaction; a repeated Idempotency-Key is a no-op.
+
+        The message is published after the commit, so the planner never meets a campaign that is not there yet.
+        """
+        rows = []
         with as_user(self.pool, principal.claims) as conn:
             workspace_id = self._workspace(conn, principal, workspace)
             campaign_id, created = db.insert_campaign(
                 conn, campaign_id=uuid.uuid4(), workspace_id=workspace_id, kind=body.kind,
                 brief=body.brief.model_dump(mode="json", exclude_none=True), idempotency_key=idempotency_key)
             if created:
-                self.queue.publish("planner", StepMessage(kind="start", campaign_id=campaign_id))
-        if created:
-            with as_service(self.pool) as svc:
-                db.add_event(svc, campaign_id=campaign_id, workspace_id=workspace_id, type_="campaign.created",
+                as_runtime(conn)
+                db.add_event(conn, campaign_id=campaign_id, workspace_id=workspace_id, type_="campaign.created",
                              data={"kind": body.kind, "title": body.brief.title})
+                rows = outbox_db.add(conn, campaign_id, [item("planner", StepMessage(kind="start",
+                                                                                     campaign_id=campaign_id))])
+        self.outbox.publish(rows)
         base = f"/api/v1/campaigns/{campaign_id}"
         accepted = CampaignAccepted(id=campaign_id, status="queued",
                                     links={"self": base, "events": f"{base}/events", "decisions": f"{base}/decisions"})
@@ -125,18 +138,22 @@ class Api:
         edits = self._validated_edits(pending["kind"], pending.get("payload", {}), decision)
         resume = {"action": decision.action, "feedback": decision.feedback, "edits": edits, "source": "user",
                   "decision_id": pending["id"]}
+        message = StepMessage(kind="resume", campaign_id=campaign_id, decision_id=pending["id"], resume=resume)
         with as_service(self.pool) as svc:
             earlier = db.record_user_decision(svc, decision_id=pending["id"], campaign_id=campaign_id,
                                               workspace_id=row["workspace_id"], kind=pending["kind"],
                                               action=decision.action, payload=resume, user_id=principal.user_id)
-            if earlier is not None:
-                if earlier["source"] == "user" and earlier["action"] == decision.action:
-                    return DecisionAccepted(decision_id=pending["id"], action=decision.action)
+            if earlier is None:
+                db.add_event(svc, campaign_id=campaign_id, workspace_id=row["workspace_id"], type_="decision.received",
+                             data={"id": pending["id"], "action": decision.action, "feedback": decision.feedback})
+                rows = outbox_db.add(svc, campaign_id, [item(pending["function"], message)])
+            elif earlier["source"] == "user" and earlier["action"] == decision.action:
+                again = message.model_copy(update={"resume": earlier["payload"]})
+                rows = outbox_db.add(svc, campaign_id, [item(pending["function"], again,
+                                                             dedup_suffix=f"-again-{uuid.uuid4().hex[:8]}")])
+            else:
                 raise Conflict(f"Decision {pending['id']!r} was already answered ({earlier['action']!r}).")
-            db.add_event(svc, campaign_id=campaign_id, workspace_id=row["workspace_id"], type_="decision.received",
-                         data={"id": pending["id"], "action": decision.action, "feedback": decision.feedback})
-            message = StepMessage(kind="resume", campaign_id=campaign_id, decision_id=pending["id"], resume=resume)
-            self.queue.publish(pending["function"], message)
+        self.outbox.publish(rows)
         return DecisionAccepted(decision_id=pending["id"], action=decision.action)
 
     @staticmethod
@@ -197,12 +214,14 @@ class Api:
                 paydb.payment_created(svc, order_id, phonepe_order_id=order.order_id, redirect_url=order.redirect_url)
                 db.add_event(svc, campaign_id=campaign_id, workspace_id=row["workspace_id"], type_="payment.created",
                              data={"merchant_order_id": order_id, "amount_paise": amount})
-                reconcile = PaymentEvent(merchant_order_id=order_id, event="reconcile", recheck=1)
-                self.queue.publish("payments", StepMessage(kind="payment_event", payment=reconcile),
-                                   delay_seconds=self.settings.payment_recheck_seconds[0])
-                return Checkout(merchant_order_id=order_id, redirect_url=order.redirect_url, amount_paise=amount,
-                                state=order.state.lower())
-        raise Conflict("Could not create a PhonePe order after 3 attempts; try again.")
+                due = datetime.now(UTC) + timedelta(seconds=self.settings.payment_recheck_seconds[0])
+                rows = outbox_db.add(svc, campaign_id, [item("payments", reconcile_message(order_id), not_before=due)])
+                break
+            else:
+                raise Conflict("Could not create a PhonePe order after 3 attempts; try again.")
+        self.outbox.publish(rows)
+        return Checkout(merchant_order_id=order_id, redirect_url=order.redirect_url, amount_paise=amount,
+                        state=order.state.lower())
 
     def events(self, principal: Principal, campaign_id: UUID, last_event_id: int) -> Iterator[str]:
         """SSE frames of the campaign's events after `last_event_id`, until it ends or the stream times out."""

@@ -57,3 +57,12 @@ def as_service(pool: ConnectionPool) -> Iterator[psycopg.Connection[dict[str, An
     """A transaction with the service's own privileges; callers filter by workspace explicitly."""
     with pool.connection() as conn, conn.transaction():
         yield conn
+
+
+def as_runtime(conn: psycopg.Connection[dict[str, Any]]) -> None:
+    """Leave the caller's role for the rest of this `as_user` transaction.
+
+    For the runtime's own rows (events, outbox) that must commit atomically with a change the caller
+    was allowed to make (RLS already checked it); `SET LOCAL ROLE NONE` returns to the session user.
+    """
+    conn.execute("SET LOCAL ROLE NONE")

@@ -2,45 +2,82 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
+from shared.db import outbox
 from shared.db.pool import as_service
+from shared.domain import AppliedDecision, CampaignId, CampaignStatus, OutboxItem, OutboxRow, PendingDecision
 
 _ACQUIRE = """
 UPDATE public.campaigns
-SET lease_owner = %(owner)s, lease_until = now() + make_interval(secs => %(seconds)s), fence = fence + 1
+SET lease_owner = %(owner)s, lease_until = now() + make_interval(secs => %(seconds)s), fence = fence + 1,
+    lease_message = %(message)s
 WHERE id = %(id)s AND (lease_until IS NULL OR lease_until < now())
-RETURNING id, workspace_id, created_by, kind, brief, status, fence, pending_decision, outbox,
+RETURNING id, workspace_id, created_by, kind, brief, status, fence, pending_decision, amount_due_paise,
     (SELECT c.checkpoint_id FROM public.checkpoints c
      WHERE c.thread_id = %(thread)s AND c.checkpoint_ns = '' ORDER BY c.checkpoint_id DESC LIMIT 1) AS head,
     (SELECT w.settings FROM public.workspaces w WHERE w.id = campaigns.workspace_id) AS workspace_settings,
     (SELECT k.kit FROM public.brand_kits k WHERE k.workspace_id = campaigns.workspace_id) AS brand_kit
 """
-_EXISTS = "SELECT lease_until FROM public.campaigns WHERE id = %s"
+_LEASE = """
+SELECT lease_owner, fence, greatest(extract(epoch FROM lease_until - now()), 0) AS remaining
+FROM public.campaigns WHERE id = %s
+"""
+_RENEW = """
+UPDATE public.campaigns SET lease_until = now() + make_interval(secs => %s)
+WHERE id = %s AND fence = %s AND lease_owner = %s
+RETURNING id
+"""
 _RELEASE = """
-UPDATE public.campaigns SET lease_owner = NULL, lease_until = NULL
+UPDATE public.campaigns SET lease_owner = NULL, lease_until = NULL, lease_message = NULL
 WHERE id = %s AND fence = %s
 """
 _FINISH = """
 UPDATE public.campaigns
-SET lease_owner = NULL, lease_until = NULL, status = %(status)s, current_step = %(step)s,
-    pending_decision = %(pending)s, failure_reason = %(reason)s, outbox = %(outbox)s, updated_at = now()
+SET lease_owner = NULL, lease_until = NULL, lease_message = NULL, status = %(status)s, current_step = %(step)s,
+    pending_decision = %(pending)s, failure_reason = %(reason)s,
+    amount_due_paise = coalesce(%(amount_due)s, amount_due_paise), updated_at = now()
 WHERE id = %(id)s AND fence = %(fence)s
-RETURNING id
+RETURNING id, (status <> 'completed' OR EXISTS (
+    SELECT 1 FROM public.payments p WHERE p.campaign_id = campaigns.id AND p.state = 'completed'
+        AND p.amount_paise = campaigns.amount_due_paise)) AS paid_if_completed
 """
 _EVENT = """
 INSERT INTO public.campaign_events (campaign_id, workspace_id, type, data) VALUES (%s, %s, %s, %s)
 """
 _FAIL = """
-UPDATE public.campaigns SET status = 'failed', failure_reason = %s, outbox = NULL, updated_at = now()
+UPDATE public.campaigns SET status = 'failed', failure_reason = %s, lease_owner = NULL, lease_until = NULL,
+    lease_message = NULL, updated_at = now()
 WHERE id = %s AND status NOT IN ('completed', 'failed', 'expired')
 RETURNING workspace_id
 """
+_EXPIRED_LEASES = """
+SELECT id, fence, lease_message FROM public.campaigns
+WHERE lease_owner IS NOT NULL AND lease_until < now() - make_interval(secs => %s)
+    AND status NOT IN ('completed', 'failed', 'expired') AND redriven_fence IS DISTINCT FROM fence
+ORDER BY lease_until LIMIT %s
+"""
+_MARK_REDRIVEN = "UPDATE public.campaigns SET redriven_fence = %s WHERE id = %s AND fence = %s"
+_STALLED = """
+SELECT c.id, c.status, c.fence, c.pending_decision,
+    (SELECT d.payload FROM public.decisions d WHERE d.id = c.pending_decision->>'id' AND d.source = 'user')
+        AS decided,
+    (SELECT p.merchant_order_id FROM public.payments p
+     WHERE p.campaign_id = c.id AND p.state IN ('pending', 'completed') ORDER BY p.attempt DESC LIMIT 1)
+        AS merchant_order_id
+FROM public.campaigns c
+WHERE c.status IN ('queued', 'running', 'awaiting_decision', 'awaiting_payment')
+    AND (c.lease_owner IS NULL OR c.lease_until < now())
+    AND c.updated_at < now() - make_interval(secs => %s)
+    AND NOT EXISTS (SELECT 1 FROM public.step_outbox o WHERE o.campaign_id = c.id AND o.published_at IS NULL)
+ORDER BY c.updated_at LIMIT %s
+"""
+_TOUCH = "UPDATE public.campaigns SET updated_at = now() WHERE id = %s AND fence = %s"
 _USAGE = """
 INSERT INTO public.model_usage (campaign_id, workspace_id, node, model, prompt_tokens, cached_tokens, output_tokens,
     thinking_tokens, fallbacks)
@@ -58,18 +95,19 @@ ON CONFLICT (id) DO NOTHING
 class Grant:
     """A held lease and what the step needs to know about the thread."""
 
-    campaign_id: UUID
+    campaign_id: CampaignId
     workspace_id: UUID
     kind: str
     brief: dict[str, Any]
-    status: str
+    status: CampaignStatus
     fence: int
+    owner: str
     head: str | None
-    pending_decision: dict[str, Any] | None
-    outbox: dict[str, Any] | None
-    workspace_settings: dict[str, Any] | None = None
-    created_by: UUID | None = None
-    brand_kit: dict[str, Any] | None = None
+    pending_decision: PendingDecision | None
+    amount_due_paise: int | None
+    workspace_settings: dict[str, Any] | None
+    created_by: UUID | None
+    brand_kit: dict[str, Any] | None
     """Read with the lease (one round trip) to build the step's `CampaignContext`."""
 
 
@@ -83,21 +121,46 @@ class Event:
 
 @dataclass(frozen=True)
 class Outcome:
-    """Where a step left the thread."""
+    """Where a step left the thread, and the messages that continue it."""
 
-    status: str
+    status: CampaignStatus
     current_step: str | None
-    pending_decision: dict[str, Any] | None = None
+    pending_decision: PendingDecision | None = None
     failure_reason: str | None = None
-    outbox: dict[str, Any] | None = None
+    outbox: list[OutboxItem] = field(default_factory=list)
+    amount_due_paise: int | None = None
+
+
+@dataclass(frozen=True)
+class StalledThread:
+    """A live thread nothing has moved for a while, with what could move it."""
+
+    campaign_id: CampaignId
+    status: CampaignStatus
+    fence: int
+    pending_decision: PendingDecision | None
+    decided: dict[str, Any] | None
+    merchant_order_id: str | None
 
 
 class LeaseBusy(Exception):
-    """Another delivery holds the lease."""
+    """Another delivery holds the lease; it frees itself after `retry_after_seconds` at the latest."""
+
+    def __init__(self, campaign_id: UUID, retry_after_seconds: float) -> None:
+        super().__init__(str(campaign_id))
+        self.retry_after_seconds = retry_after_seconds
 
 
 class UnknownCampaign(Exception):
     """No campaign has this id."""
+
+
+class LeaseLostAtFinish(Exception):
+    """The fence moved on before the step's outcome could be written."""
+
+
+class UnpaidCompletion(Exception):
+    """A step tried to complete a campaign that has no completed payment of the amount due."""
 
 
 class ThreadRepository:
@@ -106,59 +169,68 @@ class ThreadRepository:
     def __init__(self, pool: ConnectionPool) -> None:
         self.pool = pool
 
-    def acquire(self, campaign_id: UUID, *, owner: str, seconds: float) -> Grant:
-        """Take the campaign's lease (bumping its fence) or raise `LeaseBusy` / `UnknownCampaign`."""
+    def acquire(self, campaign_id: UUID, *, owner: str, seconds: float, message: dict[str, Any]) -> Grant:
+        """Take the campaign's lease (bumping its fence) or raise `LeaseBusy` / `UnknownCampaign`.
+
+        `message` (function + body) is kept with the lease so that the sweeper can re-send it if the
+        holder dies.
+        """
         with self.pool.connection() as conn:
-            row = conn.execute(
-                _ACQUIRE, {"owner": owner, "seconds": seconds, "id": campaign_id, "thread": str(campaign_id)}
-            ).fetchone()
+            row = conn.execute(_ACQUIRE, {"owner": owner, "seconds": seconds, "id": campaign_id,
+                                          "thread": str(campaign_id), "message": Jsonb(message)}).fetchone()
             if row is None:
-                if conn.execute(_EXISTS, (campaign_id,)).fetchone() is None:
+                lease = conn.execute(_LEASE, (campaign_id,)).fetchone()
+                if lease is None:
                     raise UnknownCampaign(str(campaign_id))
-                raise LeaseBusy(str(campaign_id))
+                raise LeaseBusy(campaign_id, float(lease["remaining"]))
         return Grant(
-            campaign_id=row["id"], workspace_id=row["workspace_id"], kind=row["kind"], brief=row["brief"],
-            status=row["status"], fence=row["fence"], head=row["head"],
-            pending_decision=row["pending_decision"], outbox=row["outbox"],
+            campaign_id=CampaignId(row["id"]), workspace_id=row["workspace_id"], kind=row["kind"],
+            brief=row["brief"], status=CampaignStatus(row["status"]), fence=row["fence"], owner=owner,
+            head=row["head"], pending_decision=row["pending_decision"], amount_due_paise=row["amount_due_paise"],
             workspace_settings=row["workspace_settings"], brand_kit=row["brand_kit"], created_by=row["created_by"],
         )
+
+    def renew(self, grant: Grant, seconds: float) -> bool:
+        """Extend a held lease (the step's heartbeat); False once the lease is gone."""
+        with self.pool.connection() as conn:
+            return conn.execute(_RENEW, (seconds, grant.campaign_id, grant.fence, grant.owner)).fetchone() is not None
 
     def release(self, grant: Grant) -> None:
         """Give the lease back without changing the thread."""
         with self.pool.connection() as conn:
             conn.execute(_RELEASE, (grant.campaign_id, grant.fence))
 
-    def finish(self, grant: Grant, outcome: Outcome, events: list[Event],
-               decision: tuple[str, str, str, dict[str, Any], str] | None = None, *,
-               usage: list[dict[str, Any]] | None = None) -> bool:
-        """Record the step's outcome, its events and outbox, and release — atomically, if still fenced.
+    def finish(self, conn: Any, grant: Grant, outcome: Outcome, events: list[Event],
+               decision: AppliedDecision | None = None, *,
+               usage: list[dict[str, Any]] | None = None) -> list[OutboxRow]:
+        """Record the step's outcome, events, applied decision, usage and outbox, and release the lease.
 
-        `decision` is (id, kind, action, payload, source) of a decision applied by this step.
-        Returns False (writing nothing) when the lease was lost to another delivery.
+        Runs in the caller's transaction (the step's, which already holds its checkpoint writes).
+        Raises `LeaseLostAtFinish` when the fence moved on, and `UnpaidCompletion` when the outcome
+        completes a campaign without a completed payment of the amount due; the caller rolls back.
         """
-        with as_service(self.pool) as conn:
-            row = conn.execute(_FINISH, {
-                "status": outcome.status, "step": outcome.current_step,
-                "pending": Jsonb(outcome.pending_decision) if outcome.pending_decision else None,
-                "reason": outcome.failure_reason,
-                "outbox": Jsonb(outcome.outbox) if outcome.outbox else None,
-                "id": grant.campaign_id, "fence": grant.fence,
-            }).fetchone()
-            if row is None:
-                return False
-            if decision is not None:
-                decision_id, kind, action, payload, source = decision
-                conn.execute(_RECORD_DECISION, (decision_id, grant.campaign_id, grant.workspace_id, kind,
-                                                action, Jsonb(payload), source, None))
-            with conn.cursor() as cur:
-                cur.executemany(_EVENT, [(grant.campaign_id, grant.workspace_id, e.type, Jsonb(e.data))
-                                         for e in events])
-                if usage:
-                    cur.executemany(_USAGE, [
-                        (grant.campaign_id, grant.workspace_id, u.get("node", "?"), u.get("model", "?"),
-                         u.get("prompt_tokens", 0), u.get("cached_tokens", 0), u.get("output_tokens", 0),
-                         u.get("thinking_tokens", 0), (u.get("route") or {}).get("fallbacks", 0)) for u in usage])
-        return True
+        row = conn.execute(_FINISH, {
+            "status": outcome.status.value, "step": outcome.current_step,
+            "pending": Jsonb(outcome.pending_decision) if outcome.pending_decision else None,
+            "reason": outcome.failure_reason, "amount_due": outcome.amount_due_paise,
+            "id": grant.campaign_id, "fence": grant.fence,
+        }).fetchone()
+        if row is None:
+            raise LeaseLostAtFinish(str(grant.campaign_id))
+        if not row["paid_if_completed"]:
+            raise UnpaidCompletion(str(grant.campaign_id))
+        if decision is not None:
+            conn.execute(_RECORD_DECISION, (decision.id, grant.campaign_id, grant.workspace_id, decision.kind,
+                                            decision.action, Jsonb(decision.payload), decision.source, None))
+        with conn.cursor() as cur:
+            cur.executemany(_EVENT, [(grant.campaign_id, grant.workspace_id, e.type, Jsonb(e.data))
+                                     for e in events])
+            if usage:
+                cur.executemany(_USAGE, [
+                    (grant.campaign_id, grant.workspace_id, u.get("node", "?"), u.get("model", "?"),
+                     u.get("prompt_tokens", 0), u.get("cached_tokens", 0), u.get("output_tokens", 0),
+                     u.get("thinking_tokens", 0), (u.get("route") or {}).get("fallbacks", 0)) for u in usage])
+        return outbox.add(conn, grant.campaign_id, outcome.outbox)
 
     def decided_by(self, decision_id: str) -> str | None:
         """'user' or 'timeout' if this decision was already recorded, else None."""
@@ -172,3 +244,33 @@ class ThreadRepository:
             row = conn.execute(_FAIL, (reason, campaign_id)).fetchone()
             if row is not None:
                 conn.execute(_EVENT, (campaign_id, row["workspace_id"], "campaign.failed", Jsonb({"reason": reason})))
+
+    def lease(self, campaign_id: UUID) -> tuple[str | None, int, float] | None:
+        """(holder, fence, seconds left) of the campaign's lease, or None for an unknown campaign."""
+        with self.pool.connection() as conn:
+            row = conn.execute(_LEASE, (campaign_id,)).fetchone()
+        return None if row is None else (row["lease_owner"], row["fence"], float(row["remaining"]))
+
+    def expired_leases(self, *, grace_seconds: float, limit: int = 100) -> list[tuple[CampaignId, int, dict[str, Any]]]:
+        """Threads whose holder died holding the lease: (campaign, fence, the message it was working on)."""
+        with self.pool.connection() as conn:
+            rows = conn.execute(_EXPIRED_LEASES, (grace_seconds, limit)).fetchall()
+        return [(CampaignId(r["id"]), r["fence"], r["lease_message"]) for r in rows if r["lease_message"]]
+
+    def mark_redriven(self, campaign_id: UUID, fence: int) -> None:
+        """Remember that this crashed lease's message was re-sent (once per fence)."""
+        with self.pool.connection() as conn:
+            conn.execute(_MARK_REDRIVEN, (fence, campaign_id, fence))
+
+    def stalled(self, *, idle_seconds: float, limit: int = 100) -> list[StalledThread]:
+        """Live, unleased threads with nothing unpublished that have not changed for `idle_seconds`."""
+        with self.pool.connection() as conn:
+            rows = conn.execute(_STALLED, (idle_seconds, limit)).fetchall()
+        return [StalledThread(campaign_id=CampaignId(r["id"]), status=CampaignStatus(r["status"]), fence=r["fence"],
+                              pending_decision=r["pending_decision"], decided=r["decided"],
+                              merchant_order_id=r["merchant_order_id"]) for r in rows]
+
+    def touch(self, campaign_id: UUID, fence: int) -> None:
+        """Note that the sweeper just nudged this thread (so it waits `idle_seconds` before the next nudge)."""
+        with self.pool.connection() as conn:
+            conn.execute(_TOUCH, (campaign_id, fence))

@@ -5,19 +5,25 @@ Three things on top of `PostgresSaver`:
 - strict deserialization: msgpack payloads may only rebuild LangGraph's own safe types;
 - fencing: while a step holds a campaign's lease, every checkpoint write first locks the campaign
   row and checks the step's fencing token in the same transaction, so a step whose lease expired
-  (a Cloud Run timeout that kept running) can never write over its successor.
+  (a Cloud Run timeout that kept running) can never write over its successor;
+- one commit per step: a step's checkpoint writes go into one open transaction (`StepWrites`) that
+  the step's outcome (status, events, outbox) then joins, so the thread head and the campaign row
+  can never disagree, whatever instant a crash picks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from psycopg import Connection
+from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from shared.errors import UpstreamUnavailable
@@ -25,8 +31,9 @@ from shared.errors import UpstreamUnavailable
 _FENCE_CHECK = """
 SELECT 1 FROM public.campaigns
 WHERE id = %s AND fence = %s AND lease_until > now()
-FOR SHARE
+FOR UPDATE
 """
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -43,16 +50,88 @@ class LeaseLost(UpstreamUnavailable):
     code = "lease_lost"
 
 
+class StepWrites:
+    """The one transaction of a step: its checkpoint writes, then its outcome, committed together.
+
+    The connection is taken at the first write (reads during the run use the pool), the campaign
+    row is locked and its fence checked, and nothing is visible until `commit`. A step that dies
+    or fails before then leaves the thread exactly as it found it.
+    """
+
+    def __init__(self, pool: ConnectionPool, fence: Fence) -> None:
+        self.pool = pool
+        self.fence = fence
+        self._lock = threading.RLock()
+        self._conn: Connection[Any] | None = None
+
+    @contextmanager
+    def cursor(self) -> Iterator[Any]:
+        """A cursor inside the step's transaction (opened and fenced on first use)."""
+        with self._lock:
+            conn = self._open()
+            with conn.cursor(binary=True, row_factory=dict_row) as cur:
+                yield cur
+
+    def _open(self) -> Connection[Any]:
+        if self._conn is not None:
+            return self._conn
+        conn = self.pool.getconn()
+        try:
+            conn.execute("BEGIN")
+            if conn.execute(_FENCE_CHECK, (self.fence.campaign_id, self.fence.token)).fetchone() is None:
+                raise LeaseLost(
+                    f"Lease on campaign {self.fence.campaign_id} (fence {self.fence.token}) expired before the "
+                    "checkpoint was saved; the delivery now holding it continues the thread."
+                )
+        except BaseException:
+            self._close(commit=False, conn=conn)
+            raise
+        self._conn = conn
+        return conn
+
+    def commit(self, write: Callable[[Connection[Any]], T]) -> T:
+        """Run `write` (the outcome) in the step's transaction and commit everything."""
+        with self._lock:
+            conn = self._open()
+            try:
+                result = write(conn)
+            except BaseException:
+                self.rollback()
+                raise
+            self._conn = None
+            self._close(commit=True, conn=conn)
+            return result
+
+    def rollback(self) -> None:
+        """Discard the step's writes (no-op when it wrote nothing)."""
+        with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                self._close(commit=False, conn=conn)
+
+    def _close(self, *, commit: bool, conn: Connection[Any]) -> None:
+        try:
+            conn.execute("COMMIT" if commit else "ROLLBACK")
+        finally:
+            self.pool.putconn(conn)
+
+
 _active_fence: ContextVar[Fence | None] = ContextVar("muse_active_fence", default=None)
+_active_writes: ContextVar[StepWrites | None] = ContextVar("muse_active_writes", default=None)
 
 
 @contextmanager
-def fenced(fence: Fence) -> Iterator[None]:
-    """Within this block, checkpoint writes require `fence` to still be the campaign's lease."""
+def fenced(fence: Fence, writes: StepWrites | None = None) -> Iterator[None]:
+    """Within this block, checkpoint writes require `fence` to still be the campaign's lease.
+
+    With `writes`, they also go into that step transaction instead of committing on their own.
+    """
     token = _active_fence.set(fence)
+    writes_token = _active_writes.set(writes)
     try:
         yield
     finally:
+        _active_writes.reset(writes_token)
         _active_fence.reset(token)
 
 
@@ -66,6 +145,11 @@ class FencedPostgresSaver(PostgresSaver):
 
     @contextmanager
     def _cursor(self, *, pipeline: bool = False) -> Iterator[Any]:
+        writes = _active_writes.get()
+        if pipeline and writes is not None:
+            with writes.cursor() as cur:
+                yield cur
+            return
         fence = _active_fence.get()
         with super()._cursor(pipeline=pipeline) as cur:
             if pipeline and fence is not None:

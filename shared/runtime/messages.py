@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 MessageKind = Literal["start", "continue", "resume", "decision_timeout", "payment_event"]
 
@@ -26,7 +26,9 @@ class StepMessage(BaseModel):
     """One delivery to a step function.
 
     `expected_checkpoint_id` is the thread head the sender saw; a delivery whose head has moved on
-    is a duplicate or stale and is acknowledged without doing anything.
+    is a duplicate or stale and is acknowledged without doing anything. A `resume` names the pending
+    interrupt it answers (`decision_id`); it never resumes a payment interrupt, which only a payment
+    confirmed by PhonePe's Order Status API can do.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -38,6 +40,16 @@ class StepMessage(BaseModel):
     decision_id: str | None = None
     resume: dict[str, Any] | None = None
     payment: PaymentEvent | None = None
+
+    @model_validator(mode="after")
+    def _names_what_it_answers(self) -> StepMessage:
+        if self.kind in ("resume", "decision_timeout") and not self.decision_id:
+            raise ValueError(f"a {self.kind!r} message must name the pending interrupt it answers in `decision_id`")
+        if self.kind == "payment_event" and self.payment is None:
+            raise ValueError("a 'payment_event' message needs `payment`")
+        if self.kind != "payment_event" and self.campaign_id is None:
+            raise ValueError(f"a {self.kind!r} message needs `campaign_id`")
+        return self
 
     def dedup_id(self) -> str:
         """A QStash deduplication id derived from thread and checkpoint (no `:` or spaces)."""

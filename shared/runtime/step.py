@@ -1,16 +1,15 @@
-"""One delivery to a step function: verify, lease, check the head, run, save, publish the next step.
+"""One delivery to a step function: lease, check what it answers, run, commit once, publish the outbox.
 
 A step function owns some nodes of the campaign graph. It runs the graph from the thread's head
-until the next node belongs to another function, an `interrupt()` pauses it, or it ends. The
-outcome, its events and the next message (the outbox) are written in one fenced transaction;
-the message is then published with a deduplication id derived from thread and checkpoint, so
-duplicate or concurrent deliveries advance a thread once.
+until the next node belongs to another function, an `interrupt()` pauses it, or it ends. Its
+checkpoint writes, outcome, events and next messages (the outbox) commit in ONE fenced transaction;
+the messages are published after commit with deduplication ids derived from thread and checkpoint.
+Duplicate, stale or concurrent deliveries advance a thread once; a crash at any instant leaves
+either nothing or everything, and the sweeper re-sends what a crash left unsent.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import os
 import uuid
@@ -25,32 +24,40 @@ from langgraph.types import Command
 from pydantic import ValidationError
 from qstash import Receiver
 
+from shared.campaigns import decisions
 from shared.campaigns.events import describe
 from shared.campaigns.graph import NODE_OWNERS
-from shared.db.payments import Payment, PaymentRepository
-from shared.db.threads import Event, Grant, LeaseBusy, Outcome, ThreadRepository, UnknownCampaign
+from shared.db import outbox as outbox_db
+from shared.db.threads import (
+    Event,
+    Grant,
+    LeaseBusy,
+    LeaseLostAtFinish,
+    Outcome,
+    ThreadRepository,
+    UnknownCampaign,
+    UnpaidCompletion,
+)
 from shared.db.workspaces import campaign_context, policy_from_json
 from shared.deps import Deps
+from shared.domain import (
+    HUMAN_DECISIONS,
+    AppliedDecision,
+    CampaignStatus,
+    ConfirmedPayment,
+    OutboxRow,
+    PendingDecision,
+)
 from shared.errors import MuseError, PermanentStepError, ThreadBusy
-from shared.integrations.phonepe import PhonePeClient
-from shared.queue import StepQueue, verify_delivery
-from shared.runtime.checkpointer import Fence, LeaseLost, fenced
+from shared.payments.confirmation import PaymentConfirmer
+from shared.runtime.checkpointer import Fence, LeaseLost, StepWrites, fenced
+from shared.runtime.delivery import FailureCallback, Reply, deliver
+from shared.runtime.lease import Heartbeat
 from shared.runtime.messages import StepMessage
+from shared.runtime.outbox import Outbox, item
 from shared.settings import Settings
 
 log = logging.getLogger("muse.step")
-
-TERMINAL = frozenset({"completed", "failed", "expired"})
-HUMAN_DECISIONS = frozenset({"strategy_approval", "qa_review"})
-
-
-@dataclass(frozen=True)
-class Reply:
-    """What the function answers QStash."""
-
-    status: int
-    body: dict[str, Any]
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -66,7 +73,7 @@ class RunResult:
 @dataclass(frozen=True)
 class _Plan:
     graph_input: Any
-    decision: tuple[str, str, str, dict[str, Any], str] | None = None
+    decision: AppliedDecision | None = None
     expire: bool = False
 
 
@@ -74,9 +81,8 @@ class StepRuntime:
     """The per-instance engine behind every step function."""
 
     def __init__(self, *, function: str, settings: Settings, graph: Any, deps: Deps, threads: ThreadRepository,
-                 queue: StepQueue, receiver: Receiver, payments: PaymentRepository | None = None,
-                 phonepe: PhonePeClient | None = None, owners: dict[str, str] | None = None,
-                 tracer: langsmith.Client | None = None) -> None:
+                 outbox: Outbox, receiver: Receiver, payments: PaymentConfirmer | None = None,
+                 owners: dict[str, str] | None = None, tracer: langsmith.Client | None = None) -> None:
         self.function = function
         self.owners = owners or NODE_OWNERS
         self.tracer = tracer
@@ -84,120 +90,149 @@ class StepRuntime:
         self.graph = graph
         self.deps = deps
         self.threads = threads
-        self.queue = queue
+        self.outbox = outbox
         self.receiver = receiver
         self.payments = payments
-        self.phonepe = phonepe
         self.url = settings.function_url(function)
         self.instance = f"{function}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.foreign_nodes = [n for n, owner in self.owners.items() if owner != function]
 
     def handle(self, body: bytes, signature: str | None) -> Reply:
         """Handle one QStash delivery (raises `MuseError`s for the edge to map)."""
-        verify_delivery(self.receiver, body=body, signature=signature, url=self.url)
-        try:
-            raw = json.loads(body)
-        except ValueError as exc:
-            raise PermanentStepError(f"Step message is not JSON: {exc}") from exc
-        if isinstance(raw, dict) and "sourceMessageId" in raw and "dlqId" in raw:
-            return self._on_failure_callback(raw)
+        return deliver(self.receiver, url=self.url, body=body, signature=signature,
+                       on_message=self._on_message, on_failure=self._on_failure_callback)
+
+    def _on_message(self, raw: Any) -> Reply:
         try:
             message = StepMessage.model_validate(raw)
         except ValidationError as exc:
             raise PermanentStepError(f"Invalid step message: {exc.errors(include_url=False)}") from exc
         if message.kind == "payment_event":
-            confirmed = self._confirm_payment(message)
+            if self.payments is None or message.payment is None:
+                raise PermanentStepError(f"Function {self.function!r} does not handle payment events.")
+            confirmed = self.payments.confirm(message.payment)
             if confirmed is None:
                 return Reply(200, {"status": "ignored", "reason": "payment not confirmed"})
-            message = confirmed
-        if message.campaign_id is None:
-            raise PermanentStepError(f"A {message.kind!r} message needs `campaign_id`.")
-        return self._advance(message)
-
-    def _advance(self, message: StepMessage) -> Reply:
+            return self.advance(message, confirmed.campaign_id, payment=confirmed)
         assert message.campaign_id is not None
+        return self.advance(message, message.campaign_id)
+
+    def advance(self, message: StepMessage, campaign_id: Any, *, payment: ConfirmedPayment | None = None) -> Reply:
+        """Apply one message to the campaign's thread, at most once."""
+        lease_message = {"function": self.function, "message": message.model_dump(mode="json", exclude_none=True)}
         try:
-            grant = self.threads.acquire(message.campaign_id, owner=self.instance, seconds=self.settings.lease_seconds)
+            grant = self.threads.acquire(campaign_id, owner=self.instance, seconds=self.settings.lease_seconds,
+                                         message=lease_message)
         except LeaseBusy as exc:
-            raise ThreadBusy(f"Campaign {message.campaign_id} is being advanced by another delivery.",
-                             retry_after_seconds=self.settings.busy_retry_after_seconds) from exc
-        except UnknownCampaign as exc:
-            raise ThreadBusy(f"Campaign {message.campaign_id} is not visible (yet); its creation may still be "
-                             "committing.", retry_after_seconds=self.settings.busy_retry_after_seconds) from exc
+            wait = max(self.settings.busy_retry_after_seconds, min(int(exc.retry_after_seconds) + 1,
+                                                                   int(self.settings.lease_seconds) + 1))
+            raise ThreadBusy(f"Campaign {campaign_id} is being advanced by another delivery.",
+                             retry_after_seconds=wait) from exc
+        except UnknownCampaign:
+            return Reply(200, {"status": "ignored", "reason": f"campaign {campaign_id} does not exist"})
         try:
-            plan = self._plan(message, grant)
+            plan = self._plan(message, grant, payment)
         except BaseException:
             self.threads.release(grant)
             raise
         if plan is None:
             self.threads.release(grant)
-            self._republish(grant)
+            self.outbox.publish(outbox_db.unpublished_for(self.threads.pool, grant.campaign_id))
             return Reply(200, {"status": "duplicate", "head": grant.head})
         if plan.expire:
             return self._expire(grant, plan)
         return self._run(grant, plan)
 
-    def _plan(self, message: StepMessage, grant: Grant) -> _Plan | None:
-        """How this delivery applies to the thread, or None if it is a duplicate or stale."""
-        if grant.status in TERMINAL:
+    def _plan(self, message: StepMessage, grant: Grant, payment: ConfirmedPayment | None) -> _Plan | None:
+        """How this delivery applies to the thread, or None if it is a duplicate, stale or answers nothing."""
+        if grant.status.terminal:
             return None
-        pending = grant.pending_decision or {}
+        pending = grant.pending_decision
         if message.kind == "start":
-            if grant.head is not None or grant.status != "queued":
+            if grant.head is not None or grant.status != CampaignStatus.QUEUED:
                 return None
             return _Plan(graph_input={"campaign_id": str(grant.campaign_id), "workspace_id": str(grant.workspace_id),
                                       "kind": grant.kind, "brief": grant.brief, "feedback": [], "usage": []})
         if message.kind == "continue":
-            if grant.status != "running" or grant.head != message.expected_checkpoint_id:
+            if grant.status != CampaignStatus.RUNNING or grant.head != message.expected_checkpoint_id:
                 return None
             return _Plan(graph_input=None)
-        if message.kind == "resume" and pending.get("kind") == "payment":
-            if grant.status != "awaiting_payment" or message.resume is None:
+        if pending is None:
+            return None
+        if message.kind == "payment_event":
+            if grant.status != CampaignStatus.AWAITING_PAYMENT or payment is None:
                 return None
-            return _Plan(graph_input=Command(resume=message.resume))
-        if pending.get("id") != message.decision_id or grant.status != "awaiting_decision":
+            value = decisions.payment_answer(pending, payment, grant.campaign_id)
+            if value is None:
+                log.warning("payment %s does not answer campaign %s's pending %s", payment.merchant_order_id,
+                            grant.campaign_id, pending["kind"])
+                return None
+            return _Plan(graph_input=Command(resume={pending["id"]: value}))
+        if grant.status != CampaignStatus.AWAITING_DECISION:
             return None
         if message.kind == "resume":
-            resume = message.resume or {}
-            decision = (pending["id"], pending["kind"], resume.get("action", "approve"), resume, "user")
-            return _Plan(graph_input=Command(resume=resume), decision=decision)
-        if self.threads.decided_by(pending["id"]) is not None:
+            answer = decisions.user_answer(pending, message.decision_id, message.resume)
+            if answer is None:
+                return None
+            return _Plan(graph_input=Command(resume={pending["id"]: answer.payload}), decision=answer)
+        if message.kind != "decision_timeout" or message.decision_id != pending["id"]:
             return None
-        policy = policy_from_json(grant.workspace_settings or {})
-        limit = policy.auto_approve_max_budget_inr
-        budget = pending.get("payload", {}).get("budget_inr")
-        if pending["kind"] == "strategy_approval" and limit is not None and budget is not None and budget <= limit:
-            resume = {"action": "approve", "source": "timeout", "decision_id": pending["id"]}
-            return _Plan(graph_input=Command(resume=resume),
-                         decision=(pending["id"], pending["kind"], "approve", resume, "timeout"))
-        reason = {"rule": "expire", "budget_inr": budget, "auto_approve_max_budget_inr": limit}
-        return _Plan(graph_input=None, expire=True,
-                     decision=(pending["id"], pending["kind"], "expire", reason, "timeout"))
+        if pending["kind"] not in HUMAN_DECISIONS or self.threads.decided_by(pending["id"]) is not None:
+            return None
+        applied = decisions.on_timeout(pending, policy_from_json(grant.workspace_settings or {}))
+        if applied.action == "expire":
+            return _Plan(graph_input=None, expire=True, decision=applied)
+        return _Plan(graph_input=Command(resume={pending["id"]: applied.payload}), decision=applied)
 
     def _run(self, grant: Grant, plan: _Plan) -> Reply:
+        writes = StepWrites(self.threads.pool, Fence(str(grant.campaign_id), grant.fence))
         try:
-            with fenced(Fence(str(grant.campaign_id), grant.fence)), self._traced(grant):
-                result = self._stream(grant, plan.graph_input)
-        except LeaseLost:
-            raise
+            with Heartbeat(self.threads, grant, self.settings.lease_seconds):
+                with fenced(writes.fence, writes), self._traced(grant):
+                    result = self._stream(grant, plan.graph_input)
+                outcome, events = self._outcome(grant, result)
+                if plan.decision is not None:
+                    events.insert(0, Event("decision.applied", {"id": plan.decision.id,
+                                                                "action": plan.decision.action,
+                                                                "source": plan.decision.source}))
+                usage = [u for _, update in result.updates for u in (update or {}).get("usage") or []]
+                rows = writes.commit(lambda conn: self.threads.finish(conn, grant, outcome, events, plan.decision,
+                                                                      usage=usage))
+        except (LeaseLost, LeaseLostAtFinish) as exc:
+            writes.rollback()
+            raise LeaseLost(f"Lease on campaign {grant.campaign_id} was lost before the step could finish.") from exc
+        except UnpaidCompletion as exc:
+            writes.rollback()
+            reason = "Refused to complete: no completed payment of the amount due."
+            self._fail(grant, reason)
+            raise PermanentStepError(reason) from exc
         except MuseError as exc:
+            writes.rollback()
             if exc.retryable:
                 self.threads.release(grant)
                 raise
-            self._finish(grant, Outcome(status="failed", current_step=None, failure_reason=exc.message),
-                         [Event("campaign.failed", {"reason": exc.message, "function": self.function})])
+            self._fail(grant, exc.message)
             raise PermanentStepError(exc.message) from exc
         except BaseException:
+            writes.rollback()
             self.threads.release(grant)
             raise
-        outcome, events = self._outcome(grant, result)
-        if plan.decision is not None:
-            events.insert(0, Event("decision.applied", {"id": plan.decision[0], "action": plan.decision[2],
-                                                        "source": plan.decision[4]}))
-        usage = [u for _, update in result.updates for u in (update or {}).get("usage") or []]
-        self._finish(grant, outcome, events, plan.decision, usage=usage)
-        self._publish(grant, outcome.outbox)
-        return Reply(200, {"status": outcome.status, "step": outcome.current_step, "head": result.head})
+        self.outbox.publish(rows)
+        return Reply(200, {"status": outcome.status.value, "step": outcome.current_step, "head": result.head})
+
+    def _fail(self, grant: Grant, reason: str) -> None:
+        outcome = Outcome(status=CampaignStatus.FAILED, current_step=None, failure_reason=reason)
+        events = [Event("campaign.failed", {"reason": reason, "function": self.function})]
+        self._commit_alone(grant, outcome, events)
+
+    def _commit_alone(self, grant: Grant, outcome: Outcome, events: list[Event],
+                      decision: AppliedDecision | None = None) -> list[OutboxRow]:
+        """Commit an outcome that changes no checkpoint (fenced like any step)."""
+        writes = StepWrites(self.threads.pool, Fence(str(grant.campaign_id), grant.fence))
+        try:
+            return writes.commit(lambda conn: self.threads.finish(conn, grant, outcome, events, decision))
+        except (LeaseLost, LeaseLostAtFinish) as exc:
+            raise LeaseLost(f"Lease on campaign {grant.campaign_id} was lost before the step could finish.") from exc
 
     @contextmanager
     def _traced(self, grant: Grant) -> Iterator[None]:
@@ -263,119 +298,62 @@ class StepRuntime:
             node = result.next_nodes[0]
             owner = self.owners[node]
             now = datetime.now(UTC)
-            pending = {"id": interrupt.id, "kind": value["kind"], "node": node, "function": owner,
-                       "payload": value, "requested_at": now.isoformat()}
-            outbox = None
-            if value["kind"] in HUMAN_DECISIONS:
-                timeout = policy_from_json(grant.workspace_settings or {}).decision_timeout_seconds
-                pending["expires_at"] = (now + timedelta(seconds=timeout)).isoformat()
-                message = StepMessage(kind="decision_timeout", campaign_id=grant.campaign_id,
-                                      expected_checkpoint_id=result.head, decision_id=interrupt.id)
-                outbox = self._outbox(owner, message, delay_seconds=timeout)
-                status, event = "awaiting_decision", "decision.requested"
-            else:
-                status, event = "awaiting_payment", "payment.requested"
-            events.append(Event(event, {"decision_id": interrupt.id, "kind": value["kind"], "payload": value}))
-            return Outcome(status=status, current_step=node, pending_decision=pending, outbox=outbox), events
+            pending: PendingDecision = {"id": interrupt.id, "kind": value["kind"], "node": node, "function": owner,
+                                        "payload": value, "requested_at": now.isoformat()}
+            events.append(Event("decision.requested" if value["kind"] in HUMAN_DECISIONS else "payment.requested",
+                                {"decision_id": interrupt.id, "kind": value["kind"], "payload": value}))
+            if value["kind"] not in HUMAN_DECISIONS:
+                return Outcome(status=CampaignStatus.AWAITING_PAYMENT, current_step=node, pending_decision=pending,
+                               amount_due_paise=int(value["amount_paise"])), events
+            timeout = policy_from_json(grant.workspace_settings or {}).decision_timeout_seconds
+            due = now + timedelta(seconds=timeout)
+            pending["expires_at"] = due.isoformat()
+            message = StepMessage(kind="decision_timeout", campaign_id=grant.campaign_id,
+                                  expected_checkpoint_id=result.head, decision_id=interrupt.id)
+            return Outcome(status=CampaignStatus.AWAITING_DECISION, current_step=node, pending_decision=pending,
+                           outbox=[item(owner, message, not_before=due)]), events
         if result.next_nodes:
             owners = {self.owners[n] for n in result.next_nodes}
             if len(owners) != 1 or self.function in owners:
                 raise PermanentStepError(f"Nodes {result.next_nodes} cannot be scheduled from {self.function!r}.")
             [owner] = owners
             message = StepMessage(kind="continue", campaign_id=grant.campaign_id, expected_checkpoint_id=result.head)
-            step = ",".join(result.next_nodes)
-            return Outcome(status="running", current_step=step, outbox=self._outbox(owner, message)), events
+            return Outcome(status=CampaignStatus.RUNNING, current_step=",".join(result.next_nodes),
+                           outbox=[item(owner, message)]), events
         events.append(Event("campaign.completed", {}))
-        return Outcome(status="completed", current_step=None), events
-
-    @staticmethod
-    def _outbox(function: str, message: StepMessage, *, delay_seconds: int | None = None) -> dict[str, Any]:
-        return {"function": function, "message": message.model_dump(mode="json", exclude_none=True),
-                "delay_seconds": delay_seconds, "dedup_id": message.dedup_id()}
-
-    def _finish(self, grant: Grant, outcome: Outcome, events: list[Event],
-                decision: tuple[str, str, str, dict[str, Any], str] | None = None, *,
-                usage: list[dict[str, Any]] | None = None) -> None:
-        if not self.threads.finish(grant, outcome, events, decision, usage=usage or []):
-            raise LeaseLost(f"Lease on campaign {grant.campaign_id} was lost before the step could finish.")
-
-    def _publish(self, grant: Grant, outbox: dict[str, Any] | None) -> None:
-        if not outbox:
-            return
-        message = StepMessage.model_validate(outbox["message"])
-        self.queue.publish(outbox["function"], message, delay_seconds=outbox.get("delay_seconds"))
-
-    def _republish(self, grant: Grant) -> None:
-        """A duplicate delivery re-sends the outbox of the thread's current head.
-
-        The step that wrote it may have died between committing and publishing; QStash deduplicates
-        the copy if it did publish. Only the head's own continuation is re-sent, so a stale outbox
-        can never loop.
-        """
-        if grant.outbox and grant.outbox["message"].get("expected_checkpoint_id") == grant.head:
-            self._publish(grant, grant.outbox)
+        return Outcome(status=CampaignStatus.COMPLETED, current_step=None), events
 
     def _expire(self, grant: Grant, plan: _Plan) -> Reply:
         assert plan.decision is not None
-        outcome = Outcome(status="expired", current_step=(grant.pending_decision or {}).get("node"),
+        outcome = Outcome(status=CampaignStatus.EXPIRED,
+                          current_step=grant.pending_decision["node"] if grant.pending_decision else None,
                           failure_reason="The decision timed out and the workspace rule does not auto-approve it.")
-        self._finish(grant, outcome, [Event("decision.expired", {"id": plan.decision[0], **plan.decision[3]})],
-                     plan.decision)
+        self._commit_alone(grant, outcome, [Event("decision.expired", {"id": plan.decision.id,
+                                                                         **plan.decision.payload})], plan.decision)
         return Reply(200, {"status": "expired"})
 
-    def _confirm_payment(self, message: StepMessage) -> StepMessage | None:
-        """Turn a webhook trigger into a resume only if Order Status says COMPLETED with the expected amount."""
-        if self.payments is None or self.phonepe is None or message.payment is None:
-            raise PermanentStepError(f"Function {self.function!r} does not handle payment events.")
-        payment = self.payments.by_merchant_order(message.payment.merchant_order_id)
-        if payment is None:
-            log.warning("webhook for unknown merchant order %s", message.payment.merchant_order_id)
-            return None
-        status = self.phonepe.order_status(payment.merchant_order_id)
-        if status is None:
-            self.payments.event(payment, "payment.unverified", {"merchant_order_id": payment.merchant_order_id,
-                                                                 "reason": "PhonePe does not know this order"})
-            return None
-        seen = {"merchant_order_id": payment.merchant_order_id, "state": status.state,
-                "amount_paise": status.amount_paise, "expected_amount_paise": payment.amount_paise}
-        if status.state == "COMPLETED" and status.amount_paise == payment.amount_paise:
-            self.payments.mark(payment, "completed", phonepe_order_id=status.order_id, event="payment.completed",
-                               data=seen)
-            resume = {"status": "paid", "merchant_order_id": payment.merchant_order_id,
-                      "amount_paise": status.amount_paise, "phonepe_order_id": status.order_id}
-            return StepMessage(kind="resume", campaign_id=payment.campaign_id, resume=resume)
-        if status.state == "FAILED":
-            self.payments.mark(payment, "failed", phonepe_order_id=status.order_id, event="payment.failed", data=seen)
-            return None
-        if status.state != "PENDING" or message.payment.state == "COMPLETED":
-            self.payments.event(payment, "payment.mismatch", seen)
-        self._schedule_recheck(message, payment)
-        return None
+    def _on_failure_callback(self, callback: FailureCallback) -> Reply:
+        """QStash gave up on a message.
 
-    def _schedule_recheck(self, message: StepMessage, payment: Payment) -> None:
-        """Confirm again later: PhonePe's order status may lag its webhook, and webhooks may never come."""
-        assert message.payment is not None
-        schedule = self.settings.payment_recheck_seconds
-        attempt = message.payment.recheck
-        if attempt >= len(schedule):
-            self.payments.event(payment, "payment.unconfirmed", {"merchant_order_id": payment.merchant_order_id,
-                                                                 "rechecks": attempt})
-            return
-        recheck = message.payment.model_copy(update={"recheck": attempt + 1})
-        self.queue.publish(self.function, StepMessage(kind="payment_event", payment=recheck),
-                           delay_seconds=schedule[attempt])
-
-    def _on_failure_callback(self, raw: dict[str, Any]) -> Reply:
-        """QStash gave up on a message: mark its campaign failed with the last answer as the reason."""
+        A message that met a busy thread is re-sent for after the lease ends (its holder may have
+        died); anything else marks the campaign failed with the last answer as the reason.
+        """
         try:
-            source = StepMessage.model_validate_json(base64.b64decode(raw.get("sourceBody") or ""))
+            source = StepMessage.model_validate_json(callback.source())
         except (ValueError, ValidationError):
             return Reply(200, {"status": "ignored", "reason": "failure callback for an unknown message"})
-        if raw.get("status") == ThreadBusy.http_status:
-            return Reply(200, {"status": "ignored", "reason": "gave up on a busy thread; its holder continues it"})
-        answer = base64.b64decode(raw.get("body") or "").decode("utf-8", "replace")[:500]
-        reason = (f"Step {self.function!r} failed after {raw.get('retried', '?')} retries "
-                  f"(last answer HTTP {raw.get('status')}): {answer}")
-        if source.campaign_id is not None:
-            self.threads.fail(source.campaign_id, reason)
+        campaign_id = source.campaign_id
+        if callback.status == ThreadBusy.http_status:
+            lease = self.threads.lease(campaign_id) if campaign_id is not None else None
+            if lease is None and source.kind != "payment_event":
+                return Reply(200, {"status": "ignored", "reason": "campaign does not exist"})
+            fence, left = (lease[1], lease[2]) if lease else (0, 0.0)
+            due = datetime.now(UTC) + timedelta(seconds=left + 1)
+            self.outbox.send(campaign_id, [item(self.function, source, not_before=due,
+                                                dedup_suffix=f"-afterlease-{fence}")])
+            return Reply(200, {"status": "rescheduled", "after_seconds": round(left + 1, 1)})
+        reason = (f"Step {self.function!r} failed after {callback.retried if callback.retried is not None else '?'} "
+                  f"retries (last answer HTTP {callback.status}): {callback.answer()}")
+        if campaign_id is not None:
+            self.threads.fail(campaign_id, reason)
         return Reply(200, {"status": "failed", "reason": reason})

@@ -25,9 +25,12 @@ from shared.integrations.phonepe import phonepe_client
 from shared.integrations.tavily import tavily_search
 from shared.memory.extract import FactExtractor
 from shared.memory.pg import build_memory
+from shared.payments.confirmation import PaymentConfirmer
 from shared.queue import qstash_queue, qstash_receiver
 from shared.runtime.checkpointer import create_checkpointer
+from shared.runtime.outbox import Outbox
 from shared.runtime.step import StepRuntime
+from shared.runtime.sweeper import Sweeper
 from shared.settings import Settings, get_settings
 from shared.tools.canon import load_canon
 from shared.tools.catalog import ToolDeps, standard_belt
@@ -63,12 +66,16 @@ def build_step_runtime(function: str, settings: Settings) -> StepRuntime:
     """Everything one step function needs, wired from settings."""
     pool = create_pool(settings.database_url, max_size=settings.database_pool_max)
     graph = build_campaign_graph().compile(checkpointer=create_checkpointer(pool))
-    payments = PaymentRepository(pool) if function == "payments" else None
-    phonepe = phonepe_client(settings, upstash_cache(settings)) if function == "payments" else None
+    outbox = Outbox(pool=pool, queue=qstash_queue(settings))
+    payments = None
+    if function == "payments":
+        payments = PaymentConfirmer(payments=PaymentRepository(pool),
+                                    phonepe=phonepe_client(settings, upstash_cache(settings)), outbox=outbox,
+                                    recheck_seconds=settings.payment_recheck_seconds)
     return StepRuntime(
         function=function, settings=settings, graph=graph, deps=build_deps(settings, pool),
-        threads=ThreadRepository(pool), queue=qstash_queue(settings), receiver=qstash_receiver(settings),
-        payments=payments, phonepe=phonepe, tracer=langsmith_client(settings),
+        threads=ThreadRepository(pool), outbox=outbox, receiver=qstash_receiver(settings),
+        payments=payments, tracer=langsmith_client(settings),
     )
 
 
@@ -84,3 +91,18 @@ def langsmith_client(settings: Settings) -> langsmith.Client | None:
 def step_runtime(function: str) -> StepRuntime:
     """The runtime of `function` in this instance (built once, reused while the instance is warm)."""
     return build_step_runtime(function, get_settings())
+
+
+def build_sweeper(settings: Settings) -> Sweeper:
+    """The sweeper of this deployment (no graph stack: it only reads rows and sends messages)."""
+    pool = create_pool(settings.database_url, max_size=2)
+    return Sweeper(threads=ThreadRepository(pool), outbox=Outbox(pool=pool, queue=qstash_queue(settings)),
+                   receiver=qstash_receiver(settings), url=settings.function_url("sweeper"),
+                   publish_grace_seconds=settings.sweep_publish_grace_seconds,
+                   lease_grace_seconds=settings.sweep_lease_grace_seconds, stall_seconds=settings.stall_seconds)
+
+
+@cache
+def sweeper_runtime() -> Sweeper:
+    """The sweeper of this instance."""
+    return build_sweeper(get_settings())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -102,8 +103,11 @@ class RecordingQueue:
     published: list[tuple[str, StepMessage, int | None]] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
 
-    def publish(self, function: str, message: StepMessage, *, delay_seconds: int | None = None) -> str:
-        if message.dedup_id() not in self.seen:
-            self.seen.add(message.dedup_id())
-            self.published.append((function, message, delay_seconds))
+    def publish(self, function: str, message: StepMessage, *, dedup_id: str | None = None,
+                not_before: datetime | None = None) -> str:
+        key = dedup_id or message.dedup_id()
+        if key not in self.seen:
+            self.seen.add(key)
+            delay = None if not_before is None else max(1, round((not_before - datetime.now(UTC)).total_seconds()))
+            self.published.append((function, message, delay))
         return f"msg_{len(self.published)}"

@@ -16,16 +16,20 @@ from shared.api.service import Api
 from shared.auth import Principal
 from shared.campaigns.graph import STEP_FUNCTIONS, build_campaign_graph
 from shared.db.artifacts import PostgresArtifactStore
+from shared.db.payments import PaymentRepository
 from shared.db.pool import connect
 from shared.db.threads import ThreadRepository
 from shared.db.workspaces import PostgresWorkspaceStore, ensure_workspace
 from shared.deps import Deps
+from shared.payments.confirmation import PaymentConfirmer
 from shared.queue import qstash_receiver
 from shared.runtime.checkpointer import create_checkpointer
-from shared.runtime.messages import StepMessage
+from shared.runtime.messages import PaymentEvent, StepMessage
+from shared.runtime.outbox import Outbox
 from shared.runtime.step import Reply, StepRuntime
 from shared.settings import Settings
 from shared.testing.fakes import CannedSearch, RecordingQueue, ScriptedModel
+from shared.testing.payments import FakePhonePe
 
 TEST_ENV = {
     "DATABASE_URL": "postgresql://unused",
@@ -61,6 +65,7 @@ class Harness:
     model: ScriptedModel = field(default_factory=ScriptedModel)
     search: CannedSearch = field(default_factory=CannedSearch)
     queue: RecordingQueue = field(default_factory=RecordingQueue)
+    phonepe: FakePhonePe = field(default_factory=FakePhonePe)
     runtimes: dict[str, StepRuntime] = field(default_factory=dict)
     delivered: int = 0
     delivered_index: int = 0
@@ -73,11 +78,15 @@ class Harness:
                     workspaces=PostgresWorkspaceStore(self.pool), artifacts=PostgresArtifactStore(self.pool),
                     plans=self.plans, qa=self.qa, canon=self.canon)
         graph = build_campaign_graph().compile(checkpointer=create_checkpointer(self.pool))
+        self.outbox = Outbox(pool=self.pool, queue=self.queue)
+        confirmer = PaymentConfirmer(payments=PaymentRepository(self.pool), phonepe=self.phonepe,  # type: ignore[arg-type]
+                                     outbox=self.outbox, recheck_seconds=self.settings.payment_recheck_seconds)
         for name in STEP_FUNCTIONS:
             self.runtimes[name] = StepRuntime(
                 function=name, settings=self.settings, graph=graph, deps=deps, threads=ThreadRepository(self.pool),
-                queue=self.queue, receiver=qstash_receiver(self.settings))
-        self.api = Api(settings=self.settings, pool=self.pool, queue=self.queue, phonepe_factory=lambda: None)
+                outbox=self.outbox, receiver=qstash_receiver(self.settings),
+                payments=confirmer if name == "payments" else None)
+        self.api = Api(settings=self.settings, pool=self.pool, queue=self.queue, phonepe_factory=lambda: self.phonepe)
 
     def workspace(self, slug: str | None = None, settings: dict[str, Any] | None = None) -> Principal:
         """A new workspace with one member; returns that member as a principal."""
@@ -119,6 +128,16 @@ class Harness:
             replies.append(self.deliver(function, message))
             limit -= 1
         return replies
+
+    def pay(self, principal: Principal, campaign_id: uuid.UUID, *, state: str = "COMPLETED") -> str:
+        """Check out through the API, settle the order at PhonePe, deliver its webhook event, and pump."""
+        order = self.api.checkout(principal, campaign_id)
+        self.phonepe.settle(order.merchant_order_id, state)
+        event = PaymentEvent(merchant_order_id=order.merchant_order_id, event="checkout.order.completed",
+                             state=state)
+        self.deliver("payments", StepMessage(kind="payment_event", payment=event))
+        self.pump()
+        return order.merchant_order_id
 
     def row(self, campaign_id: uuid.UUID) -> dict[str, Any]:
         """The campaign row, as the service sees it."""

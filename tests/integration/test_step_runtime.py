@@ -47,13 +47,10 @@ def _decide(h: Harness, principal: object, campaign_id: uuid.UUID, action: str, 
     h.api.decide(principal, campaign_id, Decision(decision_id=pending["id"], action=action, **extra))  # type: ignore[arg-type]
 
 
-def _pay(h: Harness, campaign_id: uuid.UUID) -> None:
+def _pay(h: Harness, principal: object, campaign_id: uuid.UUID) -> None:
     row = h.row(campaign_id)
     assert row["status"] == "awaiting_payment", row
-    amount = row["pending_decision"]["payload"]["amount_paise"]
-    h.deliver("payments", StepMessage(kind="resume", campaign_id=campaign_id,
-                                      resume={"status": "paid", "amount_paise": amount}))
-    h.pump()
+    h.pay(principal, campaign_id)  # type: ignore[arg-type]
 
 
 class TestCampaignFlow:
@@ -62,9 +59,9 @@ class TestCampaignFlow:
         campaign_id, principal = _run_to_strategy_decision(harness)
         _decide(harness, principal, campaign_id, "approve")
         harness.pump()
-        _pay(harness, campaign_id)
+        _pay(harness, principal, campaign_id)
         row = harness.row(campaign_id)
-        assert row["status"] == "completed" and row["lease_owner"] is None and row["outbox"] is None
+        assert row["status"] == "completed" and row["lease_owner"] is None and row["lease_message"] is None
         view = harness.api.get_campaign(principal, campaign_id)  # type: ignore[arg-type]
         assert sorted(a.channel for a in view.artifacts) == ["ad", "email"]
         assert {a.status for a in view.artifacts} == {"published"}
@@ -199,7 +196,7 @@ class TestAtLeastOnce:
         principal = harness.workspace()
         campaign_id = harness.create(principal)
         harness.pump(limit=1)
-        grant = harness.runtimes["research"].threads.acquire(campaign_id, owner="stale", seconds=30)
+        grant = harness.runtimes["research"].threads.acquire(campaign_id, owner="stale", seconds=30, message={})
         with connect(harness.dsn) as conn:
             conn.execute("UPDATE public.campaigns SET fence = fence + 1 WHERE id = %s", (campaign_id,))
         before = harness.checkpoints(campaign_id)

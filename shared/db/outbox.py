@@ -1,0 +1,72 @@
+"""SQL of the transactional outbox (`step_outbox`): rows written with a state change, marked once published."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+from uuid import UUID
+
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+from shared.domain import OutboxItem, OutboxRow
+
+_INSERT = """
+INSERT INTO public.step_outbox (campaign_id, function, message, dedup_id, not_before)
+VALUES (%s, %s, %s, %s, %s)
+RETURNING id, campaign_id, function, message, dedup_id, not_before
+"""
+_MARK = "UPDATE public.step_outbox SET published_at = now() WHERE id = ANY(%s) AND published_at IS NULL"
+_UNPUBLISHED = """
+SELECT id, campaign_id, function, message, dedup_id, not_before FROM public.step_outbox
+WHERE published_at IS NULL AND created_at < now() - make_interval(secs => %s)
+ORDER BY id LIMIT %s
+"""
+_UNPUBLISHED_FOR = """
+SELECT id, campaign_id, function, message, dedup_id, not_before FROM public.step_outbox
+WHERE campaign_id = %s AND published_at IS NULL ORDER BY id
+"""
+_LATEST = """
+SELECT id, campaign_id, function, message, dedup_id, not_before FROM public.step_outbox
+WHERE campaign_id = %s AND message->>'kind' = ANY(%s) ORDER BY id DESC LIMIT 1
+"""
+
+
+def add(conn: Any, campaign_id: UUID | None, items: list[OutboxItem]) -> list[OutboxRow]:
+    """Write `items` in the caller's transaction (which must run with the service's privileges)."""
+    rows: list[OutboxRow] = []
+    for item in items:
+        row = conn.execute(_INSERT, (campaign_id, item["function"], Jsonb(item["message"]), item["dedup_id"],
+                                     item["not_before"])).fetchone()
+        rows.append(cast(OutboxRow, row))
+    return rows
+
+
+def mark_published(pool: ConnectionPool, ids: list[int]) -> None:
+    """Record that these rows reached QStash.
+
+    The marker commits without waiting for the WAL flush: losing it in a crash only means one more,
+    deduplicated, publish by the sweeper.
+    """
+    if not ids:
+        return
+    with pool.connection() as conn, conn.transaction():
+        conn.execute("SET LOCAL synchronous_commit = off")
+        conn.execute(_MARK, (ids,))
+
+
+def unpublished(pool: ConnectionPool, *, older_than_seconds: float, limit: int = 200) -> list[OutboxRow]:
+    """Committed rows nobody published (their writer died between commit and publish)."""
+    with pool.connection() as conn:
+        return cast(list[OutboxRow], conn.execute(_UNPUBLISHED, (older_than_seconds, limit)).fetchall())
+
+
+def unpublished_for(pool: ConnectionPool, campaign_id: UUID) -> list[OutboxRow]:
+    """One campaign's unpublished rows, oldest first."""
+    with pool.connection() as conn:
+        return cast(list[OutboxRow], conn.execute(_UNPUBLISHED_FOR, (campaign_id,)).fetchall())
+
+
+def latest(pool: ConnectionPool, campaign_id: UUID, kinds: list[str]) -> OutboxRow | None:
+    """The campaign's newest row whose message is of one of `kinds`."""
+    with pool.connection() as conn:
+        return cast(OutboxRow | None, conn.execute(_LATEST, (campaign_id, kinds)).fetchone())

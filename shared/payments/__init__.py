@@ -1,0 +1,1 @@
+"""Payments: PhonePe confirmations that become the only resume a payment interrupt accepts."""

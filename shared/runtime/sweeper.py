@@ -1,0 +1,142 @@
+"""The sweeper: heals what a crash left behind, run by a QStash schedule every minute.
+
+Each pass is idempotent and only ever *sends* messages (through the outbox, deduplicated); the step
+engine decides whether a message still applies, so a sweep racing a live step changes nothing.
+
+1. Committed outbox rows nobody published (writer died between commit and publish) are published.
+2. A thread whose lease expired with a holder still named (the holder died mid-step) gets the
+   message that holder was working on again, once per fence.
+3. A live thread nothing moved for `stall_seconds` is nudged: its latest start/continue re-sent,
+   a recorded but unapplied user decision re-sent, an open payment reconciled through Order Status.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from qstash import QStash, Receiver
+
+from shared.db import outbox as outbox_db
+from shared.db.threads import StalledThread, ThreadRepository
+from shared.domain import CampaignStatus, OutboxItem
+from shared.errors import PermanentStepError, UpstreamUnavailable
+from shared.payments.confirmation import reconcile_message
+from shared.runtime.delivery import FailureCallback, Reply, deliver
+from shared.runtime.messages import StepMessage
+from shared.runtime.outbox import Outbox, item
+from shared.settings import Settings
+
+log = logging.getLogger("muse.sweeper")
+
+SCHEDULE_ID = "muse-sweeper"
+SWEEP_CRON = "* * * * *"
+
+
+class SweepMessage(BaseModel):
+    """The body of the sweeper's scheduled delivery."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["sweep"] = "sweep"
+
+
+@dataclass
+class SweepReport:
+    """What one pass did."""
+
+    published: int = 0
+    redriven: int = 0
+    nudged: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"published": self.published, "redriven": self.redriven, "nudged": self.nudged}
+
+
+@dataclass
+class Sweeper:
+    """One sweep pass over the database (see module docstring)."""
+
+    threads: ThreadRepository
+    outbox: Outbox
+    receiver: Receiver
+    url: str
+    publish_grace_seconds: float
+    lease_grace_seconds: float
+    stall_seconds: float
+
+    def handle(self, body: bytes, signature: str | None) -> Reply:
+        """One verified scheduled delivery → one pass."""
+        return deliver(self.receiver, url=self.url, body=body, signature=signature, on_message=self._on_message,
+                       on_failure=self._on_failure)
+
+    def _on_message(self, raw: Any) -> Reply:
+        try:
+            SweepMessage.model_validate(raw)
+        except ValidationError as exc:
+            raise PermanentStepError(f"Invalid sweep message: {exc.errors(include_url=False)}") from exc
+        return Reply(200, {"status": "swept", **self.sweep().as_dict()})
+
+    @staticmethod
+    def _on_failure(callback: FailureCallback) -> Reply:
+        return Reply(200, {"status": "ignored", "reason": "the next scheduled sweep runs anyway"})
+
+    def sweep(self) -> SweepReport:
+        """Run the three repairs once."""
+        report = SweepReport()
+        report.published = self.outbox.publish(
+            outbox_db.unpublished(self.threads.pool, older_than_seconds=self.publish_grace_seconds))
+        for campaign_id, fence, lease_message in self.threads.expired_leases(grace_seconds=self.lease_grace_seconds):
+            try:
+                message = StepMessage.model_validate(lease_message["message"])
+            except (KeyError, ValidationError):
+                self.threads.mark_redriven(campaign_id, fence)
+                continue
+            sent = self.outbox.send(campaign_id, [item(lease_message["function"], message,
+                                                       dedup_suffix=f"-redrive-{fence}")])
+            if sent:
+                self.threads.mark_redriven(campaign_id, fence)
+                report.redriven += 1
+        for thread in self.threads.stalled(idle_seconds=self.stall_seconds):
+            items = self._nudge(thread)
+            if items and self.outbox.send(thread.campaign_id, items):
+                report.nudged += 1
+            self.threads.touch(thread.campaign_id, thread.fence)
+        if report.published or report.redriven or report.nudged:
+            log.info("sweep: %s", report.as_dict())
+        return report
+
+    def _nudge(self, thread: StalledThread) -> list[OutboxItem]:
+        suffix = f"-nudge-{thread.fence}-{int(time.time() // max(self.stall_seconds, 1))}"
+        if thread.status in (CampaignStatus.QUEUED, CampaignStatus.RUNNING):
+            row = outbox_db.latest(self.threads.pool, thread.campaign_id, ["start", "continue"])
+            if row is None:
+                return []
+            return [{**row_item(row), "dedup_id": f"{row['dedup_id']}{suffix}"}]
+        pending = thread.pending_decision
+        if thread.status == CampaignStatus.AWAITING_DECISION and pending and thread.decided is not None:
+            message = StepMessage(kind="resume", campaign_id=thread.campaign_id, decision_id=pending["id"],
+                                  resume=thread.decided)
+            return [item(pending["function"], message, dedup_suffix=suffix)]
+        if thread.status == CampaignStatus.AWAITING_PAYMENT and thread.merchant_order_id:
+            return [item("payments", reconcile_message(thread.merchant_order_id), dedup_suffix=suffix)]
+        return []
+
+
+def row_item(row: Any) -> OutboxItem:
+    """The item part of an outbox row."""
+    return {"function": row["function"], "message": row["message"], "dedup_id": row["dedup_id"],
+            "not_before": None}
+
+
+def ensure_schedule(settings: Settings, client: QStash) -> str:
+    """Create (or update) the QStash schedule that runs the sweeper every minute; returns its id."""
+    url = settings.function_url("sweeper")
+    try:
+        return client.schedule.create_json(destination=url, cron=SWEEP_CRON, body=SweepMessage().model_dump(),
+                                           schedule_id=SCHEDULE_ID, retries=0)
+    except Exception as exc:
+        raise UpstreamUnavailable(f"Could not create the sweeper schedule for {url!r}: {exc}") from exc
