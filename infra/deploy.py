@@ -80,7 +80,8 @@ def plan(*, project: str, region: str, image: str, env: dict[str, str],
 
 
 def describe(function: str, service: run_v2.Service) -> dict[str, Any]:
-    """What the dry run shows of one planned service: settings, variable names and secret references only."""
+    """What the dry run shows of one planned service: settings, the function it selects, variable names and
+    secret references (never a variable's value)."""
     [container] = service.template.containers
     return {
         "function": function,
@@ -88,6 +89,7 @@ def describe(function: str, service: run_v2.Service) -> dict[str, Any]:
         "image": container.image,
         "command": list(container.command),
         "args": list(container.args),
+        "selector": {v.name: v.value for v in container.env if v.name in ("FUNCTION_TARGET", "FUNCTION_SOURCE")},
         "env": [v.name for v in container.env if not v.value_source.secret_key_ref.secret],
         "secrets": {v.name: f"{v.value_source.secret_key_ref.secret}:{v.value_source.secret_key_ref.version}"
                     for v in container.env if v.value_source.secret_key_ref.secret},
