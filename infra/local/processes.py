@@ -119,14 +119,17 @@ def clean_environ() -> dict[str, str]:
 
 
 def start_emulators(data_dir: Path, *, webhook_url: str, functions_url: str,
-                    backoff_scale: float = 0.05) -> EmulatorProcess:
-    """Start the emulators (and embedded Postgres/Redis) and wait until they serve."""
+                    backoff_scale: float = 0.05, cron_seconds: float = 60.0) -> EmulatorProcess:
+    """Start the emulators (and embedded Postgres/Redis) and wait until they serve.
+
+    `cron_seconds` real seconds make one cron minute of QStash schedules (60 = real time).
+    """
     port = free_port()
     log = (data_dir / "emulators.log").open("ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "infra.local.stack", "--emulators-only", "--port", str(port),
          "--data-dir", str(data_dir), "--webhook-url", webhook_url, "--functions-url", functions_url,
-         "--qstash-backoff-scale", str(backoff_scale), "--no-seed"],
+         "--qstash-backoff-scale", str(backoff_scale), "--qstash-cron-seconds", str(cron_seconds), "--no-seed"],
         cwd=REPO_ROOT, env=clean_environ(), stdout=log, stderr=log)
     log.close()
     try:

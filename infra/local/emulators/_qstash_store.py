@@ -1,4 +1,4 @@
-"""Postgres persistence of the QStash emulator: messages, events, DLQ and deduplication keys.
+"""Postgres persistence of the QStash emulator: messages, events, DLQ, deduplication keys and schedules.
 
 Everything lives in the schema `qstash_emulator`, so the emulator can share a database with the
 product. Times are unix seconds (`double precision`) taken from the emulator's clock, which keeps
@@ -9,13 +9,17 @@ leased to one worker (`lease_owner`, `lease_until`), under a transaction-scoped 
 that flow-control and queue limits are counted consistently even with several emulator processes
 on one database. A lease that is not renewed (the process died) expires and the attempt is made
 again: delivery is at-least-once, as in QStash.
+
+Schedules fire the same way across processes: the due ones are locked `FOR UPDATE SKIP LOCKED`, and
+the message they produce is inserted in the same transaction that moves `next_schedule_time` on, so
+each cron slot yields one message however many emulators share the database.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
@@ -102,6 +106,25 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.dedup (
     message_id text NOT NULL,
     expires_at double precision NOT NULL
 );
+ALTER TABLE {SCHEMA}.messages ADD COLUMN IF NOT EXISTS schedule_id text;
+ALTER TABLE {SCHEMA}.events ADD COLUMN IF NOT EXISTS schedule_id text;
+CREATE TABLE IF NOT EXISTS {SCHEMA}.schedules (
+    id text PRIMARY KEY,
+    destination text NOT NULL,
+    cron text NOT NULL,
+    headers jsonb NOT NULL,
+    body bytea NOT NULL,
+    queue_name text,
+    caller_ip text,
+    paused boolean NOT NULL DEFAULT false,
+    created_at double precision NOT NULL,
+    updated_at double precision NOT NULL,
+    last_schedule_time double precision,
+    next_schedule_time double precision,
+    last_message_ids jsonb NOT NULL DEFAULT '[]',
+    error text
+);
+CREATE INDEX IF NOT EXISTS schedules_due ON {SCHEMA}.schedules (next_schedule_time) WHERE NOT paused;
 """
 
 _MESSAGE_COLUMNS = (
@@ -127,6 +150,7 @@ _MESSAGE_COLUMNS = (
     "label",
     "caller_ip",
     "duplicates",
+    "schedule_id",
     "state",
     "created_at",
     "not_before",
@@ -181,13 +205,7 @@ class QStashStore:
         Returns `(message_id, deduplicated)`; a duplicate returns the id of the original.
         """
         with self.transaction() as conn:
-            if dedup_key is not None:
-                existing = _claim_dedup_key(conn, dedup_key, message["id"], now + dedup_ttl, now)
-                if existing is not None:
-                    return existing, True
-            insert_message(conn, message)
-            add_event(conn, message, "CREATED", now, _creation_details(message))
-        return message["id"], False
+            return insert_new_message(conn, message, dedup_key, dedup_ttl, now)
 
     def claim(self, owner: str, limit: int, now: float, lease_seconds: float) -> list[dict[str, Any]]:
         """Lease up to `limit` due messages to `owner`, honouring queue FIFO and flow-control limits."""
@@ -286,6 +304,123 @@ class QStashStore:
             cursor = conn.execute(f"DELETE FROM {SCHEMA}.dlq WHERE dlq_id = ANY(%s)", (list(dlq_ids),))
             return cursor.rowcount
 
+    def upsert_schedule(self, schedule: dict[str, Any]) -> bool:
+        """Create the schedule, or replace the settings of the one with its id; True when created.
+
+        An update keeps the creation time, the pause state and the record of the last firing.
+        """
+        columns = ("id", "destination", "cron", "headers", "body", "queue_name", "caller_ip", "created_at",
+                   "updated_at", "next_schedule_time")
+        values = [Jsonb(schedule[c]) if c == "headers" else schedule[c] for c in columns]
+        with self.transaction() as conn:
+            row = conn.execute(
+                f"""INSERT INTO {SCHEMA}.schedules ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})
+                    ON CONFLICT (id) DO UPDATE SET destination = EXCLUDED.destination, cron = EXCLUDED.cron,
+                        headers = EXCLUDED.headers, body = EXCLUDED.body, queue_name = EXCLUDED.queue_name,
+                        caller_ip = EXCLUDED.caller_ip, updated_at = EXCLUDED.updated_at, error = NULL,
+                        next_schedule_time = CASE WHEN {SCHEMA}.schedules.paused THEN NULL
+                                                  ELSE EXCLUDED.next_schedule_time END
+                    RETURNING (xmax = 0) AS created""",
+                values,
+            ).fetchone()
+        return bool(row and row["created"])
+
+    def get_schedule(self, schedule_id: str) -> dict[str, Any] | None:
+        with self.connect() as conn:
+            return conn.execute(f"SELECT * FROM {SCHEMA}.schedules WHERE id = %s", (schedule_id,)).fetchone()
+
+    def list_schedules(self) -> list[dict[str, Any]]:
+        with self.connect() as conn:
+            return conn.execute(f"SELECT * FROM {SCHEMA}.schedules ORDER BY created_at, id").fetchall()
+
+    def delete_schedule(self, schedule_id: str) -> bool:
+        """Forget the schedule; messages it already produced are still delivered."""
+        with self.transaction() as conn:
+            return conn.execute(f"DELETE FROM {SCHEMA}.schedules WHERE id = %s", (schedule_id,)).rowcount > 0
+
+    def pause_schedule(self, schedule_id: str, now: float) -> bool:
+        """Stop the schedule producing messages; False if there is no such schedule."""
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                f"""UPDATE {SCHEMA}.schedules SET paused = true, next_schedule_time = NULL, updated_at = %s
+                    WHERE id = %s""",
+                (now, schedule_id),
+            )
+            return cursor.rowcount > 0
+
+    def resume_schedule(self, schedule_id: str, now: float, next_time: Callable[[dict[str, Any]], float]) -> bool:
+        """Let a paused schedule fire again from `next_time(row)` on; False if there is no such schedule."""
+        with self.transaction() as conn:
+            row = conn.execute(
+                f"SELECT * FROM {SCHEMA}.schedules WHERE id = %s FOR UPDATE", (schedule_id,)
+            ).fetchone()
+            if row is None:
+                return False
+            if row["paused"]:
+                update_schedule(conn, schedule_id, paused=False, next_schedule_time=next_time(row), updated_at=now)
+        return True
+
+    def reschedule(self, now: float, next_time: Callable[[dict[str, Any]], float]) -> None:
+        """Recompute the next firing of every active schedule not yet due (after the cron clock changed).
+
+        Schedules already due keep their time, so one missed while the emulator was down fires once now.
+        """
+        with self.transaction() as conn:
+            rows = conn.execute(
+                f"""SELECT * FROM {SCHEMA}.schedules WHERE NOT paused AND next_schedule_time > %s
+                    FOR UPDATE SKIP LOCKED""",
+                (now,),
+            ).fetchall()
+            for row in rows:
+                update_schedule(conn, row["id"], next_schedule_time=next_time(row))
+
+    def next_schedule_due(self) -> float | None:
+        """The earliest `next_schedule_time` of an active schedule (None when there is none)."""
+        with self.connect() as conn:
+            row = conn.execute(
+                f"SELECT min(next_schedule_time) AS t FROM {SCHEMA}.schedules WHERE NOT paused"
+            ).fetchone()
+        return row["t"] if row else None
+
+    def message_states(self, message_ids: Sequence[str]) -> dict[str, str]:
+        """The current state of each of the given messages that still exists."""
+        if not message_ids:
+            return {}
+        with self.connect() as conn:
+            rows = conn.execute(
+                f"SELECT id, state FROM {SCHEMA}.messages WHERE id = ANY(%s)", (list(message_ids),)
+            ).fetchall()
+        return {row["id"]: row["state"] for row in rows}
+
+
+def insert_new_message(
+    conn: psycopg.Connection[Any], message: dict[str, Any], dedup_key: str | None, dedup_ttl: float, now: float
+) -> tuple[str, bool]:
+    """Insert a new message and its CREATED event, unless `dedup_key` is live; see `QStashStore.insert_message`."""
+    if dedup_key is not None:
+        existing = _claim_dedup_key(conn, dedup_key, message["id"], now + dedup_ttl, now)
+        if existing is not None:
+            return existing, True
+    insert_message(conn, message)
+    add_event(conn, message, "CREATED", now, _creation_details(message))
+    return message["id"], False
+
+
+def lock_due_schedules(conn: psycopg.Connection[Any], now: float, limit: int) -> list[dict[str, Any]]:
+    """Active schedules whose `next_schedule_time` has come, locked for this transaction."""
+    return conn.execute(
+        f"""SELECT * FROM {SCHEMA}.schedules WHERE NOT paused AND next_schedule_time <= %s
+            ORDER BY next_schedule_time LIMIT %s FOR UPDATE SKIP LOCKED""",
+        (now, limit),
+    ).fetchall()
+
+
+def update_schedule(conn: psycopg.Connection[Any], schedule_id: str, **changes: Any) -> None:
+    """Set the given columns of one schedule."""
+    values = [Jsonb(v) if c in ("headers", "last_message_ids") else v for c, v in changes.items()]
+    assignments = ", ".join(f"{column} = %s" for column in changes)
+    conn.execute(f"UPDATE {SCHEMA}.schedules SET {assignments} WHERE id = %s", [*values, schedule_id])
+
 
 def insert_message(conn: psycopg.Connection[Any], message: dict[str, Any]) -> None:
     """Insert one message row (the dict carries every column of `_MESSAGE_COLUMNS`)."""
@@ -299,8 +434,8 @@ def add_event(
 ) -> None:
     """Append one log entry for `message` in `state`."""
     conn.execute(
-        f"""INSERT INTO {SCHEMA}.events (time_ms, message_id, state, url, queue_name, label, flow_key, extra)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s)""",
+        f"""INSERT INTO {SCHEMA}.events (time_ms, message_id, state, url, queue_name, label, flow_key,
+            schedule_id, extra) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)""",
         (
             int(now * 1000),
             message["id"],
@@ -309,6 +444,7 @@ def add_event(
             message.get("queue_name"),
             message.get("label"),
             message.get("flow_key"),
+            message.get("schedule_id"),
             Jsonb(extra),
         ),
     )
@@ -452,6 +588,7 @@ def _event_filters(filters: dict[str, Any]) -> tuple[list[str], list[Any]]:
         ("url", "url"),
         ("queueName", "queue_name"),
         ("label", "label"),
+        ("scheduleId", "schedule_id"),
     ):
         if filters.get(key):
             clauses.append(f"{column} = %s")
@@ -480,6 +617,9 @@ def _dlq_filters(filters: dict[str, Any]) -> tuple[list[str], list[Any]]:
         if filters.get(key):
             clauses.append(f"{column} = %s")
             params.append(filters[key])
+    if filters.get("scheduleId"):
+        clauses.append("document->>'scheduleId' = %s")
+        params.append(filters["scheduleId"])
     if filters.get("responseStatus"):
         clauses.append("response_status = %s")
         params.append(int(filters["responseStatus"]))

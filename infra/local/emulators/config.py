@@ -30,6 +30,8 @@ class EmulatorConfig:
     """Multiplies QStash's retry backoff (`min(86400, e**(2.5 n))` s); tests use e.g. 0.01."""
     qstash_poll_interval: float = 0.05
     """Seconds between scans of the message table by the delivery worker."""
+    qstash_cron_seconds: float = 60.0
+    """Real seconds that make one cron minute for QStash schedules; tests use e.g. 1 to fire `* * * * *` each second."""
     upstash_redis_token: str = "local-upstash-redis-token"
     gemini_api_key: str = "local-gemini-key"
     tavily_api_key: str = "tvly-local-key"

@@ -11,13 +11,19 @@ deliver FIFO one at a time; flow-control keys cap parallelism (and rate) across 
 processes sharing a database. Backoff is scaled by `EmulatorConfig.qstash_backoff_scale` so
 tests can run the real retry schedule in milliseconds.
 
+Schedules (`/v2/schedules`) are stored beside the messages; a scheduler thread fires the due ones
+on their UTC cron (or `CRON_TZ=`), each firing being an ordinary message (signed, retried, with
+callbacks and deduplication) that carries `Upstash-Schedule-Id`.
+
 Emulator-only extras, for tests of at-least-once receivers: the publish header
 `Upstash-Emulator-Duplicates: n` (or `POST /_emulator/duplicates {"times": n}` for every later
 message) sends each attempt n times concurrently, and `GET /_emulator/messages` lists every message
-with its state and attempt count. The `/_emulator/` endpoints need no token.
+with its state and attempt count. `POST /_emulator/cron {"seconds_per_minute": n}` (or
+`EmulatorConfig.qstash_cron_seconds`) makes n real seconds one cron minute, so schedules can be
+watched firing without waiting minutes. The `/_emulator/` endpoints need no token.
 
-Not emulated: URL groups, schedules, queue and flow-control management endpoints, key rotation,
-wait/notify, and rate-limit (429) responses.
+Not emulated: URL groups, queue and flow-control management endpoints, key rotation, wait/notify,
+and rate-limit (429) responses.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException
 
 from infra.local.emulators import _qstash_store as db
+from infra.local.emulators._qstash_cron import CronClock, CronError, CronSchedule, parse_cron
 from infra.local.emulators.config import EmulatorConfig
 
 logger = logging.getLogger(__name__)
@@ -94,9 +101,34 @@ _RESERVED_DELIVERY_HEADERS = frozenset(
         "upstash-retried",
         "upstash-signature",
         "upstash-caller-ip",
+        "upstash-schedule-id",
     }
 )
 _ID_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+SCHEDULE_BATCH = 50
+"""Schedules fired per scheduler transaction."""
+SCHEDULER_MAX_SLEEP = 1.0
+_SCHEDULE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+_SCHEDULE_ONLY_HEADERS = frozenset({"upstash-cron", "upstash-schedule-id", "upstash-queue-name"})
+_SCHEDULE_DOCUMENT_KEYS = frozenset(
+    {
+        "body",
+        "bodyBase64",
+        "callback",
+        "failureCallback",
+        "callbackHeader",
+        "failureCallbackHeader",
+        "callerIP",
+        "queueName",
+        "retryDelayExpression",
+        "label",
+        "flowControlKey",
+        "parallelism",
+        "rate",
+        "period",
+    }
+)
+_SCHEDULE_STATES = {"DELIVERED": "SUCCESS", "FAILED": "FAIL", "CANCELED": "FAIL"}
 
 
 class ApiError(Exception):
@@ -325,6 +357,7 @@ def build_message(incoming: Incoming, now: float, duplicates: int) -> tuple[dict
         "label": h.get("Upstash-Label") or None,
         "caller_ip": incoming.caller_ip,
         "duplicates": _parse_duplicates(h.get("Upstash-Emulator-Duplicates"), duplicates),
+        "schedule_id": None,
         "state": "CREATED",
         "created_at": now,
         "not_before": due_at,
@@ -494,6 +527,7 @@ def message_document(row: dict[str, Any]) -> dict[str, Any]:
         "parallelism": row["flow_parallelism"],
         "rate": row["flow_rate"],
         "period": int(row["flow_period_s"]) if row["flow_period_s"] else None,
+        "scheduleId": row.get("schedule_id"),
     }
     doc.update({k: v for k, v in optional.items() if v is not None})
     if row["callback_header"]:
@@ -521,7 +555,12 @@ def emulator_document(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def event_document(row: dict[str, Any]) -> dict[str, Any]:
-    optional = {"queueName": row["queue_name"], "label": row["label"], "flowControlKey": row["flow_key"]}
+    optional = {
+        "queueName": row["queue_name"],
+        "label": row["label"],
+        "flowControlKey": row["flow_key"],
+        "scheduleId": row.get("schedule_id"),
+    }
     return {
         "time": row["time_ms"],
         "messageId": row["message_id"],
@@ -584,6 +623,8 @@ def callback_payload(row: dict[str, Any], result: AttemptResult) -> dict[str, An
         payload["callerIP"] = row["caller_ip"]
     if row["queue_name"]:
         payload["queueName"] = row["queue_name"]
+    if row.get("schedule_id"):
+        payload["scheduleId"] = row["schedule_id"]
     return payload
 
 
@@ -617,6 +658,7 @@ def callback_message(
         "label": parent["label"],
         "caller_ip": parent["caller_ip"],
         "duplicates": parent["duplicates"],
+        "schedule_id": None,
         "state": "CREATED",
         "created_at": now,
         "not_before": due_at,
@@ -753,6 +795,8 @@ class DeliveryWorker:
         ]
         if message["caller_ip"]:
             headers.append(("Upstash-Caller-Ip", message["caller_ip"]))
+        if message.get("schedule_id"):
+            headers.append(("Upstash-Schedule-Id", message["schedule_id"]))
         try:
             response = self._http.request(
                 message["method"],
@@ -852,16 +896,196 @@ def _response_event(result: AttemptResult) -> dict[str, Any]:
     return details
 
 
+# --- schedules -----------------------------------------------------------------------------------
+
+
+def schedule_settings(headers: Headers) -> list[list[str]]:
+    """The request headers a schedule replays on every firing: Content-Type and the publish `Upstash-*` ones."""
+    kept: list[list[str]] = []
+    for name, value in headers.items():
+        lowered = name.lower()
+        if lowered == "content-type" or (lowered.startswith("upstash-") and lowered not in _SCHEDULE_ONLY_HEADERS):
+            kept.append([name, value])
+    return kept
+
+
+def build_schedule(
+    destination: str, headers: Headers, body: bytes, caller_ip: str | None, now: float, clock: CronClock
+) -> dict[str, Any]:
+    """The schedule row for `POST /v2/schedules/{destination}`, validated as QStash would.
+
+    `Upstash-Schedule-Id` names (and so upserts) the schedule; `Upstash-Queue-Name` enqueues its messages.
+    """
+    cron_text = (headers.get("Upstash-Cron") or "").strip()
+    cron = _parse_cron(cron_text)
+    if headers.get("Upstash-Not-Before"):
+        raise ApiError(400, "Upstash-Not-Before is not supported on schedules; use Upstash-Delay")
+    schedule_id = (headers.get("Upstash-Schedule-Id") or "").strip() or "scd_" + _random_id(28)
+    if not _SCHEDULE_ID.fullmatch(schedule_id):
+        raise ApiError(400, f"invalid Upstash-Schedule-Id header: {schedule_id!r}; use letters, digits and _.:-")
+    schedule = {
+        "id": schedule_id,
+        "destination": check_destination(destination),
+        "cron": cron_text,
+        "headers": schedule_settings(headers),
+        "body": body,
+        "queue_name": headers.get("Upstash-Queue-Name") or None,
+        "caller_ip": caller_ip,
+        "created_at": now,
+        "updated_at": now,
+        "next_schedule_time": clock.next_fire(cron, now),
+    }
+    schedule_message(schedule, now, 1)
+    return schedule
+
+
+def schedule_message(schedule: dict[str, Any], now: float, duplicates: int) -> tuple[dict[str, Any], str | None]:
+    """The message one firing of `schedule` publishes at `now`, and its deduplication key."""
+    incoming = Incoming(
+        destination=schedule["destination"],
+        headers=Headers([(name, value) for name, value in schedule["headers"]]),
+        body=bytes(schedule["body"]),
+        queue=schedule["queue_name"],
+        caller_ip=schedule["caller_ip"],
+    )
+    message, dedup_key = build_message(incoming, now, duplicates)
+    message["schedule_id"] = schedule["id"]
+    return message, dedup_key
+
+
+def schedule_document(row: dict[str, Any], message_states: dict[str, str]) -> dict[str, Any]:
+    """A schedule as `GET /v2/schedules[/{id}]` returns it (the keys `qstash.Schedule` reads)."""
+    template, _ = schedule_message(row, row["created_at"], 1)
+    published = message_document(template)
+    doc: dict[str, Any] = {
+        "scheduleId": row["id"],
+        "destination": row["destination"],
+        "cron": row["cron"],
+        "createdAt": _ms(row["created_at"]),
+        "method": template["method"],
+        "retries": template["max_retries"],
+        "header": template["header"],
+        "isPaused": row["paused"],
+        **{k: v for k, v in published.items() if k in _SCHEDULE_DOCUMENT_KEYS},
+    }
+    delay = template["not_before"] - template["created_at"]
+    optional = {
+        "delay": int(delay) if delay else None,
+        "timeout": int(template["timeout_s"]) if template["timeout_s"] else None,
+        "lastScheduleTime": _ms(row["last_schedule_time"]) if row["last_schedule_time"] else None,
+        "nextScheduleTime": _ms(row["next_schedule_time"]) if row["next_schedule_time"] else None,
+        "error": row["error"],
+    }
+    doc.update({k: v for k, v in optional.items() if v is not None})
+    states = {
+        mid: _SCHEDULE_STATES.get(message_states[mid], "IN_PROGRESS")
+        for mid in row["last_message_ids"]
+        if mid in message_states
+    }
+    if states:
+        doc["lastScheduleStates"] = states
+    return doc
+
+
+def _parse_cron(expression: str) -> CronSchedule:
+    try:
+        return parse_cron(expression)
+    except CronError as exc:
+        raise ApiError(400, str(exc)) from exc
+
+
+class Scheduler:
+    """Fires due schedules: one daemon thread that sleeps until the next firing is due.
+
+    It never sleeps more than `SCHEDULER_MAX_SLEEP`, so a schedule created through another emulator
+    process on the same database is picked up too. Each firing inserts its message in the
+    transaction that moves the schedule on, then wakes the delivery worker.
+    """
+
+    def __init__(
+        self, store: db.QStashStore, clock: CronClock, duplicates: Callable[[], int], on_fired: Callable[[], None]
+    ) -> None:
+        self.clock = clock
+        self._store = store
+        self._duplicates = duplicates
+        self._on_fired = on_fired
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="qstash-emulator-scheduler", daemon=True)
+
+    def start(self) -> None:
+        """Align the stored next firings with this process's cron clock, then start firing."""
+        self._store.reschedule(time.time(), self._next_from_now)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def next_time(self, row: dict[str, Any], after: float) -> float:
+        """When the schedule `row` fires next after real time `after`, on this process's cron clock."""
+        return self.clock.next_fire(parse_cron(row["cron"]), after)
+
+    def set_speed(self, seconds_per_minute: float) -> None:
+        """Make `seconds_per_minute` real seconds one cron minute and move every pending firing accordingly."""
+        self.clock.set_speed(seconds_per_minute)
+        self._store.reschedule(time.time(), self._next_from_now)
+        self.wake()
+
+    def fire_due(self) -> int:
+        """Publish one message for every schedule that is due; returns how many were published."""
+        now = time.time()
+        fired = 0
+        with self._store.transaction() as conn:
+            for row in db.lock_due_schedules(conn, now, SCHEDULE_BATCH):
+                changes: dict[str, Any] = {"last_schedule_time": now, "updated_at": now}
+                try:
+                    message, dedup_key = schedule_message(row, now, self._duplicates())
+                    message_id, _ = db.insert_new_message(conn, message, dedup_key, DEDUP_WINDOW_SECONDS, now)
+                    changes.update(last_message_ids=[message_id], error=None)
+                    fired += 1
+                except ApiError as exc:
+                    changes["error"] = exc.message
+                try:
+                    changes["next_schedule_time"] = self.next_time(row, now)
+                except CronError as exc:
+                    changes.update(next_schedule_time=None, error=str(exc))
+                db.update_schedule(conn, row["id"], **changes)
+        return fired
+
+    def _next_from_now(self, row: dict[str, Any]) -> float:
+        return self.next_time(row, time.time())
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.clear()
+            try:
+                if self.fire_due():
+                    self._on_fired()
+                due = self._store.next_schedule_due()
+                pause = SCHEDULER_MAX_SLEEP if due is None else due - time.time()
+            except Exception:
+                logger.exception("QStash emulator scheduler iteration failed")
+                pause = SCHEDULER_MAX_SLEEP
+            self._wake.wait(min(SCHEDULER_MAX_SLEEP, max(0.005, pause)))
+
+
 # --- the emulator handle and HTTP API ------------------------------------------------------------
 
 
 class QStashEmulator:
-    """What `app.extensions["qstash_emulator"]` holds: the store, the worker and test controls."""
+    """What `app.extensions["qstash_emulator"]` holds: the store, the worker, the scheduler and test controls."""
 
     def __init__(self, config: EmulatorConfig, store: db.QStashStore, worker: DeliveryWorker) -> None:
         self.config = config
         self.store = store
         self.worker = worker
+        self.scheduler = Scheduler(store, CronClock(config.qstash_cron_seconds), lambda: self.duplicates, worker.wake)
         self._duplicates = 1
         self._lock = threading.Lock()
 
@@ -876,8 +1100,14 @@ class QStashEmulator:
         with self._lock:
             self._duplicates = times
 
+    def start(self) -> None:
+        """Start delivering messages and firing schedules."""
+        self.worker.start()
+        self.scheduler.start()
+
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop the delivery worker; pending messages stay in Postgres for the next emulator."""
+        """Stop the scheduler and the delivery worker; pending messages and schedules stay in Postgres."""
+        self.scheduler.stop(timeout)
         self.worker.stop(timeout)
         self.store.close()
 
@@ -904,11 +1134,38 @@ class QStashEmulator:
             self.worker.wake()
         return (202 if deduplicated else 201), {"messageId": message_id, "deduplicated": deduplicated}
 
+    def create_schedule(
+        self, destination: str, headers: Headers, body: bytes, caller_ip: str | None
+    ) -> tuple[bool, str]:
+        """Create or update (same `Upstash-Schedule-Id`) a schedule; returns (created, schedule id)."""
+        schedule = build_schedule(destination, headers, body, caller_ip, time.time(), self.scheduler.clock)
+        created = self.store.upsert_schedule(schedule)
+        self.scheduler.wake()
+        return created, schedule["id"]
+
+    def schedule_documents(self, schedule_id: str | None = None) -> list[dict[str, Any]]:
+        """Every schedule (or the one with `schedule_id`) as the schedules API returns them."""
+        if schedule_id is None:
+            rows = self.store.list_schedules()
+        else:
+            row = self.store.get_schedule(schedule_id)
+            rows = [row] if row else []
+        states = self.store.message_states([mid for row in rows for mid in row["last_message_ids"]])
+        return [schedule_document(row, states) for row in rows]
+
+    def resume_schedule(self, schedule_id: str) -> bool:
+        """Let a paused schedule fire again from its next cron time; False if there is no such schedule."""
+        resumed = self.store.resume_schedule(
+            schedule_id, time.time(), lambda row: self.scheduler.next_time(row, time.time())
+        )
+        self.scheduler.wake()
+        return resumed
+
 
 def create_app(config: EmulatorConfig) -> flask.Flask:
-    """The QStash v2 API as a Flask app served at its root; starts the delivery worker.
+    """The QStash v2 API as a Flask app served at its root; starts the delivery worker and the scheduler.
 
-    Creates the `qstash_emulator` schema if absent. Stop the worker with
+    Creates the `qstash_emulator` schema if absent. Stop both with
     `app.extensions["qstash_emulator"].stop()`.
     """
     store = db.QStashStore(config.database_url)
@@ -920,8 +1177,9 @@ def create_app(config: EmulatorConfig) -> flask.Flask:
     _register_handlers(app, config)
     _register_publish_routes(app, emulator)
     _register_management_routes(app, emulator)
+    _register_schedule_routes(app, emulator)
     _register_emulator_routes(app, emulator)
-    emulator.worker.start()
+    emulator.start()
     return app
 
 
@@ -1126,6 +1384,48 @@ def _register_management_routes(app: flask.Flask, emulator: QStashEmulator) -> N
         raise ApiError(400, "the emulator's signing keys come from its configuration and cannot be rotated")
 
 
+def _register_schedule_routes(app: flask.Flask, emulator: QStashEmulator) -> None:
+    store = emulator.store
+
+    @app.post("/v2/schedules/<path:destination>")
+    def create_schedule(destination: str) -> flask.Response:
+        request = flask.request
+        target = raw_destination(request.environ, "/v2/schedules/")
+        created, schedule_id = emulator.create_schedule(
+            target, Headers(request.headers), request.get_data(), request.remote_addr
+        )
+        return _json({"scheduleId": schedule_id}, 201 if created else 200)
+
+    @app.get("/v2/schedules")
+    def list_schedules() -> flask.Response:
+        return _json(emulator.schedule_documents())
+
+    @app.get("/v2/schedules/<schedule_id>")
+    def get_schedule(schedule_id: str) -> flask.Response:
+        found = emulator.schedule_documents(schedule_id)
+        if not found:
+            raise ApiError(404, f"schedule {schedule_id} not found")
+        return _json(found[0])
+
+    @app.delete("/v2/schedules/<schedule_id>")
+    def delete_schedule(schedule_id: str) -> flask.Response:
+        if not store.delete_schedule(schedule_id):
+            raise ApiError(404, f"schedule {schedule_id} not found")
+        return flask.Response(status=200)
+
+    @app.route("/v2/schedules/<schedule_id>/pause", methods=["PATCH", "POST"])
+    def pause_schedule(schedule_id: str) -> flask.Response:
+        if not store.pause_schedule(schedule_id, time.time()):
+            raise ApiError(404, f"schedule {schedule_id} not found")
+        return flask.Response(status=200)
+
+    @app.route("/v2/schedules/<schedule_id>/resume", methods=["PATCH", "POST"])
+    def resume_schedule(schedule_id: str) -> flask.Response:
+        if not emulator.resume_schedule(schedule_id):
+            raise ApiError(404, f"schedule {schedule_id} not found")
+        return flask.Response(status=200)
+
+
 def _register_emulator_routes(app: flask.Flask, emulator: QStashEmulator) -> None:
     @app.get("/_emulator/messages")
     def all_messages() -> flask.Response:
@@ -1143,3 +1443,16 @@ def _register_emulator_routes(app: flask.Flask, emulator: QStashEmulator) -> Non
             raise ApiError(400, 'body must be {"times": <integer >= 1>}')
         emulator.duplicates = times
         return _json({"times": times})
+
+    @app.get("/_emulator/cron")
+    def get_cron_speed() -> flask.Response:
+        return _json({"seconds_per_minute": emulator.scheduler.clock.seconds_per_minute})
+
+    @app.post("/_emulator/cron")
+    def set_cron_speed() -> flask.Response:
+        body = _json_body()
+        seconds = body.get("seconds_per_minute") if isinstance(body, dict) else None
+        if not isinstance(seconds, int | float) or isinstance(seconds, bool) or not 0 < seconds < math.inf:
+            raise ApiError(400, 'body must be {"seconds_per_minute": <number > 0>}')
+        emulator.scheduler.set_speed(float(seconds))
+        return _json({"seconds_per_minute": emulator.scheduler.clock.seconds_per_minute})

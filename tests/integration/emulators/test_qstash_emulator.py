@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import httpx
 import jwt
@@ -21,6 +22,7 @@ import psycopg
 import pytest
 from qstash import QStash, Receiver
 from qstash.errors import QStashError, SignatureError
+from qstash.schedule import ScheduleState
 from werkzeug.exceptions import NotFound
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.wrappers import Request, Response
@@ -31,7 +33,14 @@ from infra.local.emulators.config import (
     DEV_QSTASH_TOKEN,
     EmulatorConfig,
 )
-from infra.local.emulators.qstash import QStashEmulator, create_app, evaluate_retry_delay
+from infra.local.emulators.qstash import (
+    CronClock,
+    CronError,
+    QStashEmulator,
+    create_app,
+    evaluate_retry_delay,
+    parse_cron,
+)
 from infra.local.serve import RunningServer, serve_in_thread
 
 VERIFIER = Receiver(current_signing_key=DEV_QSTASH_CURRENT_SIGNING_KEY, next_signing_key=DEV_QSTASH_NEXT_SIGNING_KEY)
@@ -135,8 +144,13 @@ class RunningEmulator:
         self.handle.stop()
 
 
-def start_emulator(database_url: str) -> RunningEmulator:
-    config = EmulatorConfig(database_url=database_url, qstash_backoff_scale=0.001, qstash_poll_interval=0.02)
+def start_emulator(database_url: str, cron_seconds: float = 60.0) -> RunningEmulator:
+    config = EmulatorConfig(
+        database_url=database_url,
+        qstash_backoff_scale=0.001,
+        qstash_poll_interval=0.02,
+        qstash_cron_seconds=cron_seconds,
+    )
     app = create_app(config)
     mounted = DispatcherMiddleware(NotFound(), {"/qstash": app})
     return RunningEmulator(serve_in_thread(mounted), app.extensions["qstash_emulator"])
@@ -545,3 +559,229 @@ def test_retry_delay_expressions(expression: str, retried: int, expected: float)
 def test_retry_delay_expressions_are_sandboxed(expression: str) -> None:
     with pytest.raises(ValueError):
         evaluate_retry_delay(expression, 0)
+
+
+# --- schedules -----------------------------------------------------------------------------------
+
+
+def test_schedule_create_get_list_pause_resume_delete(client, emulator, receiver) -> None:
+    _, base = receiver
+    destination = f"{base}/sweep?kind=stale"
+    before = time.time()
+    schedule_id = client.schedule.create_json(
+        destination=destination,
+        cron="*/5 * * * *",
+        body={"sweep": True},
+        retries=2,
+        headers={"X-Origin": "cron"},
+        callback=f"{base}/cb",
+        failure_callback=f"{base}/failed",
+        delay=30,
+        timeout="20s",
+        label="sweeper",
+    )
+    assert schedule_id.startswith("scd_")
+    schedule = client.schedule.get(schedule_id)
+    assert schedule.destination == destination and schedule.cron == "*/5 * * * *"
+    assert schedule.method == "POST" and schedule.retries == 2 and not schedule.paused
+    assert schedule.body == '{"sweep": true}'
+    assert schedule.headers == {"Content-Type": ["application/json"], "X-Origin": ["cron"]}
+    assert schedule.callback == f"{base}/cb" and schedule.failure_callback == f"{base}/failed"
+    assert schedule.delay == 30 and schedule.timeout == 20 and schedule.label == "sweeper"
+    assert before * 1000 - 1 <= schedule.created_at <= time.time() * 1000
+    assert schedule.last_schedule_time is None and schedule.last_schedule_states is None
+    next_fire = datetime.fromtimestamp(schedule.next_schedule_time / 1000, UTC)
+    assert next_fire.minute % 5 == 0 and next_fire.second == 0 and next_fire.timestamp() > before
+
+    upserted = client.schedule.create(
+        destination=f"{base}/sweep", cron="0 3 * * *", schedule_id="muse-sweeper", queue="sweeps", body="v1"
+    )
+    assert upserted == "muse-sweeper"
+    assert client.schedule.create(destination=f"{base}/sweep", cron="30 4 * * *", schedule_id="muse-sweeper") == (
+        "muse-sweeper"
+    )
+    updated = client.schedule.get("muse-sweeper")
+    assert updated.cron == "30 4 * * *" and updated.queue is None and updated.body == ""
+    assert sorted(s.schedule_id for s in client.schedule.list()) == sorted([schedule_id, "muse-sweeper"])
+
+    client.schedule.pause(schedule_id)
+    paused = client.schedule.get(schedule_id)
+    assert paused.paused and paused.next_schedule_time is None
+    client.schedule.resume(schedule_id)
+    resumed = client.schedule.get(schedule_id)
+    assert not resumed.paused and resumed.next_schedule_time == schedule.next_schedule_time
+    for action in ("pause", "resume"):
+        response = httpx.post(f"{emulator.base_url}/v2/schedules/muse-sweeper/{action}", headers=auth())
+        assert response.status_code == 200
+        assert client.schedule.get("muse-sweeper").paused is (action == "pause")
+
+    client.schedule.delete(schedule_id)
+    with pytest.raises(QStashError, match="404"):
+        client.schedule.get(schedule_id)
+    with pytest.raises(QStashError, match="404"):
+        client.schedule.pause(schedule_id)
+    assert [s.schedule_id for s in client.schedule.list()] == ["muse-sweeper"]
+
+
+def test_bad_schedules_are_refused(client, receiver) -> None:
+    _, base = receiver
+    with pytest.raises(QStashError, match="Invalid cron expression"):
+        client.schedule.create(destination=f"{base}/x", cron="61 * * * *")
+    with pytest.raises(QStashError, match="Invalid cron expression empty spec string"):
+        client.schedule.create(destination=f"{base}/x", cron="")
+    with pytest.raises(QStashError, match="never fires"):
+        client.schedule.create(destination=f"{base}/x", cron="0 0 30 2 *")
+    with pytest.raises(QStashError, match="invalid scheme"):
+        client.schedule.create(destination="ftp://example.com/x", cron="* * * * *")
+    with pytest.raises(QStashError, match="Upstash-Retry-Delay"):
+        client.schedule.create(destination=f"{base}/x", cron="* * * * *", retry_delay="open('x')")
+    with pytest.raises(QStashError, match="Upstash-Schedule-Id"):
+        client.schedule.create(destination=f"{base}/x", cron="* * * * *", schedule_id="a b")
+    assert client.schedule.list() == []
+
+
+def test_schedule_fires_signed_messages_on_compressed_time(client, emulator, receiver) -> None:
+    app, base = receiver
+    destination = f"{base}/tick"
+    schedule_id = client.schedule.create_json(
+        destination=destination, cron="* * * * *", body={"sweep": 1}, retries=1, headers={"X-Origin": "cron"}
+    )
+    time.sleep(0.3)
+    assert app.at("/tick") == []
+    assert httpx.get(f"{emulator.base_url}/_emulator/cron").json() == {"seconds_per_minute": 60.0}
+    knob = httpx.post(f"{emulator.base_url}/_emulator/cron", json={"seconds_per_minute": 0.5})
+    assert knob.json() == {"seconds_per_minute": 0.5}
+    wait_for(lambda: len(app.at("/tick")) >= 3, timeout=10)
+    ticks = app.at("/tick")[:3]
+    for tick in ticks:
+        VERIFIER.verify(signature=tick.headers["Upstash-Signature"], body=tick.text, url=destination)
+        assert tick.headers["Upstash-Schedule-Id"] == schedule_id
+        assert tick.headers["X-Origin"] == "cron" and tick.headers["Content-Type"] == "application/json"
+        assert tick.body == b'{"sweep": 1}' and tick.headers["Upstash-Retried"] == "0"
+    assert len({t.headers["Upstash-Message-Id"] for t in ticks}) == 3
+    gaps = [b.started - a.started for a, b in zip(ticks, ticks[1:], strict=False)]
+    assert all(0.25 <= gap <= 1.5 for gap in gaps), gaps
+
+    client.schedule.pause(schedule_id)
+    assert emulator.handle.drain(5)
+    schedule = client.schedule.get(schedule_id)
+    last_id = app.at("/tick")[-1].headers["Upstash-Message-Id"]
+    assert schedule.last_schedule_states == {last_id: ScheduleState.SUCCESS}
+    assert schedule.last_schedule_time is not None and schedule.last_schedule_time <= time.time() * 1000
+    fired = len(app.at("/tick"))
+    time.sleep(1.2)
+    assert len(app.at("/tick")) == fired
+
+    logs = client.log.list(filter={"schedule_id": schedule_id}).logs
+    assert {log.message_id for log in logs} >= {t.headers["Upstash-Message-Id"] for t in ticks}
+    assert all(log.schedule_id == schedule_id for log in logs)
+    message = emulator_messages(emulator)[last_id]
+    assert message["scheduleId"] == schedule_id and message["maxRetries"] == 1
+
+
+def test_scheduled_message_retries_then_fails_into_dlq_with_its_schedule_id(client, emulator, receiver) -> None:
+    app, base = receiver
+    app.script("/broken", then=Reply(500, body=b"down"))
+    schedule_id = client.schedule.create(
+        destination=f"{base}/broken", cron="* * * * *", body="x", retries=1, failure_callback=f"{base}/failed"
+    )
+    httpx.post(f"{emulator.base_url}/_emulator/cron", json={"seconds_per_minute": 1})
+    wait_for(lambda: app.at("/failed"), timeout=10)
+    client.schedule.delete(schedule_id)
+    first = app.at("/broken")[0]
+    attempts = [d for d in app.at("/broken") if d.headers["Upstash-Message-Id"] == first.headers["Upstash-Message-Id"]]
+    assert [d.headers["Upstash-Retried"] for d in attempts] == ["0", "1"]
+    (failure,) = app.at("/failed")[:1]
+    VERIFIER.verify(signature=failure.headers["Upstash-Signature"], body=failure.text, url=f"{base}/failed")
+    payload = json.loads(failure.body)
+    assert payload["scheduleId"] == schedule_id and payload["status"] == 500 and payload["dlqId"]
+    dead = client.dlq.list(filter={"schedule_id": schedule_id}).messages
+    assert dead and all(d.schedule_id == schedule_id for d in dead)
+
+
+def test_schedules_survive_a_restart(database_url, receiver) -> None:
+    app, base = receiver
+    first = start_emulator(database_url)
+    try:
+        client = QStash(DEV_QSTASH_TOKEN, base_url=first.base_url, retry=False)
+        kept = client.schedule.create(destination=f"{base}/kept", cron="* * * * *", body="k")
+        paused = client.schedule.create(destination=f"{base}/paused", cron="* * * * *", body="p")
+        client.schedule.pause(paused)
+    finally:
+        first.stop()
+    assert app.deliveries == []
+    second = start_emulator(database_url, cron_seconds=0.5)
+    try:
+        client = QStash(DEV_QSTASH_TOKEN, base_url=second.base_url, retry=False)
+        assert {s.schedule_id: s.paused for s in client.schedule.list()} == {kept: False, paused: True}
+        wait_for(lambda: len(app.at("/kept")) >= 2, timeout=10)
+        tick = app.at("/kept")[0]
+        assert tick.headers["Upstash-Schedule-Id"] == kept
+        VERIFIER.verify(signature=tick.headers["Upstash-Signature"], body="k", url=f"{base}/kept")
+        client.schedule.delete(kept)
+        assert app.at("/paused") == []
+    finally:
+        second.stop()
+
+
+def test_two_emulators_fire_each_cron_minute_once(database_url, receiver) -> None:
+    app, base = receiver
+    emulators = [start_emulator(database_url, cron_seconds=0.5), start_emulator(database_url, cron_seconds=0.5)]
+    try:
+        client = QStash(DEV_QSTASH_TOKEN, base_url=emulators[0].base_url, retry=False)
+        schedule_id = client.schedule.create(destination=f"{base}/once", cron="* * * * *", body="o")
+        wait_for(lambda: len(app.at("/once")) >= 6, timeout=10)
+        client.schedule.delete(schedule_id)
+        assert all(e.handle.drain(5) for e in emulators)
+        starts = sorted(d.started for d in app.at("/once"))
+        assert min(b - a for a, b in zip(starts, starts[1:], strict=False)) > 0.2
+    finally:
+        for running in emulators:
+            running.stop()
+
+
+@pytest.mark.parametrize(
+    ("expression", "after", "expected"),
+    [
+        ("* * * * *", "2026-03-01T10:00:30", ["2026-03-01T10:01:00", "2026-03-01T10:02:00"]),
+        ("*/15 * * * *", "2026-03-01T10:07:00", ["2026-03-01T10:15:00", "2026-03-01T10:30:00"]),
+        ("0 9 * * MON-FRI", "2026-03-06T10:00:00", ["2026-03-09T09:00:00", "2026-03-10T09:00:00"]),
+        ("5/20 1,3 * * *", "2026-03-06T10:00:00", ["2026-03-07T01:05:00", "2026-03-07T01:25:00"]),
+        ("0 0 1,15 * 3", "2026-03-01T10:00:00", ["2026-03-04T00:00:00", "2026-03-11T00:00:00"]),
+        ("0 0 29 2 *", "2026-03-01T00:00:00", ["2028-02-29T00:00:00", "2032-02-29T00:00:00"]),
+        ("@hourly", "2026-03-01T10:59:59", ["2026-03-01T11:00:00", "2026-03-01T12:00:00"]),
+        ("0 12 * JAN-MAR 7", "2026-03-28T00:00:00", ["2026-03-29T12:00:00", "2027-01-03T12:00:00"]),
+    ],
+)
+def test_cron_next_times(expression: str, after: str, expected: list[str]) -> None:
+    cron = parse_cron(expression)
+    instant = datetime.fromisoformat(after).replace(tzinfo=UTC).timestamp()
+    found = []
+    for _ in expected:
+        instant = cron.next_after(instant)
+        found.append(datetime.fromtimestamp(instant, UTC).replace(tzinfo=None).isoformat())
+    assert found == expected
+
+
+def test_cron_time_zone_skips_the_dst_gap() -> None:
+    cron = parse_cron("CRON_TZ=America/New_York 30 2 * * *")
+    instant = datetime(2026, 3, 7, 12, tzinfo=UTC).timestamp()
+    firing = cron.next_after(instant)
+    assert datetime.fromtimestamp(firing, UTC) == datetime(2026, 3, 9, 6, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("expression", ["", "* * * *", "60 * * * *", "*/0 * * * *", "5-1 * * * *", "x * * * *"])
+def test_invalid_cron_expressions(expression: str) -> None:
+    with pytest.raises(CronError, match="Invalid cron expression"):
+        parse_cron(expression)
+
+
+def test_compressed_cron_clock_maps_minutes_to_seconds() -> None:
+    start = 1_800_000_000.0
+    clock = CronClock(2.0, now=start)
+    every_minute, every_five = parse_cron("* * * * *"), parse_cron("*/5 * * * *")
+    assert clock.next_fire(every_minute, start) == start + 2
+    assert clock.next_fire(every_minute, start + 2) == start + 4
+    assert clock.next_fire(every_five, start + 1) == start + 10
+    clock.set_speed(60.0, now=start)
+    assert clock.next_fire(every_minute, start + 1) == start + 60
