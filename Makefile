@@ -7,7 +7,7 @@ WORKSPACE ?= demo
 export PYTHONPATH := $(CURDIR)
 export XDG_RUNTIME_DIR ?= $(CURDIR)/.muse/run
 
-.PHONY: install dev demo token test unit integration e2e lint bench setup-db clean
+.PHONY: install dev demo token test unit integration e2e lint bench chaos setup-db clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,9 @@ bench: install  ## Step overhead vs bare graph.invoke, and cold starts.
 	$(BIN)/python -m infra.bench
 	$(BIN)/python -m infra.bench_memory
 	$(BIN)/python -m infra.bench_knowledge
+
+chaos: install  ## Campaigns through the local stack while processes are SIGKILLed; prints chaos_* lines.
+	$(BIN)/python -m infra.chaos
 
 setup-db: install  ## The deploy-time setup step against DATABASE_URL (checkpointer tables + migrations).
 	$(BIN)/python -m infra.setup_db

@@ -17,7 +17,7 @@ from pydantic_settings.exceptions import SettingsError
 from shared.errors import ConfigurationError
 
 FunctionName = Literal[
-    "api", "planner", "research", "content", "qa", "payments", "execution", "phonepe_webhook", "ingest"
+    "api", "planner", "research", "content", "qa", "payments", "execution", "phonepe_webhook", "ingest", "sweeper"
 ]
 """Every deployable function; each is its own Cloud Run service."""
 

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from infra.local.embedded import stop_unowned
 from infra.local.stack import REPO_ROOT
 from infra.roster import function_names
 
@@ -104,11 +105,16 @@ class EmulatorProcess:
         return env
 
     def stop(self) -> None:
-        self.proc.terminate()
+        """SIGTERM the stack (it stops its databases), SIGKILL it after 30 s, then stop what it left in the data dir."""
         try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        finally:
+            stop_unowned(self.data_dir)
 
 
 def clean_environ() -> dict[str, str]:
@@ -119,22 +125,25 @@ def clean_environ() -> dict[str, str]:
 
 
 def start_emulators(data_dir: Path, *, webhook_url: str, functions_url: str,
-                    backoff_scale: float = 0.05, cron_seconds: float = 60.0) -> EmulatorProcess:
+                    backoff_scale: float = 0.05, cron_seconds: float = 60.0,
+                    port: int | None = None) -> EmulatorProcess:
     """Start the emulators (and embedded Postgres/Redis) and wait until they serve.
 
-    `cron_seconds` real seconds make one cron minute of QStash schedules (60 = real time).
+    `cron_seconds` real seconds make one cron minute of QStash schedules (60 = real time). A `port`
+    restarts a stack where it served before (same data dir: nothing is lost).
     """
-    port = free_port()
+    port = port or free_port()
     log = (data_dir / "emulators.log").open("ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "infra.local.stack", "--emulators-only", "--port", str(port),
          "--data-dir", str(data_dir), "--webhook-url", webhook_url, "--functions-url", functions_url,
-         "--qstash-backoff-scale", str(backoff_scale), "--qstash-cron-seconds", str(cron_seconds), "--no-seed"],
+         "--qstash-backoff-scale", str(backoff_scale), "--qstash-cron-seconds", str(cron_seconds), "--no-seed",
+         "--exit-with-parent"],
         cwd=REPO_ROOT, env=clean_environ(), stdout=log, stderr=log)
     log.close()
     try:
         wait_for_port(port, proc=proc, timeout=120)
     except BaseException:
-        proc.kill()
+        EmulatorProcess(port=port, data_dir=data_dir, proc=proc).stop()
         raise
     return EmulatorProcess(port=port, data_dir=data_dir, proc=proc)

@@ -12,11 +12,14 @@ from typing import Any
 
 import httpx
 import pytest
+from qstash import QStash
 
 from infra.local.processes import FUNCTIONS, FunctionProcess, free_port, start_emulators
 from infra.local.seed import ensure_local_workspace
 from infra.local.stack import LocalSecrets
 from infra.local.token import mint
+from shared.runtime.sweeper import ensure_schedule
+from shared.settings import Settings
 
 
 @dataclass
@@ -96,7 +99,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     ports = {name: free_port() for name in FUNCTIONS}
     urls = {name: f"http://127.0.0.1:{port}/" for name, port in ports.items()}
     emulators = start_emulators(data_dir, webhook_url=urls["phonepe_webhook"],
-                                functions_url=f"http://127.0.0.1:{ports['api']}")
+                                functions_url=f"http://127.0.0.1:{ports['api']}", cron_seconds=5)
     try:
         env = emulators.function_env(
             urls, MUSE_LEASE_SECONDS="4", MUSE_BUSY_RETRY_AFTER_SECONDS="1", MUSE_QSTASH_RETRIES="12",
@@ -105,6 +108,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         try:
             for fn in functions.values():
                 fn.start()
+            settings = Settings(**env)  # type: ignore[arg-type]
+            ensure_schedule(settings, QStash(settings.qstash_token.get_secret_value(), base_url=settings.qstash_url))
             running = Stack(emulators_url=emulators.url, data_dir=data_dir, env=env, functions=functions,
                             local=LocalSecrets.load_or_create(data_dir), emulators=emulators.proc)
             yield running
