@@ -13,14 +13,21 @@ from qstash import QStash, Receiver
 from qstash.errors import QStashError, SignatureError
 
 from shared.errors import Unauthorized, UpstreamUnavailable
-from shared.runtime.messages import StepMessage
 from shared.settings import Settings
 
 
-class StepQueue(Protocol):
-    """Sends a step message to a function, at least once, deduplicated by the message's id."""
+class Deliverable(Protocol):
+    """A message a function receives through QStash: a pydantic model that names its own deduplication id."""
 
-    def publish(self, function: str, message: StepMessage, *, dedup_id: str | None = None,
+    def dedup_id(self) -> str: ...
+
+    def model_dump(self, *, mode: str = ..., exclude_none: bool = ...) -> dict[str, Any]: ...
+
+
+class StepQueue(Protocol):
+    """Sends a message to a function, at least once, deduplicated by the message's id."""
+
+    def publish(self, function: str, message: Deliverable, *, dedup_id: str | None = None,
                 not_before: datetime | None = None) -> str:
         """Publish (deduplicated by `dedup_id`, default the message's own) and return the provider's message id.
 
@@ -31,12 +38,16 @@ class StepQueue(Protocol):
 
 @dataclass
 class QStashStepQueue:
-    """`StepQueue` over the official `qstash` SDK (the cloud service or the local emulator)."""
+    """`StepQueue` over the official `qstash` SDK (the cloud service or the local emulator).
+
+    Messages of one campaign share a flow-control key with parallelism 1, so QStash itself delivers a
+    thread's messages one at a time.
+    """
 
     client: QStash
     settings: Settings
 
-    def publish(self, function: str, message: StepMessage, *, dedup_id: str | None = None,
+    def publish(self, function: str, message: Deliverable, *, dedup_id: str | None = None,
                 not_before: datetime | None = None) -> str:
         url = self.settings.function_url(function)
         options: dict[str, Any] = {
@@ -46,8 +57,9 @@ class QStashStepQueue:
             "retries": self.settings.qstash_retries,
             "failure_callback": url,
         }
-        if message.campaign_id is not None:
-            options["flow_control"] = {"key": f"campaign-{message.campaign_id}", "parallelism": 1}
+        campaign_id = getattr(message, "campaign_id", None)
+        if campaign_id is not None:
+            options["flow_control"] = {"key": f"campaign-{campaign_id}", "parallelism": 1}
         if not_before is not None:
             options["not_before"] = int(not_before.timestamp())
         try:

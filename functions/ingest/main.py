@@ -9,11 +9,9 @@ from functools import lru_cache
 
 import flask
 import functions_framework
-from qstash import Receiver
 
 from shared.http import qstash_response
-from shared.knowledge.service import KnowledgeService, StepReply, knowledge_service
-from shared.queue import qstash_receiver, verify_delivery
+from shared.knowledge.service import KnowledgeService, knowledge_service
 from shared.settings import get_settings
 
 
@@ -22,19 +20,9 @@ def _service() -> KnowledgeService:
     return knowledge_service(get_settings())
 
 
-@lru_cache(maxsize=1)
-def _receiver() -> Receiver:
-    return qstash_receiver(get_settings())
-
-
-def _handle(request: flask.Request) -> StepReply:
-    body = request.get_data()
-    verify_delivery(_receiver(), body=body, signature=request.headers.get("Upstash-Signature"),
-                    url=get_settings().function_url("ingest"))
-    return _service().handle_delivery(body)
-
-
 @functions_framework.http
 def ingest(request: flask.Request) -> flask.Response:
     """Run one ingest round (or acknowledge a duplicate); 401 without a valid QStash signature."""
-    return qstash_response(lambda: _handle(request))
+    return qstash_response(
+        lambda: _service().handle_delivery(request.get_data(), request.headers.get("Upstash-Signature"))
+    )

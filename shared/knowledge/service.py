@@ -8,9 +8,6 @@ round chaining the next through QStash, and marks it `ready`. Every round is ide
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import logging
 import re
 import uuid
@@ -21,8 +18,7 @@ from uuid import UUID
 
 from psycopg_pool import ConnectionPool
 from pydantic import ValidationError
-from qstash import QStash
-from qstash.errors import QStashError
+from qstash import Receiver
 
 from shared.auth import Principal
 from shared.db import knowledge as db
@@ -36,7 +32,6 @@ from shared.errors import (
     PermanentStepError,
     ThreadBusy,
     Unauthorized,
-    UpstreamUnavailable,
 )
 from shared.integrations.embeddings import embedder_from_settings
 from shared.integrations.storage import supabase_object_store
@@ -52,6 +47,8 @@ from shared.knowledge.models import (
     TextResource,
 )
 from shared.knowledge.text import ResourceKind, chunk_text, extract
+from shared.queue import StepQueue, qstash_queue, qstash_receiver
+from shared.runtime.delivery import FailureCallback, Reply, deliver
 from shared.settings import Settings
 
 log = logging.getLogger("muse.knowledge")
@@ -86,41 +83,6 @@ class PageExtractor(Protocol):
     """Fetches a web page as Markdown (Tavily extract)."""
 
     def extract(self, url: str) -> str: ...
-
-
-class IngestQueue(Protocol):
-    """Chains ingest rounds, at least once, deduplicated by `IngestMessage.dedup_id`."""
-
-    def publish(self, message: IngestMessage) -> str: ...
-
-
-@dataclass
-class QStashIngestQueue:
-    """`IngestQueue` over the official `qstash` SDK: delivers to the `ingest` function's URL."""
-
-    client: QStash
-    settings: Settings
-
-    def publish(self, message: IngestMessage) -> str:
-        url = self.settings.function_url("ingest")
-        try:
-            response = self.client.message.publish_json(
-                url=url, body=message.model_dump(mode="json"), deduplication_id=message.dedup_id(),
-                retries=self.settings.qstash_retries, failure_callback=url)
-        except QStashError as exc:
-            raise UpstreamUnavailable(f"QStash refused to publish to {url!r}: {exc}") from exc
-        except OSError as exc:
-            raise UpstreamUnavailable(f"QStash at {self.settings.qstash_url!r} is unreachable: {exc}") from exc
-        return response.message_id  # type: ignore[union-attr]
-
-
-@dataclass(frozen=True)
-class StepReply:
-    """What the ingest function answers QStash (the shape `shared.http.qstash_response` expects)."""
-
-    status: int
-    body: dict[str, Any]
-    headers: dict[str, str] | None = None
 
 
 def kind_of_upload(filename: str, content_type: str | None, declared: str | None) -> ResourceKind:
@@ -192,8 +154,9 @@ class KnowledgeService:
     pool: ConnectionPool
     knowledge: PgVectorKnowledge
     store: ObjectStore
-    queue: IngestQueue
+    queue: StepQueue
     pages: PageExtractor
+    receiver: Receiver
 
     # ------------------------------------------------------------------------------------------ submit
 
@@ -251,7 +214,7 @@ class KnowledgeService:
                                          kind=kind, source=source, tags=list(dict.fromkeys(tags)),
                                          storage_path=path, content_type=content_type,
                                          byte_size=None if data is None else len(data), created_by=principal.user_id)
-                self.queue.publish(IngestMessage(document_id=document_id, infer_title=title is None))
+                self.queue.publish("ingest", IngestMessage(document_id=document_id, infer_title=title is None))
         except BaseException:
             if path is not None:
                 self.store.remove([path])
@@ -287,19 +250,17 @@ class KnowledgeService:
 
     # ----------------------------------------------------------------------------------------- ingest
 
-    def handle_delivery(self, body: bytes) -> StepReply:
-        """One verified QStash delivery to the `ingest` function (a round, or QStash's failure callback)."""
-        try:
-            raw = json.loads(body)
-        except ValueError as exc:
-            raise PermanentStepError(f"Ingest message is not JSON: {exc}") from exc
-        if isinstance(raw, dict) and "sourceMessageId" in raw and "dlqId" in raw:
-            return self._on_failure_callback(raw)
+    def handle_delivery(self, body: bytes, signature: str | None) -> Reply:
+        """One QStash delivery to the `ingest` function (a round, or QStash's failure callback)."""
+        return deliver(self.receiver, url=self.settings.function_url("ingest"), body=body, signature=signature,
+                       on_message=self._on_round, on_failure=self._on_failure_callback)
+
+    def _on_round(self, raw: Any) -> Reply:
         try:
             message = IngestMessage.model_validate(raw)
         except ValidationError as exc:
             raise PermanentStepError(f"Invalid ingest message: {exc.errors(include_url=False)}") from exc
-        return StepReply(200, self.ingest(message))
+        return Reply(200, self.ingest(message))
 
     def ingest(self, message: IngestMessage) -> dict[str, Any]:
         """One round: extract and chunk (first time only), embed one batch, chain the next or mark ready."""
@@ -325,7 +286,7 @@ class KnowledgeService:
             log.warning("ingest of %s failed: %s", document_id, exc.message)
             return {"status": "failed", "error": exc.message}
         if remaining:
-            self.queue.publish(IngestMessage(document_id=document_id, round=message.round + 1))
+            self.queue.publish("ingest", IngestMessage(document_id=document_id, round=message.round + 1))
             return {"status": "processing", "embedded": embedded, "remaining": remaining}
         return {"status": "ready", "embedded": embedded, "remaining": 0}
 
@@ -361,18 +322,17 @@ class KnowledgeService:
                 db.mark_ready(conn, document_id)
         return len(rows), remaining
 
-    def _on_failure_callback(self, raw: dict[str, Any]) -> StepReply:
+    def _on_failure_callback(self, callback: FailureCallback) -> Reply:
         """QStash gave up on a round: the resource is marked failed with the last answer as the reason."""
         try:
-            source = IngestMessage.model_validate_json(base64.b64decode(raw.get("sourceBody") or ""))
-        except (ValueError, ValidationError, binascii.Error):
-            return StepReply(200, {"status": "ignored", "reason": "failure callback for an unknown message"})
-        answer = base64.b64decode(raw.get("body") or "").decode("utf-8", "replace")[:500]
-        reason = (f"Ingestion failed after {raw.get('retried', '?')} retries "
-                  f"(last answer HTTP {raw.get('status')}): {answer}")
+            source = IngestMessage.model_validate_json(callback.source())
+        except (ValueError, ValidationError):
+            return Reply(200, {"status": "ignored", "reason": "failure callback for an unknown message"})
+        reason = (f"Ingestion failed after {callback.retried if callback.retried is not None else '?'} retries "
+                  f"(last answer HTTP {callback.status}): {callback.answer()}")
         with as_service(self.pool) as conn:
             db.mark_failed(conn, source.document_id, reason)
-        return StepReply(200, {"status": "failed", "reason": reason})
+        return Reply(200, {"status": "failed", "reason": reason})
 
 
 class ResourceNotVisible(ThreadBusy):
@@ -397,6 +357,6 @@ def knowledge_service(settings: Settings, *, pool: ConnectionPool | None = None,
     """The knowledge service of this deployment, wired from settings."""
     pool = pool or create_pool(settings.database_url, max_size=settings.database_pool_max)
     knowledge = PgVectorKnowledge(pool=pool, embedder=embedder or embedder_from_settings(settings))
-    queue = QStashIngestQueue(QStash(settings.qstash_token.get_secret_value(), base_url=settings.qstash_url), settings)
     return KnowledgeService(settings=settings, pool=pool, knowledge=knowledge, store=supabase_object_store(settings),
-                            queue=queue, pages=tavily_page_extractor(settings))
+                            queue=qstash_queue(settings), pages=tavily_page_extractor(settings),
+                            receiver=qstash_receiver(settings))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict, deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -27,7 +28,6 @@ from shared.campaigns.schemas import (
 from shared.memory.extract import ExtractedFacts
 from shared.ports import Finding, Generated, ModelTier, Usage
 from shared.qa.judge import JudgeVerdict
-from shared.runtime.messages import StepMessage
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -82,6 +82,10 @@ class ScriptedModel:
         return Generated(value=value, usage=Usage(model=f"scripted-{tier}", prompt_tokens=len(prompt) // 4,
                                                   output_tokens=10))
 
+    def for_workspace(self, workspace_settings: Mapping[str, Any] | None) -> ScriptedModel:
+        """The same script whatever models a workspace names (the scripts are the test's, not the workspace's)."""
+        return self
+
 
 @dataclass
 class CannedSearch:
@@ -100,14 +104,21 @@ class CannedSearch:
 class RecordingQueue:
     """`StepQueue` that keeps published messages, deduplicating by id like QStash."""
 
-    published: list[tuple[str, StepMessage, int | None]] = field(default_factory=list)
+    published: list[tuple[str, Any, int | None]] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def publish(self, function: str, message: StepMessage, *, dedup_id: str | None = None,
+    def publish(self, function: str, message: Any, *, dedup_id: str | None = None,
                 not_before: datetime | None = None) -> str:
         key = dedup_id or message.dedup_id()
-        if key not in self.seen:
-            self.seen.add(key)
-            delay = None if not_before is None else max(1, round((not_before - datetime.now(UTC)).total_seconds()))
-            self.published.append((function, message, delay))
-        return f"msg_{len(self.published)}"
+        with self.lock:
+            if key not in self.seen:
+                self.seen.add(key)
+                delay = None if not_before is None else max(1, round((not_before - datetime.now(UTC)).total_seconds()))
+                self.published.append((function, message, delay))
+            return f"msg_{len(self.published)}"
+
+    @property
+    def messages(self) -> list[Any]:
+        """The published messages, in order."""
+        return [message for _, message, _ in self.published]

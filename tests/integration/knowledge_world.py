@@ -6,14 +6,14 @@ Used by the knowledge integration tests and the storage emulator's tests.
 from __future__ import annotations
 
 import json
-import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from psycopg_pool import ConnectionPool
 
 from infra.local.emulators.config import DEV_QSTASH_CURRENT_SIGNING_KEY, EmulatorConfig
+from infra.local.emulators.qstash import sign
 from infra.local.emulators.supabase_storage import LOCAL_SERVICE_ROLE_KEY
 from infra.local.serve import RunningServer
 from shared.auth import Principal
@@ -25,7 +25,9 @@ from shared.integrations.storage import supabase_object_store
 from shared.integrations.tavily_extract import tavily_page_extractor
 from shared.knowledge.models import IngestMessage, SearchQuery, TextResource
 from shared.knowledge.service import KnowledgeService
+from shared.queue import qstash_receiver
 from shared.settings import Settings
+from shared.testing.fakes import RecordingQueue
 
 E5 = LocalE5Embedder()
 EMULATORS = EmulatorConfig(database_url="")
@@ -56,22 +58,6 @@ def kb_settings(dsn: str, **overrides: str) -> Settings:
 
 
 @dataclass
-class RecordingIngestQueue:
-    """`IngestQueue` that keeps messages, deduplicating by id like QStash."""
-
-    messages: list[IngestMessage] = field(default_factory=list)
-    seen: set[str] = field(default_factory=set)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def publish(self, message: IngestMessage) -> str:
-        with self.lock:
-            if message.dedup_id() not in self.seen:
-                self.seen.add(message.dedup_id())
-                self.messages.append(message)
-        return f"msg_{len(self.messages)}"
-
-
-@dataclass
 class World:
     """A knowledge service over real Postgres, Storage and Tavily emulators, and a recording queue."""
 
@@ -79,7 +65,7 @@ class World:
     pool: ConnectionPool
     settings: Settings
     service: KnowledgeService
-    queue: RecordingIngestQueue
+    queue: RecordingQueue
     delivered: int = 0
 
     def principal(self) -> Principal:
@@ -92,9 +78,14 @@ class World:
         return Principal(user_id=uuid.UUID(user_id), claims=claims)
 
     def deliver(self, message: IngestMessage) -> dict[str, Any]:
-        reply = self.service.handle_delivery(json.dumps(message.model_dump(mode="json")).encode())
+        body = json.dumps(message.model_dump(mode="json")).encode()
+        reply = self.service.handle_delivery(body, self.signed(body))
         assert reply.status == 200
         return reply.body
+
+    def signed(self, body: bytes) -> str:
+        """The `Upstash-Signature` QStash would send with `body` to the ingest function."""
+        return sign(body, self.settings.function_url("ingest"), DEV_QSTASH_CURRENT_SIGNING_KEY)
 
     def pump(self, limit: int = 200) -> list[dict[str, Any]]:
         replies = []
@@ -118,8 +109,8 @@ class World:
 def build_world(dsn: str, pool: ConnectionPool, servers: dict[str, RunningServer], **env: str) -> World:
     settings = kb_settings(dsn, SUPABASE_URL=f"{servers['storage'].url}/supabase",
                            TAVILY_BASE_URL=servers["tavily"].url, **env)
-    queue = RecordingIngestQueue()
+    queue = RecordingQueue()
     service = KnowledgeService(settings=settings, pool=pool, knowledge=PgVectorKnowledge(pool=pool, embedder=E5),
                                store=supabase_object_store(settings), queue=queue,
-                               pages=tavily_page_extractor(settings))
+                               pages=tavily_page_extractor(settings), receiver=qstash_receiver(settings))
     return World(dsn=dsn, pool=pool, settings=settings, service=service, queue=queue)

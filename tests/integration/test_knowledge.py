@@ -202,8 +202,8 @@ class TestIngestion:
         assert raised.value.retryable and raised.value.http_status == 429
         app = flask.Flask("ingest-test")
         with app.app_context():
-            response = qstash_response(lambda: world.service.handle_delivery(
-                json.dumps(early.model_dump(mode="json")).encode()))
+            body = json.dumps(early.model_dump(mode="json")).encode()
+            response = qstash_response(lambda: world.service.handle_delivery(body, world.signed(body)))
         assert response.status_code == 429 and response.headers["Retry-After"] == "2"
 
     def test_failure_callback_marks_the_resource_failed(self, world: World) -> None:
@@ -213,7 +213,8 @@ class TestIngestion:
         callback = {"sourceMessageId": "msg_1", "dlqId": "dlq_1", "status": 503, "retried": 5,
                     "sourceBody": base64.b64encode(source).decode(),
                     "body": base64.b64encode(b"embedder down").decode()}
-        reply = world.service.handle_delivery(json.dumps(callback).encode())
+        body = json.dumps(callback).encode()
+        reply = world.service.handle_delivery(body, world.signed(body))
         assert reply.body["status"] == "failed"
         view = world.service.get(owner, accepted.id)
         assert view.status == "failed" and "after 5 retries (last answer HTTP 503): embedder down" in (view.error or "")
