@@ -31,12 +31,14 @@ from infra.local.serve import serve_in_thread
 from shared.db.knowledge import insert_document, mark_failed
 from shared.db.pool import connect, create_pool
 from shared.db.threads import ThreadRepository
-from shared.db.workspaces import PostgresWorkspaceStore, ensure_workspace
-from shared.deps import Deps
+from shared.db.workspaces import ensure_workspace
+from shared.deps import DepsOverrides
 from shared.queue import qstash_queue, qstash_receiver, verify_delivery
 from shared.runtime.checkpointer import create_checkpointer, strict_serializer
 from shared.runtime.messages import StepMessage
+from shared.runtime.outbox import Outbox
 from shared.runtime.step import StepRuntime
+from shared.runtime.wiring import build_deps
 from shared.settings import Settings
 from shared.testing.fakes import CannedSearch, ScriptedModel
 from shared.webhook_auth import expected_authorization
@@ -99,12 +101,12 @@ def bench_step_overhead(emulators: EmulatorProcess, *, steps: int = 150, warmup:
         plain_saver.supports_pipeline = False
         plain = graph.compile(checkpointer=plain_saver)
         fakes = CannedSearch()
-        deps = Deps(model=ScriptedModel(), web=fakes, knowledge=fakes, workspaces=PostgresWorkspaceStore(pool),
-                    artifacts=None)  # type: ignore[arg-type]
+        deps = build_deps(settings, pool, overrides=DepsOverrides(model=ScriptedModel(), web=fakes, knowledge=fakes))
         queue = qstash_queue(settings)
         receiver = qstash_receiver(settings)
         runtimes = {f: StepRuntime(function=f, settings=settings, graph=fenced, deps=deps,
-                                   threads=ThreadRepository(pool), queue=queue, receiver=receiver,
+                                   threads=ThreadRepository(pool), outbox=Outbox(pool=pool, queue=queue),
+                                   receiver=receiver,
                                    owners=BENCH_OWNERS) for f in ("planner", "research")}
         key = settings.qstash_current_signing_key.get_secret_value()
         with connect(settings.database_url) as conn:

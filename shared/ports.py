@@ -1,11 +1,13 @@
 """Protocols for everything a graph node reaches outside itself.
 
 Nodes see only these types (through `Deps`); the cloud implementations live in
-`shared.integrations` and `shared.db`, and unit tests plug in small in-memory ones.
+`shared.integrations` and `shared.db`, and tests replace the boundary ones (model, search, memory
+stores) with the fakes of `shared.testing` through `shared.deps.DepsOverrides`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
@@ -96,6 +98,14 @@ class StructuredModel(Protocol):
         ...
 
 
+class RoutableModel(StructuredModel, Protocol):
+    """A `StructuredModel` whose per-tier model cascades a workspace may override (`ModelRouter`)."""
+
+    def for_workspace(self, workspace_settings: Mapping[str, Any] | None) -> RoutableModel:
+        """This model with the workspace's `models` settings applied (itself when they name none)."""
+        ...
+
+
 @dataclass(frozen=True)
 class Finding:
     """One piece of research with its citation."""
@@ -149,6 +159,28 @@ class WorkspacePolicy:
     qa_max_revisions: int = 2
 
 
+@dataclass(frozen=True)
+class CampaignContext:
+    """Who a campaign is for and under which rules it runs; passed as run context, never global."""
+
+    workspace_id: str
+    user_id: str | None = None
+    brand: BrandKit = field(default_factory=BrandKit)
+    icps: list[str] = field(default_factory=list)
+    """Ideal customer profiles / personas from the brand kit."""
+    past_successes: list[str] = field(default_factory=list)
+    """What worked before (episodic memory of this workspace)."""
+    preferences: dict[str, Any] = field(default_factory=dict)
+    """Workspace preferences (tone, channels, languages)."""
+    agent_performance: dict[str, Any] = field(default_factory=dict)
+    """Track record of specialist variants for this workspace."""
+    quality_thresholds: dict[str, float] = field(default_factory=dict)
+    budget_constraints: dict[str, Any] = field(default_factory=dict)
+    policy: WorkspacePolicy = field(default_factory=WorkspacePolicy)
+    settings: dict[str, Any] = field(default_factory=dict)
+    """The workspace's raw settings (model overrides per tier, self-correction config)."""
+
+
 class WorkspaceStore(Protocol):
     """Reads workspace configuration."""
 
@@ -160,8 +192,8 @@ class WorkspaceStore(Protocol):
         """The workspace's runtime rules (defaults if none were set)."""
         ...
 
-    def context(self, workspace_id: str, user_id: str | None = None) -> Any:
-        """The `CampaignContext` of a campaign of this workspace (brand, policy, preferences)."""
+    def context(self, workspace_id: str, user_id: str | None = None) -> CampaignContext:
+        """The context of a campaign of this workspace (brand, policy, preferences)."""
         ...
 
 
@@ -236,13 +268,9 @@ class PlanMemory(Protocol):
 class Summarizer(Protocol):
     """Condenses findings of any length into cited key findings."""
 
-    def needed(self, findings: list[dict[str, Any]]) -> bool:
-        """Whether the findings are beyond one prompt (else the node condenses them in one call)."""
-        ...
-
     def summarize(self, findings: list[dict[str, Any]], *,
                   objective: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """(ResearchSummary as JSON, usage entries)."""
+        """(ResearchSummary as JSON, usage entries); every finding cites only ids of `findings`."""
         ...
 
 

@@ -1,30 +1,23 @@
-"""The typed context every node of a campaign sees, loaded once per step from the workspace."""
+"""Binding one step's campaign into the graph's run context."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import replace
 
-from shared.ports import BrandKit, WorkspacePolicy
+from shared.db.threads import Grant
+from shared.db.workspaces import campaign_context
+from shared.deps import Deps
 
 
-@dataclass(frozen=True)
-class CampaignContext:
-    """Who the campaign is for and under which rules it runs; passed as run context, never global."""
+def load_step_context(deps: Deps, grant: Grant) -> Deps:
+    """The instance's `deps` for the campaign of `grant`: its typed context and its workspace's models.
 
-    workspace_id: str
-    user_id: str | None = None
-    brand: BrandKit = field(default_factory=BrandKit)
-    icps: list[str] = field(default_factory=list)
-    """Ideal customer profiles / personas from the brand kit."""
-    past_successes: list[str] = field(default_factory=list)
-    """What worked before (episodic memory of this workspace)."""
-    preferences: dict[str, Any] = field(default_factory=dict)
-    """Workspace preferences (tone, channels, languages)."""
-    agent_performance: dict[str, Any] = field(default_factory=dict)
-    """Track record of specialist variants for this workspace."""
-    quality_thresholds: dict[str, float] = field(default_factory=dict)
-    budget_constraints: dict[str, Any] = field(default_factory=dict)
-    policy: WorkspacePolicy = field(default_factory=WorkspacePolicy)
-    settings: dict[str, Any] = field(default_factory=dict)
-    """The workspace's raw settings (model overrides per tier, self-correction config)."""
+    The context is built from what the lease already read (workspace settings and brand kit, no
+    extra round trip) plus the workspace's specialist track record; the model applies the
+    workspace's `models` overrides.
+    """
+    workspace_id = str(grant.workspace_id)
+    context = campaign_context(workspace_id, grant.workspace_settings, grant.brand_kit,
+                               user_id=str(grant.created_by) if grant.created_by else None)
+    context = replace(context, agent_performance=deps.plans.performance(workspace_id, grant.kind))
+    return replace(deps, campaign=context, model=deps.model.for_workspace(context.settings))

@@ -22,22 +22,18 @@ class MemoryPlans:
     """`PlanMemory` over the memory library (semantic similarity of past tasks, facts and episodes)."""
 
     router: TaskRouter
-    semantic: SemanticMemory | None = None
-    episodic: EpisodicMemory | None = None
-    extractor: FactExtractor | None = None
-    selector: SpecialistSelector | None = None
+    semantic: SemanticMemory
+    episodic: EpisodicMemory
+    selector: SpecialistSelector
+    extractor: FactExtractor
 
     def pick_variant(self, workspace_id: str, task_type: str, specialist: str, variants: list[str],
                      default: str) -> str:
         """The specialist variant with the best record here (the default without history)."""
-        if self.selector is None:
-            return default
         return self.selector.pick(workspace_id, task_type, specialist, variants, default).variant
 
     def performance(self, workspace_id: str, task_type: str) -> dict[str, Any]:
         """Track record of each specialist variant here: `{specialist: {variant: {runs, successes, score}}}`."""
-        if self.selector is None:
-            return {}
         out: dict[str, Any] = {}
         for stats in self.selector.performance(workspace_id, task_type):
             out.setdefault(stats.specialist, {})[stats.variant] = {
@@ -48,9 +44,8 @@ class MemoryPlans:
     def record_variant(self, workspace_id: str, task_type: str, specialist: str, variant: str, *, success: bool,
                        quality: float, run_key: str) -> None:
         """Count one run of a variant (once per `run_key`)."""
-        if self.selector is not None:
-            self.selector.record(workspace_id, task_type, specialist, variant, success=success, quality=quality,
-                                 run_key=run_key)
+        self.selector.record(workspace_id, task_type, specialist, variant, success=success, quality=quality,
+                             run_key=run_key)
 
     def lookup(self, workspace_id: str, task_type: str, description: str) -> ReusedPlan | None:
         decision = self.router.route(workspace_id, task_type, description)
@@ -60,30 +55,23 @@ class MemoryPlans:
 
     def recall(self, workspace_id: str, query: str, *, k: int = 5) -> list[str]:
         """Brand facts and past outcomes close to `query`, as short lines for a prompt."""
-        lines: list[str] = []
-        if self.semantic is not None:
-            lines += [f"Fact: {f.fact}" for f in self.semantic.recall(workspace_id, query, k)]
-        if self.episodic is not None:
-            lines += [f"Before: {e.text}" for e in self.episodic.recall(workspace_id, query, k, kinds=["outcome"])]
-        return lines
+        facts = [f"Fact: {f.fact}" for f in self.semantic.recall(workspace_id, query, k)]
+        return facts + [f"Before: {e.text}" for e in self.episodic.recall(workspace_id, query, k, kinds=["outcome"])]
 
     def remember(self, workspace_id: str, task_type: str, description: str, *, plan: dict[str, Any],
                  success: bool, quality: float, campaign_id: str) -> None:
         self.router.store_outcome(workspace_id, task_type=task_type, description=description,
                                   steps=list(plan.get("specialists") or []), success=success, quality=quality,
                                   plan=plan, campaign_id=campaign_id, key=campaign_id)
-        if self.episodic is not None:
-            outcome = (f"{description} — {'shipped' if success else 'failed'} on {', '.join(plan.get('channels', []))}"
-                       f" with QA score {quality:.2f}" + (f"; angles: {'; '.join(plan['angles'])}"
-                                                          if plan.get("angles") else ""))
-            self.episodic.record(workspace_id, "outcome", outcome, {"campaign_id": campaign_id, "plan": plan},
-                                 key=f"outcome:{campaign_id}")
+        outcome = (f"{description} — {'shipped' if success else 'failed'} on {', '.join(plan.get('channels', []))}"
+                   f" with QA score {quality:.2f}" + (f"; angles: {'; '.join(plan['angles'])}"
+                                                      if plan.get("angles") else ""))
+        self.episodic.record(workspace_id, "outcome", outcome, {"campaign_id": campaign_id, "plan": plan},
+                             key=f"outcome:{campaign_id}")
 
     def learn_from_artifacts(self, workspace_id: str, drafts: dict[str, dict[str, Any]], *,
                              campaign_id: str) -> list[dict[str, Any]]:
         """Learn brand facts from approved, published copy; returns the usage of the extraction calls."""
-        if self.semantic is None or self.extractor is None:
-            return []
         usage: list[dict[str, Any]] = []
         for key, content in drafts.items():
             extracted = self.extractor.from_artifact(content, channel=key.partition("#")[0])
@@ -96,7 +84,7 @@ class MemoryPlans:
     def learn_from_decision(self, workspace_id: str, *, kind: str, action: str, payload: dict[str, Any],
                             campaign_id: str, decision_id: str) -> list[dict[str, Any]]:
         """Learn brand facts from a human approval or edit (rejections teach through feedback instead)."""
-        if self.semantic is None or self.extractor is None or action not in ("approve", "edit"):
+        if action not in ("approve", "edit"):
             return []
         extracted = self.extractor.from_decision(kind=kind, action=action, payload=payload)
         if extracted.value.facts:
@@ -108,8 +96,6 @@ class MemoryPlans:
     def record_critiques(self, workspace_id: str, findings: list[dict[str, Any]], *, campaign_id: str,
                          iteration: int) -> None:
         """Keep QA critiques (7 days) so writers can avoid repeating them."""
-        if self.episodic is None:
-            return
         for i, finding in enumerate(findings[:20]):
             self.episodic.record(workspace_id, "critique", f"{finding['draft']}.{finding['field']}: "
                                  f"{finding['message']}", {"rule": finding.get("rule"), "campaign_id": campaign_id},

@@ -16,14 +16,14 @@ from typing import Any
 from langgraph.runtime import Runtime
 from langgraph.types import Send, interrupt
 
-from shared.campaigns import prompts, qa
+from shared.campaigns import prompts
 from shared.campaigns.festivals import festivals_between
+from shared.campaigns.prompts import as_json
 from shared.campaigns.schemas import (
     CHANNEL_SCHEMAS,
     ContentBrief,
     Plan,
     PlanReview,
-    ResearchSummary,
     Strategy,
 )
 from shared.campaigns.state import CampaignState, SpecialistTask
@@ -45,10 +45,6 @@ DISCLAIMER_FIELD = {"email": "body", "linkedin_post": "text", "instagram_caption
                     "landing_page": "body", "video_script": "script"}
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, indent=1, default=str)
-
-
 def _window(brief: dict[str, Any]) -> tuple[date, date]:
     start = date.fromisoformat(brief["start_date"]) if brief.get("start_date") else date.today()
     end = date.fromisoformat(brief["end_date"]) if brief.get("end_date") else start + timedelta(days=45)
@@ -60,15 +56,15 @@ def plan(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
     deps = runtime.context
     brief = state["brief"]
     description = f"{state['kind']}: {brief['title']}. {brief['objective']}"
-    reused = deps.plans.lookup(state["workspace_id"], state["kind"], description) if deps.plans else None
+    reused = deps.plans.lookup(state["workspace_id"], state["kind"], description)
     if reused is not None and not state.get("feedback"):
         planned = Plan.model_validate(reused.plan)
         change = {"action": "reuse", "reason": f"a similar past {state['kind']} succeeded with this plan "
                   f"(confidence {reused.confidence:.2f})", "source_task": reused.task_id}
         return {"plan": planned.model_dump(), "course_changes": [change], "reviews": 0,
                 "specialists_run": None, "findings": None, "tool_runs": None}
-    prompt = f"Kind: {state['kind']}\nBrief:\n{_json(brief)}"
-    remembered = deps.plans.recall(state["workspace_id"], description) if deps.plans else []
+    prompt = f"Kind: {state['kind']}\nBrief:\n{as_json(brief)}"
+    remembered = deps.plans.recall(state["workspace_id"], description)
     if remembered:
         prompt += "\nWhat this brand's memory says:\n- " + "\n- ".join(remembered)
     if state.get("feedback"):
@@ -97,11 +93,7 @@ def dispatch_specialists(state: CampaignState) -> list[Send] | str:
 
 def _search(deps: Deps, tool: str, arguments: dict[str, Any], task: SpecialistTask,
             runs: list[dict[str, Any]]) -> list[Finding]:
-    """Run a search tool through the validated tool belt (or the bare port when no belt is wired)."""
-    if deps.tools is None:
-        if tool == "web_search":
-            return deps.web.search(arguments["query"], max_results=arguments["max_results"])
-        return deps.knowledge.search(task["workspace_id"], arguments["query"], k=arguments["k"])
+    """Run a search tool through the validated tool belt, recording the run."""
     run = deps.tools.run(tool, arguments, ToolContext(workspace_id=task["workspace_id"], node="specialist"))
     runs.append(run.as_dict())
     if run.error is not None:
@@ -166,7 +158,7 @@ def review(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
     digest = [{"id": f["source_id"], "title": f["title"], "content": f["content"][:300]} for f in findings[:20]]
     out = runtime.context.model.generate(
         tier="fast", system=prompts.REVIEWER, schema=PlanReview,
-        prompt=f"Plan:\n{_json(plan_.model_dump())}\nFindings:\n{_json(digest)}")
+        prompt=f"Plan:\n{as_json(plan_.model_dump())}\nFindings:\n{as_json(digest)}")
     for change in out.value.changes:
         if change.action == "add" and change.specialist not in specialists:
             specialists.append(change.specialist)
@@ -185,28 +177,18 @@ def review(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
 
 def summarize(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
     """Condense all findings into cited key findings (fast tier, recursively when they are long)."""
-    findings = state.get("findings") or []
-    deps = runtime.context
-    if deps.summarizer is not None and deps.summarizer.needed(findings):
-        summary, usage = deps.summarizer.summarize(findings, objective=state["plan"]["objective"])
-        return {"research_summary": summary, "usage": usage}
-    sources = [{"id": f["source_id"], "title": f["title"], "content": f["content"][:1200]} for f in findings]
-    prompt = f"Objective: {state['plan']['objective']}\nSources:\n{_json(sources)}"
-    out = deps.model.generate(tier="fast", system=prompts.SUMMARIZER, prompt=prompt, schema=ResearchSummary)
-    known = {s["id"] for s in sources}
-    summary = out.value.model_dump()
-    for finding in summary["key_findings"]:
-        finding["source_ids"] = [s for s in finding["source_ids"] if s in known]
-    return {"research_summary": summary, "usage": usage_entries("summarize", out)}
+    summary, usage = runtime.context.summarizer.summarize(state.get("findings") or [],
+                                                          objective=state["plan"]["objective"])
+    return {"research_summary": summary, "usage": usage}
 
 
 def strategy(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
     """Choose positioning and an INR budget (strong tier)."""
-    prompt = (f"Brief:\n{_json(state['brief'])}\nPlan:\n{_json(state['plan'])}\n"
-              f"Research:\n{_json(state['research_summary'])}")
-    context = runtime.context.campaign
-    if context and context.budget_constraints:
-        prompt += f"\nBudget constraints:\n{_json(context.budget_constraints)}"
+    prompt = (f"Brief:\n{as_json(state['brief'])}\nPlan:\n{as_json(state['plan'])}\n"
+              f"Research:\n{as_json(state['research_summary'])}")
+    constraints = runtime.context.campaign.budget_constraints
+    if constraints:
+        prompt += f"\nBudget constraints:\n{as_json(constraints)}"
     if state.get("feedback"):
         prompt += "\nHuman feedback to address:\n- " + "\n- ".join(state["feedback"])
     out = runtime.context.model.generate(tier="strong", system=prompts.STRATEGIST, prompt=prompt, schema=Strategy)
@@ -231,12 +213,10 @@ def approve_strategy(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, 
         feedback = decision.get("feedback") or "Rejected without comment."
         return {"approval": "rejected", "feedback": [feedback],
                 "course_changes": [{"action": "replan", "reason": f"strategy rejected: {feedback}"}]}
-    learned: list[dict[str, Any]] = []
-    if runtime.context.plans is not None:
-        learned = runtime.context.plans.learn_from_decision(
-            state["workspace_id"], kind="strategy_approval", action=action,
-            payload={**proposed, **(decision.get("edits") or {})}, campaign_id=state["campaign_id"],
-            decision_id=str(decision.get("decision_id") or state["campaign_id"]))
+    learned = runtime.context.plans.learn_from_decision(
+        state["workspace_id"], kind="strategy_approval", action=action,
+        payload={**proposed, **(decision.get("edits") or {})}, campaign_id=state["campaign_id"],
+        decision_id=str(decision.get("decision_id") or state["campaign_id"]))
     if action == "edit":
         edited = Strategy.model_validate({**proposed, **(decision.get("edits") or {})})
         return {"approval": "approved", "strategy": edited.model_dump(), "usage": learned}
@@ -251,29 +231,25 @@ def after_approval(state: CampaignState) -> str:
 def brief(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
     """Tier 1: synthesize each channel's complete brief from canon, brand kit, research and strategy."""
     deps = runtime.context
-    kit = deps.campaign.brand if deps.campaign else None
+    kit = deps.campaign.brand
     briefs: dict[str, dict[str, Any]] = {}
     usage: list[dict[str, Any]] = []
     for channel in state["plan"]["channels"]:
-        canon = deps.canon.fetch(channel) if deps.canon else {}
-        prompt = (f"Channel: {channel}\nCanon for this content type:\n{_json(canon)}\n"
-                  f"Strategy:\n{_json(state['strategy'])}\nResearch:\n{_json(state.get('research_summary', {}))}\n"
-                  f"Angles:\n{_json(state['plan'].get('angles', []))}")
-        if kit is not None:
-            prompt += f"\nBrand voice: {', '.join(kit.voice)}"
-        facts = deps.plans.recall(state["workspace_id"], f"{channel} {state['strategy']['positioning']}", k=3) \
-            if deps.plans else []
+        canon = deps.canon.fetch(channel)
+        prompt = (f"Channel: {channel}\nCanon for this content type:\n{as_json(canon)}\n"
+                  f"Strategy:\n{as_json(state['strategy'])}\nResearch:\n{as_json(state.get('research_summary', {}))}\n"
+                  f"Angles:\n{as_json(state['plan'].get('angles', []))}\nBrand voice: {', '.join(kit.voice)}")
+        facts = deps.plans.recall(state["workspace_id"], f"{channel} {state['strategy']['positioning']}", k=3)
         if facts:
             prompt += "\nBrand memory:\n- " + "\n- ".join(facts)
         if state.get("feedback"):
             prompt += "\nHuman feedback:\n- " + "\n- ".join(state["feedback"])
         out = deps.model.generate(tier="strong", system=prompts.BRIEFER, prompt=prompt, schema=ContentBrief)
-        made = out.value.model_copy(update={"channel": channel})
-        if kit is not None:
-            avoid = [f"{term} (say {sub!r})" for term, sub in kit.banned_terms.items()]
-            must = [kit.required_disclaimers[channel]] if channel in kit.required_disclaimers else []
-            made = made.model_copy(update={"avoid": list(dict.fromkeys([*made.avoid, *avoid]))[:12],
-                                            "must_include": list(dict.fromkeys([*made.must_include, *must]))[:6]})
+        avoid = [f"{term} (say {sub!r})" for term, sub in kit.banned_terms.items()]
+        must = [kit.required_disclaimers[channel]] if channel in kit.required_disclaimers else []
+        made = out.value.model_copy(update={
+            "channel": channel, "avoid": list(dict.fromkeys([*out.value.avoid, *avoid]))[:12],
+            "must_include": list(dict.fromkeys([*out.value.must_include, *must]))[:6]})
         if canon.get("rules"):
             made = made.model_copy(update={"format_rules": list(canon["rules"])[:10]})
         briefs[channel] = made.model_dump()
@@ -309,14 +285,13 @@ def content(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
     On a QA revision only the failing fields of the failing drafts are rewritten.
     """
     deps = runtime.context
-    kit = deps.campaign.brand if deps.campaign else None
+    kit = deps.campaign.brand
     drafts = dict(state.get("drafts") or {})
     last_qa = state.get("qa") or {}
     revision = state.get("qa_revisions", 0) + (1 if last_qa else 0)
     variants = string.ascii_lowercase[: int(state["brief"].get("variants") or 1)]
-    style = state.get("writer_style") or (deps.plans.pick_variant(state["workspace_id"], state["kind"], "writer",
-                                                                   list(WRITER_STYLES), "concise")
-                                          if deps.plans else "concise")
+    style = state.get("writer_style") or deps.plans.pick_variant(state["workspace_id"], state["kind"], "writer",
+                                                                  list(WRITER_STYLES), "concise")
     usage: list[dict[str, Any]] = []
     rewrite: dict[str, dict[str, list[str]]] = {}
     for finding in last_qa.get("findings", []):
@@ -328,18 +303,18 @@ def content(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
                 continue
             schema = CHANNEL_SCHEMAS[channel]
             prompt = (f"Write {channel} copy from this brief alone.\nStyle: {WRITER_STYLES[style]}\n"
-                      f"Brief:\n{_json(state['briefs'][channel])}")
+                      f"Brief:\n{as_json(state['briefs'][channel])}")
             if variant != "a":
                 prompt += f"\nThis is variant {variant.upper()} of an A/B test: use a clearly different hook."
             if key in rewrite and key in drafts:
-                prompt += (f"\nCurrent copy:\n{_json(drafts[key])}\nRewrite ONLY these fields, fixing:\n"
-                           f"{_json(rewrite[key])}")
+                prompt += (f"\nCurrent copy:\n{as_json(drafts[key])}\nRewrite ONLY these fields, fixing:\n"
+                           f"{as_json(rewrite[key])}")
             out = deps.model.generate(tier="fast", system=prompts.WRITER, prompt=prompt, schema=schema)
             written = out.value.model_dump()
             if key in rewrite and key in drafts:
                 fields = {f.split("[")[0] for f in rewrite[key] if f != "*"} or set(written)
                 written = {**drafts[key], **{f: written[f] for f in fields if f in written}}
-            disclaimer = kit.required_disclaimers.get(channel) if kit else None
+            disclaimer = kit.required_disclaimers.get(channel)
             drafts[key] = schema.model_validate(with_disclaimer(channel, written, disclaimer)).model_dump()
             deps.artifacts.save_draft(campaign_id=state["campaign_id"], workspace_id=state["workspace_id"],
                                       channel=channel, variant=variant, content=drafts[key], usage=out.usage,
@@ -352,30 +327,23 @@ def qa_gate(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
     """Check the drafts against the brand kit; route to a targeted rewrite, to a human, or onwards."""
     deps = runtime.context
     context = deps.campaign
-    kit = context.brand if context else deps.workspaces.brand_kit(state["workspace_id"])
-    policy = context.policy if context else deps.workspaces.policy(state["workspace_id"])
     revisions = state.get("qa_revisions", 0)
     changes: list[dict[str, Any]] = []
-    usage: list[dict[str, Any]] = []
-    if deps.qa is not None:
-        previous = (state.get("qa") or {}).get("score")
-        result = deps.qa.review(state["drafts"], kit=kit, sources=state.get("findings") or [], iteration=revisions,
-                                previous_score=previous, settings=context.settings if context else None)
-        usage = result.pop("usage", [])
-        outcome = {"pass": "passed", "rewrite": "revise", "human": "human"}[result["decision"]]
-        if outcome == "revise" and revisions >= policy.qa_max_revisions:
-            outcome = "human"
-    else:
-        result = qa.review(state["drafts"], kit)
-        outcome = "passed" if result["passed"] else "revise" if revisions < policy.qa_max_revisions else "human"
+    result = deps.qa.review(state["drafts"], kit=context.brand, sources=state.get("findings") or [],
+                            iteration=revisions, previous_score=(state.get("qa") or {}).get("score"),
+                            settings=context.settings)
+    usage = result.pop("usage", [])
+    outcome = {"pass": "passed", "rewrite": "revise", "human": "human"}[result["decision"]]
+    if outcome == "revise" and revisions >= context.policy.qa_max_revisions:
+        outcome = "human"
     if outcome == "human":
         changes.append({"action": "escalate", "reason": result.get("reason")
                         or f"QA still failing after {revisions} revision(s) (score {result['score']})"})
-    if deps.plans is not None and state.get("writer_style"):
+    if state.get("writer_style"):
         deps.plans.record_variant(state["workspace_id"], state["kind"], "writer", state["writer_style"],
                                   success=outcome == "passed", quality=float(result["score"]),
                                   run_key=f"{state['campaign_id']}:{revisions}")
-    if outcome != "passed" and deps.plans is not None:
+    if outcome != "passed":
         deps.plans.record_critiques(state["workspace_id"], result["findings"], campaign_id=state["campaign_id"],
                                     iteration=revisions)
     return {"qa": result, "qa_outcome": outcome, "course_changes": changes, "usage": usage}
@@ -418,12 +386,9 @@ def execute(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
     for key in state["drafts"]:
         channel, _, variant = key.partition("#")
         deps.artifacts.publish(campaign_id=state["campaign_id"], channel=channel, variant=variant or "a")
-    usage: list[dict[str, Any]] = []
-    if deps.plans is not None:
-        description = f"{state['kind']}: {state['brief']['title']}. {state['brief']['objective']}"
-        deps.plans.remember(state["workspace_id"], state["kind"], description, plan=state["plan"],
-                            success=True, quality=float((state.get("qa") or {}).get("score", 1.0)),
-                            campaign_id=state["campaign_id"])
-        usage = deps.plans.learn_from_artifacts(state["workspace_id"], state["drafts"],
-                                                campaign_id=state["campaign_id"])
+    description = f"{state['kind']}: {state['brief']['title']}. {state['brief']['objective']}"
+    deps.plans.remember(state["workspace_id"], state["kind"], description, plan=state["plan"],
+                        success=True, quality=float((state.get("qa") or {}).get("score", 1.0)),
+                        campaign_id=state["campaign_id"])
+    usage = deps.plans.learn_from_artifacts(state["workspace_id"], state["drafts"], campaign_id=state["campaign_id"])
     return {"published": sorted(state["drafts"]), "usage": usage}

@@ -1,4 +1,7 @@
-"""Prompt text of the campaign graph's agents."""
+"""Prompt text of the campaign graph's agents, and how values are written into prompts."""
+
+import json
+from typing import Any
 
 PLANNER = (
     "You are Muse's campaign planner for an Indian brand. Turn the brief into a plan: objective, "
@@ -27,3 +30,8 @@ BRIEFER = (
     "points from the research (only claims the sources support), tone, what must be included and avoided, the "
     "call to action and the content type's format rules from the canon. A writer will see nothing but this brief."
 )
+
+
+def as_json(value: Any) -> str:
+    """`value` as compact indented JSON for a prompt (non-ASCII kept as is, dates and the like as strings)."""
+    return json.dumps(value, ensure_ascii=False, indent=1, default=str)

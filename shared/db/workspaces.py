@@ -8,8 +8,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from shared.brandkit import stored_kit_view
-from shared.campaigns.context import CampaignContext
-from shared.ports import BrandKit, WorkspacePolicy
+from shared.ports import BrandKit, CampaignContext, WorkspacePolicy
 
 _KIT = "SELECT kit FROM public.brand_kits WHERE workspace_id = %s"
 _CONTEXT = """

@@ -91,3 +91,19 @@ class SpecialistSelector(Protocol):
     def performance(self, workspace_id: str, task_type: str | None = None) -> list[VariantStats]:
         """Every variant's record (of `task_type`, if given), for the context's `agent_performance`."""
         ...
+
+
+class MemoryStores(Protocol):
+    """Every memory port of a deployment in one bundle (`shared.memory.pg.PgMemory`, or `FakeMemory` in tests)."""
+
+    @property
+    def semantic(self) -> SemanticMemory: ...
+
+    @property
+    def episodic(self) -> EpisodicMemory: ...
+
+    @property
+    def router(self) -> TaskRouter: ...
+
+    @property
+    def selector(self) -> SpecialistSelector: ...

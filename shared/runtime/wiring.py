@@ -17,7 +17,7 @@ from shared.db.payments import PaymentRepository
 from shared.db.pool import create_pool
 from shared.db.threads import ThreadRepository
 from shared.db.workspaces import PostgresWorkspaceStore
-from shared.deps import Deps
+from shared.deps import NO_CAMPAIGN, Deps, DepsOverrides
 from shared.integrations.cache import upstash_cache
 from shared.integrations.embeddings import embedder_from_settings
 from shared.integrations.gemini import structured_model
@@ -37,14 +37,19 @@ from shared.tools.catalog import ToolDeps, standard_belt
 from shared.tools.knowledge import PgKnowledgeFetch
 
 
-def build_deps(settings: Settings, pool: ConnectionPool) -> Deps:
-    """The graph's run context for this deployment (the per-campaign context is added at each step)."""
+def build_deps(settings: Settings, pool: ConnectionPool, *, overrides: DepsOverrides = DepsOverrides()) -> Deps:
+    """The graph's run context for this deployment; building it opens no connection and imports no vendor SDK.
+
+    Each step binds its campaign (`shared.campaigns.context.load_step_context`). `overrides` is the one
+    seam for tests: it replaces boundary pieces, and everything else is built here as in production.
+    """
     cache = upstash_cache(settings)
     embedder = embedder_from_settings(settings)
-    model = structured_model(settings)
-    memory = build_memory(pool, embedder)
-    web = tavily_search(settings, cache)
-    knowledge = PgVectorKnowledge(pool=pool, embedder=embedder)
+    model = overrides.model if overrides.model is not None else structured_model(settings)
+    web = overrides.web if overrides.web is not None else tavily_search(settings, cache)
+    knowledge = overrides.knowledge if overrides.knowledge is not None else PgVectorKnowledge(pool=pool,
+                                                                                             embedder=embedder)
+    memory = overrides.memory if overrides.memory is not None else build_memory(pool, embedder)
     canon = load_canon()
     return Deps(
         model=model,
@@ -53,12 +58,13 @@ def build_deps(settings: Settings, pool: ConnectionPool) -> Deps:
         workspaces=PostgresWorkspaceStore(pool),
         artifacts=PostgresArtifactStore(pool),
         plans=MemoryPlans(router=memory.router, semantic=memory.semantic, episodic=memory.episodic,
-                          extractor=FactExtractor(model), selector=memory.selector),
+                          selector=memory.selector, extractor=FactExtractor(model)),
+        summarizer=RecursiveSummarizer(model=model),
         canon=canon,
+        qa=LayeredGate(model=model if settings.qa_judge else None),
         tools=standard_belt(ToolDeps(web=web, knowledge=knowledge, documents=PgKnowledgeFetch(pool), model=model,
                                      canon=canon)),
-        qa=LayeredGate(model=model if settings.qa_judge else None),
-        summarizer=RecursiveSummarizer(model=model),
+        campaign=NO_CAMPAIGN,
     )
 
 

@@ -15,18 +15,19 @@ from shared.api.models import CreateCampaign
 from shared.api.service import Api
 from shared.auth import Principal
 from shared.campaigns.graph import STEP_FUNCTIONS, build_campaign_graph
-from shared.db.artifacts import PostgresArtifactStore
 from shared.db.payments import PaymentRepository
 from shared.db.pool import connect
 from shared.db.threads import ThreadRepository
-from shared.db.workspaces import PostgresWorkspaceStore, ensure_workspace
-from shared.deps import Deps
+from shared.db.workspaces import ensure_workspace
+from shared.deps import DepsOverrides
+from shared.memory.fakes import FakeMemory, fake_memory
 from shared.payments.confirmation import PaymentConfirmer
 from shared.queue import qstash_receiver
 from shared.runtime.checkpointer import create_checkpointer
 from shared.runtime.messages import PaymentEvent, StepMessage
 from shared.runtime.outbox import Outbox
 from shared.runtime.step import Reply, StepRuntime
+from shared.runtime.wiring import build_deps
 from shared.settings import Settings
 from shared.testing.fakes import CannedSearch, RecordingQueue, ScriptedModel
 from shared.testing.payments import FakePhonePe
@@ -69,14 +70,12 @@ class Harness:
     runtimes: dict[str, StepRuntime] = field(default_factory=dict)
     delivered: int = 0
     delivered_index: int = 0
-    plans: Any = None
-    qa: Any = None
-    canon: Any = None
+    memory: FakeMemory = field(default_factory=fake_memory)
+    """Where plan memory keeps what it learns (in memory, per harness)."""
 
     def __post_init__(self) -> None:
-        deps = Deps(model=self.model, web=self.search, knowledge=self.search,
-                    workspaces=PostgresWorkspaceStore(self.pool), artifacts=PostgresArtifactStore(self.pool),
-                    plans=self.plans, qa=self.qa, canon=self.canon)
+        deps = build_deps(self.settings, self.pool, overrides=DepsOverrides(
+            model=self.model, web=self.search, knowledge=self.search, memory=self.memory))
         graph = build_campaign_graph().compile(checkpointer=create_checkpointer(self.pool))
         self.outbox = Outbox(pool=self.pool, queue=self.queue)
         confirmer = PaymentConfirmer(payments=PaymentRepository(self.pool), phonepe=self.phonepe,  # type: ignore[arg-type]

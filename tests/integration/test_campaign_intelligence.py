@@ -3,26 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 
 import pytest
 from psycopg_pool import ConnectionPool
 
 from shared.api.models import Decision
-from shared.campaigns.gate import LayeredGate
-from shared.campaigns.memory import MemoryPlans
 from shared.campaigns.schemas import AdCopy, Plan, PlanReview
 from shared.db.pool import connect
-from shared.memory.fakes import fake_memory
 from shared.ports import Finding
-from shared.tools.canon import load_canon
 from tests.integration.harness import Harness, make_settings
 
 
 @pytest.fixture
 def harness(pool: ConnectionPool, migrated_dsn: str) -> Iterator[Harness]:
-    yield Harness(pool=pool, dsn=migrated_dsn, settings=make_settings(migrated_dsn), qa=LayeredGate(),
-                  canon=load_canon())
+    yield Harness(pool=pool, dsn=migrated_dsn, settings=make_settings(migrated_dsn))
 
 
 def _events(h: Harness, campaign_id: object, type_: str) -> list[dict]:
@@ -73,20 +67,14 @@ class TestReplanning:
                    for c in _events(harness, campaign_id, "plan.changed"))
 
 
-def test_a_proven_plan_is_reused_for_a_similar_task(pool: ConnectionPool, migrated_dsn: str) -> None:
-    memory = fake_memory()
-    h = Harness(pool=pool, dsn=migrated_dsn, settings=make_settings(migrated_dsn),
-                plans=MemoryPlans(router=memory.router, semantic=memory.semantic))
+def test_a_proven_plan_is_reused_for_a_similar_task(harness: Harness) -> None:
+    h = harness
     principal = h.workspace()
     first = h.create(principal, title="Diwali gifting push", objective="Sell gift boxes")
     h.pump()
     _approve(h, principal, first)
-    amount = h.row(first)["pending_decision"]["payload"]["amount_paise"]
-    from shared.runtime.messages import StepMessage
-
-    h.deliver("payments", StepMessage(kind="resume", campaign_id=first,
-                                      resume={"status": "paid", "amount_paise": amount}))
-    h.pump()
+    assert h.row(first)["status"] == "awaiting_payment"
+    h.pay(principal, first)
     assert h.row(first)["status"] == "completed"
     plans_before = len([c for c in h.model.calls if c[1] == "Plan"])
     second = h.create(principal, title="Diwali gifting push", objective="Sell gift boxes")
@@ -150,36 +138,25 @@ def test_writers_see_only_the_brief_and_variants_are_written(harness: Harness) -
     assert Plan.model_fields["specialists"]
 
 
-def test_adaptive_selection_picks_the_writer_variant_with_the_better_record(pool: ConnectionPool,
-                                                                           migrated_dsn: str) -> None:
-    memory = fake_memory()
-    plans = MemoryPlans(router=memory.router, semantic=memory.semantic, episodic=memory.episodic,
-                        selector=memory.selector)
-    h = Harness(pool=pool, dsn=migrated_dsn, settings=make_settings(migrated_dsn), plans=plans)
+def test_adaptive_selection_picks_the_writer_variant_with_the_better_record(harness: Harness) -> None:
+    h = harness
     principal = h.workspace()
-    ws = principal.requested_workspace
-    assert plans.pick_variant(ws, "campaign", "writer", ["concise", "storytelling"], "concise") == "concise"
+    ws = str(principal.requested_workspace)
     for i in range(4):
-        plans.record_variant(ws, "campaign", "writer", "storytelling", success=True, quality=0.95, run_key=f"s{i}")
-        plans.record_variant(ws, "campaign", "writer", "concise", success=False, quality=0.4, run_key=f"c{i}")
+        h.memory.selector.record(ws, "campaign", "writer", "storytelling", success=True, quality=0.95,
+                                 run_key=f"s{i}")
+        h.memory.selector.record(ws, "campaign", "writer", "concise", success=False, quality=0.4, run_key=f"c{i}")
     campaign_id = h.create(principal, channels=["ad"])
     h.pump()
     _approve(h, principal, campaign_id)
     prompts = [p for _, schema, p in h.model.calls if schema == "AdCopy"]
     assert prompts and "small human moment" in prompts[0]
-    stats = {s.variant: s.runs for s in memory.selector.performance(ws, "campaign")}
+    stats = {s.variant: s.runs for s in h.memory.selector.performance(ws, "campaign")}
     assert stats["storytelling"] == 5, stats
 
 
-def test_specialists_search_through_the_tool_belt(pool: ConnectionPool, migrated_dsn: str) -> None:
-    from shared.testing.fakes import CannedSearch, ScriptedModel
-    from shared.tools.catalog import ToolDeps, standard_belt
-
-    search, model = CannedSearch(), ScriptedModel()
-    belt = standard_belt(ToolDeps(web=search, knowledge=search, documents=None, model=model))  # type: ignore[arg-type]
-    h = Harness(pool=pool, dsn=migrated_dsn, settings=make_settings(migrated_dsn), model=model, search=search)
-    for runtime in h.runtimes.values():
-        runtime.deps = replace(runtime.deps, tools=belt)
+def test_specialists_search_through_the_tool_belt(harness: Harness) -> None:
+    h = harness
     campaign_id = h.create(h.workspace())
     h.pump()
     events = [e for e in _events(h, campaign_id, "step.completed") if e["node"] == "specialist"]

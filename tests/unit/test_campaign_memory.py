@@ -15,7 +15,7 @@ PLAN = {"objective": "Sell gift boxes", "audience": "Tea lovers", "channels": ["
 def _plans(model: ScriptedModel) -> MemoryPlans:
     memory = fake_memory()
     return MemoryPlans(router=memory.router, semantic=memory.semantic, episodic=memory.episodic,
-                       extractor=FactExtractor(model))
+                       selector=memory.selector, extractor=FactExtractor(model))
 
 
 def test_outcomes_and_facts_are_recalled_for_the_next_plan() -> None:
@@ -39,5 +39,5 @@ def test_rejections_teach_nothing_and_critiques_are_kept() -> None:
                                      decision_id="d") == []
     plans.record_critiques(WS, [{"draft": "ad", "field": "headline", "rule": "banned_terms",
                                  "message": "uses banned term 'cheap'"}], campaign_id="c", iteration=0)
-    [episode] = plans.episodic.recall(WS, "banned term cheap", 5, kinds=["critique"])  # type: ignore[union-attr]
+    [episode] = plans.episodic.recall(WS, "banned term cheap", 5, kinds=["critique"])
     assert "ad.headline" in episode.text
