@@ -16,11 +16,11 @@ from datetime import datetime
 from typing import Any, NamedTuple, Protocol, get_args
 from uuid import UUID
 
-from shared.api.models import CampaignStatus
 from shared.campaigns.schemas import CampaignKind
+from shared.domain import CampaignStatus
 from shared.errors import InvalidRequest
 
-CAMPAIGN_STATUSES: tuple[str, ...] = get_args(CampaignStatus)
+CAMPAIGN_STATUSES: tuple[str, ...] = tuple(status.value for status in CampaignStatus)
 CAMPAIGN_KINDS: tuple[str, ...] = get_args(CampaignKind)
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100

@@ -9,10 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.campaigns.schemas import Brief, CampaignKind
-
-CampaignStatus = Literal["queued", "running", "awaiting_decision", "awaiting_payment", "completed", "failed",
-                         "expired"]
-DecisionKind = Literal["strategy_approval", "qa_review", "payment"]
+from shared.domain import CampaignStatus, DecisionKind
 
 
 class CreateCampaign(BaseModel):

@@ -34,6 +34,7 @@ from shared.db import campaigns as db
 from shared.db import outbox as outbox_db
 from shared.db import payments as paydb
 from shared.db.pool import as_runtime, as_service, as_user
+from shared.domain import CampaignStatus
 from shared.errors import Conflict, InvalidRequest, NotFound, Unauthorized
 from shared.integrations.phonepe import OrderAlreadyExists, PhonePeClient
 from shared.payments.confirmation import reconcile_message
@@ -42,7 +43,6 @@ from shared.runtime.messages import StepMessage
 from shared.runtime.outbox import Outbox, item
 from shared.settings import Settings
 
-TERMINAL = {"completed", "failed", "expired"}
 STRATEGY_EDITABLE = {"positioning", "key_messages", "budget_inr", "budget_split"}
 
 
@@ -238,7 +238,7 @@ class Api:
                 cursor = r["id"]
                 data = {"type": r["type"], "data": r["data"], "at": r["created_at"].isoformat()}
                 yield f"id: {r['id']}\nevent: {r['type']}\ndata: {json.dumps(data, default=str)}\n\n"
-            if not rows and (status in TERMINAL or time.monotonic() > deadline):
+            if not rows and (CampaignStatus(status).terminal or time.monotonic() > deadline):
                 return
             if not rows:
                 time.sleep(0.25)
