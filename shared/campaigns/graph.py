@@ -6,10 +6,14 @@ checkpointer, so building it opens no connection.
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
+from typing import Any
+
 from langgraph.graph import END, START, StateGraph
 
-from shared.campaigns import nodes
-from shared.campaigns.state import CampaignState
+from shared.campaigns import nodes, routing
+from shared.campaigns.state import CampaignState, SpecialistTask
 from shared.deps import Deps
 
 NODE_OWNERS: dict[str, str] = {
@@ -26,39 +30,56 @@ NODE_OWNERS: dict[str, str] = {
     "await_payment": "payments",
     "execute": "execution",
 }
-"""Node → the step function that runs it. A step runs until the next node belongs to another function."""
+"""Node → the step function that runs it. A step runs until the next node belongs to another function.
+
+A function's nodes are the functions of the same name in `shared.campaigns.nodes.<function>`."""
 
 STEP_FUNCTIONS: tuple[str, ...] = tuple(dict.fromkeys(NODE_OWNERS.values()))
 
+_NODE_INPUTS: dict[str, type[Any]] = {"specialist": SpecialistTask}
+"""Nodes whose input is not the campaign state (a specialist receives its `Send` payload)."""
 
-def build_campaign_graph() -> StateGraph:
+
+def build_campaign_graph(function: str | None = None) -> StateGraph:
     """Plan → specialists (concurrent) ⇄ review → summarize → strategy → approval → brief (tier 1)
-    → content (tier 2) ⇄ QA → payment → execute."""
+    → content (tier 2) ⇄ QA → payment → execute.
+
+    Args:
+        function: The step function the graph runs in. Only that function's nodes are imported;
+            every other node is a placeholder that refuses to run (the engine always stops before
+            another function's node). None imports every node, for one process that runs them all.
+    """
+    if function is not None and function not in STEP_FUNCTIONS:
+        raise ValueError(f"Unknown step function {function!r}; the graph's functions are {list(STEP_FUNCTIONS)}.")
+    owned = {owner for owner in STEP_FUNCTIONS if function in (None, owner)}
+    modules = {owner: importlib.import_module(f"{nodes.__name__}.{owner}") for owner in owned}
     graph = StateGraph(CampaignState, context_schema=Deps)
-    graph.add_node("plan", nodes.plan)
-    graph.add_node("specialist", nodes.specialist)
-    graph.add_node("review", nodes.review)
-    graph.add_node("summarize", nodes.summarize)
-    graph.add_node("strategy", nodes.strategy)
-    graph.add_node("approve_strategy", nodes.approve_strategy)
-    graph.add_node("brief", nodes.brief)
-    graph.add_node("content", nodes.content)
-    graph.add_node("qa_gate", nodes.qa_gate)
-    graph.add_node("qa_review", nodes.qa_review)
-    graph.add_node("await_payment", nodes.await_payment)
-    graph.add_node("execute", nodes.execute)
+    for name, owner in NODE_OWNERS.items():
+        action = getattr(modules[owner], name) if owner in owned else _foreign(name, owner)
+        graph.add_node(name, action, input_schema=_NODE_INPUTS.get(name, CampaignState))
 
     graph.add_edge(START, "plan")
-    graph.add_conditional_edges("plan", nodes.dispatch_specialists, ["specialist", "summarize"])
+    graph.add_conditional_edges("plan", routing.dispatch_specialists, ["specialist", "summarize"])
     graph.add_edge("specialist", "review")
-    graph.add_conditional_edges("review", nodes.dispatch_specialists, ["specialist", "summarize"])
+    graph.add_conditional_edges("review", routing.dispatch_specialists, ["specialist", "summarize"])
     graph.add_edge("summarize", "strategy")
     graph.add_edge("strategy", "approve_strategy")
-    graph.add_conditional_edges("approve_strategy", nodes.after_approval, ["brief", "plan"])
+    graph.add_conditional_edges("approve_strategy", routing.after_approval, ["brief", "plan"])
     graph.add_edge("brief", "content")
     graph.add_edge("content", "qa_gate")
-    graph.add_conditional_edges("qa_gate", nodes.after_qa, ["await_payment", "content", "qa_review"])
-    graph.add_conditional_edges("qa_review", nodes.after_review, ["await_payment", "content"])
+    graph.add_conditional_edges("qa_gate", routing.after_qa, ["await_payment", "content", "qa_review"])
+    graph.add_conditional_edges("qa_review", routing.after_review, ["await_payment", "content"])
     graph.add_edge("await_payment", "execute")
     graph.add_edge("execute", END)
     return graph
+
+
+def _foreign(name: str, owner: str) -> Callable[[Any], dict[str, Any]]:
+    """A stand-in for another function's node, so this function never imports what that node needs."""
+
+    def foreign_node(state: Any) -> dict[str, Any]:
+        raise RuntimeError(f"Node {name!r} belongs to the {owner!r} function and cannot run here; "
+                           "a step stops before any node another function owns.")
+
+    foreign_node.__name__ = name
+    return foreign_node

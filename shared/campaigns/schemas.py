@@ -1,13 +1,51 @@
-"""Pydantic shapes of what the models produce and of a campaign brief."""
+"""Pydantic shapes of what the campaign graph's models produce and of a campaign brief.
+
+The copy of each channel is defined lower down, in `shared.channels`, so that the tool belt and the
+QA gate can use it; it is part of this module's surface too.
+"""
 
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Channel = Literal["email", "linkedin_post", "x_thread", "instagram_caption", "ad", "landing_page", "video_script"]
+from shared.channels import (
+    CHANNEL_SCHEMAS,
+    AdCopy,
+    Channel,
+    EmailCopy,
+    InstagramCaption,
+    LandingPage,
+    LinkedInPost,
+    VideoScript,
+    XThread,
+)
+
+__all__ = (
+    "CHANNEL_SCHEMAS",
+    "AdCopy",
+    "BudgetLine",
+    "Brief",
+    "CampaignKind",
+    "Channel",
+    "ContentBrief",
+    "EmailCopy",
+    "InstagramCaption",
+    "KeyFinding",
+    "LandingPage",
+    "LinkedInPost",
+    "Plan",
+    "PlanChange",
+    "PlanReview",
+    "ResearchSummary",
+    "Specialist",
+    "Strategy",
+    "VideoScript",
+    "XThread",
+)
+
 CampaignKind = Literal["campaign", "move"]
 Specialist = Literal["web_research", "knowledge_research", "competitor_scan", "audience_insights",
                      "festival_calendar"]
@@ -116,68 +154,3 @@ class Strategy(BaseModel):
     budget_inr: int = Field(ge=100, le=100_000_000)
     budget_split: list[BudgetLine] = Field(max_length=5)
     rationale: str
-
-
-class EmailCopy(BaseModel):
-    """An email."""
-
-    subject: str = Field(max_length=60)
-    preheader: str = Field(max_length=80)
-    body: str = Field(max_length=10_000)
-    cta: str = Field(max_length=30)
-
-
-class LinkedInPost(BaseModel):
-    """A LinkedIn post."""
-
-    text: str = Field(max_length=3000)
-
-
-class XThread(BaseModel):
-    """A thread on X: every post within 280 characters."""
-
-    posts: list[Annotated[str, Field(max_length=280)]] = Field(min_length=1, max_length=8)
-
-
-class InstagramCaption(BaseModel):
-    """An Instagram caption with hashtags."""
-
-    caption: str = Field(max_length=2200)
-    hashtags: list[Annotated[str, Field(max_length=100)]] = Field(max_length=30)
-
-
-class AdCopy(BaseModel):
-    """A search/social ad."""
-
-    headline: str = Field(max_length=30)
-    description: str = Field(max_length=90)
-
-
-class LandingPage(BaseModel):
-    """A landing page: hero headline and subheadline, Markdown sections, one call to action."""
-
-    headline: str = Field(max_length=70)
-    subheadline: str = Field(max_length=160)
-    body: str = Field(max_length=20_000)
-    """`## The problem`, `## How it works`, `## Proof` sections in Markdown."""
-    cta: str = Field(max_length=30)
-
-
-class VideoScript(BaseModel):
-    """A short video script: a three-second hook, scenes, and the closing call to action."""
-
-    hook: str = Field(max_length=150)
-    script: str = Field(max_length=10_000)
-    """Scenes in order: `SCENE n - Visual: … / VO: … / Text: …`."""
-    cta: str = Field(max_length=60)
-
-
-CHANNEL_SCHEMAS: dict[str, type[BaseModel]] = {
-    "email": EmailCopy,
-    "linkedin_post": LinkedInPost,
-    "x_thread": XThread,
-    "instagram_caption": InstagramCaption,
-    "ad": AdCopy,
-    "landing_page": LandingPage,
-    "video_script": VideoScript,
-}

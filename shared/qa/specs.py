@@ -1,7 +1,7 @@
 """What the QA gate knows about content types and languages: fields, platform limits, scripts.
 
 Limits are the platforms' own display or hard limits, stricter than the writer's schemas in
-`shared.campaigns.schemas` (those only bound what a model may return): a too-long field is a lint
+`shared.channels` (those only bound what a model may return): a too-long field is a lint
 finding with a fix, not a rejected request.
 """
 

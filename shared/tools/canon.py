@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.campaigns.schemas import CHANNEL_SCHEMAS
+from shared.channels import CHANNEL_SCHEMAS
 
 ContentType = Literal[
     "email", "ad", "landing_page", "video_script", "x_thread", "linkedin_post", "instagram_caption"

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.campaigns.schemas import CHANNEL_SCHEMAS, Channel
+from shared.channels import CHANNEL_SCHEMAS, Channel
 from shared.errors import NotFound
 from shared.models.routing import tier_for
 from shared.ports import Finding, KnowledgeSearch, StructuredModel, Usage, WebSearch

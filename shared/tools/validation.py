@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from shared.campaigns.schemas import CHANNEL_SCHEMAS
+from shared.channels import CHANNEL_SCHEMAS
 from shared.tools.canon import Canon
 
 Severity = Literal["error", "warning"]

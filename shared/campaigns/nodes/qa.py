@@ -1,0 +1,50 @@
+"""QA's nodes: the layered gate over the drafts, and the human review when it keeps failing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+from langgraph.types import interrupt
+
+from shared.campaigns.state import CampaignState
+from shared.deps import Deps
+
+
+def qa_gate(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
+    """Check the drafts against the brand kit; route to a targeted rewrite, to a human, or onwards."""
+    deps = runtime.context
+    context = deps.campaign
+    revisions = state.get("qa_revisions", 0)
+    changes: list[dict[str, Any]] = []
+    result = deps.qa.review(state["drafts"], kit=context.brand, sources=state.get("findings") or [],
+                            iteration=revisions, previous_score=(state.get("qa") or {}).get("score"),
+                            settings=context.settings)
+    usage = result.pop("usage", [])
+    outcome = {"pass": "passed", "rewrite": "revise", "human": "human"}[result["decision"]]
+    if outcome == "revise" and revisions >= context.policy.qa_max_revisions:
+        outcome = "human"
+    if outcome == "human":
+        changes.append({"action": "escalate", "reason": result.get("reason")
+                        or f"QA still failing after {revisions} revision(s) (score {result['score']})"})
+    if state.get("writer_style"):
+        deps.plans.record_variant(state["workspace_id"], state["kind"], "writer", state["writer_style"],
+                                  success=outcome == "passed", quality=float(result["score"]),
+                                  run_key=f"{state['campaign_id']}:{revisions}")
+    if outcome != "passed":
+        deps.plans.record_critiques(state["workspace_id"], result["findings"], campaign_id=state["campaign_id"],
+                                    iteration=revisions)
+    return {"qa": result, "qa_outcome": outcome, "course_changes": changes, "usage": usage}
+
+
+def qa_review(state: CampaignState) -> dict[str, Any]:
+    """QA failed past its limit: a human approves the copy as is, edits it, or sends it back."""
+    decision = interrupt({"kind": "qa_review", "qa": state["qa"], "drafts": state["drafts"]})
+    action = decision["action"]
+    if action == "reject":
+        feedback = decision.get("feedback") or "Rewrite the copy."
+        return {"qa_outcome": "revise", "qa": {}, "qa_revisions": 0, "feedback": [feedback]}
+    if action == "edit":
+        drafts = {**state["drafts"], **(decision.get("edits") or {})}
+        return {"qa_outcome": "passed", "drafts": drafts}
+    return {"qa_outcome": "passed"}

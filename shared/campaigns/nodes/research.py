@@ -1,0 +1,120 @@
+"""Research's nodes: the specialists (run concurrently), the review that re-plans from what they
+found, and the cited summary."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from shared.campaigns.festivals import festivals_between
+from shared.campaigns.prompts import REVIEWER, as_json
+from shared.campaigns.schemas import Plan, PlanReview
+from shared.campaigns.state import CampaignState, SpecialistTask
+from shared.deps import Deps
+from shared.errors import UpstreamUnavailable
+from shared.models.usage import usage_entries
+from shared.ports import Finding
+from shared.tools.belt import ToolContext
+
+MAX_REVIEWS = 2
+"""Reviews per plan; past this many the research goes on to the summary as it is."""
+LAUNCH_WORDS = ("launch", "launches", "launched", "unveil", "unveils", "debut", "rolls out", "introduces")
+
+
+def _window(brief: dict[str, Any]) -> tuple[date, date]:
+    start = date.fromisoformat(brief["start_date"]) if brief.get("start_date") else date.today()
+    end = date.fromisoformat(brief["end_date"]) if brief.get("end_date") else start + timedelta(days=45)
+    return start, end
+
+
+def _search(deps: Deps, tool: str, arguments: dict[str, Any], task: SpecialistTask,
+            runs: list[dict[str, Any]]) -> list[Finding]:
+    """Run a search tool through the validated tool belt, recording the run."""
+    run = deps.tools.run(tool, arguments, ToolContext(workspace_id=task["workspace_id"], node="specialist"))
+    runs.append(run.as_dict())
+    if run.error is not None:
+        if run.error.retryable:
+            raise UpstreamUnavailable(f"{tool} failed for {arguments['query']!r}: {run.error.message}")
+        return []
+    return [Finding(source_id=r.source_id, title=r.title, content=r.content, url=r.url, score=r.score)
+            for r in run.output.results]  # type: ignore[union-attr]
+
+
+def specialist(task: SpecialistTask, runtime: Runtime[Deps]) -> dict[str, Any]:
+    """One research specialist: web, knowledge base, competitors, audience or the festival calendar."""
+    deps = runtime.context
+    name = task["specialist"]
+    plan_ = task["plan"]
+    found: list[Finding] = []
+    runs: list[dict[str, Any]] = []
+    if name == "web_research":
+        for query in plan_["research_queries"]:
+            found += _search(deps, "web_search", {"query": query, "max_results": 3}, task, runs)
+    elif name == "knowledge_research":
+        for query in plan_["research_queries"]:
+            found += _search(deps, "knowledge_search", {"query": query, "k": 3}, task, runs)
+    elif name == "competitor_scan":
+        found += _search(deps, "web_search", {"query": f"competitor launch {plan_['objective']}"[:400],
+                                              "max_results": 4}, task, runs)
+    elif name == "audience_insights":
+        found += _search(deps, "knowledge_search", {"query": f"customers personas {plan_['audience']}"[:400],
+                                                    "k": 4}, task, runs)
+    elif name == "festival_calendar":
+        start, end = _window(task["brief"])
+        found += [Finding(source_id=f"festival:{day.isoformat()}", title=f"{title} ({day.isoformat()})",
+                          content=f"{title} falls on {day:%A %d %B %Y}, inside the campaign window.")
+                  for day, title in festivals_between(start, end)]
+    unique = {f.source_id: f.as_dict() | {"specialist": name} for f in found}
+    return {"findings": list(unique.values()), "specialists_run": [name], "tool_runs": runs}
+
+
+def review(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
+    """Re-plan from the research: add or drop specialists and angles, each change with its reason."""
+    plan_ = Plan.model_validate(state["plan"])
+    reviews = state.get("reviews", 0) + 1
+    if reviews > MAX_REVIEWS:
+        return {"reviews": reviews}
+    findings = state.get("findings") or []
+    changes: list[dict[str, Any]] = []
+    angles = list(plan_.angles)
+    specialists = list(plan_.specialists)
+    run = set(state.get("specialists_run") or [])
+    for f in findings:
+        text = f"{f['title']} {f['content']}".lower()
+        if f.get("specialist") != "competitor_scan" and any(w in text for w in LAUNCH_WORDS) \
+                and "competitor_scan" not in specialists:
+            specialists.append("competitor_scan")
+            changes.append({"action": "add", "specialist": "competitor_scan",
+                            "reason": f"research mentions a launch: {f['title']!r}"})
+        if f.get("specialist") == "festival_calendar":
+            angle = f"Festival: {f['title']}"
+            if angle not in angles:
+                angles.append(angle)
+                changes.append({"action": "angle", "angle": angle, "reason": f["content"]})
+    digest = [{"id": f["source_id"], "title": f["title"], "content": f["content"][:300]} for f in findings[:20]]
+    out = runtime.context.model.generate(
+        tier="fast", system=REVIEWER, schema=PlanReview,
+        prompt=f"Plan:\n{as_json(plan_.model_dump())}\nFindings:\n{as_json(digest)}")
+    for change in out.value.changes:
+        if change.action == "add" and change.specialist not in specialists:
+            specialists.append(change.specialist)
+            changes.append(change.model_dump())
+        elif change.action == "drop" and change.specialist in specialists and change.specialist not in run:
+            specialists.remove(change.specialist)
+            changes.append(change.model_dump())
+    for angle in out.value.angles:
+        if angle not in angles and len(angles) < 5:
+            angles.append(angle)
+            changes.append({"action": "angle", "angle": angle, "reason": "suggested by the research review"})
+    revised = plan_.model_copy(update={"specialists": specialists[:5], "angles": angles})
+    return {"plan": revised.model_dump(), "reviews": reviews, "course_changes": changes,
+            "usage": usage_entries("review", out)}
+
+
+def summarize(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
+    """Condense all findings into cited key findings (fast tier, recursively when they are long)."""
+    summary, usage = runtime.context.summarizer.summarize(state.get("findings") or [],
+                                                          objective=state["plan"]["objective"])
+    return {"research_summary": summary, "usage": usage}
