@@ -34,6 +34,10 @@ class Stack:
     emulators: subprocess.Popen[bytes]
     http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=30))
 
+    def env_url(self, function: str) -> str:
+        """The public URL of `function` (what QStash signs)."""
+        return self.functions[function].url
+
     @property
     def api(self) -> str:
         return f"http://127.0.0.1:{self.functions['api'].port}"

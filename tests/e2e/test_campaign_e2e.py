@@ -247,3 +247,30 @@ def test_bad_requests_get_clear_4xx_json(stack: Stack) -> None:
             "/api/v1/brand-kit", "/api/v1/qa/check"} <= set(spec["paths"])
     refs = {m.group(1) for m in re.finditer(r'"#/components/schemas/([^"]+)"', json.dumps(spec))}
     assert refs <= set(spec["components"]["schemas"]), refs - set(spec["components"]["schemas"])
+
+
+def test_the_sweeper_runs_on_its_schedule_and_publishes_what_a_crash_left(stack: Stack) -> None:
+    """The `muse-sweeper` QStash schedule reaches the sweeper function, which publishes a stranded outbox row."""
+    from qstash import QStash
+
+    from shared.runtime.sweeper import SCHEDULE_ID
+
+    auth = stack.new_workspace()
+    campaign_id = stack.create(auth, channels=["email"])
+    stack.wait_for(auth, campaign_id, "awaiting_decision")
+    pending = stack.campaign(auth, campaign_id)["pending_decision"]
+    message = {"version": 1, "kind": "resume", "campaign_id": campaign_id, "decision_id": pending["id"],
+               "resume": {"action": "approve", "source": "user", "decision_id": pending["id"]}}
+    stack.db("INSERT INTO public.decisions (id, campaign_id, workspace_id, kind, action, payload, source) "
+             "SELECT %s, id, workspace_id, 'strategy_approval', 'approve', %s, 'user' FROM public.campaigns "
+             "WHERE id = %s RETURNING id", pending["id"], json.dumps(message["resume"]), campaign_id)
+    stack.db("INSERT INTO public.step_outbox (campaign_id, function, message, dedup_id, created_at) "
+             "VALUES (%s, 'planner', %s, %s, now() - interval '1 minute') RETURNING id",
+             campaign_id, json.dumps(message), f"stranded-{campaign_id}")
+    stack.wait_for(auth, campaign_id, "awaiting_payment", timeout=60)
+    client = QStash(stack.env["QSTASH_TOKEN"], base_url=stack.env["QSTASH_URL"])
+    schedule = client.schedule.get(SCHEDULE_ID)
+    assert schedule.destination == stack.env_url("sweeper") and schedule.cron == "* * * * *"
+    assert "SUCCESS" in {state.value for state in (schedule.last_schedule_states or {}).values()}, schedule
+    [row] = stack.db("SELECT published_at FROM public.step_outbox WHERE dedup_id = %s", f"stranded-{campaign_id}")
+    assert row["published_at"] is not None
