@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from psycopg.types.json import Jsonb
-from psycopg_pool import ConnectionPool
 
+from shared.db.pool import Pool
 from shared.ports import Usage
 
 _UPSERT = """
@@ -18,16 +18,19 @@ SET content = EXCLUDED.content, model = EXCLUDED.model, usage = EXCLUDED.usage,
 WHERE artifacts.status = 'draft'
 """
 _PUBLISH = """
-UPDATE public.artifacts SET status = 'published', published_at = now(), updated_at = now()
-WHERE campaign_id = %s AND channel = %s AND variant = %s AND status = 'draft'
-RETURNING id
+UPDATE public.artifacts a SET status = 'published', published_at = now(), updated_at = now()
+WHERE a.campaign_id = %s AND a.channel = %s AND a.variant = %s AND a.status = 'draft'
+    AND EXISTS (SELECT 1 FROM public.campaigns c JOIN public.payments p ON p.campaign_id = c.id
+                WHERE c.id = a.campaign_id AND p.state = 'completed' AND p.amount_paise = c.amount_due_paise)
+RETURNING a.id
 """
+"""Publishing needs a completed payment of exactly the amount due: no code path can publish unpaid work."""
 
 
 class PostgresArtifactStore:
     """`ArtifactStore` over Postgres."""
 
-    def __init__(self, pool: ConnectionPool) -> None:
+    def __init__(self, pool: Pool) -> None:
         self.pool = pool
 
     def save_draft(self, *, campaign_id: str, workspace_id: str, channel: str, variant: str,

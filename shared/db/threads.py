@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from decimal import Decimal
+from typing import Any, TypedDict, cast
 from uuid import UUID
 
 from psycopg.types.json import Jsonb
-from psycopg_pool import ConnectionPool
 
 from shared.db import outbox
-from shared.db.pool import as_service
+from shared.db.pool import Conn, Pool, as_service
 from shared.domain import AppliedDecision, CampaignId, CampaignStatus, OutboxItem, OutboxRow, PendingDecision
 
 _ACQUIRE = """
@@ -88,7 +88,52 @@ _RECORD_DECISION = """
 INSERT INTO public.decisions (id, campaign_id, workspace_id, kind, action, payload, source, decided_by)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (id) DO NOTHING
+RETURNING id
 """
+
+
+class _GrantRow(TypedDict):
+    """A row of `_ACQUIRE`."""
+
+    id: UUID
+    workspace_id: UUID
+    created_by: UUID | None
+    kind: str
+    brief: dict[str, Any]
+    status: str
+    fence: int
+    pending_decision: PendingDecision | None
+    amount_due_paise: int | None
+    head: str | None
+    workspace_settings: dict[str, Any] | None
+    brand_kit: dict[str, Any] | None
+
+
+class _LeaseRow(TypedDict):
+    """A row of `_LEASE`."""
+
+    lease_owner: str | None
+    fence: int
+    remaining: Decimal
+
+
+class _ExpiredLeaseRow(TypedDict):
+    """A row of `_EXPIRED_LEASES`."""
+
+    id: UUID
+    fence: int
+    lease_message: dict[str, Any] | None
+
+
+class _StalledRow(TypedDict):
+    """A row of `_STALLED`."""
+
+    id: UUID
+    status: str
+    fence: int
+    pending_decision: PendingDecision | None
+    decided: dict[str, Any] | None
+    merchant_order_id: str | None
 
 
 @dataclass(frozen=True)
@@ -159,6 +204,10 @@ class LeaseLostAtFinish(Exception):
     """The fence moved on before the step's outcome could be written."""
 
 
+class DecisionRaced(Exception):
+    """A user answered the decision while a timeout was being applied to it; the user's answer wins."""
+
+
 class UnpaidCompletion(Exception):
     """A step tried to complete a campaign that has no completed payment of the amount due."""
 
@@ -166,7 +215,7 @@ class UnpaidCompletion(Exception):
 class ThreadRepository:
     """SQL for leases and step outcomes; runs with the service's privileges, always by campaign id."""
 
-    def __init__(self, pool: ConnectionPool) -> None:
+    def __init__(self, pool: Pool) -> None:
         self.pool = pool
 
     def acquire(self, campaign_id: UUID, *, owner: str, seconds: float, message: dict[str, Any]) -> Grant:
@@ -176,10 +225,11 @@ class ThreadRepository:
         holder dies.
         """
         with self.pool.connection() as conn:
-            row = conn.execute(_ACQUIRE, {"owner": owner, "seconds": seconds, "id": campaign_id,
-                                          "thread": str(campaign_id), "message": Jsonb(message)}).fetchone()
+            row = cast(_GrantRow | None, conn.execute(_ACQUIRE, {
+                "owner": owner, "seconds": seconds, "id": campaign_id, "thread": str(campaign_id),
+                "message": Jsonb(message)}).fetchone())
             if row is None:
-                lease = conn.execute(_LEASE, (campaign_id,)).fetchone()
+                lease = cast(_LeaseRow | None, conn.execute(_LEASE, (campaign_id,)).fetchone())
                 if lease is None:
                     raise UnknownCampaign(str(campaign_id))
                 raise LeaseBusy(campaign_id, float(lease["remaining"]))
@@ -200,14 +250,15 @@ class ThreadRepository:
         with self.pool.connection() as conn:
             conn.execute(_RELEASE, (grant.campaign_id, grant.fence))
 
-    def finish(self, conn: Any, grant: Grant, outcome: Outcome, events: list[Event],
+    def finish(self, conn: Conn, grant: Grant, outcome: Outcome, events: list[Event],
                decision: AppliedDecision | None = None, *,
                usage: list[dict[str, Any]] | None = None) -> list[OutboxRow]:
         """Record the step's outcome, events, applied decision, usage and outbox, and release the lease.
 
         Runs in the caller's transaction (the step's, which already holds its checkpoint writes).
-        Raises `LeaseLostAtFinish` when the fence moved on, and `UnpaidCompletion` when the outcome
-        completes a campaign without a completed payment of the amount due; the caller rolls back.
+        Raises `LeaseLostAtFinish` when the fence moved on, `UnpaidCompletion` when the outcome completes
+        a campaign without a completed payment of the amount due, and `DecisionRaced` when a timeout
+        would overrule a user's answer recorded meanwhile; the caller rolls back.
         """
         row = conn.execute(_FINISH, {
             "status": outcome.status.value, "step": outcome.current_step,
@@ -220,8 +271,11 @@ class ThreadRepository:
         if not row["paid_if_completed"]:
             raise UnpaidCompletion(str(grant.campaign_id))
         if decision is not None:
-            conn.execute(_RECORD_DECISION, (decision.id, grant.campaign_id, grant.workspace_id, decision.kind,
-                                            decision.action, Jsonb(decision.payload), decision.source, None))
+            recorded = conn.execute(_RECORD_DECISION, (decision.id, grant.campaign_id, grant.workspace_id,
+                                                       decision.kind, decision.action, Jsonb(decision.payload),
+                                                       decision.source, None)).fetchone()
+            if recorded is None and decision.source == "timeout":
+                raise DecisionRaced(decision.id)
         with conn.cursor() as cur:
             cur.executemany(_EVENT, [(grant.campaign_id, grant.workspace_id, e.type, Jsonb(e.data))
                                      for e in events])
@@ -236,7 +290,7 @@ class ThreadRepository:
         """'user' or 'timeout' if this decision was already recorded, else None."""
         with self.pool.connection() as conn:
             row = conn.execute(_DECIDED, (decision_id,)).fetchone()
-        return row["source"] if row else None
+        return cast(str, row["source"]) if row else None
 
     def fail(self, campaign_id: UUID, reason: str) -> None:
         """Mark a campaign failed with a readable reason (unless it already ended)."""
@@ -248,13 +302,13 @@ class ThreadRepository:
     def lease(self, campaign_id: UUID) -> tuple[str | None, int, float] | None:
         """(holder, fence, seconds left) of the campaign's lease, or None for an unknown campaign."""
         with self.pool.connection() as conn:
-            row = conn.execute(_LEASE, (campaign_id,)).fetchone()
+            row = cast(_LeaseRow | None, conn.execute(_LEASE, (campaign_id,)).fetchone())
         return None if row is None else (row["lease_owner"], row["fence"], float(row["remaining"]))
 
     def expired_leases(self, *, grace_seconds: float, limit: int = 100) -> list[tuple[CampaignId, int, dict[str, Any]]]:
         """Threads whose holder died holding the lease: (campaign, fence, the message it was working on)."""
         with self.pool.connection() as conn:
-            rows = conn.execute(_EXPIRED_LEASES, (grace_seconds, limit)).fetchall()
+            rows = cast(list[_ExpiredLeaseRow], conn.execute(_EXPIRED_LEASES, (grace_seconds, limit)).fetchall())
         return [(CampaignId(r["id"]), r["fence"], r["lease_message"]) for r in rows if r["lease_message"]]
 
     def mark_redriven(self, campaign_id: UUID, fence: int) -> None:
@@ -265,7 +319,7 @@ class ThreadRepository:
     def stalled(self, *, idle_seconds: float, limit: int = 100) -> list[StalledThread]:
         """Live, unleased threads with nothing unpublished that have not changed for `idle_seconds`."""
         with self.pool.connection() as conn:
-            rows = conn.execute(_STALLED, (idle_seconds, limit)).fetchall()
+            rows = cast(list[_StalledRow], conn.execute(_STALLED, (idle_seconds, limit)).fetchall())
         return [StalledThread(campaign_id=CampaignId(r["id"]), status=CampaignStatus(r["status"]), fence=r["fence"],
                               pending_decision=r["pending_decision"], decided=r["decided"],
                               merchant_order_id=r["merchant_order_id"]) for r in rows]

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 import langsmith
 from langgraph.types import Command
@@ -29,6 +30,7 @@ from shared.campaigns.events import describe
 from shared.campaigns.graph import NODE_OWNERS
 from shared.db import outbox as outbox_db
 from shared.db.threads import (
+    DecisionRaced,
     Event,
     Grant,
     LeaseBusy,
@@ -117,7 +119,7 @@ class StepRuntime:
         assert message.campaign_id is not None
         return self.advance(message, message.campaign_id)
 
-    def advance(self, message: StepMessage, campaign_id: Any, *, payment: ConfirmedPayment | None = None) -> Reply:
+    def advance(self, message: StepMessage, campaign_id: UUID, *, payment: ConfirmedPayment | None = None) -> Reply:
         """Apply one message to the campaign's thread, at most once."""
         lease_message = {"function": self.function, "message": message.model_dump(mode="json", exclude_none=True)}
         try:
@@ -201,6 +203,10 @@ class StepRuntime:
         except (LeaseLost, LeaseLostAtFinish) as exc:
             writes.rollback()
             raise LeaseLost(f"Lease on campaign {grant.campaign_id} was lost before the step could finish.") from exc
+        except DecisionRaced:
+            writes.rollback()
+            self.threads.release(grant)
+            return Reply(200, {"status": "duplicate", "reason": "a user answered the decision first"})
         except UnpaidCompletion as exc:
             writes.rollback()
             reason = "Refused to complete: no completed payment of the amount due."
@@ -226,13 +232,16 @@ class StepRuntime:
         self._commit_alone(grant, outcome, events)
 
     def _commit_alone(self, grant: Grant, outcome: Outcome, events: list[Event],
-                      decision: AppliedDecision | None = None) -> list[OutboxRow]:
-        """Commit an outcome that changes no checkpoint (fenced like any step)."""
+                      decision: AppliedDecision | None = None) -> list[OutboxRow] | None:
+        """Commit an outcome that changes no checkpoint (fenced like any step); None if a user's answer won."""
         writes = StepWrites(self.threads.pool, Fence(str(grant.campaign_id), grant.fence))
         try:
             return writes.commit(lambda conn: self.threads.finish(conn, grant, outcome, events, decision))
         except (LeaseLost, LeaseLostAtFinish) as exc:
             raise LeaseLost(f"Lease on campaign {grant.campaign_id} was lost before the step could finish.") from exc
+        except DecisionRaced:
+            self.threads.release(grant)
+            return None
 
     @contextmanager
     def _traced(self, grant: Grant) -> Iterator[None]:
@@ -328,8 +337,11 @@ class StepRuntime:
         outcome = Outcome(status=CampaignStatus.EXPIRED,
                           current_step=grant.pending_decision["node"] if grant.pending_decision else None,
                           failure_reason="The decision timed out and the workspace rule does not auto-approve it.")
-        self._commit_alone(grant, outcome, [Event("decision.expired", {"id": plan.decision.id,
-                                                                         **plan.decision.payload})], plan.decision)
+        committed = self._commit_alone(grant, outcome, [Event("decision.expired", {"id": plan.decision.id,
+                                                                                     **plan.decision.payload})],
+                                       plan.decision)
+        if committed is None:
+            return Reply(200, {"status": "duplicate", "reason": "a user answered the decision first"})
         return Reply(200, {"status": "expired"})
 
     def _on_failure_callback(self, callback: FailureCallback) -> Reply:

@@ -23,6 +23,7 @@ from psycopg_pool import ConnectionPool
 
 from infra.local.emulators.config import DEV_QSTASH_CURRENT_SIGNING_KEY
 from shared.api.models import Decision
+from shared.db.artifacts import PostgresArtifactStore
 from shared.db.pool import connect
 from shared.db.threads import Event, Outcome, UnpaidCompletion
 from shared.domain import CampaignStatus
@@ -147,6 +148,15 @@ class TestPaymentBypass:
         assert harness.row(campaign_id)["status"] == "awaiting_payment"
 
 
+    def test_artifacts_cannot_be_published_before_the_payment(self, harness: Harness) -> None:
+        campaign_id, principal, _ = _to_payment(harness)
+        store = PostgresArtifactStore(harness.pool)
+        assert store.publish(campaign_id=str(campaign_id), channel="email", variant="a") is False
+        assert _published_artifacts(harness, campaign_id) == 0
+        harness.pay(principal, campaign_id)  # type: ignore[arg-type]
+        assert _published_artifacts(harness, campaign_id) == 2
+
+
 class TestStrandedAfterCrash:
     def test_a_dead_holders_thread_heals_through_busy_retries(self, harness: Harness) -> None:
         """The holder dies with the lease: deliveries meet 429 with a Retry-After reaching past the lease."""
@@ -266,3 +276,29 @@ def test_a_signature_without_a_body_claim_is_a_401(harness: Harness) -> None:
     with pytest.raises(Unauthorized):
         harness.runtimes["planner"].handle(body, token)
     assert harness.row(campaign_id)["status"] == "queued" and harness.checkpoints(campaign_id) == 0
+
+
+def test_a_timeout_racing_a_users_answer_yields_to_it(harness: Harness) -> None:
+    """The user's answer lands between the timeout's check and its commit: the timeout changes nothing."""
+    principal = harness.workspace(settings={"auto_approve_max_budget_inr": 10_000_000})
+    campaign_id = harness.create(principal)
+    harness.pump()
+    pending = harness.row(campaign_id)["pending_decision"]
+    timeout = next(m for _, m, d in harness.queue.published if d and m.kind == "decision_timeout")
+    runtime = harness.runtimes["planner"]
+    original = runtime.threads.decided_by
+    runtime.threads.decided_by = lambda decision_id: None  # type: ignore[method-assign]
+    try:
+        with connect(harness.dsn) as conn:
+            conn.execute("INSERT INTO public.decisions (id, campaign_id, workspace_id, kind, action, payload, source) "
+                         "SELECT %s, id, workspace_id, 'strategy_approval', 'reject', '{}', 'user' "
+                         "FROM public.campaigns WHERE id = %s", (pending["id"], campaign_id))
+        assert harness.deliver("planner", timeout).body["status"] == "duplicate"
+    finally:
+        runtime.threads.decided_by = original  # type: ignore[method-assign]
+    row = harness.row(campaign_id)
+    assert row["status"] == "awaiting_decision" and row["lease_owner"] is None
+    with connect(harness.dsn) as conn:
+        [decision] = conn.execute("SELECT action, source FROM public.decisions WHERE id = %s",
+                                  (pending["id"],)).fetchall()
+    assert (decision["action"], decision["source"]) == ("reject", "user")
