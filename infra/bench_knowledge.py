@@ -38,14 +38,14 @@ def _server() -> Iterator[str]:
     if os.environ.get("DATABASE_URL"):
         yield os.environ["DATABASE_URL"]
         return
-    import pgserver
+    from infra.local.embedded import EmbeddedPostgres
 
     with tempfile.TemporaryDirectory(prefix="muse-bench-kb-") as data_dir:
-        server = pgserver.get_server(data_dir, cleanup_mode="stop")
+        server = EmbeddedPostgres.start(Path(data_dir))
         try:
-            yield server.get_uri()
+            yield server.uri
         finally:
-            server.cleanup()
+            server.stop()
 
 
 @contextmanager

@@ -159,7 +159,7 @@ def postgres() -> Iterator[str]:
             yield dsn
         finally:
             for handle in handles:
-                handle.cleanup()
+                handle.stop()
 
 
 def bench_conversations(dsn: str, turns: int, default_time_limit: float, *, with_delta: bool = False) -> None:

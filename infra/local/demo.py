@@ -19,7 +19,8 @@ from typing import Any
 
 import httpx
 
-from infra.local.stack import REPO_ROOT
+from infra.local.embedded import stop_unowned
+from infra.local.stack import REPO_ROOT, exit_on_signals, ignore_signals
 
 BRIEF = {
     "kind": "campaign",
@@ -108,14 +109,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
     parser.add_argument("--data-dir", type=Path, default=REPO_ROOT / ".muse")
     args = parser.parse_args(argv)
+    exit_on_signals()
     stack = None
     base = args.base_url or f"http://127.0.0.1:{args.port}"
-    if args.base_url is None:
-        log = open(args.data_dir.parent / ".muse-stack.log", "w")
-        stack = subprocess.Popen([sys.executable, "-m", "infra.local.stack", "--port", str(args.port),
-                                  "--data-dir", str(args.data_dir)], cwd=REPO_ROOT, stdout=log, stderr=log)
-        print(f"Starting the local stack on {base} (log: {log.name}) …")
     try:
+        if args.base_url is None:
+            with open(args.data_dir.parent / ".muse-stack.log", "w") as log:
+                stack = subprocess.Popen(
+                    [sys.executable, "-m", "infra.local.stack", "--port", str(args.port), "--data-dir",
+                     str(args.data_dir), "--exit-with-parent"],
+                    cwd=REPO_ROOT, stdout=log, stderr=log, start_new_session=True)
+            print(f"Starting the local stack on {base} (log: {log.name}) …")
         for _ in range(300):
             try:
                 if httpx.get(f"{base}/api/v1/openapi.json", timeout=1).status_code == 200:
@@ -129,10 +133,30 @@ def main(argv: list[str] | None = None) -> int:
         token = subprocess.run([sys.executable, "-m", "infra.local.token", "--data-dir", str(args.data_dir)],
                                cwd=REPO_ROOT, check=True, capture_output=True, text=True).stdout.strip()
         return run(base, token)
+    except KeyboardInterrupt:
+        print("\nInterrupted.")
+        return 130
     finally:
+        ignore_signals()
         if stack is not None:
-            stack.terminate()
-            stack.wait(timeout=20)
+            stop_stack(stack, args.data_dir)
+
+
+def stop_stack(stack: subprocess.Popen[bytes], data_dir: Path) -> None:
+    """Stop the stack this demo started and everything it runs (SIGKILL after 30 s, then any left-over server).
+
+    The stack runs in its own session, so Ctrl-C reaches only the demo, which stops the stack exactly once;
+    the stack stops itself if the demo is killed outright (`--exit-with-parent`).
+    """
+    try:
+        stack.terminate()
+        try:
+            stack.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            stack.kill()
+            stack.wait(timeout=10)
+    finally:
+        stop_unowned(data_dir)
 
 
 if __name__ == "__main__":

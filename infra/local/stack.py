@@ -106,12 +106,12 @@ def setup_database(database_url: str) -> list[str]:
 
 
 def emulator_config(*, base_url: str, dbs: Databases, local: LocalSecrets, webhook_url: str,
-                    backoff_scale: float = 1.0, cron_seconds: float = 60.0) -> EmulatorConfig:
+                    backoff_scale: float = 1.0) -> EmulatorConfig:
     """One config for all emulators of a stack served at `base_url`."""
     return EmulatorConfig(
         database_url=dbs.database_url, redis_url=dbs.redis_url, public_base_url=base_url,
         phonepe_webhook_url=webhook_url, supabase_jwks={"keys": [local.es256_jwk]},
-        qstash_backoff_scale=backoff_scale, qstash_cron_seconds=cron_seconds,
+        qstash_backoff_scale=backoff_scale,
     )
 
 
@@ -208,9 +208,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--functions-url", default=None, help="Base URL of the functions (emulators-only mode).")
     parser.add_argument("--qstash-backoff-scale", type=float,
                         default=float(os.environ.get("MUSE_QSTASH_BACKOFF_SCALE", "1.0")))
-    parser.add_argument("--qstash-cron-seconds", type=float,
-                        default=float(os.environ.get("MUSE_QSTASH_CRON_SECONDS", "60")),
-                        help="Real seconds per cron minute of QStash schedules (60 = real time).")
     parser.add_argument("--webhook-url", default=None, help="Where the PhonePe emulator sends webhooks.")
     parser.add_argument("--no-seed", action="store_true")
     args = parser.parse_args(argv)
@@ -225,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     local = LocalSecrets.load_or_create(args.data_dir)
     webhook_url = args.webhook_url or f"{functions_url}/webhooks/phonepe"
     config = emulator_config(base_url=base, dbs=dbs, local=local, webhook_url=webhook_url,
-                             backoff_scale=args.qstash_backoff_scale, cron_seconds=args.qstash_cron_seconds)
+                             backoff_scale=args.qstash_backoff_scale)
     env = function_env(emulators_url=base, dbs=dbs, local=local, config=config, functions_url=functions_url)
     (args.data_dir / "env.json").write_text(json.dumps(env, indent=1))
     os.environ.update(env)

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import jwt
 
+from infra.local.embedded import postgres_of
 from infra.local.seed import DEMO_BRAND_KIT, DEMO_SETTINGS, ensure_local_workspace
-from infra.local.stack import DEFAULT_DATA_DIR, LocalSecrets, setup_database, start_postgres
+from infra.local.stack import DEFAULT_DATA_DIR, LocalSecrets, setup_database
 from shared.db.pool import connect
 from shared.db.workspaces import ensure_brand_kit
 
@@ -32,14 +33,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     args = parser.parse_args(argv)
     slug = args.workspace.lower()
-    handles: list[object] = []
-    database_url = start_postgres(args.data_dir, handles)
-    setup_database(database_url)
-    settings = DEMO_SETTINGS if slug == "demo" else None
-    workspace_id, user_id = ensure_local_workspace(database_url, slug, settings=settings)
-    if slug == "demo":
-        with connect(database_url) as conn:
-            ensure_brand_kit(conn, workspace_id, DEMO_BRAND_KIT)
+    with postgres_of(args.data_dir) as database_url:
+        setup_database(database_url)
+        settings = DEMO_SETTINGS if slug == "demo" else None
+        workspace_id, user_id = ensure_local_workspace(database_url, slug, settings=settings)
+        if slug == "demo":
+            with connect(database_url) as conn:
+                ensure_brand_kit(conn, workspace_id, DEMO_BRAND_KIT)
     local = LocalSecrets.load_or_create(args.data_dir)
     print(mint(local.jwt_secret, user_id=user_id, workspace_id=workspace_id, slug=slug,
                issuer="http://127.0.0.1/auth/v1"))
