@@ -321,8 +321,28 @@ def serve(args: argparse.Namespace, dbs: Databases, stoppers: list[Callable[[], 
         from infra.local.seed import seed_demo
 
         threading.Thread(target=seed_demo, args=(env,), daemon=True, name="seed").start()
+    if not args.emulators_only:
+        threading.Thread(target=schedule_sweeper, args=(env,), daemon=True, name="schedules").start()
     print(f"Muse local stack on {base} (data in {args.data_dir})", flush=True)
     server.serve_forever()
+
+
+def schedule_sweeper(env: dict[str, str]) -> None:
+    """Create the sweeper's QStash schedule once the stack serves, as `python -m infra.schedules` does at deploy."""
+    from qstash import QStash
+
+    from shared.runtime.sweeper import ensure_schedule
+    from shared.settings import Settings
+
+    settings = Settings(**env)  # type: ignore[arg-type]
+    client = QStash(settings.qstash_token.get_secret_value(), base_url=settings.qstash_url)
+    for _ in range(50):
+        try:
+            log.info("sweeper schedule %s", ensure_schedule(settings, client))
+            return
+        except Exception:  # the server may not accept connections yet
+            time.sleep(0.2)
+    log.warning("could not create the sweeper schedule")
 
 
 if __name__ == "__main__":
