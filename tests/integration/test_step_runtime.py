@@ -15,14 +15,13 @@ from shared.campaigns.schemas import AdCopy, Strategy
 from shared.db.pool import connect
 from shared.errors import (
     ConfigurationError,
-    MuseError,
     NotFound,
     PermanentStepError,
     ThreadBusy,
     Unauthorized,
     UpstreamUnavailable,
 )
-from shared.runtime.checkpointer import Fence, LeaseLost, fenced, strict_serializer
+from shared.runtime.checkpointer import Fence, LeaseLost, fenced
 from shared.runtime.messages import StepMessage
 from tests.integration.harness import Harness, make_settings
 
@@ -259,19 +258,62 @@ class TestWorkspaceScoping:
                          (uuid.uuid4(), owner.requested_workspace, owner.user_id))
 
 
-def test_strict_deserialization_refuses_arbitrary_types() -> None:
-    """Checkpoint bytes naming a non-allowlisted type are not turned back into that object."""
+def test_checkpoints_never_rebuild_arbitrary_objects(pool: ConnectionPool,
+                                                    tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A checkpoint row whose bytes name a callable (a pickle, or msgpack's constructor extension) is refused by
+    the steps' checkpointer, where LangGraph's permissive serializer, reading the same row, runs the callable."""
+    import os
+    import pickle
+    from typing import TypedDict
+
     import ormsgpack
+    from langchain_core.runnables import RunnableConfig
+    from langgraph.checkpoint.postgres import PostgresSaver
+    from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+    from langgraph.graph import START, StateGraph
 
-    class Evil:
-        pass
+    from shared.runtime.checkpointer import create_checkpointer
 
-    payload = ormsgpack.packb(ormsgpack.Ext(0, ormsgpack.packb(("os", "system", "echo pwned"))))
-    value = strict_serializer().loads_typed(("msgpack", payload))
-    assert value is None or not callable(value)
-    roundtrip = strict_serializer().loads_typed(strict_serializer().dumps_typed({"a": [1, "b"]}))
-    assert roundtrip == {"a": [1, "b"]}
-    assert issubclass(MuseError, Exception) and Evil
+    class Notes(TypedDict):
+        notes: list[str]
+
+    builder = StateGraph(Notes)
+    builder.add_node("note", lambda state: {"notes": ["kept"]})
+    builder.add_edge(START, "note")
+    strict = create_checkpointer(pool)
+    thread_id = f"serde-{uuid.uuid4()}"
+    thread: RunnableConfig = {"configurable": {"thread_id": thread_id}}
+    builder.compile(checkpointer=strict).invoke({"notes": []}, thread)
+
+    def notes(saver: PostgresSaver) -> object:
+        found = saver.get_tuple(thread)
+        assert found is not None
+        return found.checkpoint["channel_values"]["notes"]
+
+    assert notes(strict) == ["kept"]
+
+    sandbox = tmp_path_factory.mktemp("serde")
+
+    class Exploit:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return os.mkdir, (str(sandbox / "pickle"),)
+
+    rows = {"pickle": pickle.dumps(Exploit()),
+            "msgpack": ormsgpack.packb(ormsgpack.Ext(0, ormsgpack.packb(("os", "mkdir", str(sandbox / "msgpack")))))}
+    permissive = PostgresSaver(pool, serde=JsonPlusSerializer(pickle_fallback=True, allowed_msgpack_modules=True))
+    for kind, blob in rows.items():
+        with pool.connection() as conn:
+            changed = conn.execute("UPDATE public.checkpoint_blobs SET type = %s, blob = %s "
+                                   "WHERE thread_id = %s AND channel = 'notes'", (kind, blob, thread_id)).rowcount
+        assert changed >= 1
+        if kind == "pickle":
+            with pytest.raises(NotImplementedError, match="pickle"):
+                notes(strict)
+        else:
+            assert notes(strict) == str(sandbox / "msgpack")
+        assert not (sandbox / kind).exists(), f"the steps' checkpointer ran the callable in a {kind} blob"
+        notes(permissive)
+        assert (sandbox / kind).is_dir(), f"a permissive serializer would not have run the {kind} blob's callable"
 
 
 def test_steps_are_traced_to_langsmith(pool: ConnectionPool, migrated_dsn: str) -> None:

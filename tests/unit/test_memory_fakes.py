@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import inspect
 from datetime import timedelta
 
 import pytest
 from pydantic import ValidationError
 
-from shared.memory.fakes import FakeMemory, fake_memory
+from shared.memory.fakes import (
+    FakeMemory,
+    InMemoryEpisodicMemory,
+    InMemorySemanticMemory,
+    InMemorySpecialistSelector,
+    InMemoryTaskRouter,
+    fake_memory,
+)
 from shared.memory.models import FactSource
-from shared.memory.ports import EpisodicMemory, SemanticMemory, SpecialistSelector, TaskRouter
+from shared.memory.pg import PgEpisodicMemory, PgMemory, PgSemanticMemory, PgSpecialistSelector, PgTaskRouter
+from shared.memory.ports import EpisodicMemory, MemoryStores, SemanticMemory, SpecialistSelector, TaskRouter
 
 WS = "7b0c1c52-0d0e-4a7e-9d7e-3f8a1d2b4c5e"
 OTHER = "0f9e8d7c-6b5a-4c3d-8e1f-2a3b4c5d6e7f"
@@ -21,12 +30,36 @@ def memory() -> FakeMemory:
     return fake_memory()
 
 
-def test_the_fakes_satisfy_the_ports(memory: FakeMemory) -> None:
-    semantic: SemanticMemory = memory.semantic
-    episodic: EpisodicMemory = memory.episodic
-    router: TaskRouter = memory.router
-    selector: SpecialistSelector = memory.selector
-    assert all(port is not None for port in (semantic, episodic, router, selector))
+def _members(cls: type) -> dict[str, inspect.Signature | None]:
+    """Public methods (with their signatures) and data members a class or Protocol declares."""
+    members: dict[str, inspect.Signature | None] = dict.fromkeys(getattr(cls, "__annotations__", {}))
+    for name, value in vars(cls).items():
+        if name.startswith("_"):
+            continue
+        members[name] = inspect.signature(value) if inspect.isfunction(value) else None
+    return members
+
+
+def _parameters(signature: inspect.Signature) -> list[tuple[str, object, object]]:
+    return [(p.name, p.kind, p.default) for p in signature.parameters.values()]
+
+
+@pytest.mark.parametrize(("port", "implementation"), [
+    (SemanticMemory, InMemorySemanticMemory), (SemanticMemory, PgSemanticMemory),
+    (EpisodicMemory, InMemoryEpisodicMemory), (EpisodicMemory, PgEpisodicMemory),
+    (TaskRouter, InMemoryTaskRouter), (TaskRouter, PgTaskRouter),
+    (SpecialistSelector, InMemorySpecialistSelector), (SpecialistSelector, PgSpecialistSelector),
+    (MemoryStores, FakeMemory), (MemoryStores, PgMemory),
+])
+def test_the_fakes_and_postgres_declare_every_member_of_their_port(port: type, implementation: type) -> None:
+    """Fakes stand in for Postgres only while both match the port: same methods, parameters, kinds and defaults."""
+    declared = _members(implementation)
+    for name, signature in _members(port).items():
+        assert name in declared or hasattr(implementation, name), f"{implementation.__name__} lacks `{name}`"
+        if signature is not None:
+            assert declared.get(name) is not None, f"{implementation.__name__}.{name} is not a method"
+            assert _parameters(declared[name]) == _parameters(signature), \
+                f"{implementation.__name__}.{name}{declared[name]} differs from {port.__name__}.{name}{signature}"
 
 
 def test_identical_facts_are_confirmed_and_near_duplicates_merged(memory: FakeMemory) -> None:
