@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from datetime import date
 from functools import cache
+from typing import TYPE_CHECKING
 
-import holidays
+from shared.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import holidays
+else:
+    holidays = lazy_module("holidays")
 
 
 @cache

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from upstash_redis import Redis
-
+from shared.lazy import lazy_module
 from shared.settings import Settings
+
+if TYPE_CHECKING:
+    import upstash_redis
+else:
+    upstash_redis = lazy_module("upstash_redis")
 
 
 @dataclass
 class UpstashCache:
     """Get/set JSON values with a TTL through the official `upstash-redis` SDK."""
 
-    redis: Redis
+    redis: upstash_redis.Redis
     prefix: str = "muse:"
 
     def get_json(self, key: str) -> Any | None:
@@ -34,7 +38,7 @@ class UpstashCache:
 
 def upstash_cache(settings: Settings) -> UpstashCache:
     """The cache of this deployment (cloud Upstash or the local REST emulator)."""
-    redis = Redis(
+    redis = upstash_redis.Redis(
         url=settings.upstash_redis_rest_url,
         token=settings.upstash_redis_rest_token.get_secret_value(),
         allow_telemetry=False,

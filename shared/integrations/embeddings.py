@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from typing import TYPE_CHECKING
 
 from shared.integrations.gemini import GeminiEmbedder, gemini_client
@@ -70,5 +70,5 @@ def embedder_from_settings(settings: Settings) -> LocalE5Embedder | GeminiEmbedd
     """The embedder this deployment is configured for (`MUSE_EMBEDDING_PROVIDER`)."""
     if settings.embedding_provider == "local":
         return LocalE5Embedder(model=settings.local_embedding_model)
-    return GeminiEmbedder(client=gemini_client(settings), model=settings.embedding_model,
+    return GeminiEmbedder(connect=partial(gemini_client, settings), model=settings.embedding_model,
                           dimensions=settings.embedding_dimensions)

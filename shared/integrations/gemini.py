@@ -1,26 +1,36 @@
 """Gemini through the official `google-genai` SDK, at a configurable base URL.
 
 `GeminiBackend` calls one model and sorts its failures into the outcomes the model router acts on;
-`structured_model(settings)` is the deployment's `StructuredModel`: a `ModelRouter` over it.
+`structured_model(settings)` is the deployment's `StructuredModel`: a `ModelRouter` over it. The SDK
+is imported, and the client created, on the first call (see `shared.lazy`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from functools import cached_property, partial
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import httpx2
-from google import genai
-from google.genai import errors as genai_errors
-from google.genai import types
 from pydantic import BaseModel, ValidationError
 
 from shared.errors import ConfigurationError, PermanentStepError, UpstreamUnavailable
+from shared.lazy import lazy_module
 from shared.models.breaker import CircuitBreakers
 from shared.models.router import ModelCallFailed, ModelRouter
 from shared.ports import AttemptOutcome, Usage
 from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from google import genai
+    from google.genai import errors as genai_errors
+    from google.genai import types
+else:
+    genai = lazy_module("google.genai")
+    genai_errors = lazy_module("google.genai.errors")
+    types = lazy_module("google.genai.types")
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -66,7 +76,13 @@ def _outcome(code: int) -> AttemptOutcome | None:
 class GeminiBackend:
     """`ModelBackend` over one `genai.Client`: one model per call, SDK retries off, failures classified."""
 
-    client: genai.Client
+    connect: Callable[[], genai.Client]
+    """Creates the client (`partial(gemini_client, settings)`); called once, on the first call."""
+
+    @cached_property
+    def client(self) -> genai.Client:
+        """The SDK client, created on first use."""
+        return self.connect()
 
     def generate_content(self, *, model: str, contents: Any, config: types.GenerateContentConfig,
                          timeout_seconds: float) -> types.GenerateContentResponse:
@@ -115,11 +131,10 @@ class GeminiBackend:
             ) from exc
 
 
-def model_router(settings: Settings, *, client: genai.Client | None = None,
-                 breakers: CircuitBreakers | None = None) -> ModelRouter:
+def model_router(settings: Settings, *, breakers: CircuitBreakers | None = None) -> ModelRouter:
     """The deployment's router: fast = `MUSE_MODEL_FAST` then its fallbacks, strong likewise."""
     return ModelRouter(
-        backend=GeminiBackend(client or gemini_client(settings)),
+        backend=GeminiBackend(partial(gemini_client, settings)),
         cascades={"fast": (settings.model_fast, *settings.model_fallbacks_fast),
                   "strong": (settings.model_strong, *settings.model_fallbacks_strong)},
         breakers=breakers or CircuitBreakers(failure_threshold=settings.model_breaker_failures,
@@ -137,9 +152,15 @@ def structured_model(settings: Settings) -> ModelRouter:
 class GeminiEmbedder:
     """Text embeddings through `embed_content`."""
 
-    client: genai.Client
+    connect: Callable[[], genai.Client]
+    """Creates the client (`partial(gemini_client, settings)`); called once, on the first call."""
     model: str
     dimensions: int
+
+    @cached_property
+    def client(self) -> genai.Client:
+        """The SDK client, created on first use."""
+        return self.connect()
 
     def embed(self, texts: list[str], *, task: str = "RETRIEVAL_DOCUMENT") -> list[list[float]]:
         """One vector per text, of the configured dimension."""

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
-
-from tavily import TavilyClient
-from tavily import errors as tavily_errors
+from functools import cached_property, partial
+from typing import TYPE_CHECKING
 
 from shared.errors import ConfigurationError, UpstreamUnavailable
 from shared.integrations.cache import UpstashCache
+from shared.lazy import lazy_module
 from shared.ports import Finding
 from shared.settings import Settings
+
+if TYPE_CHECKING:
+    import tavily
+    from tavily import errors as tavily_errors
+else:
+    tavily = lazy_module("tavily")
+    tavily_errors = lazy_module("tavily.errors")
 
 CACHE_TTL_SECONDS = 6 * 3600
 
@@ -20,8 +28,14 @@ CACHE_TTL_SECONDS = 6 * 3600
 class TavilyWebSearch:
     """`WebSearch` over Tavily; identical queries within the TTL are served from the cache."""
 
-    client: TavilyClient
+    connect: Callable[[], tavily.TavilyClient]
+    """Creates the SDK client; called once, on the first search (see `shared.lazy`)."""
     cache: UpstashCache | None = None
+
+    @cached_property
+    def client(self) -> tavily.TavilyClient:
+        """The SDK client, created on first use."""
+        return self.connect()
 
     def search(self, query: str, *, max_results: int = 5) -> list[Finding]:
         key = "tavily:" + hashlib.sha256(f"{max_results}|{query}".encode()).hexdigest()
@@ -45,5 +59,10 @@ class TavilyWebSearch:
 
 def tavily_search(settings: Settings, cache: UpstashCache | None) -> TavilyWebSearch:
     """Tavily at `TAVILY_BASE_URL` (the SDK has no base-URL variable of its own)."""
-    client = TavilyClient(api_key=settings.tavily_api_key.get_secret_value(), api_base_url=settings.tavily_base_url)
-    return TavilyWebSearch(client=client, cache=cache)
+    return TavilyWebSearch(connect=partial(tavily_client, settings), cache=cache)
+
+
+def tavily_client(settings: Settings) -> tavily.TavilyClient:
+    """An SDK client for `TAVILY_BASE_URL` (the SDK has no base-URL variable of its own)."""
+    return tavily.TavilyClient(api_key=settings.tavily_api_key.get_secret_value(),
+                               api_base_url=settings.tavily_base_url)

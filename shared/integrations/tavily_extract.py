@@ -6,20 +6,34 @@ Tavily fetches and cleans the page on its side, so the function never opens arbi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-
-from tavily import TavilyClient
-from tavily import errors as tavily_errors
+from functools import cached_property, partial
+from typing import TYPE_CHECKING
 
 from shared.errors import ConfigurationError, InvalidRequest, UpstreamUnavailable
+from shared.integrations.tavily import tavily_client
+from shared.lazy import lazy_module
 from shared.settings import Settings
+
+if TYPE_CHECKING:
+    import tavily
+    from tavily import errors as tavily_errors
+else:
+    tavily_errors = lazy_module("tavily.errors")
 
 
 @dataclass
 class TavilyPageExtractor:
     """Extracts one URL as Markdown."""
 
-    client: TavilyClient
+    connect: Callable[[], tavily.TavilyClient]
+    """Creates the SDK client; called once, on the first extract (see `shared.lazy`)."""
+
+    @cached_property
+    def client(self) -> tavily.TavilyClient:
+        """The SDK client, created on first use."""
+        return self.connect()
 
     def extract(self, url: str) -> str:
         """The page's content as Markdown; `InvalidRequest` if Tavily cannot fetch it."""
@@ -42,5 +56,4 @@ class TavilyPageExtractor:
 
 def tavily_page_extractor(settings: Settings) -> TavilyPageExtractor:
     """Tavily at `TAVILY_BASE_URL`."""
-    return TavilyPageExtractor(TavilyClient(api_key=settings.tavily_api_key.get_secret_value(),
-                                            api_base_url=settings.tavily_base_url))
+    return TavilyPageExtractor(partial(tavily_client, settings))

@@ -12,12 +12,17 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
-from typing import Literal
-
-from pypdf import PdfReader
-from pypdf.errors import PdfReadError
+from typing import TYPE_CHECKING, Literal
 
 from shared.errors import InvalidRequest
+from shared.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import pypdf
+    from pypdf import errors as pypdf_errors
+else:
+    pypdf = lazy_module("pypdf")
+    pypdf_errors = lazy_module("pypdf.errors")
 
 ResourceKind = Literal["text", "markdown", "html", "pdf", "url"]
 RESOURCE_KINDS: tuple[ResourceKind, ...] = ("text", "markdown", "html", "pdf", "url")
@@ -240,12 +245,12 @@ def pdf_to_text(data: bytes) -> Extracted:
     Raises `InvalidRequest` for a file that is not a readable PDF, is encrypted, or has no text layer.
     """
     try:
-        reader = PdfReader(io.BytesIO(data))
+        reader = pypdf.PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
             raise InvalidRequest("The PDF is password-protected; upload a copy without a password.")
         pages = [normalize_text(page.extract_text() or "") for page in reader.pages]
         title = ((reader.metadata or {}).get("/Title") or "").strip() or None
-    except (PdfReadError, ValueError, KeyError, TypeError) as exc:
+    except (pypdf_errors.PdfReadError, ValueError, KeyError, TypeError) as exc:
         raise InvalidRequest(f"The file is not a readable PDF ({exc}); upload a valid PDF or its text.") from exc
     starts: list[int] = []
     text_parts: list[str] = []

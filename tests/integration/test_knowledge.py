@@ -13,6 +13,7 @@ import os
 import threading
 import uuid
 from collections.abc import Iterator
+from functools import partial
 from typing import Any, Literal
 
 import flask
@@ -407,7 +408,8 @@ class TestModelSwitch:
                (("Assam", ASSAM), ("Darjeeling", DARJEELING), ("Returns", RETURNS))]
         columns_before = _columns(world.dsn)
         gemini_settings = kb_settings(world.dsn, GEMINI_BASE_URL=servers["gemini"].url)
-        gemini = GeminiEmbedder(client=gemini_client(gemini_settings), model="gemini-embedding-001", dimensions=256)
+        gemini = GeminiEmbedder(connect=partial(gemini_client, gemini_settings), model="gemini-embedding-001",
+                                dimensions=256)
         switched = PgVectorKnowledge(pool=world.pool, embedder=gemini)
         assert switched.key == "gemini-embedding-001@256"
 
@@ -459,7 +461,8 @@ class TestModelSwitch:
         assert result == Reembedded(model="gemini-embedding-001@128", index=vector_index_name(result.model),
                                     embedded=2, pruned=2)
         assert reembed(settings, workspace_id=owner.requested_workspace).embedded == 0
-        gemini = GeminiEmbedder(client=gemini_client(settings), model="gemini-embedding-001", dimensions=128)
+        gemini = GeminiEmbedder(connect=partial(gemini_client, settings), model="gemini-embedding-001",
+                                dimensions=128)
         with as_user(world.pool, owner.claims) as conn:
             hits = PgVectorKnowledge(pool=world.pool, embedder=gemini).search_in(
                 conn, owner.requested_workspace, "refund returned within 14 days", k=1, mode="vector")
