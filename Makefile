@@ -40,13 +40,15 @@ integration: install
 e2e: install
 	$(BIN)/python -m pytest tests/e2e
 
-lint: install
+lint: install  ## Ruff, then mypy (configured in pyproject.toml: strict for shared/runtime, shared/db, shared/api).
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
-bench: install  ## Step overhead vs bare graph.invoke, and cold starts.
+bench: install  ## Step overhead vs bare graph.invoke, cold starts, memory, knowledge, and 200 campaigns under load.
 	$(BIN)/python -m infra.bench
 	$(BIN)/python -m infra.bench_memory
 	$(BIN)/python -m infra.bench_knowledge
+	$(BIN)/python -m infra.bench_load
 
 chaos: install  ## Campaigns through the local stack while processes are SIGKILLed; prints chaos_* lines.
 	$(BIN)/python -m infra.chaos
@@ -55,4 +57,4 @@ setup-db: install  ## The deploy-time setup step against DATABASE_URL (checkpoin
 	$(BIN)/python -m infra.setup_db
 
 clean:
-	rm -rf .muse .pytest_cache .ruff_cache
+	rm -rf .muse .pytest_cache .ruff_cache .mypy_cache

@@ -43,7 +43,7 @@ def verify_token(authorization: str | None, settings: Settings) -> Principal:
     except jwt.PyJWTError as exc:
         raise Unauthorized(f"The bearer token is not a JWT: {exc}.") from exc
     alg = header.get("alg")
-    options = {"require": ["exp", "sub", "aud"]}
+    options: jwt.types.Options = {"require": ["exp", "sub", "aud"]}
     try:
         if alg == "HS256":
             if settings.supabase_jwt_secret is None:

@@ -168,7 +168,7 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """Settings of this process, read once; a missing or malformed variable fails loudly, naming it."""
     try:
-        return Settings()  # type: ignore[call-arg]
+        return Settings()
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise ConfigurationError(f"Invalid environment: {problems}. See .env.example.") from exc

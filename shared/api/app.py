@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 from uuid import UUID
 
@@ -15,7 +15,7 @@ from shared.api.listing import CampaignQuery
 from shared.api.models import CreateCampaign, Decision
 from shared.api.openapi import openapi_document
 from shared.api.service import Api
-from shared.auth import verify_token
+from shared.auth import Principal, verify_token
 from shared.db.pool import create_pool
 from shared.errors import InvalidRequest, NotFound
 from shared.http import error_response, handle_errors, json_response, parse_body
@@ -47,7 +47,7 @@ def _campaign_id(raw: str) -> UUID:
         raise InvalidRequest(f"{raw!r} is not a campaign id; campaign ids are UUIDs.") from exc
 
 
-def _principal(request: flask.Request):
+def _principal(request: flask.Request) -> Principal:
     return verify_token(request.headers.get("Authorization"), get_settings())
 
 
@@ -98,7 +98,7 @@ def events(request: flask.Request, campaign_id: str) -> flask.Response:
                           headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-def _chain(first: str, rest):
+def _chain(first: str, rest: Iterator[str]) -> Iterator[str]:
     yield first
     yield from rest
 

@@ -14,14 +14,13 @@ from functools import cached_property, lru_cache
 from typing import Annotated, Any
 
 import flask
-from psycopg_pool import ConnectionPool
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, ValidationInfo, field_validator
 
 from shared.auth import Principal, verify_token
 from shared.brandkit import BrandKit
 from shared.db import brandkits as db
 from shared.db.campaigns import memberships
-from shared.db.pool import as_user, create_pool
+from shared.db.pool import Conn, Pool, as_user, create_pool
 from shared.errors import Conflict, InvalidRequest, NotFound, Unauthorized
 from shared.http import json_response, parse_body
 from shared.integrations.gemini import structured_model
@@ -90,7 +89,7 @@ class QACheck(BaseModel):
 class BrandKitApi:
     """The brand-kit and QA operations, independent of HTTP."""
 
-    pool: ConnectionPool
+    pool: Pool
     model_factory: Callable[[], StructuredModel]
     judge_workers: int = 8
 
@@ -149,7 +148,7 @@ def service() -> BrandKitApi:
                        model_factory=lambda: structured_model(settings))
 
 
-def _workspace(conn: Any, principal: Principal, requested: str | None) -> str:
+def _workspace(conn: Conn, principal: Principal, requested: str | None) -> str:
     mine = memberships(conn)
     wanted = requested or principal.requested_workspace
     if wanted:

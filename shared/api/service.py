@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -13,7 +13,6 @@ from typing import Any
 from urllib.parse import urlencode
 from uuid import UUID
 
-from psycopg_pool import ConnectionPool
 from pydantic import ValidationError
 
 from shared.api.listing import CampaignQuery, Cursor
@@ -33,7 +32,7 @@ from shared.campaigns.schemas import CHANNEL_SCHEMAS, Strategy
 from shared.db import campaigns as db
 from shared.db import outbox as outbox_db
 from shared.db import payments as paydb
-from shared.db.pool import as_runtime, as_service, as_user
+from shared.db.pool import Conn, Pool, as_runtime, as_service, as_user
 from shared.domain import CampaignStatus
 from shared.errors import Conflict, InvalidRequest, NotFound, Unauthorized
 from shared.integrations.phonepe import OrderAlreadyExists, PhonePeClient
@@ -51,16 +50,16 @@ class Api:
     """The API's dependencies for one instance."""
 
     settings: Settings
-    pool: ConnectionPool
+    pool: Pool
     queue: StepQueue
-    phonepe_factory: Any
+    phonepe_factory: Callable[[], PhonePeClient]
     """Builds the PhonePe client on first checkout (keeps cold start light)."""
 
     @cached_property
     def phonepe(self) -> PhonePeClient:
         return self.phonepe_factory()
 
-    def _workspace(self, conn: Any, principal: Principal, requested: str | None) -> str:
+    def _workspace(self, conn: Conn, principal: Principal, requested: str | None) -> str:
         mine = db.memberships(conn)
         wanted = requested or principal.requested_workspace
         if wanted:
@@ -101,7 +100,7 @@ class Api:
                                     links={"self": base, "events": f"{base}/events", "decisions": f"{base}/decisions"})
         return accepted, created
 
-    def _visible(self, conn: Any, campaign_id: UUID) -> dict[str, Any]:
+    def _visible(self, conn: Conn, campaign_id: UUID) -> dict[str, Any]:
         row = db.get_campaign(conn, campaign_id)
         if row is None:
             raise NotFound(f"Campaign {campaign_id} does not exist in your workspaces.")
@@ -233,7 +232,7 @@ class Api:
         while True:
             with as_user(self.pool, principal.claims) as conn:
                 rows = db.events_after(conn, campaign_id, cursor)
-                status = db.get_campaign(conn, campaign_id)["status"]
+                status = self._visible(conn, campaign_id)["status"]
             for r in rows:
                 cursor = r["id"]
                 data = {"type": r["type"], "data": r["data"], "at": r["created_at"].isoformat()}

@@ -7,8 +7,7 @@ checkpointer, so building it opens no connection.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from langgraph.graph import END, START, StateGraph
 
@@ -40,7 +39,7 @@ _NODE_INPUTS: dict[str, type[Any]] = {"specialist": SpecialistTask}
 """Nodes whose input is not the campaign state (a specialist receives its `Send` payload)."""
 
 
-def build_campaign_graph(function: str | None = None) -> StateGraph:
+def build_campaign_graph(function: str | None = None) -> StateGraph[CampaignState, Deps, CampaignState, CampaignState]:
     """Plan → specialists (concurrent) ⇄ review → summarize → strategy → approval → brief (tier 1)
     → content (tier 2) ⇄ QA → payment → execute.
 
@@ -74,7 +73,13 @@ def build_campaign_graph(function: str | None = None) -> StateGraph:
     return graph
 
 
-def _foreign(name: str, owner: str) -> Callable[[Any], dict[str, Any]]:
+class _Action(Protocol):
+    """A node's action as LangGraph calls it: with the node's input as `state`."""
+
+    def __call__(self, state: Any) -> dict[str, Any]: ...
+
+
+def _foreign(name: str, owner: str) -> _Action:
     """A stand-in for another function's node, so this function never imports what that node needs."""
 
     def foreign_node(state: Any) -> dict[str, Any]:

@@ -77,6 +77,10 @@ class Brief(BaseModel):
         return self
 
 
+def _default_specialists() -> list[Specialist]:
+    return ["web_research", "knowledge_research"]
+
+
 class Plan(BaseModel):
     """The planner's typed plan."""
 
@@ -87,8 +91,7 @@ class Plan(BaseModel):
     budget_inr: int | None = Field(default=None, ge=0, le=100_000_000)
     """The planner's budget estimate; the strategist sets the budget a human approves."""
     research_queries: list[str] = Field(min_length=1, max_length=4)
-    specialists: list[Specialist] = Field(default_factory=lambda: ["web_research", "knowledge_research"],
-                                          max_length=5)
+    specialists: list[Specialist] = Field(default_factory=_default_specialists, max_length=5)
     """The research specialists to run, in any order (they run concurrently)."""
     angles: list[str] = Field(default_factory=list, max_length=5)
     """Creative angles added as research changes the plan (a festival, a competitor's launch)."""

@@ -32,7 +32,7 @@ message and reply win). Pass `durability="sync"` to checkpoint every superstep i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, TypedDict
+from typing import Any, Literal, Protocol, TypeAlias, TypedDict
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -116,6 +116,10 @@ class ChatDeps:
     tier: ModelTier = "fast"
 
 
+ChatGraph: TypeAlias = "CompiledStateGraph[ChatState, ChatDeps, ChatState, ChatState]"
+"""The compiled chat graph."""
+
+
 @dataclass(frozen=True)
 class TurnResult:
     """What one turn produced."""
@@ -182,19 +186,21 @@ def respond(state: ChatState, config: RunnableConfig, runtime: Runtime[ChatDeps]
     return {"reply": reply, "turn": turn + 1}
 
 
-def build_chat_graph() -> StateGraph:
+def build_chat_graph() -> StateGraph[ChatState, ChatDeps, ChatState, ChatState]:
     """record_user → (compact) → respond; uncompiled, so building it opens no connection."""
     graph = StateGraph(ChatState, context_schema=ChatDeps)
-    graph.add_node("record_user", record_user, destinations=("compact", "respond"))
-    graph.add_node("compact", compact_history)
-    graph.add_node("respond", respond)
+    # The nodes take (state, config, runtime), which LangGraph injects by parameter name; its typed node
+    # protocols only list config and runtime separately, hence the targeted ignores.
+    graph.add_node("record_user", record_user, destinations=("compact", "respond"))  # type: ignore[call-overload]
+    graph.add_node("compact", compact_history)  # type: ignore[call-overload]
+    graph.add_node("respond", respond)  # type: ignore[call-overload]
     graph.add_edge(START, "record_user")
     graph.add_edge("compact", "respond")
     graph.add_edge("respond", END)
     return graph
 
 
-def compile_chat_graph(checkpointer: BaseCheckpointSaver) -> CompiledStateGraph:
+def compile_chat_graph(checkpointer: BaseCheckpointSaver[Any]) -> ChatGraph:
     """The chat graph with a checkpointer (in functions: `create_checkpointer(pool)`)."""
     return build_chat_graph().compile(checkpointer=checkpointer)
 
@@ -204,7 +210,7 @@ def chat_config(conversation_id: str) -> RunnableConfig:
     return {"configurable": {"thread_id": conversation_id}}
 
 
-def run_turn(graph: CompiledStateGraph, deps: ChatDeps, *, conversation_id: str, workspace_id: str,
+def run_turn(graph: ChatGraph, deps: ChatDeps, *, conversation_id: str, workspace_id: str,
              message: str, durability: Durability = "exit") -> TurnResult:
     """Run one user turn to its reply; refuses while the previous turn is unfinished.
 
@@ -221,7 +227,7 @@ def run_turn(graph: CompiledStateGraph, deps: ChatDeps, *, conversation_id: str,
     return _result(graph.invoke(update, config, context=deps, durability=durability))
 
 
-def resume_turn(graph: CompiledStateGraph, deps: ChatDeps, conversation_id: str, *,
+def resume_turn(graph: ChatGraph, deps: ChatDeps, conversation_id: str, *,
                 durability: Durability = "exit") -> TurnResult | None:
     """Finish an interrupted turn from its last checkpoint (any process); None if nothing was pending."""
     config = chat_config(conversation_id)

@@ -11,6 +11,8 @@ from typing import Any, TypedDict
 
 from psycopg.types.json import Jsonb
 
+from shared.db.pool import Conn, one
+
 _GET = "SELECT kit, version, updated_at FROM public.brand_kits WHERE workspace_id = %s"
 _LOCK = "SELECT version FROM public.brand_kits WHERE workspace_id = %s FOR UPDATE"
 _PUT = """
@@ -29,25 +31,25 @@ class StoredKit(TypedDict):
     updated_at: datetime
 
 
-def get_kit(conn: Any, workspace_id: str) -> StoredKit | None:
+def get_kit(conn: Conn, workspace_id: str) -> StoredKit | None:
     """The workspace's kit, or None if none was saved."""
     row = conn.execute(_GET, (workspace_id,)).fetchone()
     return None if row is None else StoredKit(kit=row["kit"], version=row["version"], updated_at=row["updated_at"])
 
 
-def current_version(conn: Any, workspace_id: str) -> int:
+def current_version(conn: Conn, workspace_id: str) -> int:
     """The kit's version, locked until the transaction ends (0: no kit yet)."""
     row = conn.execute(_LOCK, (workspace_id,)).fetchone()
     return 0 if row is None else int(row["version"])
 
 
-def save_kit(conn: Any, workspace_id: str, kit: dict[str, Any]) -> tuple[int, datetime]:
+def save_kit(conn: Conn, workspace_id: str, kit: dict[str, Any]) -> tuple[int, datetime]:
     """Store a validated kit; returns its new version (1 for the first) and when it was saved."""
-    row = conn.execute(_PUT, (workspace_id, Jsonb(kit))).fetchone()
+    row = one(conn.execute(_PUT, (workspace_id, Jsonb(kit))))
     return int(row["version"]), row["updated_at"]
 
 
-def workspace_settings(conn: Any, workspace_id: str) -> dict[str, Any]:
+def workspace_settings(conn: Conn, workspace_id: str) -> dict[str, Any]:
     """The workspace's settings JSON (empty if unreadable)."""
     row = conn.execute(_SETTINGS, (workspace_id,)).fetchone()
     return dict(row["settings"] or {}) if row else {}

@@ -9,6 +9,8 @@ from uuid import UUID
 
 from psycopg.types.json import Jsonb
 
+from shared.db.pool import Conn, one
+
 _MEMBERSHIPS = "SELECT workspace_id FROM public.workspace_members WHERE user_id = auth.uid() ORDER BY created_at"
 _INSERT = """
 INSERT INTO public.campaigns (id, workspace_id, created_by, kind, brief, idempotency_key)
@@ -57,53 +59,53 @@ LIMIT %(limit)s
 """
 
 
-def memberships(conn: Any) -> list[str]:
+def memberships(conn: Conn) -> list[str]:
     """Workspaces the caller belongs to."""
     return [str(r["workspace_id"]) for r in conn.execute(_MEMBERSHIPS)]
 
 
-def insert_campaign(conn: Any, *, campaign_id: UUID, workspace_id: str, kind: str, brief: dict[str, Any],
+def insert_campaign(conn: Conn, *, campaign_id: UUID, workspace_id: str, kind: str, brief: dict[str, Any],
                     idempotency_key: str | None) -> tuple[UUID, bool]:
     """Create the campaign; returns (id, created). A repeated idempotency key returns the first id."""
     row = conn.execute(_INSERT, (campaign_id, workspace_id, kind, Jsonb(brief), idempotency_key)).fetchone()
     if row is not None:
         return row["id"], True
-    existing = conn.execute(_BY_KEY, (workspace_id, idempotency_key)).fetchone()
+    existing = one(conn.execute(_BY_KEY, (workspace_id, idempotency_key)))
     return existing["id"], False
 
 
-def get_campaign(conn: Any, campaign_id: UUID) -> dict[str, Any] | None:
+def get_campaign(conn: Conn, campaign_id: UUID) -> dict[str, Any] | None:
     """The campaign row, if visible to the caller."""
     return conn.execute(_GET, (campaign_id,)).fetchone()
 
 
-def campaign_artifacts(conn: Any, campaign_id: UUID) -> list[dict[str, Any]]:
+def campaign_artifacts(conn: Conn, campaign_id: UUID) -> list[dict[str, Any]]:
     """The campaign's artifacts, one per channel."""
     return conn.execute(_ARTIFACTS, (campaign_id,)).fetchall()
 
 
-def latest_payment(conn: Any, campaign_id: UUID) -> dict[str, Any] | None:
+def latest_payment(conn: Conn, campaign_id: UUID) -> dict[str, Any] | None:
     """The campaign's most recent payment attempt."""
     return conn.execute(_PAYMENT, (campaign_id,)).fetchone()
 
 
-def campaign_usage(conn: Any, campaign_id: UUID) -> list[dict[str, Any]]:
+def campaign_usage(conn: Conn, campaign_id: UUID) -> list[dict[str, Any]]:
     """Token usage of the campaign's model calls, per node and model."""
     return [{k: (int(v) if k not in ("node", "model") else v) for k, v in r.items()}
             for r in conn.execute(_USAGE, (campaign_id,))]
 
 
-def events_after(conn: Any, campaign_id: UUID, after_id: int, *, limit: int = 200) -> list[dict[str, Any]]:
+def events_after(conn: Conn, campaign_id: UUID, after_id: int, *, limit: int = 200) -> list[dict[str, Any]]:
     """Events newer than `after_id`, oldest first."""
     return conn.execute(_EVENTS, (campaign_id, after_id, limit)).fetchall()
 
 
-def add_event(conn: Any, *, campaign_id: UUID, workspace_id: Any, type_: str, data: dict[str, Any]) -> None:
+def add_event(conn: Conn, *, campaign_id: UUID, workspace_id: str | UUID, type_: str, data: dict[str, Any]) -> None:
     """Append an event (service connection)."""
     conn.execute(_SERVICE_EVENT, (campaign_id, workspace_id, type_, Jsonb(data)))
 
 
-def record_user_decision(conn: Any, *, decision_id: str, campaign_id: UUID, workspace_id: Any, kind: str,
+def record_user_decision(conn: Conn, *, decision_id: str, campaign_id: UUID, workspace_id: str | UUID, kind: str,
                          action: str, payload: dict[str, Any], user_id: UUID) -> dict[str, Any] | None:
     """Record the decision (service connection); returns the earlier one if it was already decided."""
     row = conn.execute(_DECISION, (decision_id, campaign_id, workspace_id, kind, action, Jsonb(payload),
@@ -113,7 +115,7 @@ def record_user_decision(conn: Any, *, decision_id: str, campaign_id: UUID, work
     return conn.execute(_EXISTING_DECISION, (decision_id,)).fetchone()
 
 
-def list_campaigns(conn: Any, *, workspace_id: str, statuses: Sequence[str] = (), kinds: Sequence[str] = (),
+def list_campaigns(conn: Conn, *, workspace_id: str, statuses: Sequence[str] = (), kinds: Sequence[str] = (),
                    after: tuple[datetime, UUID] | None = None, limit: int) -> list[dict[str, Any]]:
     """Up to `limit` summary rows of the workspace's campaigns, newest first, strictly after `after`.
 

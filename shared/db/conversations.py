@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from psycopg.types.json import Jsonb
-from psycopg_pool import ConnectionPool
 
+from shared.db.pool import Conn, Pool, one
 from shared.ports import Usage
 
 _ENSURE = """
@@ -75,7 +75,7 @@ class ThreadStorage:
 class ConversationRepository:
     """Messages and rolling summaries of conversations, over Postgres (service role; callers scope)."""
 
-    def __init__(self, pool: ConnectionPool) -> None:
+    def __init__(self, pool: Pool) -> None:
         self.pool = pool
 
     def ensure_conversation(self, conversation_id: str, workspace_id: str, *, kind: str = "chat",
@@ -91,7 +91,7 @@ class ConversationRepository:
             row = conn.execute(_APPEND, (conversation_id, seq, workspace_id, role, content,
                                          Jsonb(usage.as_dict()) if usage else None)).fetchone()
             if row is None:
-                row = conn.execute(_CONTENT, (conversation_id, seq)).fetchone()
+                row = one(conn.execute(_CONTENT, (conversation_id, seq)))
         return str(row["content"])
 
     def oldest_after(self, conversation_id: str, after_seq: int, limit: int) -> list[StoredMessage]:
@@ -113,19 +113,19 @@ class ConversationRepository:
 
     def count(self, conversation_id: str) -> int:
         with self.pool.connection() as conn:
-            return int(conn.execute(_COUNT, (conversation_id,)).fetchone()["n"])
+            return int(one(conn.execute(_COUNT, (conversation_id,)))["n"])
 
 
-def transcript(conn: Any, conversation_id: str, *, after_seq: int = -1, limit: int = 100) -> list[StoredMessage]:
+def transcript(conn: Conn, conversation_id: str, *, after_seq: int = -1, limit: int = 100) -> list[StoredMessage]:
     """A page of a conversation's messages on `conn`; under `as_user` row-level security scopes it."""
     rows = conn.execute(_OLDEST_AFTER, (conversation_id, after_seq, limit)).fetchall()
     return [StoredMessage(seq=r["seq"], role=r["role"], content=r["content"]) for r in rows]
 
 
-def thread_storage(pool: ConnectionPool, thread_id: str) -> ThreadStorage:
+def thread_storage(pool: Pool, thread_id: str) -> ThreadStorage:
     """Row bytes (as stored, after compression) of one thread's checkpoints and messages."""
     with pool.connection() as conn:
-        row = conn.execute(_THREAD_BYTES, {"t": thread_id, "m": _as_uuid(thread_id)}).fetchone()
+        row = one(conn.execute(_THREAD_BYTES, {"t": thread_id, "m": _as_uuid(thread_id)}))
     return ThreadStorage(checkpoint_bytes=int(row["checkpoint_bytes"]), message_bytes=int(row["message_bytes"]))
 
 

@@ -18,9 +18,8 @@ from typing import Any, Literal, Protocol
 from uuid import UUID
 
 from psycopg import sql
-from psycopg_pool import ConnectionPool
 
-from shared.db.pool import as_service
+from shared.db.pool import Conn, Pool, as_service, one
 from shared.errors import ConfigurationError
 from shared.knowledge.fusion import reciprocal_rank_fusion
 from shared.knowledge.text import Chunk, chunk_text
@@ -107,27 +106,27 @@ WHERE id = %s AND status NOT IN ('ready', 'failed')
 """
 
 
-def insert_document(conn: Any, *, document_id: UUID, workspace_id: str, title: str, kind: str, source: str,
+def insert_document(conn: Conn, *, document_id: UUID, workspace_id: str, title: str, kind: str, source: str,
                     tags: Sequence[str], storage_path: str | None, content_type: str | None, byte_size: int | None,
                     created_by: UUID | None) -> dict[str, Any]:
     """A new resource, queued for ingestion (allowed to members under RLS)."""
-    return conn.execute(_INSERT_DOCUMENT, {
+    return one(conn.execute(_INSERT_DOCUMENT, {
         "id": document_id, "workspace_id": workspace_id, "title": title, "kind": kind, "source": source,
         "tags": list(tags), "storage_path": storage_path, "content_type": content_type, "byte_size": byte_size,
-        "created_by": created_by}).fetchone()
+        "created_by": created_by}))
 
 
-def get_document(conn: Any, document_id: UUID, *, with_content: bool = True) -> dict[str, Any] | None:
+def get_document(conn: Conn, document_id: UUID, *, with_content: bool = True) -> dict[str, Any] | None:
     """The resource (with its full text unless told otherwise), or None if it does not exist or RLS hides it."""
     return conn.execute(_GET_DOCUMENT if with_content else _GET_STATE, (document_id,)).fetchone()
 
 
-def start_processing(conn: Any, document_id: UUID) -> None:
+def start_processing(conn: Conn, document_id: UUID) -> None:
     """`queued` → `processing` (no-op in any other state)."""
     conn.execute(_START, (document_id,))
 
 
-def save_chunks(conn: Any, *, document_id: UUID, title: str, content: str, chunks: Sequence[Chunk]) -> bool:
+def save_chunks(conn: Conn, *, document_id: UUID, title: str, content: str, chunks: Sequence[Chunk]) -> bool:
     """Store the extracted text and its chunks once; False if another delivery already did.
 
     Runs in the caller's transaction and locks the document row, so concurrent deliveries serialize
@@ -143,12 +142,12 @@ def save_chunks(conn: Any, *, document_id: UUID, title: str, content: str, chunk
     return True
 
 
-def mark_ready(conn: Any, document_id: UUID) -> bool:
+def mark_ready(conn: Conn, document_id: UUID) -> bool:
     """The resource is searchable; False if it already was."""
     return conn.execute(_READY, (document_id,)).rowcount == 1
 
 
-def mark_failed(conn: Any, document_id: UUID, error: str) -> bool:
+def mark_failed(conn: Conn, document_id: UUID, error: str) -> bool:
     """Ingestion gave up with `error` (kept for the owner to read); never downgrades a ready resource."""
     return conn.execute(_FAILED, (error[:2000], document_id)).rowcount == 1
 
@@ -180,26 +179,27 @@ WHERE model <> %(key)s AND (%(workspace)s::uuid IS NULL OR workspace_id = %(work
 """
 
 
-def chunks_missing_embedding(conn: Any, *, key: str, limit: int, document_id: UUID | None = None,
+def chunks_missing_embedding(conn: Conn, *, key: str, limit: int, document_id: UUID | None = None,
                              workspace_id: str | None = None) -> list[dict[str, Any]]:
     """Chunks that have no vector of model `key` yet, oldest first."""
     return conn.execute(_MISSING, {"key": key, "limit": limit, "document": document_id,
                                    "workspace": workspace_id}).fetchall()
 
 
-def count_missing_embeddings(conn: Any, *, key: str, document_id: UUID) -> int:
+def count_missing_embeddings(conn: Conn, *, key: str, document_id: UUID) -> int:
     """How many chunks of the document still lack a vector of model `key`."""
-    return conn.execute(_COUNT_MISSING, {"key": key, "document": document_id}).fetchone()["n"]
+    missing: int = one(conn.execute(_COUNT_MISSING, {"key": key, "document": document_id}))["n"]
+    return missing
 
 
-def insert_embeddings(conn: Any, key: str, rows: Sequence[tuple[int, Any, Sequence[float]]]) -> None:
+def insert_embeddings(conn: Conn, key: str, rows: Sequence[tuple[int, Any, Sequence[float]]]) -> None:
     """Store (chunk id, workspace id, vector) rows of model `key`; existing ones are kept (idempotent)."""
     with conn.cursor() as cur:
         cur.executemany(_INSERT_EMBEDDING, [(chunk_id, key, workspace_id, vector_literal(vector))
                                             for chunk_id, workspace_id, vector in rows])
 
 
-def prune_embeddings(conn: Any, keep_key: str, *, workspace_id: str | None = None) -> int:
+def prune_embeddings(conn: Conn, keep_key: str, *, workspace_id: str | None = None) -> int:
     """Delete the vectors of every model but `keep_key` (once a switch is complete); returns how many."""
     return conn.execute(_PRUNE, {"key": keep_key, "workspace": workspace_id}).rowcount
 
@@ -211,7 +211,7 @@ def vector_index_name(key: str) -> str:
     return name if len(name) <= 63 else f"{name[:54]}_{hashlib.sha256(key.encode()).hexdigest()[:8]}"
 
 
-def ensure_vector_index(conn: Any, key: str) -> str:
+def ensure_vector_index(conn: Conn, key: str) -> str:
     """Create the partial HNSW index of model `key` unless it exists; returns its name.
 
     Needs an autocommit connection outside any transaction (`CREATE INDEX CONCURRENTLY`), such as one
@@ -320,7 +320,7 @@ class SearchHit:
 class PgVectorKnowledge:
     """`KnowledgeSearch` over pgvector (HNSW, cosine) and Postgres full text, fused by reciprocal rank."""
 
-    pool: ConnectionPool
+    pool: Pool
     embedder: Embedder
     candidates: int = 50
     """How many chunks each ranking contributes to the fusion (at least `k`)."""
@@ -346,7 +346,7 @@ class PgVectorKnowledge:
                                      f"{self.embedder.dimensions}; check MUSE_EMBEDDING_DIMENSIONS.")
         return vectors
 
-    def add_document(self, conn: Any, *, workspace_id: str, title: str, content: str,
+    def add_document(self, conn: Conn, *, workspace_id: str, title: str, content: str,
                      tags: Sequence[str] = (), source: str = "text", kind: str = "text") -> str:
         """Store a ready document with its embedded chunks on `conn` (the caller's transaction); returns its id.
 
@@ -361,7 +361,7 @@ class PgVectorKnowledge:
         mark_ready(conn, document["id"])
         return str(document["id"])
 
-    def embed_missing(self, conn: Any, *, document_id: UUID | None = None, workspace_id: str | None = None,
+    def embed_missing(self, conn: Conn, *, document_id: UUID | None = None, workspace_id: str | None = None,
                       limit: int = 10_000) -> int:
         """Embed up to `limit` chunks that lack a vector of the configured model; returns how many."""
         rows = chunks_missing_embedding(conn, key=self.key, limit=limit, document_id=document_id,
@@ -390,7 +390,7 @@ class PgVectorKnowledge:
         [vector] = self.embedder.embed([query], task="RETRIEVAL_QUERY")
         return vector
 
-    def search_in(self, conn: Any, workspace_id: str, query: str, *, k: int = 5, kinds: Sequence[str] | None = None,
+    def search_in(self, conn: Conn, workspace_id: str, query: str, *, k: int = 5, kinds: Sequence[str] | None = None,
                   tags: Sequence[str] | None = None, mode: SearchMode = "hybrid",
                   vector: list[float] | None = None) -> list[SearchHit]:
         """The `k` best chunks of `workspace_id` for `query` on `conn` (a transaction), best first.
@@ -447,7 +447,7 @@ class PgVectorKnowledge:
         return [hit.as_finding() for hit in hits]
 
 
-def workspace_has_documents(conn: Any, workspace_id: str) -> bool:
+def workspace_has_documents(conn: Conn, workspace_id: str) -> bool:
     """Whether the workspace has any knowledge resource (seeding adds its examples only once)."""
     row = conn.execute("SELECT 1 FROM public.knowledge_documents WHERE workspace_id = %s LIMIT 1",
                        (workspace_id,)).fetchone()

@@ -15,6 +15,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from shared.db.knowledge import vector_literal
+from shared.db.pool import Conn, one
 
 # ------------------------------------------------------------------------------------------------ facts
 
@@ -51,35 +52,36 @@ WHERE id = %(id)s
 """
 
 
-def lock_facts(conn: Any, workspace_id: str) -> None:
+def lock_facts(conn: Conn, workspace_id: str) -> None:
     """Serialize fact learning of one workspace until the transaction ends (so dedup sees every write)."""
     conn.execute(_LOCK_FACTS, (workspace_id,))
 
 
-def fact_by_hash(conn: Any, workspace_id: str, text_hash: str) -> dict[str, Any] | None:
+def fact_by_hash(conn: Conn, workspace_id: str, text_hash: str) -> dict[str, Any] | None:
     """The fact whose current or a superseded wording has `text_hash`, in any model's vector space."""
     return conn.execute(_FACT_BY_HASH, {"ws": workspace_id, "hash": text_hash}).fetchone()
 
 
-def nearest_facts(conn: Any, workspace_id: str, *, key: str, vector: Sequence[float], k: int) -> list[dict[str, Any]]:
+def nearest_facts(conn: Conn, workspace_id: str, *, key: str, vector: Sequence[float], k: int) -> list[dict[str, Any]]:
     """The `k` facts closest to `vector` (cosine), among those embedded by model `key`."""
     return conn.execute(_NEAREST_FACTS, {"ws": workspace_id, "key": key, "vector": vector_literal(vector),
                                          "k": k}).fetchall()
 
 
-def insert_fact(conn: Any, workspace_id: str, *, fact: str, text_hash: str, source: str,
+def insert_fact(conn: Conn, workspace_id: str, *, fact: str, text_hash: str, source: str,
                 sources: list[dict[str, Any]], key: str, vector: Sequence[float]) -> int:
     """A new fact; returns its id."""
-    return conn.execute(_INSERT_FACT, (workspace_id, fact, text_hash, source, Jsonb(sources), key,
-                                       vector_literal(vector))).fetchone()["id"]
+    fact_id: int = one(conn.execute(_INSERT_FACT, (workspace_id, fact, text_hash, source, Jsonb(sources), key,
+                                                   vector_literal(vector))))["id"]
+    return fact_id
 
 
-def confirm_fact(conn: Any, fact_id: int, sources: list[dict[str, Any]]) -> None:
+def confirm_fact(conn: Conn, fact_id: int, sources: list[dict[str, Any]]) -> None:
     """Count one more learning of the fact, keeping its wording."""
     conn.execute(_CONFIRM_FACT, (Jsonb(sources), fact_id))
 
 
-def reword_fact(conn: Any, fact_id: int, *, fact: str, text_hash: str, source: str, sources: list[dict[str, Any]],
+def reword_fact(conn: Conn, fact_id: int, *, fact: str, text_hash: str, source: str, sources: list[dict[str, Any]],
                 history: list[dict[str, Any]], key: str, vector: Sequence[float]) -> None:
     """Count one more learning of the fact and keep the new wording (the old one goes to `history`)."""
     conn.execute(_REWORD_FACT, {"id": fact_id, "fact": fact, "hash": text_hash, "source": source,
@@ -109,7 +111,7 @@ LIMIT %(k)s
 _PURGE = "SELECT memory, deleted FROM public.purge_expired_memory()"
 
 
-def insert_episode(conn: Any, workspace_id: str, *, kind: str, content: str, data: dict[str, Any],
+def insert_episode(conn: Conn, workspace_id: str, *, kind: str, content: str, data: dict[str, Any],
                    dedupe_key: str | None, key: str, vector: Sequence[float], created_at: datetime,
                    expires_at: datetime | None) -> tuple[int, bool]:
     """(episode id, whether it is new): an episode whose (kind, `dedupe_key`) exists is not written again."""
@@ -118,17 +120,17 @@ def insert_episode(conn: Any, workspace_id: str, *, kind: str, content: str, dat
         "vector": vector_literal(vector), "at": created_at, "expires": expires_at}).fetchone()
     if row is not None:
         return row["id"], True
-    return conn.execute(_EPISODE_BY_KEY, (workspace_id, kind, dedupe_key)).fetchone()["id"], False
+    return one(conn.execute(_EPISODE_BY_KEY, (workspace_id, kind, dedupe_key)))["id"], False
 
 
-def recall_episodes(conn: Any, workspace_id: str, *, key: str, vector: Sequence[float], k: int,
+def recall_episodes(conn: Conn, workspace_id: str, *, key: str, vector: Sequence[float], k: int,
                     kinds: Sequence[str] | None) -> list[dict[str, Any]]:
     """The `k` unexpired episodes closest to `vector`, among those embedded by model `key`."""
     return conn.execute(_RECALL_EPISODES, {"ws": workspace_id, "key": key, "vector": vector_literal(vector),
                                            "kinds": list(kinds) if kinds else None, "k": k}).fetchall()
 
 
-def purge_expired(conn: Any) -> dict[str, int]:
+def purge_expired(conn: Conn) -> dict[str, int]:
     """Delete expired episodes (their task records cascade) and run keys; returns counts per memory."""
     return {row["memory"]: int(row["deleted"]) for row in conn.execute(_PURGE)}
 
@@ -153,7 +155,7 @@ LIMIT %(k)s
 """
 
 
-def insert_task(conn: Any, workspace_id: str, *, episode_id: int, task_type: str, steps: Sequence[str],
+def insert_task(conn: Conn, workspace_id: str, *, episode_id: int, task_type: str, steps: Sequence[str],
                 plan: dict[str, Any] | None, success: bool, quality: float, reused_from: int | None,
                 created_at: datetime) -> None:
     """The routing record of task episode `episode_id` (idempotent)."""
@@ -163,7 +165,7 @@ def insert_task(conn: Any, workspace_id: str, *, episode_id: int, task_type: str
                                 "at": created_at})
 
 
-def similar_tasks(conn: Any, workspace_id: str, *, task_type: str, key: str, vector: Sequence[float],
+def similar_tasks(conn: Conn, workspace_id: str, *, task_type: str, key: str, vector: Sequence[float],
                   k: int) -> list[dict[str, Any]]:
     """The `k` unexpired tasks of `task_type` whose descriptions are closest to `vector`."""
     return conn.execute(_SIMILAR_TASKS, {"ws": workspace_id, "type": task_type, "key": key,
@@ -195,7 +197,7 @@ ORDER BY task_type, specialist, variant
 """
 
 
-def record_run(conn: Any, workspace_id: str, *, task_type: str, specialist: str, variant: str, success: bool,
+def record_run(conn: Conn, workspace_id: str, *, task_type: str, specialist: str, variant: str, success: bool,
                quality: float, run_key: str | None) -> bool:
     """Count one run of a variant; False (nothing counted) if `run_key` was counted before."""
     if run_key is not None:
@@ -207,7 +209,7 @@ def record_run(conn: Any, workspace_id: str, *, task_type: str, specialist: str,
     return True
 
 
-def specialist_stats(conn: Any, workspace_id: str, *, task_type: str | None = None,
+def specialist_stats(conn: Conn, workspace_id: str, *, task_type: str | None = None,
                      specialist: str | None = None) -> list[dict[str, Any]]:
     """Every counted variant of the workspace (of `task_type` and `specialist`, if given)."""
     return conn.execute(_STATS, {"ws": workspace_id, "type": task_type, "specialist": specialist}).fetchall()
@@ -227,13 +229,13 @@ _REEMBED = {
 }
 
 
-def stale_embeddings(conn: Any, table: str, *, key: str, limit: int,
+def stale_embeddings(conn: Conn, table: str, *, key: str, limit: int,
                      workspace_id: str | None = None) -> list[dict[str, Any]]:
     """Rows of `table` (`facts` or `episodes`) embedded by a model other than `key`: (id, text)."""
     return conn.execute(_STALE[table], {"key": key, "ws": workspace_id, "limit": limit}).fetchall()
 
 
-def replace_embeddings(conn: Any, table: str, key: str, rows: Sequence[tuple[int, Sequence[float]]]) -> None:
+def replace_embeddings(conn: Conn, table: str, key: str, rows: Sequence[tuple[int, Sequence[float]]]) -> None:
     """Give rows of `table` their vector of model `key`."""
     with conn.cursor() as cur:
         cur.executemany(_REEMBED[table], [(key, vector_literal(vector), row_id) for row_id, vector in rows])

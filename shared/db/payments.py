@@ -7,7 +7,8 @@ from typing import Any
 from uuid import UUID
 
 from psycopg.types.json import Jsonb
-from psycopg_pool import ConnectionPool
+
+from shared.db.pool import Conn, Pool, one
 
 _BY_ORDER = """
 SELECT merchant_order_id, campaign_id, workspace_id, amount_paise, state, phonepe_order_id
@@ -51,7 +52,7 @@ class Payment:
 class PaymentRepository:
     """Service-side payment SQL (the webhook path has no user)."""
 
-    def __init__(self, pool: ConnectionPool) -> None:
+    def __init__(self, pool: Pool) -> None:
         self.pool = pool
 
     def by_merchant_order(self, merchant_order_id: str) -> Payment | None:
@@ -75,24 +76,24 @@ class PaymentRepository:
             conn.execute(_EVENT, (payment.campaign_id, payment.workspace_id, event, Jsonb(data)))
 
 
-def open_payment(conn: Any, campaign_id: UUID) -> dict[str, Any] | None:
+def open_payment(conn: Conn, campaign_id: UUID) -> dict[str, Any] | None:
     """The campaign's open payment, locked for this transaction."""
     return conn.execute(_OPEN, (campaign_id,)).fetchone()
 
 
-def new_payment(conn: Any, *, campaign_id: UUID, workspace_id: UUID, amount_paise: int) -> tuple[str, int]:
+def new_payment(conn: Conn, *, campaign_id: UUID, workspace_id: UUID, amount_paise: int) -> tuple[str, int]:
     """Insert the next payment attempt in state 'creating'; returns (merchantOrderId, attempt)."""
-    attempt = conn.execute(_LAST_ATTEMPT, (campaign_id,)).fetchone()["n"] + 1
+    attempt: int = one(conn.execute(_LAST_ATTEMPT, (campaign_id,)))["n"] + 1
     merchant_order_id = f"MUSE-{campaign_id.hex[:24]}-{attempt}"
     conn.execute(_INSERT, (merchant_order_id, campaign_id, workspace_id, attempt, amount_paise))
     return merchant_order_id, attempt
 
 
-def payment_created(conn: Any, merchant_order_id: str, *, phonepe_order_id: str, redirect_url: str) -> None:
+def payment_created(conn: Conn, merchant_order_id: str, *, phonepe_order_id: str, redirect_url: str) -> None:
     """Store what PhonePe returned for a new order."""
     conn.execute(_CREATED, (phonepe_order_id, redirect_url, merchant_order_id))
 
 
-def abandon_payment(conn: Any, merchant_order_id: str) -> None:
+def abandon_payment(conn: Conn, merchant_order_id: str) -> None:
     """Give up on an attempt whose redirect URL was lost (the next checkout starts a new attempt)."""
     conn.execute(_ABANDON, (merchant_order_id,))

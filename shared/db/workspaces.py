@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from psycopg.types.json import Jsonb
-from psycopg_pool import ConnectionPool
 
 from shared.brandkit import stored_kit_view
+from shared.db.pool import Conn, Pool, one
 from shared.ports import BrandKit, CampaignContext, WorkspacePolicy
 
 _KIT = "SELECT kit FROM public.brand_kits WHERE workspace_id = %s"
@@ -68,7 +68,7 @@ def campaign_context(workspace_id: str, settings: dict[str, Any] | None, kit_jso
 class PostgresWorkspaceStore:
     """`WorkspaceStore` over Postgres."""
 
-    def __init__(self, pool: ConnectionPool) -> None:
+    def __init__(self, pool: Pool) -> None:
         self.pool = pool
 
     def brand_kit(self, workspace_id: str) -> BrandKit:
@@ -88,21 +88,21 @@ class PostgresWorkspaceStore:
         return campaign_context(workspace_id, (row or {}).get("settings"), (row or {}).get("kit"), user_id=user_id)
 
 
-def ensure_workspace(conn: Any, *, slug: str, name: str, user_id: str,
+def ensure_workspace(conn: Conn, *, slug: str, name: str, user_id: str,
                      settings: dict[str, Any] | None = None) -> str:
     """Create the workspace `slug` (if new) with `user_id` as a member; returns its id. Admin use only."""
-    workspace_id = conn.execute(_ENSURE_WORKSPACE, (slug, name, Jsonb(settings or {}))).fetchone()["id"]
+    workspace_id = one(conn.execute(_ENSURE_WORKSPACE, (slug, name, Jsonb(settings or {}))))["id"]
     conn.execute(_ENSURE_MEMBER, (workspace_id, user_id))
     return str(workspace_id)
 
 
-def workspace_owner(conn: Any, workspace_id: str) -> str | None:
+def workspace_owner(conn: Conn, workspace_id: str) -> str | None:
     """The first member of a workspace (admin use)."""
     row = conn.execute(_OWNER, (workspace_id,)).fetchone()
     return str(row["user_id"]) if row else None
 
 
-def put_brand_kit(conn: Any, workspace_id: str, kit: dict[str, Any]) -> None:
+def put_brand_kit(conn: Conn, workspace_id: str, kit: dict[str, Any]) -> None:
     """Store a brand kit (validated upstream)."""
     conn.execute(_PUT_KIT, (workspace_id, Jsonb(kit)))
 
@@ -110,6 +110,6 @@ def put_brand_kit(conn: Any, workspace_id: str, kit: dict[str, Any]) -> None:
 _SEED_KIT = "INSERT INTO public.brand_kits (workspace_id, kit) VALUES (%s, %s) ON CONFLICT (workspace_id) DO NOTHING"
 
 
-def ensure_brand_kit(conn: Any, workspace_id: str, kit: dict[str, Any]) -> None:
+def ensure_brand_kit(conn: Conn, workspace_id: str, kit: dict[str, Any]) -> None:
     """Store `kit` only if the workspace has no brand kit yet (seeding never overwrites edits)."""
     conn.execute(_SEED_KIT, (workspace_id, Jsonb(kit)))

@@ -16,7 +16,6 @@ from email.message import Message
 from typing import Any, Protocol
 from uuid import UUID
 
-from psycopg_pool import ConnectionPool
 from pydantic import ValidationError
 from qstash import Receiver
 
@@ -24,7 +23,7 @@ from shared.auth import Principal
 from shared.db import knowledge as db
 from shared.db.campaigns import memberships
 from shared.db.knowledge import Embedder, PgVectorKnowledge
-from shared.db.pool import as_service, as_user, create_pool
+from shared.db.pool import Pool, as_service, as_user, create_pool
 from shared.errors import (
     InvalidRequest,
     MuseError,
@@ -151,7 +150,7 @@ class KnowledgeService:
     """The knowledge base's operations for one instance of the API or ingest function."""
 
     settings: Settings
-    pool: ConnectionPool
+    pool: Pool
     knowledge: PgVectorKnowledge
     store: ObjectStore
     queue: StepQueue
@@ -352,7 +351,7 @@ class PayloadTooLarge(MuseError):
     http_status = 413
 
 
-def knowledge_service(settings: Settings, *, pool: ConnectionPool | None = None,
+def knowledge_service(settings: Settings, *, pool: Pool | None = None,
                       embedder: Embedder | None = None) -> KnowledgeService:
     """The knowledge service of this deployment, wired from settings."""
     pool = pool or create_pool(settings.database_url, max_size=settings.database_pool_max)

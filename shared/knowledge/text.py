@@ -10,9 +10,10 @@ import bisect
 import io
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from shared.errors import InvalidRequest
 from shared.lazy import lazy_module
@@ -249,7 +250,8 @@ def pdf_to_text(data: bytes) -> Extracted:
         if reader.is_encrypted and not reader.decrypt(""):
             raise InvalidRequest("The PDF is password-protected; upload a copy without a password.")
         pages = [normalize_text(page.extract_text() or "") for page in reader.pages]
-        title = ((reader.metadata or {}).get("/Title") or "").strip() or None
+        metadata: Mapping[str, Any] = reader.metadata or {}
+        title = (metadata.get("/Title") or "").strip() or None
     except (pypdf_errors.PdfReadError, ValueError, KeyError, TypeError) as exc:
         raise InvalidRequest(f"The file is not a readable PDF ({exc}); upload a valid PDF or its text.") from exc
     starts: list[int] = []

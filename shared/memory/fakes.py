@@ -178,7 +178,7 @@ class InMemorySemanticMemory:
         [vector] = self.embedder.embed([query], task="RETRIEVAL_QUERY")
         scored = sorted(((cosine(vector, f.vector), f) for f in self.facts if f.workspace_id == workspace_id),
                         key=lambda pair: (-pair[0], pair[1].id))
-        return [Fact(id=f.id, fact=f.text, source=f.source, confirmations=f.confirmations,  # type: ignore[arg-type]
+        return [Fact(id=f.id, fact=f.text, source=f.source, confirmations=f.confirmations,
                      similarity=s, updated_at=f.updated_at) for s, f in scored[:k]]
 
 

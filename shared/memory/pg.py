@@ -12,12 +12,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from psycopg_pool import ConnectionPool
 from pydantic import TypeAdapter
 
 from shared.db import memory as db
 from shared.db.knowledge import Embedder, embedding_key
-from shared.db.pool import as_service
+from shared.db.pool import Pool, as_service
 from shared.errors import ConfigurationError
 from shared.memory.models import (
     Episode,
@@ -90,7 +89,7 @@ def _insert_episode(conn: Any, episode: EpisodeIn, vector: list[float], *, key: 
 class _Embedding:
     """The embedder, its vector-space key and its similarity calibration."""
 
-    pool: ConnectionPool
+    pool: Pool
     embedder: Embedder
     calibrations: Mapping[str, ModelCalibration] | None = None
     """Overrides of `shared.memory.policy.CALIBRATIONS`, by model name."""
@@ -312,7 +311,7 @@ class PgTaskRouter(_Embedding):
 class PgSpecialistSelector:
     """`SpecialistSelector` over `memory_specialist_stats` (counts are atomic upserts; keyed runs count once)."""
 
-    pool: ConnectionPool
+    pool: Pool
     prior: SelectionPrior = field(default_factory=SelectionPrior)
 
     def pick(self, workspace_id: str, task_type: str, specialist: str, variants: Sequence[str],
@@ -353,7 +352,7 @@ class PgMemory:
     selector: PgSpecialistSelector
 
 
-def build_memory(pool: ConnectionPool, embedder: Embedder, *,
+def build_memory(pool: Pool, embedder: Embedder, *,
                  calibrations: Mapping[str, ModelCalibration] | None = None,
                  retention: Retention = DEFAULT_RETENTION) -> PgMemory:
     """The memory of a deployment; pass `shared.integrations.embeddings.embedder_from_settings(settings)`.
@@ -368,7 +367,7 @@ def build_memory(pool: ConnectionPool, embedder: Embedder, *,
     )
 
 
-def reembed_memory(pool: ConnectionPool, embedder: Embedder, *, workspace_id: str | None = None,
+def reembed_memory(pool: Pool, embedder: Embedder, *, workspace_id: str | None = None,
                    batch: int = 64) -> int:
     """Re-embed every fact and episode stored under another model (after a model switch); returns how many.
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 from pydantic import BaseModel
 
@@ -89,7 +89,7 @@ class ModelRouter:
     def __post_init__(self) -> None:
         cascades = {tier: cascade(models) for tier, models in self.cascades.items()}
         for tier in ("fast", "strong"):
-            if not cascades.get(tier):  # type: ignore[call-overload]
+            if not cascades.get(tier):
                 raise ValueError(f"the {tier} tier has no models; set MUSE_MODEL_{tier.upper()}")
         object.__setattr__(self, "cascades", cascades)
 
@@ -106,7 +106,8 @@ class ModelRouter:
 
     def with_cascades(self, **cascades: Sequence[str]) -> ModelRouter:
         """This router with some tiers' cascades replaced (e.g. `with_cascades(strong=[...])`)."""
-        return replace(self, cascades={**self.cascades, **{t: cascade(m) for t, m in cascades.items()}})
+        replaced = {cast(ModelTier, t): cascade(m) for t, m in cascades.items()}  # keywords name tiers
+        return replace(self, cascades={**self.cascades, **replaced})
 
     def generate(self, *, tier: ModelTier, system: str, prompt: str, schema: type[T]) -> Generated[T]:
         """Ask the first healthy model of `tier`; raises `AllModelsFailed` when none answers."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,7 +27,8 @@ class SelfCorrectionConfig(BaseModel):
     """Copy passes with no blocking finding and at least this score."""
     improvement_threshold: float = Field(0.1, ge=0, le=1)
     """A rewrite must close at least this share of the remaining gap to 1.0, or a human decides."""
-    critique_aspects: list[CritiqueAspect] = Field(default_factory=lambda: list(ASPECTS), max_length=5)
+    critique_aspects: list[CritiqueAspect] = Field(default_factory=lambda: cast(list[CritiqueAspect], list(ASPECTS)),
+                                                   max_length=5)
     """Aspects the judge critiques besides the kit's own guidelines."""
     store_failures: bool = True
     """Keep failed attempts (findings and score) for learning."""

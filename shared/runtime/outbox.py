@@ -10,11 +10,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-
-from psycopg_pool import ConnectionPool
+from uuid import UUID
 
 from shared.db import outbox as db
-from shared.db.pool import as_service
+from shared.db.pool import Pool, as_service
 from shared.domain import OutboxItem, OutboxRow
 from shared.errors import MuseError
 from shared.queue import StepQueue
@@ -34,7 +33,7 @@ def item(function: str, message: StepMessage, *, not_before: datetime | None = N
 class Outbox:
     """Publishes committed outbox rows and marks them published."""
 
-    pool: ConnectionPool
+    pool: Pool
     queue: StepQueue
 
     def publish(self, rows: list[OutboxRow], *, strict: bool = False) -> int:
@@ -56,8 +55,8 @@ class Outbox:
             db.mark_published(self.pool, done)
         return len(done)
 
-    def send(self, campaign_id: object, items: list[OutboxItem]) -> int:
+    def send(self, campaign_id: UUID | None, items: list[OutboxItem]) -> int:
         """Write `items` in their own transaction, then publish them (for senders with no other change)."""
         with as_service(self.pool) as conn:
-            rows = db.add(conn, campaign_id, items)  # type: ignore[arg-type]
+            rows = db.add(conn, campaign_id, items)
         return self.publish(rows)

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
 import langsmith
@@ -59,6 +59,12 @@ from shared.runtime.messages import StepMessage
 from shared.runtime.outbox import Outbox, item
 from shared.settings import Settings
 
+if TYPE_CHECKING:
+    from langchain_core.runnables import RunnableConfig
+    from langgraph.graph.state import CompiledStateGraph
+
+    from shared.campaigns.state import CampaignState
+
 log = logging.getLogger("muse.step")
 
 
@@ -82,9 +88,11 @@ class _Plan:
 class StepRuntime:
     """The per-instance engine behind every step function."""
 
-    def __init__(self, *, function: str, settings: Settings, graph: Any, deps: Deps, threads: ThreadRepository,
-                 outbox: Outbox, receiver: Receiver, payments: PaymentConfirmer | None = None,
-                 owners: dict[str, str] | None = None, tracer: langsmith.Client | None = None) -> None:
+    def __init__(self, *, function: str, settings: Settings,
+                 graph: CompiledStateGraph[CampaignState, Deps, CampaignState, CampaignState], deps: Deps,
+                 threads: ThreadRepository, outbox: Outbox, receiver: Receiver,
+                 payments: PaymentConfirmer | None = None, owners: dict[str, str] | None = None,
+                 tracer: langsmith.Client | None = None) -> None:
         self.function = function
         self.owners = owners or NODE_OWNERS
         self.tracer = tracer
@@ -262,7 +270,7 @@ class StepRuntime:
             self.tracer.flush(timeout=5)
 
     def _stream(self, grant: Grant, graph_input: Any) -> RunResult:
-        config = {
+        config: RunnableConfig = {
             "configurable": {"thread_id": str(grant.campaign_id)},
             "metadata": {"campaign_id": str(grant.campaign_id), "workspace_id": str(grant.workspace_id),
                          "function": self.function},
@@ -281,9 +289,11 @@ class StepRuntime:
             if context.settings.get("models") and hasattr(model, "for_workspace"):
                 model = model.for_workspace(context.settings)
             deps = replace(deps, campaign=context, model=model)
-        for mode, chunk in self.graph.stream(graph_input, config, context=deps, durability="exit",
-                                             interrupt_before=self.foreign_nodes,
-                                             stream_mode=["updates", "checkpoints"]):
+        # With a list of stream modes LangGraph yields (mode, chunk) pairs; its annotation does not say so.
+        parts = cast(Iterator[tuple[str, Any]], self.graph.stream(
+            graph_input, config, context=deps, durability="exit", interrupt_before=self.foreign_nodes,
+            stream_mode=["updates", "checkpoints"]))
+        for mode, chunk in parts:
             if mode == "checkpoints":
                 result.head = chunk["config"]["configurable"]["checkpoint_id"]
                 result.next_nodes = tuple(chunk["next"])

@@ -22,7 +22,7 @@ from qstash import QStash, Receiver
 
 from shared.db import outbox as outbox_db
 from shared.db.threads import StalledThread, ThreadRepository
-from shared.domain import CampaignStatus, OutboxItem
+from shared.domain import CampaignStatus, OutboxItem, OutboxRow
 from shared.errors import PermanentStepError, UpstreamUnavailable
 from shared.payments.confirmation import reconcile_message
 from shared.runtime.delivery import FailureCallback, Reply, deliver
@@ -126,7 +126,7 @@ class Sweeper:
         return []
 
 
-def row_item(row: Any) -> OutboxItem:
+def row_item(row: OutboxRow) -> OutboxItem:
     """The item part of an outbox row."""
     return {"function": row["function"], "message": row["message"], "dedup_id": row["dedup_id"],
             "not_before": None}

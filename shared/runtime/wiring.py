@@ -5,7 +5,6 @@ from __future__ import annotations
 from functools import cache
 
 import langsmith
-from psycopg_pool import ConnectionPool
 
 from shared.campaigns.gate import LayeredGate
 from shared.campaigns.graph import build_campaign_graph
@@ -14,7 +13,7 @@ from shared.campaigns.summaries import RecursiveSummarizer
 from shared.db.artifacts import PostgresArtifactStore
 from shared.db.knowledge import PgVectorKnowledge
 from shared.db.payments import PaymentRepository
-from shared.db.pool import create_pool
+from shared.db.pool import Pool, create_pool
 from shared.db.threads import ThreadRepository
 from shared.db.workspaces import PostgresWorkspaceStore
 from shared.deps import NO_CAMPAIGN, Deps, DepsOverrides
@@ -37,7 +36,7 @@ from shared.tools.catalog import ToolDeps, standard_belt
 from shared.tools.knowledge import PgKnowledgeFetch
 
 
-def build_deps(settings: Settings, pool: ConnectionPool, *, overrides: DepsOverrides = DepsOverrides()) -> Deps:
+def build_deps(settings: Settings, pool: Pool, *, overrides: DepsOverrides = DepsOverrides()) -> Deps:
     """The graph's run context for this deployment; building it opens no connection and imports no vendor SDK.
 
     Each step binds its campaign (`shared.campaigns.context.load_step_context`). `overrides` is the one

@@ -5,8 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from psycopg_pool import ConnectionPool
-
+from shared.db.pool import Pool
 from shared.tools.ports import KnowledgeDocument
 
 _FETCH = """
@@ -19,7 +18,7 @@ WHERE id = %s AND workspace_id = %s
 class PgKnowledgeFetch:
     """Reads `knowledge_documents`; a document of another workspace reads as missing."""
 
-    pool: ConnectionPool
+    pool: Pool
 
     def fetch(self, workspace_id: str, document_id: str) -> KnowledgeDocument | None:
         try:
