@@ -88,7 +88,7 @@ class Settings(BaseSettings):
     sweep_publish_grace_seconds: float = Field(5.0, alias="MUSE_SWEEP_PUBLISH_GRACE_SECONDS", ge=0)
     """An outbox row unpublished for this long is published by the sweeper (its writer died)."""
     sweep_lease_grace_seconds: float = Field(1.0, alias="MUSE_SWEEP_LEASE_GRACE_SECONDS", ge=0)
-    stall_seconds: float = Field(300.0, alias="MUSE_STALL_SECONDS", gt=0)
+    stall_seconds: float = Field(90.0, alias="MUSE_STALL_SECONDS", gt=0)
     """A live thread nothing moved for this long is nudged by the sweeper."""
     busy_retry_after_seconds: int = Field(2, alias="MUSE_BUSY_RETRY_AFTER_SECONDS", ge=0)
     sse_max_seconds: float = Field(25.0, alias="MUSE_SSE_MAX_SECONDS", gt=0)
