@@ -8,6 +8,7 @@ from uuid import UUID
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
+from shared.db.batch import ASYNC_COMMIT, execute_batch
 from shared.domain import OutboxItem, OutboxRow
 
 _INSERT = """
@@ -35,23 +36,26 @@ def add(conn: Any, campaign_id: UUID | None, items: list[OutboxItem]) -> list[Ou
     """Write `items` in the caller's transaction (which must run with the service's privileges)."""
     rows: list[OutboxRow] = []
     for item in items:
-        row = conn.execute(_INSERT, (campaign_id, item["function"], Jsonb(item["message"]), item["dedup_id"],
-                                     item["not_before"])).fetchone()
-        rows.append(cast(OutboxRow, row))
+        sql, params = insert_statement(campaign_id, item)
+        rows.append(cast(OutboxRow, conn.execute(sql, params).fetchone()))
     return rows
+
+
+def insert_statement(campaign_id: UUID | None, item: OutboxItem) -> tuple[str, tuple[object, ...]]:
+    """The statement that writes `item` and returns its row (for callers batching it with others)."""
+    return _INSERT, (campaign_id, item["function"], Jsonb(item["message"]), item["dedup_id"], item["not_before"])
 
 
 def mark_published(pool: ConnectionPool, ids: list[int]) -> None:
     """Record that these rows reached QStash.
 
     The marker commits without waiting for the WAL flush: losing it in a crash only means one more,
-    deduplicated, publish by the sweeper.
+    deduplicated, publish by the sweeper. One round trip (`execute_batch`: one implicit transaction).
     """
     if not ids:
         return
-    with pool.connection() as conn, conn.transaction():
-        conn.execute("SET LOCAL synchronous_commit = off")
-        conn.execute(_MARK, (ids,))
+    with pool.connection() as conn:
+        execute_batch(conn, [ASYNC_COMMIT, (_MARK, (ids,))])
 
 
 def unpublished(pool: ConnectionPool, *, older_than_seconds: float, limit: int = 200) -> list[OutboxRow]:

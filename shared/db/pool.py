@@ -8,6 +8,8 @@ per-request role and claims are set with `SET LOCAL` inside an explicit transact
 from __future__ import annotations
 
 import json
+import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -19,14 +21,39 @@ from psycopg_pool import ConnectionPool
 CONNECTION_KWARGS: dict[str, Any] = {"autocommit": True, "prepare_threshold": None, "row_factory": dict_row}
 
 
+CHECK_AFTER_IDLE_SECONDS = 5.0
+"""A pooled connection idle longer than this is checked with a round trip before reuse."""
+_returned_at: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = weakref.WeakKeyDictionary()
+
+
+def _note_return(conn: psycopg.Connection[Any]) -> None:
+    """The pool's `reset` hook: remember when the connection came back."""
+    _returned_at[conn] = time.monotonic()
+
+
+def check_if_idle(conn: psycopg.Connection[Any]) -> None:
+    """The pool's `check`: a round trip only for a connection that sat idle for a while.
+
+    A connection used moments ago is almost always alive; checking it anyway costs a round trip on
+    every checkout (several per step). One that broke since fails its statement, the step is retried,
+    and the pool replaces it; one known broken is refused here without a round trip.
+    """
+    if conn.closed:
+        raise psycopg.OperationalError("the connection is closed")
+    returned = _returned_at.get(conn)
+    if returned is None or time.monotonic() - returned > CHECK_AFTER_IDLE_SECONDS:
+        ConnectionPool.check_connection(conn)
+
+
 def create_pool(dsn: str, *, max_size: int = 4, min_size: int = 0) -> ConnectionPool:
-    """A pool for one function instance; connections are opened lazily and checked before reuse."""
+    """A pool for one function instance; connections are opened lazily and checked before reuse if idle."""
     return ConnectionPool(
         dsn,
         min_size=min_size,
         max_size=max_size,
         kwargs=CONNECTION_KWARGS,
-        check=ConnectionPool.check_connection,
+        check=check_if_idle,
+        reset=_note_return,
         max_idle=300,
         max_lifetime=1800,
         open=True,

@@ -10,6 +10,7 @@ from uuid import UUID
 from psycopg.types.json import Jsonb
 
 from shared.db import outbox
+from shared.db.batch import ASYNC_COMMIT, Params, execute_batch
 from shared.db.pool import Conn, Pool, as_service
 from shared.domain import AppliedDecision, CampaignId, CampaignStatus, OutboxItem, OutboxRow, PendingDecision
 
@@ -241,14 +242,24 @@ class ThreadRepository:
         )
 
     def renew(self, grant: Grant, seconds: float) -> bool:
-        """Extend a held lease (the step's heartbeat); False once the lease is gone."""
+        """Extend a held lease (the step's heartbeat); False once the lease is gone.
+
+        Commits without waiting for the WAL flush: a renewal lost with a server crash can only let the
+        lease expire early, and the fence then stops the holder's commit (which that crash broke anyway).
+        """
         with self.pool.connection() as conn:
-            return conn.execute(_RENEW, (seconds, grant.campaign_id, grant.fence, grant.owner)).fetchone() is not None
+            _, renewed = execute_batch(conn, [ASYNC_COMMIT, (_RENEW, (seconds, grant.campaign_id, grant.fence,
+                                                                     grant.owner))])
+        return bool(renewed)
 
     def release(self, grant: Grant) -> None:
-        """Give the lease back without changing the thread."""
+        """Give the lease back without changing the thread.
+
+        Commits without waiting for the WAL flush: a release lost with a server crash leaves a lease
+        that expires by itself, so deliveries meanwhile only wait (429) a little longer.
+        """
         with self.pool.connection() as conn:
-            conn.execute(_RELEASE, (grant.campaign_id, grant.fence))
+            execute_batch(conn, [ASYNC_COMMIT, (_RELEASE, (grant.campaign_id, grant.fence))])
 
     def finish(self, conn: Conn, grant: Grant, outcome: Outcome, events: list[Event],
                decision: AppliedDecision | None = None, *,
@@ -258,33 +269,32 @@ class ThreadRepository:
         Runs in the caller's transaction (the step's, which already holds its checkpoint writes).
         Raises `LeaseLostAtFinish` when the fence moved on, `UnpaidCompletion` when the outcome completes
         a campaign without a completed payment of the amount due, and `DecisionRaced` when a timeout
-        would overrule a user's answer recorded meanwhile; the caller rolls back.
+        would overrule a user's answer recorded meanwhile; the caller rolls back. Every statement goes
+        in one round trip (`execute_batch`), and the checks read their results before the caller commits.
         """
-        row = conn.execute(_FINISH, {
+        statements: list[tuple[str, Params]] = [(_FINISH, {
             "status": outcome.status.value, "step": outcome.current_step,
             "pending": Jsonb(outcome.pending_decision) if outcome.pending_decision else None,
             "reason": outcome.failure_reason, "amount_due": outcome.amount_due_paise,
             "id": grant.campaign_id, "fence": grant.fence,
-        }).fetchone()
-        if row is None:
-            raise LeaseLostAtFinish(str(grant.campaign_id))
-        if not row["paid_if_completed"]:
-            raise UnpaidCompletion(str(grant.campaign_id))
+        })]
         if decision is not None:
-            recorded = conn.execute(_RECORD_DECISION, (decision.id, grant.campaign_id, grant.workspace_id,
-                                                       decision.kind, decision.action, Jsonb(decision.payload),
-                                                       decision.source, None)).fetchone()
-            if recorded is None and decision.source == "timeout":
-                raise DecisionRaced(decision.id)
-        with conn.cursor() as cur:
-            cur.executemany(_EVENT, [(grant.campaign_id, grant.workspace_id, e.type, Jsonb(e.data))
-                                     for e in events])
-            if usage:
-                cur.executemany(_USAGE, [
-                    (grant.campaign_id, grant.workspace_id, u.get("node", "?"), u.get("model", "?"),
-                     u.get("prompt_tokens", 0), u.get("cached_tokens", 0), u.get("output_tokens", 0),
-                     u.get("thinking_tokens", 0), (u.get("route") or {}).get("fallbacks", 0)) for u in usage])
-        return outbox.add(conn, grant.campaign_id, outcome.outbox)
+            statements.append((_RECORD_DECISION, (decision.id, grant.campaign_id, grant.workspace_id, decision.kind,
+                                                  decision.action, Jsonb(decision.payload), decision.source, None)))
+        statements += [(_EVENT, (grant.campaign_id, grant.workspace_id, e.type, Jsonb(e.data))) for e in events]
+        statements += [(_USAGE, (grant.campaign_id, grant.workspace_id, u.get("node", "?"), u.get("model", "?"),
+                                 u.get("prompt_tokens", 0), u.get("cached_tokens", 0), u.get("output_tokens", 0),
+                                 u.get("thinking_tokens", 0), (u.get("route") or {}).get("fallbacks", 0)))
+                       for u in usage or []]
+        statements += [outbox.insert_statement(grant.campaign_id, item) for item in outcome.outbox]
+        results = execute_batch(conn, statements)
+        if not results[0]:
+            raise LeaseLostAtFinish(str(grant.campaign_id))
+        if not results[0][0]["paid_if_completed"]:
+            raise UnpaidCompletion(str(grant.campaign_id))
+        if decision is not None and not results[1] and decision.source == "timeout":
+            raise DecisionRaced(decision.id)
+        return [cast(OutboxRow, rows[0]) for rows in results[len(results) - len(outcome.outbox):]]
 
     def decided_by(self, decision_id: str) -> str | None:
         """'user' or 'timeout' if this decision was already recorded, else None."""

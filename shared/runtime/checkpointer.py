@@ -26,6 +26,7 @@ from psycopg import Connection
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from shared.db.batch import execute_batch
 from shared.errors import UpstreamUnavailable
 
 _FENCE_CHECK = """
@@ -77,8 +78,9 @@ class StepWrites:
             return self._conn
         conn = self.pool.getconn()
         try:
-            conn.execute("BEGIN")
-            if conn.execute(_FENCE_CHECK, (self.fence.campaign_id, self.fence.token)).fetchone() is None:
+            _, locked = execute_batch(conn, [("BEGIN", None),
+                                             (_FENCE_CHECK, (self.fence.campaign_id, self.fence.token))])
+            if not locked:
                 raise LeaseLost(
                     f"Lease on campaign {self.fence.campaign_id} (fence {self.fence.token}) expired before the "
                     "checkpoint was saved; the delivery now holding it continues the thread."
