@@ -190,6 +190,8 @@ def _probe(name: str, url: str, *, done: uuid.UUID, document: uuid.UUID, key: st
         return lambda: httpx.post(url, json=payload, headers={"Authorization": auth}, timeout=5)
     if name == "ingest":
         body = json.dumps({"kind": "ingest", "document_id": str(document)}).encode()
+    elif name == "sweeper":
+        body = json.dumps({"kind": "sweep"}).encode()
     else:
         body = json.dumps({"kind": "continue", "campaign_id": str(done), "expected_checkpoint_id": "x"}).encode()
     return lambda: httpx.post(url, content=body, timeout=10, headers={
