@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import cast
 from uuid import UUID
 
 from psycopg.types.json import Jsonb
-from psycopg_pool import ConnectionPool
 
 from shared.db.batch import ASYNC_COMMIT, execute_batch
+from shared.db.pool import Conn, Pool
 from shared.domain import OutboxItem, OutboxRow
 
 _INSERT = """
@@ -26,13 +26,14 @@ _UNPUBLISHED_FOR = """
 SELECT id, campaign_id, function, message, dedup_id, not_before FROM public.step_outbox
 WHERE campaign_id = %s AND published_at IS NULL ORDER BY id
 """
-_LATEST = """
+_CONTINUATION = """
 SELECT id, campaign_id, function, message, dedup_id, not_before FROM public.step_outbox
-WHERE campaign_id = %s AND message->>'kind' = ANY(%s) ORDER BY id DESC LIMIT 1
+WHERE campaign_id = %(campaign)s AND (
+    (message->>'kind' = 'continue' AND message->>'expected_checkpoint_id' = %(head)s)
+    OR (%(head)s::text IS NULL AND message->>'kind' = 'start'))
+ORDER BY id LIMIT 1
 """
-
-
-def add(conn: Any, campaign_id: UUID | None, items: list[OutboxItem]) -> list[OutboxRow]:
+def add(conn: Conn, campaign_id: UUID | None, items: list[OutboxItem]) -> list[OutboxRow]:
     """Write `items` in the caller's transaction (which must run with the service's privileges)."""
     rows: list[OutboxRow] = []
     for item in items:
@@ -46,7 +47,7 @@ def insert_statement(campaign_id: UUID | None, item: OutboxItem) -> tuple[str, t
     return _INSERT, (campaign_id, item["function"], Jsonb(item["message"]), item["dedup_id"], item["not_before"])
 
 
-def mark_published(pool: ConnectionPool, ids: list[int]) -> None:
+def mark_published(pool: Pool, ids: list[int]) -> None:
     """Record that these rows reached QStash.
 
     The marker commits without waiting for the WAL flush: losing it in a crash only means one more,
@@ -58,19 +59,19 @@ def mark_published(pool: ConnectionPool, ids: list[int]) -> None:
         execute_batch(conn, [ASYNC_COMMIT, (_MARK, (ids,))])
 
 
-def unpublished(pool: ConnectionPool, *, older_than_seconds: float, limit: int = 200) -> list[OutboxRow]:
+def unpublished(pool: Pool, *, older_than_seconds: float, limit: int = 200) -> list[OutboxRow]:
     """Committed rows nobody published (their writer died between commit and publish)."""
     with pool.connection() as conn:
         return cast(list[OutboxRow], conn.execute(_UNPUBLISHED, (older_than_seconds, limit)).fetchall())
 
 
-def unpublished_for(pool: ConnectionPool, campaign_id: UUID) -> list[OutboxRow]:
+def unpublished_for(pool: Pool, campaign_id: UUID) -> list[OutboxRow]:
     """One campaign's unpublished rows, oldest first."""
     with pool.connection() as conn:
         return cast(list[OutboxRow], conn.execute(_UNPUBLISHED_FOR, (campaign_id,)).fetchall())
 
 
-def latest(pool: ConnectionPool, campaign_id: UUID, kinds: list[str]) -> OutboxRow | None:
-    """The campaign's newest row whose message is of one of `kinds`."""
+def continuation(pool: Pool, campaign_id: UUID, head: str | None) -> OutboxRow | None:
+    """The message that continues the thread from `head` (its `start` when it has no checkpoint yet)."""
     with pool.connection() as conn:
-        return cast(OutboxRow | None, conn.execute(_LATEST, (campaign_id, kinds)).fetchone())
+        return cast(OutboxRow | None, conn.execute(_CONTINUATION, {"campaign": campaign_id, "head": head}).fetchone())

@@ -12,13 +12,31 @@ import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeAlias
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg import Cursor
+from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
 
 CONNECTION_KWARGS: dict[str, Any] = {"autocommit": True, "prepare_threshold": None, "row_factory": dict_row}
+
+Conn: TypeAlias = psycopg.Connection[DictRow]
+"""A connection whose rows are dicts (column → value): every connection Muse opens is one."""
+Pool: TypeAlias = ConnectionPool[Conn]
+"""A pool of `Conn`s, as `create_pool` makes."""
+
+
+class MissingRow(LookupError):
+    """A statement that always returns a row (an aggregate, an unconditional `RETURNING`) returned none."""
+
+
+def one(cursor: Cursor[DictRow]) -> DictRow:
+    """The row of a statement that always returns one; raises `MissingRow` otherwise."""
+    row = cursor.fetchone()
+    if row is None:
+        raise MissingRow("The statement returned no row.")
+    return row
 
 
 CHECK_AFTER_IDLE_SECONDS = 5.0
@@ -45,7 +63,7 @@ def check_if_idle(conn: psycopg.Connection[Any]) -> None:
         ConnectionPool.check_connection(conn)
 
 
-def create_pool(dsn: str, *, max_size: int = 4, min_size: int = 0) -> ConnectionPool:
+def create_pool(dsn: str, *, max_size: int = 4, min_size: int = 0) -> Pool:
     """A pool for one function instance; connections are opened lazily and checked before reuse if idle."""
     return ConnectionPool(
         dsn,
@@ -61,13 +79,13 @@ def create_pool(dsn: str, *, max_size: int = 4, min_size: int = 0) -> Connection
     )
 
 
-def connect(dsn: str) -> psycopg.Connection[dict[str, Any]]:
+def connect(dsn: str) -> Conn:
     """One pooler-safe connection, for setup jobs and scripts."""
     return psycopg.connect(dsn, **CONNECTION_KWARGS)
 
 
 @contextmanager
-def as_user(pool: ConnectionPool, claims: dict[str, Any]) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+def as_user(pool: Pool, claims: dict[str, Any]) -> Iterator[Conn]:
     """A transaction running as Supabase's `authenticated` role with the caller's JWT claims.
 
     Row-level security then scopes every statement to the caller's workspaces, exactly as
@@ -80,13 +98,13 @@ def as_user(pool: ConnectionPool, claims: dict[str, Any]) -> Iterator[psycopg.Co
 
 
 @contextmanager
-def as_service(pool: ConnectionPool) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+def as_service(pool: Pool) -> Iterator[Conn]:
     """A transaction with the service's own privileges; callers filter by workspace explicitly."""
     with pool.connection() as conn, conn.transaction():
         yield conn
 
 
-def as_runtime(conn: psycopg.Connection[dict[str, Any]]) -> None:
+def as_runtime(conn: Conn) -> None:
     """Leave the caller's role for the rest of this `as_user` transaction.
 
     For the runtime's own rows (events, outbox) that must commit atomically with a change the caller

@@ -66,6 +66,8 @@ ORDER BY lease_until LIMIT %s
 _MARK_REDRIVEN = "UPDATE public.campaigns SET redriven_fence = %s WHERE id = %s AND fence = %s"
 _STALLED = """
 SELECT c.id, c.status, c.fence, c.pending_decision,
+    (SELECT k.checkpoint_id FROM public.checkpoints k
+     WHERE k.thread_id = c.id::text AND k.checkpoint_ns = '' ORDER BY k.checkpoint_id DESC LIMIT 1) AS head,
     (SELECT d.payload FROM public.decisions d WHERE d.id = c.pending_decision->>'id' AND d.source = 'user')
         AS decided,
     (SELECT p.merchant_order_id FROM public.payments p
@@ -133,6 +135,7 @@ class _StalledRow(TypedDict):
     status: str
     fence: int
     pending_decision: PendingDecision | None
+    head: str | None
     decided: dict[str, Any] | None
     merchant_order_id: str | None
 
@@ -185,6 +188,7 @@ class StalledThread:
     status: CampaignStatus
     fence: int
     pending_decision: PendingDecision | None
+    head: str | None
     decided: dict[str, Any] | None
     merchant_order_id: str | None
 
@@ -331,7 +335,7 @@ class ThreadRepository:
         with self.pool.connection() as conn:
             rows = cast(list[_StalledRow], conn.execute(_STALLED, (idle_seconds, limit)).fetchall())
         return [StalledThread(campaign_id=CampaignId(r["id"]), status=CampaignStatus(r["status"]), fence=r["fence"],
-                              pending_decision=r["pending_decision"], decided=r["decided"],
+                              pending_decision=r["pending_decision"], head=r["head"], decided=r["decided"],
                               merchant_order_id=r["merchant_order_id"]) for r in rows]
 
     def touch(self, campaign_id: UUID, fence: int) -> None:

@@ -18,15 +18,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
-from psycopg import Connection
-from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool
+from psycopg import Cursor
+from psycopg.rows import DictRow, dict_row
 
 from shared.db.batch import execute_batch
+from shared.db.pool import Conn, Pool
 from shared.errors import UpstreamUnavailable
 
 _FENCE_CHECK = """
@@ -59,21 +59,21 @@ class StepWrites:
     or fails before then leaves the thread exactly as it found it.
     """
 
-    def __init__(self, pool: ConnectionPool, fence: Fence) -> None:
+    def __init__(self, pool: Pool, fence: Fence) -> None:
         self.pool = pool
         self.fence = fence
         self._lock = threading.RLock()
-        self._conn: Connection[Any] | None = None
+        self._conn: Conn | None = None
 
     @contextmanager
-    def cursor(self) -> Iterator[Any]:
+    def cursor(self) -> Iterator[Cursor[DictRow]]:
         """A cursor inside the step's transaction (opened and fenced on first use)."""
         with self._lock:
             conn = self._open()
             with conn.cursor(binary=True, row_factory=dict_row) as cur:
                 yield cur
 
-    def _open(self) -> Connection[Any]:
+    def _open(self) -> Conn:
         if self._conn is not None:
             return self._conn
         conn = self.pool.getconn()
@@ -91,7 +91,7 @@ class StepWrites:
         self._conn = conn
         return conn
 
-    def commit(self, write: Callable[[Connection[Any]], T]) -> T:
+    def commit(self, write: Callable[[Conn], T]) -> T:
         """Run `write` (the outcome) in the step's transaction and commit everything."""
         with self._lock:
             conn = self._open()
@@ -111,7 +111,7 @@ class StepWrites:
             if conn is not None:
                 self._close(commit=False, conn=conn)
 
-    def _close(self, *, commit: bool, conn: Connection[Any]) -> None:
+    def _close(self, *, commit: bool, conn: Conn) -> None:
         try:
             conn.execute("COMMIT" if commit else "ROLLBACK")
         finally:
@@ -146,7 +146,7 @@ class FencedPostgresSaver(PostgresSaver):
     """`PostgresSaver` whose writes are fenced by the active `Fence` (see module docstring)."""
 
     @contextmanager
-    def _cursor(self, *, pipeline: bool = False) -> Iterator[Any]:
+    def _cursor(self, *, pipeline: bool = False) -> Iterator[Cursor[DictRow]]:
         writes = _active_writes.get()
         if pipeline and writes is not None:
             with writes.cursor() as cur:
@@ -164,7 +164,7 @@ class FencedPostgresSaver(PostgresSaver):
             yield cur
 
 
-def create_checkpointer(pool: ConnectionPool) -> FencedPostgresSaver:
+def create_checkpointer(pool: Pool) -> FencedPostgresSaver:
     """The checkpointer every step function compiles its graph with (tables come from the setup step)."""
     saver = FencedPostgresSaver(pool, serde=strict_serializer())
     saver.supports_pipeline = False

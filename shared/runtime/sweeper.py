@@ -22,7 +22,7 @@ from qstash import QStash, Receiver
 
 from shared.db import outbox as outbox_db
 from shared.db.threads import StalledThread, ThreadRepository
-from shared.domain import CampaignStatus, OutboxItem, OutboxRow
+from shared.domain import CampaignStatus, OutboxItem
 from shared.errors import PermanentStepError, UpstreamUnavailable
 from shared.payments.confirmation import reconcile_message
 from shared.runtime.delivery import FailureCallback, Reply, deliver
@@ -95,15 +95,22 @@ class Sweeper:
             except (KeyError, ValidationError):
                 self.threads.mark_redriven(campaign_id, fence)
                 continue
-            sent = self.outbox.send(campaign_id, [item(lease_message["function"], message,
-                                                       dedup_suffix=f"-redrive-{fence}")])
+            try:
+                sent = self.outbox.send(campaign_id, [item(lease_message["function"], message,
+                                                           dedup_suffix=f"-redrive-{fence}")])
+            except Exception:  # one thread's trouble must not stop the sweep of the others
+                log.exception("could not re-drive campaign %s", campaign_id)
+                continue
             if sent:
                 self.threads.mark_redriven(campaign_id, fence)
                 report.redriven += 1
         for thread in self.threads.stalled(idle_seconds=self.stall_seconds):
-            items = self._nudge(thread)
-            if items and self.outbox.send(thread.campaign_id, items):
-                report.nudged += 1
+            try:
+                items = self._nudge(thread)
+                if items and self.outbox.send(thread.campaign_id, items):
+                    report.nudged += 1
+            except Exception:  # one thread's trouble must not stop the sweep of the others
+                log.exception("could not nudge campaign %s", thread.campaign_id)
             self.threads.touch(thread.campaign_id, thread.fence)
         if report.published or report.redriven or report.nudged:
             log.info("sweep: %s", report.as_dict())
@@ -112,10 +119,10 @@ class Sweeper:
     def _nudge(self, thread: StalledThread) -> list[OutboxItem]:
         suffix = f"-nudge-{thread.fence}-{int(time.time() // max(self.stall_seconds, 1))}"
         if thread.status in (CampaignStatus.QUEUED, CampaignStatus.RUNNING):
-            row = outbox_db.latest(self.threads.pool, thread.campaign_id, ["start", "continue"])
+            row = outbox_db.continuation(self.threads.pool, thread.campaign_id, thread.head)
             if row is None:
                 return []
-            return [{**row_item(row), "dedup_id": f"{row['dedup_id']}{suffix}"}]
+            return [item(row["function"], StepMessage.model_validate(row["message"]), dedup_suffix=suffix)]
         pending = thread.pending_decision
         if thread.status == CampaignStatus.AWAITING_DECISION and pending and thread.decided is not None:
             message = StepMessage(kind="resume", campaign_id=thread.campaign_id, decision_id=pending["id"],
@@ -124,12 +131,6 @@ class Sweeper:
         if thread.status == CampaignStatus.AWAITING_PAYMENT and thread.merchant_order_id:
             return [item("payments", reconcile_message(thread.merchant_order_id), dedup_suffix=suffix)]
         return []
-
-
-def row_item(row: OutboxRow) -> OutboxItem:
-    """The item part of an outbox row."""
-    return {"function": row["function"], "message": row["message"], "dedup_id": row["dedup_id"],
-            "not_before": None}
 
 
 def ensure_schedule(settings: Settings, client: QStash) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from collections import defaultdict, deque
 from collections.abc import Mapping
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -82,10 +81,6 @@ class ScriptedModel:
         value = schema.model_validate(queued if queued is not None else DEFAULTS[schema])
         return Generated(value=value, usage=Usage(model=f"scripted-{tier}", prompt_tokens=len(prompt) // 4,
                                                   output_tokens=10))
-
-    def for_workspace(self, workspace_settings: Mapping[str, Any] | None) -> ScriptedModel:
-        """The same script whatever models a workspace names (the scripts are the test's, not the workspace's)."""
-        return self
 
     def for_workspace(self, workspace_settings: Mapping[str, Any] | None) -> ScriptedModel:
         """The same script whatever models a workspace names (the scripts are the test's, not the workspace's)."""

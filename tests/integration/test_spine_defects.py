@@ -30,6 +30,7 @@ from shared.domain import CampaignStatus
 from shared.errors import PermanentStepError, ThreadBusy, Unauthorized, UpstreamUnavailable
 from shared.runtime.checkpointer import Fence, StepWrites
 from shared.runtime.messages import StepMessage
+from shared.runtime.outbox import item
 from shared.runtime.sweeper import Sweeper
 from shared.testing.fakes import RecordingQueue
 from tests.integration.harness import Harness, make_settings
@@ -218,6 +219,29 @@ class TestStrandedAfterCrash:
         assert len(harness.queue.published) == before + 1
         harness.pump()
         assert harness.row(campaign_id)["status"] == "awaiting_payment"
+
+
+    def test_a_stalled_thread_is_nudged_with_its_heads_continuation(self, harness: Harness) -> None:
+        """QStash's backoff left the head's continuation waiting for minutes: the sweeper re-sends exactly it,
+        not an older message that happens to be newer in the outbox, and not again within the stall period."""
+        principal = harness.workspace()
+        campaign_id = harness.create(principal)
+        harness.pump(limit=2)
+        stale_function, stale, _ = next(p for p in harness.queue.published if p[1].kind == "continue")
+        harness.outbox.send(campaign_id, [item(stale_function, stale, dedup_suffix="-afterlease-9")])
+        harness.delivered_index = len(harness.queue.published)
+        with connect(harness.dsn) as conn:
+            conn.execute("UPDATE public.campaigns SET updated_at = now() - interval '1 hour' WHERE id = %s",
+                         (campaign_id,))
+        row = harness.row(campaign_id)
+        assert row["status"] == "running"
+        sweeper = _sweeper(harness, stall_seconds=60)
+        assert sweeper.sweep().nudged == 1
+        _, nudge, _ = harness.queue.published[-1]
+        assert nudge.kind == "continue" and nudge.expected_checkpoint_id != stale.expected_checkpoint_id, nudge
+        assert sweeper.sweep().nudged == 0
+        harness.pump()
+        assert harness.row(campaign_id)["status"] == "awaiting_decision"
 
 
 class TestCommittedButNotPublished:
