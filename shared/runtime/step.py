@@ -15,7 +15,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from qstash import Receiver
 
 from shared.campaigns import decisions
+from shared.campaigns.context import load_step_context
 from shared.campaigns.events import describe
 from shared.campaigns.graph import NODE_OWNERS
 from shared.db import outbox as outbox_db
@@ -40,7 +41,7 @@ from shared.db.threads import (
     UnknownCampaign,
     UnpaidCompletion,
 )
-from shared.db.workspaces import campaign_context, policy_from_json
+from shared.db.workspaces import policy_from_json
 from shared.deps import Deps
 from shared.domain import (
     HUMAN_DECISIONS,
@@ -278,17 +279,7 @@ class StepRuntime:
             "recursion_limit": 100,
         }
         result = RunResult(head=grant.head)
-        deps = self.deps
-        if deps.workspaces is not None:
-            context = campaign_context(str(grant.workspace_id), grant.workspace_settings, grant.brand_kit,
-                                       user_id=str(grant.created_by) if grant.created_by else None)
-            if deps.plans is not None:
-                context = replace(context, agent_performance=deps.plans.performance(str(grant.workspace_id),
-                                                                                     grant.kind))
-            model = deps.model
-            if context.settings.get("models") and hasattr(model, "for_workspace"):
-                model = model.for_workspace(context.settings)
-            deps = replace(deps, campaign=context, model=model)
+        deps = load_step_context(self.deps, grant)
         # With a list of stream modes LangGraph yields (mode, chunk) pairs; its annotation does not say so.
         parts = cast(Iterator[tuple[str, Any]], self.graph.stream(
             graph_input, config, context=deps, durability="exit", interrupt_before=self.foreign_nodes,

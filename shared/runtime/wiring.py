@@ -70,7 +70,7 @@ def build_deps(settings: Settings, pool: Pool, *, overrides: DepsOverrides = Dep
 def build_step_runtime(function: str, settings: Settings) -> StepRuntime:
     """Everything one step function needs, wired from settings."""
     pool = create_pool(settings.database_url, max_size=settings.database_pool_max)
-    graph = build_campaign_graph().compile(checkpointer=create_checkpointer(pool))
+    graph = build_campaign_graph(function).compile(checkpointer=create_checkpointer(pool))
     outbox = Outbox(pool=pool, queue=qstash_queue(settings))
     payments = None
     if function == "payments":
