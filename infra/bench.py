@@ -33,10 +33,10 @@ from shared.db.pool import connect, create_pool
 from shared.db.threads import ThreadRepository
 from shared.db.workspaces import ensure_workspace
 from shared.deps import DepsOverrides
+from shared.messages import StepMessage
+from shared.outbox import Outbox
 from shared.queue import qstash_queue, qstash_receiver, verify_delivery
 from shared.runtime.checkpointer import create_checkpointer, strict_serializer
-from shared.runtime.messages import StepMessage
-from shared.runtime.outbox import Outbox
 from shared.runtime.step import StepRuntime
 from shared.runtime.wiring import build_deps
 from shared.settings import Settings

@@ -10,8 +10,8 @@ import json
 from typing import Any
 
 from shared.errors import InvalidRequest, Unauthorized
+from shared.messages import PaymentEvent, StepMessage
 from shared.queue import StepQueue
-from shared.runtime.messages import PaymentEvent, StepMessage
 from shared.settings import Settings
 from shared.webhook_auth import is_authorized
 

@@ -36,10 +36,10 @@ from shared.db.pool import Conn, Pool, as_runtime, as_service, as_user
 from shared.domain import CampaignStatus
 from shared.errors import Conflict, InvalidRequest, NotFound, Unauthorized
 from shared.integrations.phonepe import OrderAlreadyExists, PhonePeClient
+from shared.messages import StepMessage
+from shared.outbox import Outbox, item
 from shared.payments.confirmation import reconcile_message
 from shared.queue import StepQueue
-from shared.runtime.messages import StepMessage
-from shared.runtime.outbox import Outbox, item
 from shared.settings import Settings
 
 STRATEGY_EDITABLE = {"positioning", "key_messages", "budget_inr", "budget_split"}

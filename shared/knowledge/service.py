@@ -24,6 +24,7 @@ from shared.db import knowledge as db
 from shared.db.campaigns import memberships
 from shared.db.knowledge import Embedder, PgVectorKnowledge
 from shared.db.pool import Pool, as_service, as_user, create_pool
+from shared.delivery import FailureCallback, Reply, deliver
 from shared.errors import (
     InvalidRequest,
     MuseError,
@@ -47,7 +48,6 @@ from shared.knowledge.models import (
 )
 from shared.knowledge.text import ResourceKind, chunk_text, extract
 from shared.queue import StepQueue, qstash_queue, qstash_receiver
-from shared.runtime.delivery import FailureCallback, Reply, deliver
 from shared.settings import Settings
 
 log = logging.getLogger("muse.knowledge")

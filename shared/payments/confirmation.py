@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 from shared.db.payments import Payment, PaymentRepository
 from shared.domain import ConfirmedPayment
 from shared.integrations.phonepe import PhonePeClient
-from shared.runtime.messages import PaymentEvent, StepMessage
-from shared.runtime.outbox import Outbox, item
+from shared.messages import PaymentEvent, StepMessage
+from shared.outbox import Outbox, item
 
 log = logging.getLogger("muse.payments")
 

@@ -42,6 +42,7 @@ from shared.db.threads import (
     UnpaidCompletion,
 )
 from shared.db.workspaces import policy_from_json
+from shared.delivery import FailureCallback, Reply, deliver
 from shared.deps import Deps
 from shared.domain import (
     HUMAN_DECISIONS,
@@ -52,12 +53,11 @@ from shared.domain import (
     PendingDecision,
 )
 from shared.errors import MuseError, PermanentStepError, ThreadBusy
+from shared.messages import StepMessage
+from shared.outbox import Outbox, item
 from shared.payments.confirmation import PaymentConfirmer
 from shared.runtime.checkpointer import Fence, LeaseLost, StepWrites, fenced
-from shared.runtime.delivery import FailureCallback, Reply, deliver
 from shared.runtime.lease import Heartbeat
-from shared.runtime.messages import StepMessage
-from shared.runtime.outbox import Outbox, item
 from shared.settings import Settings
 
 if TYPE_CHECKING:

@@ -22,12 +22,12 @@ from qstash import QStash, Receiver
 
 from shared.db import outbox as outbox_db
 from shared.db.threads import StalledThread, ThreadRepository
+from shared.delivery import FailureCallback, Reply, deliver
 from shared.domain import CampaignStatus, OutboxItem
 from shared.errors import PermanentStepError, UpstreamUnavailable
+from shared.messages import StepMessage
+from shared.outbox import Outbox, item
 from shared.payments.confirmation import reconcile_message
-from shared.runtime.delivery import FailureCallback, Reply, deliver
-from shared.runtime.messages import StepMessage
-from shared.runtime.outbox import Outbox, item
 from shared.settings import Settings
 
 log = logging.getLogger("muse.sweeper")

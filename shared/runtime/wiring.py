@@ -24,10 +24,10 @@ from shared.integrations.phonepe import phonepe_client
 from shared.integrations.tavily import tavily_search
 from shared.memory.extract import FactExtractor
 from shared.memory.pg import build_memory
+from shared.outbox import Outbox
 from shared.payments.confirmation import PaymentConfirmer
 from shared.queue import qstash_queue, qstash_receiver
 from shared.runtime.checkpointer import create_checkpointer
-from shared.runtime.outbox import Outbox
 from shared.runtime.step import StepRuntime
 from shared.runtime.sweeper import Sweeper
 from shared.settings import Settings, get_settings

@@ -21,11 +21,11 @@ from shared.db.threads import ThreadRepository
 from shared.db.workspaces import ensure_workspace
 from shared.deps import DepsOverrides
 from shared.memory.fakes import FakeMemory, fake_memory
+from shared.messages import PaymentEvent, StepMessage
+from shared.outbox import Outbox
 from shared.payments.confirmation import PaymentConfirmer
 from shared.queue import qstash_receiver
 from shared.runtime.checkpointer import create_checkpointer
-from shared.runtime.messages import PaymentEvent, StepMessage
-from shared.runtime.outbox import Outbox
 from shared.runtime.step import Reply, StepRuntime
 from shared.runtime.wiring import build_deps
 from shared.settings import Settings

@@ -28,9 +28,9 @@ from shared.db.pool import connect
 from shared.db.threads import Event, Outcome, UnpaidCompletion
 from shared.domain import CampaignStatus
 from shared.errors import PermanentStepError, ThreadBusy, Unauthorized, UpstreamUnavailable
+from shared.messages import StepMessage
+from shared.outbox import item
 from shared.runtime.checkpointer import Fence, StepWrites
-from shared.runtime.messages import StepMessage
-from shared.runtime.outbox import item
 from shared.runtime.sweeper import Sweeper
 from shared.testing.fakes import RecordingQueue
 from tests.integration.harness import Harness, make_settings

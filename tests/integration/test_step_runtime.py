@@ -21,8 +21,8 @@ from shared.errors import (
     Unauthorized,
     UpstreamUnavailable,
 )
+from shared.messages import StepMessage
 from shared.runtime.checkpointer import Fence, LeaseLost, fenced
-from shared.runtime.messages import StepMessage
 from tests.integration.harness import Harness, make_settings
 
 

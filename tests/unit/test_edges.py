@@ -20,7 +20,7 @@ from shared.errors import (
     UpstreamUnavailable,
 )
 from shared.http import qstash_response
-from shared.runtime.messages import PaymentEvent, StepMessage
+from shared.messages import PaymentEvent, StepMessage
 from shared.runtime.step import Reply
 from shared.settings import get_settings
 from shared.testing.fakes import RecordingQueue

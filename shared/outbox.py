@@ -16,8 +16,8 @@ from shared.db import outbox as db
 from shared.db.pool import Pool, as_service
 from shared.domain import OutboxItem, OutboxRow
 from shared.errors import MuseError
+from shared.messages import StepMessage
 from shared.queue import StepQueue
-from shared.runtime.messages import StepMessage
 
 log = logging.getLogger("muse.outbox")
 
