@@ -72,7 +72,7 @@ def run(dsn: str, data: dict[str, Any], *, k: int = 5) -> list[tuple[str, float,
     from shared.db.pool import as_service, connect, create_pool
     from shared.db.workspaces import ensure_workspace
     from shared.integrations.embeddings import LocalE5Embedder
-    from shared.knowledge.text import extract
+    from shared.retrieval.text import extract
 
     setup_database(dsn, bootstrap_sql=BOOTSTRAP_SQL)
     with connect(dsn) as conn, conn.transaction():

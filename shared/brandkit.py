@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from shared import ports
 from shared.errors import PermanentStepError
-from shared.qa.specs import ContentType, Language
-from shared.qa.text import find_phrase
+from shared.writing.specs import ContentType, Language
+from shared.writing.text import find_phrase
 
 Term = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
 Descriptor = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]

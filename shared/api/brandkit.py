@@ -28,8 +28,8 @@ from shared.ports import StructuredModel
 from shared.qa.correction import SelfCorrectionConfig
 from shared.qa.gate import ALL_LAYERS, check
 from shared.qa.report import QAReport
-from shared.qa.specs import CONTENT_SPECS, ContentType, Language
 from shared.settings import get_settings
+from shared.writing.specs import CONTENT_SPECS, ContentType, Language
 
 _PREFIX = r"^(?:/api)?/v1"
 MAX_TEXT = 50_000

@@ -21,9 +21,9 @@ from psycopg import sql
 
 from shared.db.pool import Conn, Pool, as_service, one
 from shared.errors import ConfigurationError
-from shared.knowledge.fusion import reciprocal_rank_fusion
-from shared.knowledge.text import Chunk, chunk_text
 from shared.ports import Finding
+from shared.retrieval.fusion import reciprocal_rank_fusion
+from shared.retrieval.text import Chunk, chunk_text
 
 SearchMode = Literal["hybrid", "vector", "text"]
 IterativeScan = Literal["relaxed_order", "strict_order", "off"]

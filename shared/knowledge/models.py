@@ -10,7 +10,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from shared.db.knowledge import SearchMode
-from shared.knowledge.text import ResourceKind
+from shared.retrieval.text import ResourceKind
 
 ResourceStatus = Literal["queued", "processing", "ready", "failed"]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=50)]

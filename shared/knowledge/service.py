@@ -46,8 +46,8 @@ from shared.knowledge.models import (
     SearchResult,
     TextResource,
 )
-from shared.knowledge.text import ResourceKind, chunk_text, extract
 from shared.queue import StepQueue, qstash_queue, qstash_receiver
+from shared.retrieval.text import ResourceKind, chunk_text, extract
 from shared.settings import Settings
 
 log = logging.getLogger("muse.knowledge")

@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from shared.qa.content import Copy, Unit
 from shared.qa.report import Finding, Ledger
-from shared.qa.text import URL, Span, exempt_spans, find_phrase, inside, normalize, numbers, squash
+from shared.writing.text import URL, Span, exempt_spans, find_phrase, inside, normalize, numbers, squash
 
 SUPERLATIVES: tuple[str, ...] = (
     "best", "best-selling", "#1", "no. 1", "no.1", "number one", "number 1", "first-ever", "world's first",

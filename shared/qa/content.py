@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.brandkit import BrandKit
-from shared.qa.specs import CONTENT_SPECS, ContentSpec, FieldSpec
+from shared.writing.specs import CONTENT_SPECS, ContentSpec, FieldSpec
 
 
 @dataclass(frozen=True)

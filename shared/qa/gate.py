@@ -19,7 +19,7 @@ from shared.qa.correction import SelfCorrectionConfig
 from shared.qa.judge import judge
 from shared.qa.lint import lint
 from shared.qa.report import GateReport, Layer, Ledger, QAReport
-from shared.qa.specs import CONTENT_SPECS, LANGUAGES
+from shared.writing.specs import CONTENT_SPECS, LANGUAGES
 
 ALL_LAYERS: tuple[Layer, ...] = ("lint", "claims", "judge")
 KitLike = BrandKit | ports.BrandKit | Mapping[str, Any] | None

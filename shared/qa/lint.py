@@ -11,8 +11,8 @@ import re
 from shared.qa import langid
 from shared.qa.content import Copy, Unit
 from shared.qa.report import Finding, Ledger
-from shared.qa.specs import SCRIPT_OF
-from shared.qa.text import (
+from shared.writing.specs import SCRIPT_OF
+from shared.writing.text import (
     URL,
     blank_out,
     exempt_spans,

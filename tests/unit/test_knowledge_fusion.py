@@ -8,9 +8,9 @@ import pytest
 from pydantic import ValidationError
 
 from shared.errors import InvalidRequest
-from shared.knowledge.fusion import reciprocal_rank_fusion
 from shared.knowledge.models import IngestMessage, SearchQuery, TextResource
 from shared.knowledge.service import kind_of_upload, provisional_title, safe_filename, validate_original
+from shared.retrieval.fusion import reciprocal_rank_fusion
 
 
 class TestReciprocalRankFusion:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.errors import InvalidRequest
-from shared.knowledge.text import (
+from shared.retrieval.text import (
     chunk_text,
     extract,
     html_to_text,

@@ -207,7 +207,7 @@ class TestScore:
 @pytest.mark.parametrize("content_type", ["email", "linkedin_post", "x_thread", "instagram_caption", "ad",
                                           "landing_page", "video_script"])
 def test_every_content_type_lints(content_type: str) -> None:
-    from shared.qa.specs import CONTENT_SPECS
+    from shared.writing.specs import CONTENT_SPECS
     spec = CONTENT_SPECS[content_type]
     fields = {f.name: (["#calm"] if f.hashtags else ["Calm tea."]) if f.kind == "list" else "Calm tea."
               for f in spec.fields}

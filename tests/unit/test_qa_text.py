@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from shared.qa import langid
-from shared.qa.text import find_phrase, numbers, readability, script_shares, syllables, x_length
+from shared.writing.text import find_phrase, numbers, readability, script_shares, syllables, x_length
 
 
 class TestFindPhrase:
@@ -102,7 +102,7 @@ class TestLanguageDetection:
 
 def test_structural_labels_are_not_quantities() -> None:
     """Scene numbers, list markers and timecodes in scripts are structure, not claims to source."""
-    from shared.qa.text import numbers
+    from shared.writing.text import numbers
 
     script = "HOOK (0-3s): Calm.\nSCENE 1 - Visual: tin / VO: steeped at 0:15\n2. Pour\nSave 40% today"
     assert [n.text for n in numbers(script)] == ["40%"]

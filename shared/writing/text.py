@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from shared.qa.specs import SCRIPT_RANGES, Script
+from shared.writing.specs import SCRIPT_RANGES, Script
 
 Span = tuple[int, int]
 
