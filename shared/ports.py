@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, Protocol, TypeVar
+from typing import Any, Generic, Literal, NotRequired, Protocol, TypedDict, TypeVar
 
 from pydantic import BaseModel
 
@@ -282,12 +282,54 @@ class Canon(Protocol):
         ...
 
 
+class QAFinding(TypedDict):
+    """A finding as graph state and API payloads carry it: which draft, channel and rule, then the finding."""
+
+    draft: str
+    channel: str
+    rule: str
+    field: str
+    path: str
+    guideline: str
+    layer: Literal["lint", "claims", "judge"]
+    message: str
+    evidence: str | None
+    suggestion: str | None
+    blocking: bool
+
+
+class QAVerdict(TypedDict):
+    """The QA gate's verdict as JSON (`shared.qa.report.GateReport.as_state`)."""
+
+    passed: bool
+    score: float
+    tested: int
+    met: int
+    blocking: int
+    findings: list[QAFinding]
+    failing_channels: list[str]
+    failing_drafts: list[str]
+    items: dict[str, dict[str, Any]]
+
+
+class QAResult(QAVerdict):
+    """What the campaign's QA gate returns and `CampaignState.qa` holds: the verdict plus what to do next."""
+
+    usage: NotRequired[list[dict[str, Any]]]
+    """Token usage of the judge's calls; the node moves it to the step's usage."""
+    decision: Literal["pass", "rewrite", "human"]
+    reason: str
+    rewrites: dict[str, dict[str, list[str]]]
+    """Draft key → field → critique lines for a targeted rewrite."""
+    max_iterations: int
+
+
 class QualityGate(Protocol):
     """The layered QA gate over a campaign's drafts."""
 
     def review(self, drafts: dict[str, dict[str, Any]], *, kit: BrandKit, sources: list[dict[str, Any]],
                iteration: int = 0, previous_score: float | None = None,
-               settings: dict[str, Any] | None = None) -> dict[str, Any]:
-        """`{passed, score, findings: [{draft, channel, field, rule, message}], decision: pass|rewrite|human,
-        reason, usage}`; `iteration` rewrites were made so far, `previous_score` is the score before the last."""
+               settings: dict[str, Any] | None = None) -> QAResult:
+        """The verdict and what to do next (`decision`: pass, rewrite or human); `iteration` rewrites were made
+        so far, `previous_score` is the score before the last."""
         ...

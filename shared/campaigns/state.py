@@ -5,6 +5,8 @@ from __future__ import annotations
 import operator
 from typing import Annotated, Any, Literal, TypedDict
 
+from shared.ports import QAResult
+
 
 def extend_or_reset(left: list[Any] | None, right: list[Any] | None) -> list[Any]:
     """Append updates; an update of `None` empties the list (a re-plan starts research afresh)."""
@@ -49,7 +51,8 @@ class CampaignState(TypedDict, total=False):
     """Tier 1's brief per channel; Tier 2 writers see only these."""
     drafts: dict[str, dict[str, Any]]
     """Copy per draft key (`email`, `email#b` for a second A/B variant)."""
-    qa: dict[str, Any]
+    qa: QAResult | None
+    """The QA gate's last verdict (None before the first check and after a human sends the copy back)."""
     qa_revisions: int
     qa_outcome: Literal["passed", "revise", "human"]
     payment: dict[str, Any]

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, Field
+
+from shared.ports import QAFinding, QAVerdict
 
 Layer = Literal["lint", "claims", "judge"]
 BLOCKING_LAYERS: frozenset[str] = frozenset({"lint", "claims"})
@@ -159,10 +161,11 @@ class GateReport(BaseModel):
         """Draft keys (e.g. `email`, `ad#b`) that did not pass."""
         return sorted(key for key, r in self.items.items() if not r.passed)
 
-    def as_state(self) -> dict[str, Any]:
+    def as_state(self) -> QAVerdict:
         """JSON for graph state; keeps the keys of the earlier gate (`findings` with `draft`/`channel`/`rule`,
         `failing_channels`) so existing readers keep working, plus `failing_drafts` and the full `items`."""
-        findings = [{"draft": key, "channel": r.content_type, "rule": f.guideline, **f.model_dump()}
+        findings = [cast(QAFinding, {"draft": key, "channel": r.content_type, "rule": f.guideline,
+                                        **f.model_dump()})
                     for key, r in self.items.items() for f in r.findings()]
         return {"passed": self.passed, "score": self.score, "tested": self.tested, "met": self.met,
                 "blocking": self.blocking, "findings": findings,

@@ -31,14 +31,14 @@ def content(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
     deps = runtime.context
     kit = deps.campaign.brand
     drafts = dict(state.get("drafts") or {})
-    last_qa = state.get("qa") or {}
+    last_qa = state.get("qa")
     revision = state.get("qa_revisions", 0) + (1 if last_qa else 0)
     variants = string.ascii_lowercase[: int(state["brief"].get("variants") or 1)]
     style = state.get("writer_style") or deps.plans.pick_variant(state["workspace_id"], state["kind"], "writer",
                                                                   list(WRITER_STYLES), "concise")
     usage: list[dict[str, Any]] = []
     rewrite: dict[str, dict[str, list[str]]] = {}
-    for finding in last_qa.get("findings", []):
+    for finding in last_qa["findings"] if last_qa else []:
         rewrite.setdefault(finding["draft"], {}).setdefault(finding["field"], []).append(finding["message"])
     for channel in state["plan"]["channels"]:
         for variant in variants:

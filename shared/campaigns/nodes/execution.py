@@ -17,8 +17,9 @@ def execute(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
         channel, _, variant = key.partition("#")
         deps.artifacts.publish(campaign_id=state["campaign_id"], channel=channel, variant=variant or "a")
     description = f"{state['kind']}: {state['brief']['title']}. {state['brief']['objective']}"
+    qa = state.get("qa")
     deps.plans.remember(state["workspace_id"], state["kind"], description, plan=state["plan"],
-                        success=True, quality=float((state.get("qa") or {}).get("score", 1.0)),
+                        success=True, quality=float(qa["score"]) if qa else 1.0,
                         campaign_id=state["campaign_id"])
     usage = deps.plans.learn_from_artifacts(state["workspace_id"], state["drafts"], campaign_id=state["campaign_id"])
     return {"published": sorted(state["drafts"]), "usage": usage}

@@ -17,8 +17,9 @@ def qa_gate(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
     context = deps.campaign
     revisions = state.get("qa_revisions", 0)
     changes: list[dict[str, Any]] = []
+    previous = state.get("qa")
     result = deps.qa.review(state["drafts"], kit=context.brand, sources=state.get("findings") or [],
-                            iteration=revisions, previous_score=(state.get("qa") or {}).get("score"),
+                            iteration=revisions, previous_score=previous["score"] if previous else None,
                             settings=context.settings)
     usage = result.pop("usage", [])
     outcome = {"pass": "passed", "rewrite": "revise", "human": "human"}[result["decision"]]
@@ -32,8 +33,8 @@ def qa_gate(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
                                   success=outcome == "passed", quality=float(result["score"]),
                                   run_key=f"{state['campaign_id']}:{revisions}")
     if outcome != "passed":
-        deps.plans.record_critiques(state["workspace_id"], result["findings"], campaign_id=state["campaign_id"],
-                                    iteration=revisions)
+        deps.plans.record_critiques(state["workspace_id"], [dict(f) for f in result["findings"]],
+                                    campaign_id=state["campaign_id"], iteration=revisions)
     return {"qa": result, "qa_outcome": outcome, "course_changes": changes, "usage": usage}
 
 
@@ -43,7 +44,7 @@ def qa_review(state: CampaignState) -> dict[str, Any]:
     action = decision["action"]
     if action == "reject":
         feedback = decision.get("feedback") or "Rewrite the copy."
-        return {"qa_outcome": "revise", "qa": {}, "qa_revisions": 0, "feedback": [feedback]}
+        return {"qa_outcome": "revise", "qa": None, "qa_revisions": 0, "feedback": [feedback]}
     if action == "edit":
         drafts = {**state["drafts"], **(decision.get("edits") or {})}
         return {"qa_outcome": "passed", "drafts": drafts}
