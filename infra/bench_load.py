@@ -28,24 +28,15 @@ import signal
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import httpx
-
-from infra.local.processes import FUNCTIONS, EmulatorProcess, FunctionProcess, free_port, start_emulators
-from infra.local.seed import ensure_local_workspace
-from infra.local.stack import LocalSecrets
-from infra.local.token import mint
+from infra.local.fleet import Fleet, Marketer
 
 STEP_FUNCTIONS = ("planner", "research", "content", "qa", "payments", "execution")
 ADVANCED = ("running", "awaiting_decision", "awaiting_payment", "completed")
 """Step answers that moved a thread (a duplicate answers `duplicate`, a stale message `ignored`)."""
 TICK_SECONDS = 0.25
-ACT_AGAIN_SECONDS = 10.0
-"""A decision or payment the driver acted on but still pending after this long is acted on again."""
 
 
 @dataclass
@@ -96,115 +87,6 @@ def _pct(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-class LoadStack:
-    """The emulators and every function, each in its own process on loopback."""
-
-    def __init__(self, data_dir: Path, config: LoadConfig) -> None:
-        self.ports = {name: free_port() for name in FUNCTIONS}
-        self.urls = {name: f"http://127.0.0.1:{port}/" for name, port in self.ports.items()}
-        self.functions: dict[str, FunctionProcess] = {}
-        self.emulators: EmulatorProcess = start_emulators(
-            data_dir, webhook_url=self.urls["phonepe_webhook"], functions_url=f"http://127.0.0.1:{self.ports['api']}",
-            cron_seconds=config.cron_seconds)
-        self.http = httpx.Client(timeout=30)
-        try:
-            self.env = self.emulators.function_env(self.urls, MUSE_QSTASH_RETRIES="12", WORKERS="1", THREADS="8")
-            for name in FUNCTIONS:
-                self.functions[name] = FunctionProcess(name, self.ports[name], self.env, data_dir / f"{name}.log")
-                self.functions[name].start()
-            self.local = LocalSecrets.load_or_create(data_dir)
-        except BaseException:
-            self.stop()
-            raise
-
-    @property
-    def api(self) -> str:
-        return self.urls["api"].rstrip("/")
-
-    def schedule_sweeper(self) -> None:
-        """The sweeper's QStash schedule, as deploy creates it."""
-        from qstash import QStash
-
-        from shared.runtime.sweeper import ensure_schedule
-        from shared.settings import Settings
-
-        settings = Settings(**self.env)  # type: ignore[arg-type]
-        ensure_schedule(settings, QStash(settings.qstash_token.get_secret_value(), base_url=settings.qstash_url))
-
-    def db(self, sql: str, *params: Any) -> list[dict[str, Any]]:
-        from shared.db.pool import connect
-
-        with connect(self.env["DATABASE_URL"]) as conn:
-            return conn.execute(sql, params).fetchall()
-
-    def stop(self) -> None:
-        self.http.close()
-        for fn in self.functions.values():
-            fn.stop()
-        self.emulators.stop()
-
-
-class Driver:
-    """Plays the marketers: creates campaigns, approves what waits on them, pays through the pay page.
-
-    It reads every campaign's state in one query per tick and acts through the API like a user would.
-    """
-
-    def __init__(self, stack: LoadStack, auth: dict[str, str], channels: tuple[str, ...]) -> None:
-        self.stack = stack
-        self.auth = auth
-        self.channels = channels
-        self.campaigns: list[str] = []
-        self.acted: dict[str, float] = {}
-        """Pending decision id (or campaign id awaiting payment) → when the driver last acted on it."""
-
-    def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response | None:
-        try:
-            return self.stack.http.request(method, url, **kwargs)
-        except httpx.HTTPError:
-            return None
-
-    def create(self, n: int, deadline: float) -> None:
-        for i in range(n):
-            key = uuid.uuid4().hex
-            body = {"kind": "campaign", "brief": {"title": f"Load {i}", "objective": "Sell gift boxes",
-                                                  "channels": list(self.channels), "budget_inr": 2000 + i}}
-            while time.monotonic() < deadline:
-                response = self._request("POST", f"{self.stack.api}/api/v1/campaigns", json=body,
-                                         headers={**self.auth, "Idempotency-Key": key})
-                if response is not None and response.status_code in (200, 201, 202):
-                    self.campaigns.append(response.json()["id"])
-                    break
-                time.sleep(0.3)
-
-    def tick(self) -> dict[str, int]:
-        """Act on every campaign waiting for its marketer; returns how many campaigns are in each status."""
-        rows = self.stack.db("SELECT id, status, pending_decision FROM public.campaigns WHERE id = ANY(%s::uuid[])",
-                             self.campaigns)
-        counts: dict[str, int] = {}
-        now = time.monotonic()
-        for row in rows:
-            counts[row["status"]] = counts.get(row["status"], 0) + 1
-            campaign_id, pending = str(row["id"]), row["pending_decision"] or {}
-            if row["status"] == "awaiting_decision" and pending:
-                if now - self.acted.get(pending["id"], -ACT_AGAIN_SECONDS) >= ACT_AGAIN_SECONDS:
-                    self.acted[pending["id"]] = now
-                    self._request("POST", f"{self.stack.api}/api/v1/campaigns/{campaign_id}/decisions",
-                                  headers=self.auth, json={"decision_id": pending["id"], "action": "approve"})
-            elif row["status"] == "awaiting_payment":
-                if now - self.acted.get(campaign_id, -ACT_AGAIN_SECONDS) >= ACT_AGAIN_SECONDS:
-                    self.acted[campaign_id] = now
-                    self._pay(campaign_id)
-        return counts
-
-    def _pay(self, campaign_id: str) -> None:
-        response = self._request("POST", f"{self.stack.api}/api/v1/campaigns/{campaign_id}/checkout",
-                                 headers=self.auth)
-        if response is None or response.status_code != 200:
-            return
-        self._request("POST", response.json()["redirect_url"], data={"outcome": "success"}, follow_redirects=False)
-
-
 _DELIVERIES = """
 SELECT d.url, d.time_ms - a.time_ms AS ms, d.extra->>'responseBody' AS body
 FROM qstash_emulator.events d
@@ -226,7 +108,7 @@ def _advanced(body: str | None) -> bool:
         return False
 
 
-def _measure(stack: LoadStack, report: LoadReport) -> None:
+def _measure(stack: Fleet, report: LoadReport) -> None:
     names = {stack.urls[name]: name for name in STEP_FUNCTIONS}
     urls = list(names)
     report.step_ms_by_function = {name: [] for name in STEP_FUNCTIONS}
@@ -241,25 +123,19 @@ def run(config: LoadConfig, data_dir: Path) -> LoadReport:
     """Drive `config.campaigns` campaigns to completion (or the deadline) and measure the steps."""
     report = LoadReport()
     deadline = time.monotonic() + config.deadline_seconds
-    stack = LoadStack(data_dir, config)
+    stack = Fleet(data_dir, cron_seconds=config.cron_seconds, MUSE_QSTASH_RETRIES="12")
     try:
-        stack.schedule_sweeper()
-        workspace = f"load-{uuid.uuid4().hex[:8]}"
-        workspace_id, user_id = ensure_local_workspace(stack.env["DATABASE_URL"], workspace)
-        token = mint(stack.local.jwt_secret, user_id=user_id, workspace_id=workspace_id, slug=workspace,
-                     issuer="http://127.0.0.1/auth/v1")
-        driver = Driver(stack, {"Authorization": f"Bearer {token}"}, config.channels)
+        marketer = Marketer(stack, config.channels, prefix="load")
         started = time.monotonic()
-        driver.create(config.campaigns, deadline)
+        marketer.create(config.campaigns, deadline)
         counts: dict[str, int] = {}
         while time.monotonic() < deadline:
-            counts = driver.tick()
-            if sum(n for status, n in counts.items() if status in ("completed", "failed", "expired")) \
-                    == len(driver.campaigns):
+            counts = marketer.tick()
+            if marketer.open_campaigns(counts) == 0:
                 break
             time.sleep(TICK_SECONDS)
         report.wall_seconds = time.monotonic() - started
-        report.campaigns = len(driver.campaigns)
+        report.campaigns = len(marketer.campaigns)
         report.completed = counts.get("completed", 0)
         report.statuses = counts
         _measure(stack, report)

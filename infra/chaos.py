@@ -19,17 +19,14 @@ import statistics
 import tempfile
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from infra.local.processes import FUNCTIONS, EmulatorProcess, FunctionProcess, free_port, start_emulators
-from infra.local.seed import ensure_local_workspace
-from infra.local.stack import LocalSecrets
-from infra.local.token import mint
+from infra.local.fleet import Fleet, Marketer
+from infra.local.processes import FUNCTIONS
 
 DRIVER_TICK_SECONDS = 0.3
 
@@ -45,6 +42,8 @@ class ChaosConfig:
     stack_kill_every: int = 12
     """Every n-th kill takes down the emulators and every function at once."""
     lease_seconds: float = 6.0
+    stall_seconds: float = 20.0
+    """Compressed like cron: the sweeper nudges a thread nothing moved for this long."""
     cron_seconds: float = 3.0
     """Real seconds per cron minute: the sweeper's `* * * * *` schedule runs this often."""
     deadline_seconds: float = 600.0
@@ -94,140 +93,7 @@ class ChaosReport:
                 f"chaos_wall_seconds: {self.wall_seconds:.0f} s"]
 
 
-class ChaosStack:
-    """The emulators and every function in their own processes, restartable in place."""
-
-    def __init__(self, data_dir: Path, config: ChaosConfig) -> None:
-        self.data_dir = data_dir
-        self.config = config
-        self.ports = {name: free_port() for name in FUNCTIONS}
-        self.urls = {name: f"http://127.0.0.1:{port}/" for name, port in self.ports.items()}
-        self.emulators: EmulatorProcess = self._start_emulators(None)
-        self.env = self.emulators.function_env(
-            self.urls, MUSE_LEASE_SECONDS=str(config.lease_seconds), MUSE_BUSY_RETRY_AFTER_SECONDS="1",
-            MUSE_QSTASH_RETRIES="20", MUSE_SSE_MAX_SECONDS="3", MUSE_PAYMENT_RECHECK_SECONDS=",".join(["2"] * 30),
-            MUSE_SWEEP_PUBLISH_GRACE_SECONDS="2", MUSE_STALL_SECONDS="20", WORKERS="1", THREADS="8")
-        self.functions = {name: FunctionProcess(name, self.ports[name], self.env, data_dir / f"{name}.log")
-                          for name in FUNCTIONS}
-        for fn in self.functions.values():
-            fn.start()
-        self.local = LocalSecrets.load_or_create(data_dir)
-        self.http = httpx.Client(timeout=15)
-
-    def _start_emulators(self, port: int | None) -> EmulatorProcess:
-        return start_emulators(self.data_dir, webhook_url=f"http://127.0.0.1:{self.ports['phonepe_webhook']}/",
-                               functions_url=f"http://127.0.0.1:{self.ports['api']}", backoff_scale=0.05,
-                               cron_seconds=self.config.cron_seconds, port=port)
-
-    @property
-    def api(self) -> str:
-        return self.urls["api"].rstrip("/")
-
-    def schedule_sweeper(self) -> None:
-        """The sweeper's QStash schedule, created through the official SDK as deploy does."""
-        from qstash import QStash
-
-        from shared.runtime.sweeper import ensure_schedule
-        from shared.settings import Settings
-
-        settings = Settings(**self.env)  # type: ignore[arg-type]
-        ensure_schedule(settings, QStash(settings.qstash_token.get_secret_value(), base_url=settings.qstash_url))
-
-    def duplicates(self, times: int) -> None:
-        self.http.post(f"{self.emulators.url}/qstash/_emulator/duplicates", json={"times": times}).raise_for_status()
-
-    def kill_function(self, name: str) -> None:
-        fn = self.functions[name]
-        fn.kill()
-        fn.start()
-
-    def kill_everything(self) -> None:
-        """SIGKILL the emulators and every function, then bring them back on the same ports and data."""
-        port = self.emulators.port
-        self.emulators.proc.kill()
-        self.emulators.proc.wait(timeout=10)
-        for fn in self.functions.values():
-            fn.kill()
-        self.emulators = self._start_emulators(port)
-        for fn in self.functions.values():
-            fn.start()
-
-    def stop(self) -> None:
-        self.http.close()
-        for fn in self.functions.values():
-            fn.stop()
-        self.emulators.stop()
-
-    def db(self, sql: str, *params: Any) -> list[dict[str, Any]]:
-        from shared.db.pool import connect
-
-        with connect(self.env["DATABASE_URL"]) as conn:
-            return conn.execute(sql, params).fetchall()
-
-
-class Driver:
-    """Plays the marketers: creates campaigns, approves what waits on them, pays through the pay page."""
-
-    def __init__(self, stack: ChaosStack, auth: dict[str, str], channels: tuple[str, ...]) -> None:
-        self.stack = stack
-        self.auth = auth
-        self.channels = channels
-        self.campaigns: list[str] = []
-        self.paid: set[str] = set()
-
-    def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response | None:
-        try:
-            return self.stack.http.request(method, url, **kwargs)
-        except httpx.HTTPError:
-            return None
-
-    def create(self, n: int) -> None:
-        for i in range(n):
-            key = uuid.uuid4().hex
-            body = {"kind": "campaign", "brief": {"title": f"Chaos {i}", "objective": "Sell gift boxes",
-                                                  "channels": list(self.channels), "budget_inr": 2000 + i}}
-            while True:
-                response = self._request("POST", f"{self.stack.api}/api/v1/campaigns", json=body,
-                                         headers={**self.auth, "Idempotency-Key": key})
-                if response is not None and response.status_code in (200, 201, 202):
-                    self.campaigns.append(response.json()["id"])
-                    break
-                time.sleep(0.3)
-
-    def tick(self) -> int:
-        """Act on every open campaign once; returns how many are still open."""
-        open_ = 0
-        for campaign_id in self.campaigns:
-            response = self._request("GET", f"{self.stack.api}/api/v1/campaigns/{campaign_id}", headers=self.auth)
-            if response is None or response.status_code != 200:
-                open_ += 1
-                continue
-            view = response.json()
-            if view["status"] in ("completed", "failed", "expired"):
-                continue
-            open_ += 1
-            pending = view.get("pending_decision") or {}
-            if view["status"] == "awaiting_decision" and pending:
-                self._request("POST", f"{self.stack.api}/api/v1/campaigns/{campaign_id}/decisions", headers=self.auth,
-                              json={"decision_id": pending["id"], "action": "approve"})
-            elif view["status"] == "awaiting_payment":
-                self._pay(campaign_id)
-        return open_
-
-    def _pay(self, campaign_id: str) -> None:
-        response = self._request("POST", f"{self.stack.api}/api/v1/campaigns/{campaign_id}/checkout",
-                                 headers=self.auth)
-        if response is None or response.status_code != 200:
-            return
-        order = response.json()
-        if order["merchant_order_id"] in self.paid:
-            return
-        paid = self._request("POST", order["redirect_url"], data={"outcome": "success"}, follow_redirects=False)
-        if paid is not None and paid.status_code in (200, 302, 303):
-            self.paid.add(order["merchant_order_id"])
-
-
-def _affected(stack: ChaosStack, target: str) -> list[str]:
+def _affected(stack: Fleet, target: str) -> list[str]:
     """Campaigns a kill of `target` interrupts: those whose lease it holds (all live ones for the stack)."""
     if target == "stack":
         rows = stack.db("SELECT id FROM public.campaigns WHERE status IN ('queued', 'running')")
@@ -237,7 +103,7 @@ def _affected(stack: ChaosStack, target: str) -> list[str]:
     return [str(r["id"]) for r in rows]
 
 
-def _killer(stack: ChaosStack, config: ChaosConfig, rng: random.Random, kills: list[Kill],
+def _killer(stack: Fleet, config: ChaosConfig, rng: random.Random, kills: list[Kill],
             stop: threading.Event) -> None:
     victims = [name for name in FUNCTIONS if name != "sweeper"]
     while not stop.wait(rng.uniform(*config.kill_interval)):
@@ -255,7 +121,7 @@ def _killer(stack: ChaosStack, config: ChaosConfig, rng: random.Random, kills: l
         kills.append(Kill(at=at, target=target, affected=affected))
 
 
-def _heal_times(stack: ChaosStack, kills: list[Kill], started: float, wall_start: float) -> tuple[list[float], int]:
+def _heal_times(stack: Fleet, kills: list[Kill], started: float, wall_start: float) -> tuple[list[float], int]:
     """Seconds from each kill to the next event of each campaign it interrupted."""
     heal: list[float] = []
     unhealed = 0
@@ -273,7 +139,7 @@ def _heal_times(stack: ChaosStack, kills: list[Kill], started: float, wall_start
     return heal, unhealed
 
 
-def _check(stack: ChaosStack, campaigns: list[str], channels: tuple[str, ...], report: ChaosReport) -> None:
+def _check(stack: Fleet, campaigns: list[str], report: ChaosReport) -> None:
     rows = stack.db("SELECT id, status, amount_due_paise FROM public.campaigns WHERE id = ANY(%s::uuid[])", campaigns)
     report.stuck = sum(r["status"] != "completed" for r in rows) + (len(campaigns) - len(rows))
     report.details["statuses"] = sorted({r["status"] for r in rows})
@@ -321,39 +187,37 @@ def run(config: ChaosConfig, data_dir: Path) -> ChaosReport:
     """Run the chaos pass (see module docstring) and return what it measured."""
     rng = random.Random(config.seed)
     report = ChaosReport()
-    stack = ChaosStack(data_dir, config)
+    stack = Fleet(data_dir, cron_seconds=config.cron_seconds, MUSE_LEASE_SECONDS=str(config.lease_seconds),
+                  MUSE_BUSY_RETRY_AFTER_SECONDS="1", MUSE_QSTASH_RETRIES="20", MUSE_SSE_MAX_SECONDS="3",
+                  MUSE_PAYMENT_RECHECK_SECONDS=",".join(["2"] * 30), MUSE_SWEEP_PUBLISH_GRACE_SECONDS="2",
+                  MUSE_STALL_SECONDS=str(config.stall_seconds))
     wall_start, started = time.time(), time.monotonic()
     try:
-        stack.schedule_sweeper()
         stack.duplicates(2)
-        workspace = f"chaos-{uuid.uuid4().hex[:8]}"
-        workspace_id, user_id = ensure_local_workspace(stack.env["DATABASE_URL"], workspace)
-        token = mint(stack.local.jwt_secret, user_id=user_id, workspace_id=workspace_id, slug=workspace,
-                     issuer="http://127.0.0.1/auth/v1")
-        driver = Driver(stack, {"Authorization": f"Bearer {token}"}, config.channels)
+        marketer = Marketer(stack, config.channels, prefix="chaos")
         kills: list[Kill] = []
         stop = threading.Event()
         killer = threading.Thread(target=_killer, args=(stack, config, rng, kills, stop), daemon=True)
-        driver.create(config.campaigns)
-        killer.start()
         deadline = time.monotonic() + config.deadline_seconds
+        marketer.create(config.campaigns, deadline)
+        killer.start()
         while time.monotonic() < deadline:
-            open_ = driver.tick()
+            open_ = marketer.open_campaigns(marketer.tick())
             if open_ == 0 and len(kills) >= config.min_kills:
                 break
             if open_ == 0:
-                driver.create(config.campaigns)
+                marketer.create(config.campaigns, deadline)
             time.sleep(DRIVER_TICK_SECONDS)
         stop.set()
         killer.join(timeout=120)
         settle = time.monotonic() + 120
-        while driver.tick() and time.monotonic() < settle:
+        while marketer.open_campaigns(marketer.tick()) and time.monotonic() < settle:
             time.sleep(DRIVER_TICK_SECONDS)
-        report.campaigns = len(driver.campaigns)
+        report.campaigns = len(marketer.campaigns)
         report.kills = len(kills)
         report.stack_kills = sum(k.target == "stack" for k in kills)
         report.heal_seconds, report.unhealed = _heal_times(stack, kills, started, wall_start)
-        _check(stack, driver.campaigns, config.channels, report)
+        _check(stack, marketer.campaigns, report)
         report.wall_seconds = time.monotonic() - started
     finally:
         stack.stop()

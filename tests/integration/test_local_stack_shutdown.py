@@ -156,6 +156,12 @@ def test_holds_the_session_postgres(postgres_server_dsn):
 """
 
 
+def _interruptible() -> None:
+    """Give the child Ctrl-C's default action: a runner that starts us in the background (`cmd &`) ignores
+    SIGINT, and a Python started with SIGINT ignored never turns it into KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("interrupt", [None, signal.SIGTERM, signal.SIGINT])
 def test_the_session_postgres_stops_with_the_session(request: pytest.FixtureRequest, tmp_path: Path,
                                                      interrupt: int | None) -> None:
@@ -169,7 +175,7 @@ def test_the_session_postgres_stops_with_the_session(request: pytest.FixtureRequ
     session = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.conftest",
          "-c", str(REPO_ROOT / "pyproject.toml"), "--rootdir", str(REPO_ROOT), str(test_file)],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=_interruptible)
     try:
         deadline = time.monotonic() + 120
         while not marker.exists() and session.poll() is None and time.monotonic() < deadline:
@@ -183,3 +189,4 @@ def test_the_session_postgres_stops_with_the_session(request: pytest.FixtureRequ
         assert _settle(tmp_path) == []
     finally:
         session.kill()
+        session.communicate(timeout=30)

@@ -63,6 +63,22 @@ def _sweeper(h: Harness, **overrides: float) -> Sweeper:
                    url=h.settings.function_url("sweeper"), **settings)
 
 
+def _sent_for(h: Harness, campaign_id: uuid.UUID, since: int) -> list[StepMessage]:
+    """Messages for this campaign published since index `since` (other tests' campaigns share the database)."""
+    return [m for _, m, _ in h.queue.published[since:] if m.campaign_id == campaign_id]
+
+
+def _keep_only(h: Harness, campaign_id: uuid.UUID, since: int) -> None:
+    """Drop what a sweep sent to other tests' campaigns, so pumping advances only this test's."""
+    h.queue.published[since:] = [p for p in h.queue.published[since:] if p[1].campaign_id == campaign_id]
+
+
+def _unpublished(h: Harness, campaign_id: uuid.UUID) -> int:
+    with connect(h.dsn) as conn:
+        return conn.execute("SELECT count(*) AS n FROM public.step_outbox WHERE campaign_id = %s AND "
+                            "published_at IS NULL", (campaign_id,)).fetchone()["n"]
+
+
 def _to_payment(h: Harness) -> tuple[uuid.UUID, object, StepMessage]:
     principal = h.workspace()
     campaign_id = h.create(principal)
@@ -184,8 +200,13 @@ class TestStrandedAfterCrash:
                                                              "message": start.model_dump(mode="json")})
         time.sleep(0.6)
         sweeper = _sweeper(harness)
-        assert sweeper.sweep().redriven == 1
-        assert sweeper.sweep().redriven == 0
+        since = len(harness.queue.published)
+        assert sweeper.sweep().redriven >= 1
+        assert [m.kind for m in _sent_for(harness, campaign_id, since)] == ["start"]
+        sweeper.sweep()
+        assert [m.kind for m in _sent_for(harness, campaign_id, since)] == ["start"]
+        harness.delivered_index = since
+        _keep_only(harness, campaign_id, since)
         harness.pump()
         assert harness.row(campaign_id)["status"] == "awaiting_decision"
 
@@ -236,10 +257,14 @@ class TestStrandedAfterCrash:
         row = harness.row(campaign_id)
         assert row["status"] == "running"
         sweeper = _sweeper(harness, stall_seconds=60)
-        assert sweeper.sweep().nudged == 1
-        _, nudge, _ = harness.queue.published[-1]
-        assert nudge.kind == "continue" and nudge.expected_checkpoint_id != stale.expected_checkpoint_id, nudge
-        assert sweeper.sweep().nudged == 0
+        since = len(harness.queue.published)
+        assert sweeper.sweep().nudged >= 1
+        nudges = _sent_for(harness, campaign_id, since)
+        assert [(m.kind, m.expected_checkpoint_id != stale.expected_checkpoint_id) for m in nudges] == \
+            [("continue", True)], nudges
+        sweeper.sweep()
+        assert _sent_for(harness, campaign_id, since) == nudges
+        _keep_only(harness, campaign_id, since)
         harness.pump()
         assert harness.row(campaign_id)["status"] == "awaiting_decision"
 
@@ -256,8 +281,11 @@ class TestCommittedButNotPublished:
         row = harness.row(campaign_id)
         assert row["status"] == "running" and row["lease_owner"] is None
         queue.down = False
-        assert _sweeper(harness).sweep().published == 1
-        assert _sweeper(harness).sweep().published == 0
+        assert _unpublished(harness, campaign_id) == 1
+        since = len(harness.queue.published)
+        assert _sweeper(harness).sweep().published >= 1
+        assert _unpublished(harness, campaign_id) == 0
+        _keep_only(harness, campaign_id, since)
         harness.pump()
         assert harness.row(campaign_id)["status"] == "awaiting_decision"
 
@@ -272,7 +300,9 @@ class TestCommittedButNotPublished:
             "state": "COMPLETED"}))  # type: ignore[arg-type]
         assert harness.row(campaign_id)["status"] == "running"
         queue.down = False
+        since = len(harness.queue.published)
         _sweeper(harness).sweep()
+        _keep_only(harness, campaign_id, since)
         harness.pump()
         assert harness.row(campaign_id)["status"] == "completed"
 
@@ -284,7 +314,11 @@ class TestCommittedButNotPublished:
         campaign_id = harness.create(principal)
         assert queue.refused == ["start"] and harness.row(campaign_id)["status"] == "queued"
         queue.down = False
-        assert _sweeper(harness).sweep().published == 1
+        assert _unpublished(harness, campaign_id) == 1
+        since = len(harness.queue.published)
+        assert _sweeper(harness).sweep().published >= 1
+        assert _unpublished(harness, campaign_id) == 0
+        _keep_only(harness, campaign_id, since)
         harness.pump()
         assert harness.row(campaign_id)["status"] == "awaiting_decision"
 
