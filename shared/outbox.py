@@ -8,8 +8,10 @@ row published twice by its `dedup_id`.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from shared.db import outbox as db
@@ -17,12 +19,12 @@ from shared.db.pool import Pool, as_service
 from shared.domain import OutboxItem, OutboxRow
 from shared.errors import MuseError
 from shared.messages import StepMessage
-from shared.queue import StepQueue
+from shared.queue import Deliverable, StepQueue
 
 log = logging.getLogger("muse.outbox")
 
 
-def item(function: str, message: StepMessage, *, not_before: datetime | None = None,
+def item(function: str, message: Deliverable, *, not_before: datetime | None = None,
          dedup_suffix: str = "") -> OutboxItem:
     """An outbox item for `message`, deduplicated by the message's own id (plus `dedup_suffix`)."""
     return {"function": function, "message": message.model_dump(mode="json", exclude_none=True),
@@ -31,10 +33,15 @@ def item(function: str, message: StepMessage, *, not_before: datetime | None = N
 
 @dataclass
 class Outbox:
-    """Publishes committed outbox rows and marks them published."""
+    """Publishes committed outbox rows and marks them published.
+
+    A row's message is read back as the model its function receives: `StepMessage` unless `parsers`
+    names another (the knowledge base's `ingest` rounds).
+    """
 
     pool: Pool
     queue: StepQueue
+    parsers: Mapping[str, Callable[[Any], Deliverable]] = field(default_factory=dict)
 
     def publish(self, rows: list[OutboxRow], *, strict: bool = False) -> int:
         """Publish `rows` in order; returns how many reached QStash.
@@ -44,7 +51,7 @@ class Outbox:
         done: list[int] = []
         try:
             for row in rows:
-                message = StepMessage.model_validate(row["message"])
+                message = self.parsers.get(row["function"], StepMessage.model_validate)(row["message"])
                 self.queue.publish(row["function"], message, dedup_id=row["dedup_id"], not_before=row["not_before"])
                 done.append(row["id"])
         except MuseError as exc:

@@ -1,7 +1,8 @@
 """Knowledge operations, independent of HTTP: submit a resource, read it, search, and the chained ingest step.
 
 Submitting stores the original in Supabase Storage, inserts the resource (status `queued`) under the
-caller's row-level security and publishes an `IngestMessage` in the same transaction; the `ingest`
+caller's row-level security and writes its first `IngestMessage` to the outbox in the same transaction
+(published after commit, so a round never meets a resource that is not there yet); the `ingest`
 function then extracts, chunks and embeds it in rounds of `MUSE_KNOWLEDGE_EMBED_BATCH` chunks, each
 round chaining the next through QStash, and marks it `ready`. Every round is idempotent.
 """
@@ -21,16 +22,16 @@ from qstash import Receiver
 
 from shared.auth import Principal
 from shared.db import knowledge as db
+from shared.db import outbox as outbox_db
 from shared.db.campaigns import memberships
 from shared.db.knowledge import Embedder, PgVectorKnowledge
-from shared.db.pool import Pool, as_service, as_user, create_pool
+from shared.db.pool import Pool, as_runtime, as_service, as_user, create_pool
 from shared.delivery import FailureCallback, Reply, deliver
 from shared.errors import (
     InvalidRequest,
     MuseError,
     NotFound,
     PermanentStepError,
-    ThreadBusy,
     Unauthorized,
 )
 from shared.integrations.embeddings import embedder_from_settings
@@ -46,6 +47,7 @@ from shared.knowledge.models import (
     SearchResult,
     TextResource,
 )
+from shared.outbox import Outbox, item
 from shared.queue import StepQueue, qstash_queue, qstash_receiver
 from shared.retrieval.text import ResourceKind, chunk_text, extract
 from shared.settings import Settings
@@ -153,7 +155,7 @@ class KnowledgeService:
     pool: Pool
     knowledge: PgVectorKnowledge
     store: ObjectStore
-    queue: StepQueue
+    outbox: Outbox
     pages: PageExtractor
     receiver: Receiver
 
@@ -213,11 +215,14 @@ class KnowledgeService:
                                          kind=kind, source=source, tags=list(dict.fromkeys(tags)),
                                          storage_path=path, content_type=content_type,
                                          byte_size=None if data is None else len(data), created_by=principal.user_id)
-                self.queue.publish("ingest", IngestMessage(document_id=document_id, infer_title=title is None))
+                as_runtime(conn)
+                rows = outbox_db.add(conn, None, [item("ingest", IngestMessage(document_id=document_id,
+                                                                                infer_title=title is None))])
         except BaseException:
             if path is not None:
                 self.store.remove([path])
             raise
+        self.outbox.publish(rows)
         return ResourceAccepted(id=row["id"], status=row["status"], kind=kind, title=shown,
                                 links={"self": f"/api/v1/knowledge/{document_id}"})
 
@@ -267,9 +272,7 @@ class KnowledgeService:
         with as_service(self.pool) as conn:
             document = db.get_document(conn, document_id, with_content=False)
             if document is None:
-                raise ResourceNotVisible(
-                    f"Knowledge resource {document_id} is not visible (yet); its submission may still be committing.",
-                    retry_after_seconds=max(1, self.settings.busy_retry_after_seconds))
+                return {"status": "ignored", "reason": f"knowledge resource {document_id} does not exist"}
             if document["status"] in ("ready", "failed"):
                 return {"status": document["status"], "duplicate": True}
             db.start_processing(conn, document_id)
@@ -285,7 +288,7 @@ class KnowledgeService:
             log.warning("ingest of %s failed: %s", document_id, exc.message)
             return {"status": "failed", "error": exc.message}
         if remaining:
-            self.queue.publish("ingest", IngestMessage(document_id=document_id, round=message.round + 1))
+            self.outbox.send(None, [item("ingest", IngestMessage(document_id=document_id, round=message.round + 1))])
             return {"status": "processing", "embedded": embedded, "remaining": remaining}
         return {"status": "ready", "embedded": embedded, "remaining": 0}
 
@@ -334,16 +337,6 @@ class KnowledgeService:
         return Reply(200, {"status": "failed", "reason": reason})
 
 
-class ResourceNotVisible(ThreadBusy):
-    """The message arrived before the submitting transaction committed; QStash delivers it again later.
-
-    A resource that never appears (its submission rolled back) exhausts the retries; the failure
-    callback then finds nothing to mark.
-    """
-
-    code = "resource_not_visible"
-
-
 class PayloadTooLarge(MuseError):
     """The upload exceeds `MUSE_KNOWLEDGE_MAX_UPLOAD_BYTES`."""
 
@@ -357,5 +350,10 @@ def knowledge_service(settings: Settings, *, pool: Pool | None = None,
     pool = pool or create_pool(settings.database_url, max_size=settings.database_pool_max)
     knowledge = PgVectorKnowledge(pool=pool, embedder=embedder or embedder_from_settings(settings))
     return KnowledgeService(settings=settings, pool=pool, knowledge=knowledge, store=supabase_object_store(settings),
-                            queue=qstash_queue(settings), pages=tavily_page_extractor(settings),
+                            outbox=ingest_outbox(pool, qstash_queue(settings)), pages=tavily_page_extractor(settings),
                             receiver=qstash_receiver(settings))
+
+
+def ingest_outbox(pool: Pool, queue: StepQueue) -> Outbox:
+    """The outbox that sends ingest rounds (read back as `IngestMessage`s)."""
+    return Outbox(pool=pool, queue=queue, parsers={"ingest": IngestMessage.model_validate})

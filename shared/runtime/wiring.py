@@ -22,6 +22,7 @@ from shared.integrations.embeddings import embedder_from_settings
 from shared.integrations.gemini import structured_model
 from shared.integrations.phonepe import phonepe_client
 from shared.integrations.tavily import tavily_search
+from shared.knowledge.models import IngestMessage
 from shared.memory.extract import FactExtractor
 from shared.memory.pg import build_memory
 from shared.outbox import Outbox
@@ -101,7 +102,8 @@ def step_runtime(function: str) -> StepRuntime:
 def build_sweeper(settings: Settings) -> Sweeper:
     """The sweeper of this deployment (no graph stack: it only reads rows and sends messages)."""
     pool = create_pool(settings.database_url, max_size=2)
-    return Sweeper(threads=ThreadRepository(pool), outbox=Outbox(pool=pool, queue=qstash_queue(settings)),
+    outbox = Outbox(pool=pool, queue=qstash_queue(settings), parsers={"ingest": IngestMessage.model_validate})
+    return Sweeper(threads=ThreadRepository(pool), outbox=outbox,
                    receiver=qstash_receiver(settings), url=settings.function_url("sweeper"),
                    publish_grace_seconds=settings.sweep_publish_grace_seconds,
                    lease_grace_seconds=settings.sweep_lease_grace_seconds, stall_seconds=settings.stall_seconds)

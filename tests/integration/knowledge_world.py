@@ -24,7 +24,7 @@ from shared.integrations.embeddings import LocalE5Embedder
 from shared.integrations.storage import supabase_object_store
 from shared.integrations.tavily_extract import tavily_page_extractor
 from shared.knowledge.models import IngestMessage, SearchQuery, TextResource
-from shared.knowledge.service import KnowledgeService
+from shared.knowledge.service import KnowledgeService, ingest_outbox
 from shared.queue import qstash_receiver
 from shared.settings import Settings
 from shared.testing.fakes import RecordingQueue
@@ -111,6 +111,6 @@ def build_world(dsn: str, pool: ConnectionPool, servers: dict[str, RunningServer
                            TAVILY_BASE_URL=servers["tavily"].url, **env)
     queue = RecordingQueue()
     service = KnowledgeService(settings=settings, pool=pool, knowledge=PgVectorKnowledge(pool=pool, embedder=E5),
-                               store=supabase_object_store(settings), queue=queue,
+                               store=supabase_object_store(settings), outbox=ingest_outbox(pool, queue),
                                pages=tavily_page_extractor(settings), receiver=qstash_receiver(settings))
     return World(dsn=dsn, pool=pool, settings=settings, service=service, queue=queue)

@@ -7,6 +7,7 @@ bytes) to the service until none is left; retries and duplicates are delivered o
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 import os
@@ -35,15 +36,16 @@ from shared.api import knowledge as knowledge_api
 from shared.api.app import dispatch
 from shared.auth import Principal
 from shared.db import knowledge as db
+from shared.db import outbox as outbox_db
 from shared.db.knowledge import PgVectorKnowledge, ensure_vector_index, vector_index_name
 from shared.db.pool import as_service, as_user, connect, create_pool
 from shared.db.workspaces import ensure_workspace
-from shared.errors import InvalidRequest, NotFound
-from shared.http import qstash_response
+from shared.errors import InvalidRequest, NotFound, UpstreamUnavailable
 from shared.integrations.gemini import GeminiEmbedder, gemini_client
 from shared.knowledge.models import IngestMessage, SearchQuery, TextResource
-from shared.knowledge.service import ResourceNotVisible
+from shared.knowledge.service import ingest_outbox
 from shared.settings import get_settings
+from shared.testing.fakes import RecordingQueue
 from tests.integration.knowledge_world import BASE_ENV, World, build_world, kb_settings
 from tests.pdfgen import make_pdf
 
@@ -196,16 +198,31 @@ class TestIngestion:
         assert "could not extract" in (world.service.get(owner, missing.id).error or "")
         assert world.deliver(world.queue.messages[0]) == {"status": "failed", "duplicate": True}
 
-    def test_a_message_that_outruns_its_commit_is_retried(self, world: World) -> None:
-        early = IngestMessage(document_id=uuid.uuid4())
-        with pytest.raises(ResourceNotVisible, match="not visible") as raised:
-            world.deliver(early)
-        assert raised.value.retryable and raised.value.http_status == 429
-        app = flask.Flask("ingest-test")
-        with app.app_context():
-            body = json.dumps(early.model_dump(mode="json")).encode()
-            response = qstash_response(lambda: world.service.handle_delivery(body, world.signed(body)))
-        assert response.status_code == 429 and response.headers["Retry-After"] == "2"
+    def test_the_first_round_is_sent_after_the_resource_commits(self, world: World) -> None:
+        """The round is an outbox row of the submitting transaction: with QStash down the submission still
+        succeeds, and the round waits to be published; it can never reach `ingest` before the resource exists."""
+
+        class DownQueue(RecordingQueue):
+            def publish(self, function: str, message: Any, *, dedup_id: str | None = None,
+                        not_before: Any = None) -> str:
+                raise UpstreamUnavailable("QStash is unreachable")
+
+        owner = world.principal()
+        service = dataclasses.replace(world.service, outbox=ingest_outbox(world.pool, DownQueue()))
+        accepted = service.submit_text(owner, TextResource(content="Some note"), workspace=None)
+        assert service.get(owner, accepted.id).status == "queued"
+        with connect(world.dsn) as conn:
+            [row] = conn.execute("SELECT function, message, published_at FROM public.step_outbox "
+                                 "WHERE message->>'document_id' = %s", (str(accepted.id),)).fetchall()
+        assert (row["function"], row["published_at"]) == ("ingest", None)
+        mine = [r for r in outbox_db.unpublished(world.pool, older_than_seconds=0)
+                if r["message"].get("document_id") == str(accepted.id)]
+        assert world.service.outbox.publish(mine) == 1
+        world.pump()
+        assert world.service.get(owner, accepted.id).status == "ready"
+
+    def test_a_round_for_a_resource_that_does_not_exist_changes_nothing(self, world: World) -> None:
+        assert world.deliver(IngestMessage(document_id=uuid.uuid4()))["status"] == "ignored"
 
     def test_failure_callback_marks_the_resource_failed(self, world: World) -> None:
         owner = world.principal()
