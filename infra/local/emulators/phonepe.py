@@ -26,7 +26,7 @@ import secrets
 import socket
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -34,10 +34,10 @@ from urllib.parse import urlsplit
 import flask
 import httpx
 import psycopg
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from infra.local.emulators.config import EmulatorConfig
+from infra.local.emulators.pgschema import SchemaDatabase
 
 OrderState = Literal["PENDING", "COMPLETED", "FAILED"]
 
@@ -134,23 +134,12 @@ class _Store:
     """
 
     def __init__(self, database_url: str) -> None:
-        self.database_url = database_url
-        self._ready = False
+        self.db = SchemaDatabase(database_url, ddl=_DDL, lock=_SCHEMA_LOCK,
+                                 missing=lambda: PhonePeError(500, "INTERNAL_SERVER_ERROR",
+                                                              "The PhonePe emulator has no database_url configured"))
 
-    @contextmanager
-    def _tx(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
-        if not self.database_url:
-            raise PhonePeError(500, "INTERNAL_SERVER_ERROR", "The PhonePe emulator has no database_url configured")
-        with psycopg.connect(self.database_url, autocommit=True, row_factory=dict_row,
-                             prepare_threshold=None) as conn:
-            if not self._ready:
-                with conn.transaction():
-                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-                    conn.execute(_DDL)
-                self._ready = True
-            with conn.transaction():
-                conn.execute("SET LOCAL synchronous_commit = off")
-                yield conn
+    def _tx(self) -> AbstractContextManager[psycopg.Connection[dict[str, Any]]]:
+        return self.db.transaction(wait_for_flush=False)
 
     def add_token(self, token: str, issued_at: int, expires_at: int) -> None:
         """Remember a new token (and drop the expired ones)."""

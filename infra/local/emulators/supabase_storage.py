@@ -16,17 +16,16 @@ from __future__ import annotations
 import hmac
 import json
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
 
 import flask
 import psycopg
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from infra.local.emulators.config import EmulatorConfig
+from infra.local.emulators.pgschema import SchemaDatabase
 
 LOCAL_SERVICE_ROLE_KEY = "local-supabase-service-role-key"
 """The service-role key of the local stack (`SUPABASE_SERVICE_ROLE_KEY`)."""
@@ -210,22 +209,12 @@ class _Store:
     """Buckets and objects in Postgres, one short transaction per request."""
 
     def __init__(self, database_url: str) -> None:
-        self.database_url = database_url
-        self._ready = False
+        self.db = SchemaDatabase(database_url, ddl=_DDL, lock=_SCHEMA_LOCK,
+                                 missing=lambda: StorageError(500, "InternalError",
+                                                              "The storage emulator has no database_url configured"))
 
-    @contextmanager
-    def _tx(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
-        if not self.database_url:
-            raise StorageError(500, "InternalError", "The storage emulator has no database_url configured")
-        with psycopg.connect(self.database_url, autocommit=True, row_factory=dict_row,
-                             prepare_threshold=None) as conn:
-            if not self._ready:
-                with conn.transaction():
-                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-                    conn.execute(_DDL)
-                self._ready = True
-            with conn.transaction():
-                yield conn
+    def _tx(self) -> AbstractContextManager[psycopg.Connection[dict[str, Any]]]:
+        return self.db.transaction()
 
     def _bucket(self, conn: psycopg.Connection[dict[str, Any]], bucket_id: str) -> dict[str, Any]:
         row = conn.execute(f"SELECT * FROM {SCHEMA}.buckets WHERE id = %s", (bucket_id,)).fetchone()
