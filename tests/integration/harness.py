@@ -132,11 +132,14 @@ class Harness:
         """Check out through the API, settle the order at PhonePe, deliver its webhook event, and pump."""
         order = self.api.checkout(principal, campaign_id)
         self.phonepe.settle(order.merchant_order_id, state)
-        event = PaymentEvent(merchant_order_id=order.merchant_order_id, event="checkout.order.completed",
-                             state=state)
-        self.deliver("payments", StepMessage(kind="payment_event", payment=event))
+        self.webhook(order.merchant_order_id, state)
         self.pump()
         return order.merchant_order_id
+
+    def webhook(self, merchant_order_id: str, state: str = "COMPLETED") -> Reply:
+        """Deliver to `payments` what the PhonePe webhook function queues for a settled order."""
+        event = PaymentEvent(merchant_order_id=merchant_order_id, event="checkout.order.completed", state=state)
+        return self.deliver("payments", StepMessage(kind="payment_event", payment=event))
 
     def row(self, campaign_id: uuid.UUID) -> dict[str, Any]:
         """The campaign row, as the service sees it."""

@@ -31,7 +31,7 @@ from shared.errors import PermanentStepError, ThreadBusy, Unauthorized, Upstream
 from shared.messages import StepMessage
 from shared.outbox import item
 from shared.runtime.checkpointer import Fence, StepWrites
-from shared.runtime.sweeper import Sweeper
+from shared.runtime.sweeper import Sweeper, SweepReport
 from shared.testing.fakes import RecordingQueue
 from tests.integration.harness import Harness, make_settings
 
@@ -71,6 +71,15 @@ def _sent_for(h: Harness, campaign_id: uuid.UUID, since: int) -> list[StepMessag
 def _keep_only(h: Harness, campaign_id: uuid.UUID, since: int) -> None:
     """Drop what a sweep sent to other tests' campaigns, so pumping advances only this test's."""
     h.queue.published[since:] = [p for p in h.queue.published[since:] if p[1].campaign_id == campaign_id]
+
+
+def _sweep_and_pump(h: Harness, campaign_id: uuid.UUID) -> SweepReport:
+    """One sweep, then deliver what it sent to this test's campaign (and what that chains)."""
+    since = len(h.queue.published)
+    report = _sweeper(h).sweep()
+    _keep_only(h, campaign_id, since)
+    h.pump()
+    return report
 
 
 def _unpublished(h: Harness, campaign_id: uuid.UUID) -> int:
@@ -133,9 +142,7 @@ class TestPaymentBypass:
         order = harness.api.checkout(principal, campaign_id)  # type: ignore[arg-type]
         harness.phonepe.settle(order.merchant_order_id)
         harness.phonepe.status_override[order.merchant_order_id] = ("COMPLETED", order.amount_paise - 100)
-        harness.deliver("payments", StepMessage(kind="payment_event", payment={
-            "merchant_order_id": order.merchant_order_id, "event": "checkout.order.completed",
-            "state": "COMPLETED"}))  # type: ignore[arg-type]
+        harness.webhook(order.merchant_order_id)
         harness.pump()
         assert harness.row(campaign_id)["status"] == "awaiting_payment"
         assert "payment.mismatch" in harness.events(campaign_id)
@@ -282,11 +289,8 @@ class TestCommittedButNotPublished:
         assert row["status"] == "running" and row["lease_owner"] is None
         queue.down = False
         assert _unpublished(harness, campaign_id) == 1
-        since = len(harness.queue.published)
-        assert _sweeper(harness).sweep().published >= 1
+        assert _sweep_and_pump(harness, campaign_id).published >= 1
         assert _unpublished(harness, campaign_id) == 0
-        _keep_only(harness, campaign_id, since)
-        harness.pump()
         assert harness.row(campaign_id)["status"] == "awaiting_decision"
 
     def test_a_confirmed_payment_whose_continuation_was_lost_still_executes(self, harness: Harness) -> None:
@@ -295,15 +299,10 @@ class TestCommittedButNotPublished:
         queue.down = True
         order = harness.api.checkout(principal, campaign_id)  # type: ignore[arg-type]
         harness.phonepe.settle(order.merchant_order_id)
-        harness.deliver("payments", StepMessage(kind="payment_event", payment={
-            "merchant_order_id": order.merchant_order_id, "event": "checkout.order.completed",
-            "state": "COMPLETED"}))  # type: ignore[arg-type]
+        harness.webhook(order.merchant_order_id)
         assert harness.row(campaign_id)["status"] == "running"
         queue.down = False
-        since = len(harness.queue.published)
-        _sweeper(harness).sweep()
-        _keep_only(harness, campaign_id, since)
-        harness.pump()
+        _sweep_and_pump(harness, campaign_id)
         assert harness.row(campaign_id)["status"] == "completed"
 
     def test_the_api_writes_its_start_message_with_the_campaign(self, harness: Harness) -> None:
@@ -315,11 +314,8 @@ class TestCommittedButNotPublished:
         assert queue.refused == ["start"] and harness.row(campaign_id)["status"] == "queued"
         queue.down = False
         assert _unpublished(harness, campaign_id) == 1
-        since = len(harness.queue.published)
-        assert _sweeper(harness).sweep().published >= 1
+        assert _sweep_and_pump(harness, campaign_id).published >= 1
         assert _unpublished(harness, campaign_id) == 0
-        _keep_only(harness, campaign_id, since)
-        harness.pump()
         assert harness.row(campaign_id)["status"] == "awaiting_decision"
 
 
