@@ -118,23 +118,17 @@ class StepWrites:
             self.pool.putconn(conn)
 
 
-_active_fence: ContextVar[Fence | None] = ContextVar("muse_active_fence", default=None)
 _active_writes: ContextVar[StepWrites | None] = ContextVar("muse_active_writes", default=None)
 
 
 @contextmanager
-def fenced(fence: Fence, writes: StepWrites | None = None) -> Iterator[None]:
-    """Within this block, checkpoint writes require `fence` to still be the campaign's lease.
-
-    With `writes`, they also go into that step transaction instead of committing on their own.
-    """
-    token = _active_fence.set(fence)
-    writes_token = _active_writes.set(writes)
+def fenced(writes: StepWrites) -> Iterator[None]:
+    """Within this block, checkpoint writes go into the step's transaction, which checks its fence first."""
+    token = _active_writes.set(writes)
     try:
         yield
     finally:
-        _active_writes.reset(writes_token)
-        _active_fence.reset(token)
+        _active_writes.reset(token)
 
 
 def strict_serializer() -> JsonPlusSerializer:
@@ -143,7 +137,7 @@ def strict_serializer() -> JsonPlusSerializer:
 
 
 class FencedPostgresSaver(PostgresSaver):
-    """`PostgresSaver` whose writes are fenced by the active `Fence` (see module docstring)."""
+    """`PostgresSaver` whose writes join the active `StepWrites` (fenced; see module docstring)."""
 
     @contextmanager
     def _cursor(self, *, pipeline: bool = False) -> Iterator[Cursor[DictRow]]:
@@ -152,15 +146,7 @@ class FencedPostgresSaver(PostgresSaver):
             with writes.cursor() as cur:
                 yield cur
             return
-        fence = _active_fence.get()
         with super()._cursor(pipeline=pipeline) as cur:
-            if pipeline and fence is not None:
-                cur.execute(_FENCE_CHECK, (fence.campaign_id, fence.token))
-                if cur.fetchone() is None:
-                    raise LeaseLost(
-                        f"Lease on campaign {fence.campaign_id} (fence {fence.token}) expired before the "
-                        "checkpoint was saved; the delivery now holding it continues the thread."
-                    )
             yield cur
 
 

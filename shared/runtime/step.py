@@ -199,7 +199,7 @@ class StepRuntime:
         writes = StepWrites(self.threads.pool, Fence(str(grant.campaign_id), grant.fence))
         try:
             with Heartbeat(self.threads, grant, self.settings.lease_seconds):
-                with fenced(writes.fence, writes), self._traced(grant):
+                with fenced(writes), self._traced(grant):
                     result = self._stream(grant, plan.graph_input)
                 outcome, events = self._outcome(grant, result)
                 if plan.decision is not None:

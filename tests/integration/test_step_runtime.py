@@ -22,7 +22,7 @@ from shared.errors import (
     UpstreamUnavailable,
 )
 from shared.messages import StepMessage
-from shared.runtime.checkpointer import Fence, LeaseLost, fenced
+from shared.runtime.checkpointer import Fence, LeaseLost, StepWrites, fenced
 from tests.integration.harness import Harness, make_settings
 
 
@@ -199,7 +199,7 @@ class TestAtLeastOnce:
         with connect(harness.dsn) as conn:
             conn.execute("UPDATE public.campaigns SET fence = fence + 1 WHERE id = %s", (campaign_id,))
         before = harness.checkpoints(campaign_id)
-        with fenced(Fence(str(campaign_id), grant.fence)), pytest.raises(LeaseLost):
+        with fenced(StepWrites(harness.pool, Fence(str(campaign_id), grant.fence))), pytest.raises(LeaseLost):
             harness.runtimes["research"]._stream(grant, None)
         assert harness.checkpoints(campaign_id) == before
 
