@@ -7,7 +7,7 @@ import flask
 import functions_framework
 
 from shared.http import qstash_response
-from shared.runtime.wiring import sweeper_runtime
+from shared.runtime.sweeper import sweeper_runtime
 
 
 @functions_framework.http

@@ -15,20 +15,24 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from qstash import QStash, Receiver
 
 from shared.db import outbox as outbox_db
+from shared.db.pool import create_pool
 from shared.db.threads import StalledThread, ThreadRepository
 from shared.delivery import FailureCallback, Reply, deliver
 from shared.domain import CampaignStatus, OutboxItem
 from shared.errors import PermanentStepError, UpstreamUnavailable
+from shared.knowledge.models import IngestMessage
 from shared.messages import StepMessage
 from shared.outbox import Outbox, item
 from shared.payments.confirmation import reconcile_message
-from shared.settings import Settings
+from shared.queue import qstash_queue, qstash_receiver
+from shared.settings import Settings, get_settings
 
 log = logging.getLogger("muse.sweeper")
 
@@ -141,3 +145,18 @@ def ensure_schedule(settings: Settings, client: QStash) -> str:
                                            schedule_id=SCHEDULE_ID, retries=0)
     except Exception as exc:
         raise UpstreamUnavailable(f"Could not create the sweeper schedule for {url!r}: {exc}") from exc
+
+
+def build_sweeper(settings: Settings) -> Sweeper:
+    """The sweeper of this deployment; it imports no graph stack (it only reads rows and sends messages)."""
+    pool = create_pool(settings.database_url, max_size=2)
+    outbox = Outbox(pool=pool, queue=qstash_queue(settings), parsers={"ingest": IngestMessage.model_validate})
+    return Sweeper(threads=ThreadRepository(pool), outbox=outbox, receiver=qstash_receiver(settings),
+                   url=settings.function_url("sweeper"), publish_grace_seconds=settings.sweep_publish_grace_seconds,
+                   lease_grace_seconds=settings.sweep_lease_grace_seconds, stall_seconds=settings.stall_seconds)
+
+
+@cache
+def sweeper_runtime() -> Sweeper:
+    """The sweeper of this instance (built once, reused while the instance is warm)."""
+    return build_sweeper(get_settings())

@@ -22,7 +22,6 @@ from shared.integrations.embeddings import embedder_from_settings
 from shared.integrations.gemini import structured_model
 from shared.integrations.phonepe import phonepe_client
 from shared.integrations.tavily import tavily_search
-from shared.knowledge.models import IngestMessage
 from shared.memory.extract import FactExtractor
 from shared.memory.pg import build_memory
 from shared.outbox import Outbox
@@ -30,7 +29,6 @@ from shared.payments.confirmation import PaymentConfirmer
 from shared.queue import qstash_queue, qstash_receiver
 from shared.runtime.checkpointer import create_checkpointer
 from shared.runtime.step import StepRuntime
-from shared.runtime.sweeper import Sweeper
 from shared.settings import Settings, get_settings
 from shared.tools.canon import load_canon
 from shared.tools.catalog import ToolDeps, standard_belt
@@ -97,19 +95,3 @@ def langsmith_client(settings: Settings) -> langsmith.Client | None:
 def step_runtime(function: str) -> StepRuntime:
     """The runtime of `function` in this instance (built once, reused while the instance is warm)."""
     return build_step_runtime(function, get_settings())
-
-
-def build_sweeper(settings: Settings) -> Sweeper:
-    """The sweeper of this deployment (no graph stack: it only reads rows and sends messages)."""
-    pool = create_pool(settings.database_url, max_size=2)
-    outbox = Outbox(pool=pool, queue=qstash_queue(settings), parsers={"ingest": IngestMessage.model_validate})
-    return Sweeper(threads=ThreadRepository(pool), outbox=outbox,
-                   receiver=qstash_receiver(settings), url=settings.function_url("sweeper"),
-                   publish_grace_seconds=settings.sweep_publish_grace_seconds,
-                   lease_grace_seconds=settings.sweep_lease_grace_seconds, stall_seconds=settings.stall_seconds)
-
-
-@cache
-def sweeper_runtime() -> Sweeper:
-    """The sweeper of this instance."""
-    return build_sweeper(get_settings())
