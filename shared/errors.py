@@ -69,6 +69,32 @@ class ThreadBusy(MuseError):
         self.retry_after_seconds = retry_after_seconds
 
 
+class PayloadTooLarge(MuseError):
+    """The request carries more than a configured limit allows; the message names the limit and its setting."""
+
+    code = "payload_too_large"
+    http_status = 413
+
+
+class Unprocessable(MuseError):
+    """Well-formed but refused, e.g. an `Idempotency-Key` reused with a different body."""
+
+    code = "unprocessable"
+    http_status = 422
+
+
+class QuotaExceeded(MuseError):
+    """A per-workspace quota or rate limit is used up; retry after `retry_after_seconds`."""
+
+    code = "quota_exceeded"
+    http_status = 429
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after_seconds: int, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, details={**(details or {}), "retry_after_seconds": retry_after_seconds})
+        self.retry_after_seconds = retry_after_seconds
+
+
 class UpstreamUnavailable(MuseError):
     """A dependency (model, search, PhonePe, QStash, Postgres) failed in a way a retry may fix."""
 

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import flask
 from pydantic import BaseModel, ValidationError
 
-from shared.errors import InvalidRequest, MuseError, ThreadBusy
+from shared.errors import InvalidRequest, MuseError, QuotaExceeded, ThreadBusy
 
 log = logging.getLogger("muse.http")
 M = TypeVar("M", bound=BaseModel)
@@ -27,7 +27,7 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 def error_response(exc: MuseError) -> flask.Response:
     """The JSON error body and status of `exc`."""
     headers = {}
-    if isinstance(exc, ThreadBusy):
+    if isinstance(exc, ThreadBusy | QuotaExceeded):
         headers["Retry-After"] = str(exc.retry_after_seconds)
     return json_response(exc.to_dict(), exc.http_status, headers)
 

@@ -9,10 +9,9 @@ from uuid import UUID
 
 import flask
 
-from shared.api import brandkit
-from shared.api import knowledge as knowledge_api
 from shared.api.listing import CampaignQuery
 from shared.api.models import CreateCampaign, Decision
+from shared.api.modules import routes
 from shared.api.openapi import openapi_document
 from shared.api.service import Api
 from shared.auth import Principal, verify_token
@@ -116,8 +115,7 @@ ROUTES: list[tuple[str, re.Pattern[str], Callable[..., flask.Response]]] = [
     ("GET", re.compile(_PREFIX + rf"/campaigns/{_ID}/events/?$"), events),
     ("GET", re.compile(_PREFIX + r"/openapi.json$"), openapi),
 ]
-ROUTES += knowledge_api.ROUTES
-ROUTES += brandkit.ROUTES
+ROUTES += routes()
 
 
 @handle_errors

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import flask
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, ValidationInfo, field_validator
 
+from shared.api.spec import errors, json_content
 from shared.auth import Principal, verify_token
 from shared.brandkit import BrandKit
 from shared.db import brandkits as db
@@ -212,3 +213,23 @@ ROUTES: list[tuple[str, re.Pattern[str], Callable[..., flask.Response]]] = [
     ("PUT", re.compile(_PREFIX + r"/brand-kit/?$"), put_brand_kit),
     ("POST", re.compile(_PREFIX + r"/qa/check/?$"), qa_check),
 ]
+
+
+PATHS: dict[str, Any] = {
+    "/api/v1/brand-kit": {
+        "get": {"summary": "The workspace's brand kit and its version",
+                "responses": {"200": {"description": "The kit", "content": json_content(KitDocument)},
+                              **errors(401, 404)}},
+        "put": {"summary": "Replace the brand kit (validated); bumps the version",
+                "requestBody": {"required": True, "content": json_content(BrandKit)},
+                "responses": {"200": {"description": "The stored kit", "content": json_content(KitDocument)},
+                              **errors(400, 401, 409)}},
+    },
+    "/api/v1/qa/check": {"post": {
+        "summary": "Run the QA gate on one piece of copy against the workspace's brand kit",
+        "requestBody": {"required": True, "content": json_content(QACheck)},
+        "responses": {"200": {"description": "Score and per-field findings", "content": json_content(QAReport)},
+                      **errors(400, 401)},
+    }},
+}
+MODELS: tuple[type, ...] = (BrandKit, KitDocument, QACheck, QAReport)

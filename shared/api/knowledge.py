@@ -20,11 +20,19 @@ from uuid import UUID
 import flask
 from pydantic import BaseModel, ValidationError
 
+from shared.api.spec import errors, json_content
 from shared.auth import Principal, verify_token
-from shared.errors import InvalidRequest
+from shared.errors import InvalidRequest, PayloadTooLarge
 from shared.http import json_response, parse_body
-from shared.knowledge.models import SearchQuery, TextResource, UploadFields
-from shared.knowledge.service import KnowledgeService, PayloadTooLarge, knowledge_service
+from shared.knowledge.models import (
+    ResourceAccepted,
+    ResourceView,
+    SearchQuery,
+    SearchResponse,
+    TextResource,
+    UploadFields,
+)
+from shared.knowledge.service import KnowledgeService, knowledge_service
 from shared.settings import get_settings
 
 M = TypeVar("M", bound=BaseModel)
@@ -119,3 +127,33 @@ ROUTES: list[tuple[str, re.Pattern[str], Callable[..., flask.Response]]] = [
     ("GET", re.compile(_PREFIX + r"/knowledge/search/?$"), search),
     ("GET", re.compile(_PREFIX + r"/knowledge/(?!search/?$)(?P<document_id>[^/]+)/?$"), fetch),
 ]
+
+
+PATHS: dict[str, Any] = {
+    "/api/v1/knowledge": {"post": {
+        "summary": "Add a resource (text, Markdown, HTML, URL as JSON; PDF etc. as multipart `file`)",
+        "requestBody": {"required": True, "content": {
+            **json_content(TextResource),
+            "multipart/form-data": {"schema": {"type": "object", "properties": {
+                "file": {"type": "string", "format": "binary"}, "title": {"type": "string"},
+                "kind": {"type": "string"}, "tags": {"type": "string"}}, "required": ["file"]}}}},
+        "responses": {"202": {"description": "Accepted; ingestion runs as chained steps",
+                              "content": json_content(ResourceAccepted)}, **errors(400, 401, 503)},
+    }},
+    "/api/v1/knowledge/search": {"get": {
+        "summary": "Hybrid (vector + full text, reciprocal rank fusion) search with citations",
+        "parameters": [{"name": n, "in": "query", "required": n == "q", "schema": {"type": t}}
+                       for n, t in (("q", "string"), ("k", "integer"), ("type", "string"),
+                                    ("tags", "string"), ("mode", "string"))],
+        "responses": {"200": {"description": "Chunks with citations", "content": json_content(SearchResponse)},
+                      **errors(400, 401)},
+    }},
+    "/api/v1/knowledge/{document_id}": {"get": {
+        "summary": "A whole resource and its ingestion status",
+        "parameters": [{"name": "document_id", "in": "path", "required": True,
+                        "schema": {"type": "string", "format": "uuid"}}],
+        "responses": {"200": {"description": "The resource", "content": json_content(ResourceView)},
+                      **errors(400, 401, 404)},
+    }},
+}
+MODELS: tuple[type, ...] = (TextResource, ResourceAccepted, ResourceView, SearchResponse)

@@ -31,6 +31,7 @@ from shared.errors import (
     InvalidRequest,
     MuseError,
     NotFound,
+    PayloadTooLarge,
     PermanentStepError,
     Unauthorized,
 )
@@ -335,13 +336,6 @@ class KnowledgeService:
         with as_service(self.pool) as conn:
             db.mark_failed(conn, source.document_id, reason)
         return Reply(200, {"status": "failed", "reason": reason})
-
-
-class PayloadTooLarge(MuseError):
-    """The upload exceeds `MUSE_KNOWLEDGE_MAX_UPLOAD_BYTES`."""
-
-    code = "payload_too_large"
-    http_status = 413
 
 
 def knowledge_service(settings: Settings, *, pool: Pool | None = None,

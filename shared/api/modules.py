@@ -1,0 +1,33 @@
+"""The route modules of the API function beyond campaigns: each exposes `ROUTES`, `PATHS` and `MODELS`.
+
+`ROUTES` are (method, path pattern, view) triples the dispatcher tries in order; `PATHS` are the
+module's OpenAPI path items and `MODELS` the pydantic models they reference. Add a module here and
+both the router and the OpenAPI document pick it up.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import flask
+
+from shared.api import brandkit, knowledge
+
+Route = tuple[str, re.Pattern[str], Callable[..., flask.Response]]
+MODULES: tuple[ModuleType, ...] = (knowledge, brandkit)
+
+
+def routes() -> list[Route]:
+    """Every module's routes, in module order."""
+    found: list[Route] = []
+    for module in MODULES:
+        found += module.ROUTES
+    return found
+
+
+def paths() -> dict[str, Any]:
+    """Every module's OpenAPI path items."""
+    return {path: item for module in MODULES for path, item in module.PATHS.items()}
