@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from qstash import QStash, Receiver
 from qstash.errors import QStashError, SignatureError
+from qstash.message import FlowControl
 
 from shared.errors import Unauthorized, UpstreamUnavailable
 from shared.settings import Settings
@@ -57,9 +58,9 @@ class QStashStepQueue:
             "retries": self.settings.qstash_retries,
             "failure_callback": url,
         }
-        campaign_id = getattr(message, "campaign_id", None)
-        if campaign_id is not None:
-            options["flow_control"] = {"key": f"campaign-{campaign_id}", "parallelism": 1}
+        flow = self.flow_control(function, message)
+        if flow is not None:
+            options["flow_control"] = flow
         if not_before is not None:
             options["not_before"] = int(not_before.timestamp())
         try:
@@ -69,6 +70,26 @@ class QStashStepQueue:
         except OSError as exc:
             raise UpstreamUnavailable(f"QStash at {self.settings.qstash_url!r} is unreachable: {exc}") from exc
         return response.message_id  # type: ignore[union-attr]
+
+    def flow_control(self, function: str, message: Deliverable) -> FlowControl | None:
+        """The QStash flow control of `message`: one at a time per campaign; per workspace for ingest rounds.
+
+        Ingest rounds of one workspace share the key `ingest-<workspace id>` with parallelism
+        `MUSE_KNOWLEDGE_INGEST_PARALLELISM` (and optionally a rate per minute), so one workspace's big
+        upload waits in its own line while other workspaces' rounds are delivered as they come.
+        """
+        campaign_id = getattr(message, "campaign_id", None)
+        if campaign_id is not None:
+            return {"key": f"campaign-{campaign_id}", "parallelism": 1}
+        workspace_id = getattr(message, "workspace_id", None)
+        if function != "ingest" or workspace_id is None:
+            return None
+        flow: FlowControl = {"key": f"ingest-{workspace_id}",
+                             "parallelism": self.settings.knowledge_ingest_parallelism}
+        if self.settings.knowledge_ingest_rate_per_minute:
+            flow["rate"] = self.settings.knowledge_ingest_rate_per_minute
+            flow["period"] = 60
+        return flow
 
 
 def qstash_queue(settings: Settings) -> QStashStepQueue:

@@ -94,6 +94,12 @@ class Settings(BaseSettings):
     sse_max_seconds: float = Field(25.0, alias="MUSE_SSE_MAX_SECONDS", gt=0)
     """An event stream ends after this long; clients reconnect with `Last-Event-ID`."""
 
+    # Untrusted input at the HTTP edge (issue 7: bad input gets a clear 4xx, never a 5xx).
+    json_max_depth: int = Field(32, alias="MUSE_JSON_MAX_DEPTH", ge=2, le=512)
+    """Deepest nesting of arrays/objects a JSON body may have; deeper is a 400, refused before parsing."""
+    api_max_body_bytes: int = Field(21 * 1024 * 1024, alias="MUSE_API_MAX_BODY_BYTES", ge=1024)
+    """Largest request body the API and webhook functions read; beyond it werkzeug's 413 (as JSON)."""
+
     @field_validator("payment_recheck_seconds", mode="before")
     @classmethod
     def _parse_seconds(cls, value: object) -> object:
@@ -162,6 +168,39 @@ class Settings(BaseSettings):
     """Largest accepted upload or text body; Cloud Run caps requests at 32 MiB."""
     knowledge_embed_batch: int = Field(64, alias="MUSE_KNOWLEDGE_EMBED_BATCH", ge=1, le=1000)
     """Chunks embedded per ingest delivery; a larger document continues in further chained deliveries."""
+
+    # Personal data (DPDP Act): how traces mask what the step functions send to LangSmith.
+    pii_trace_mode: Literal["redact", "mask", "allow"] = Field("redact", alias="MUSE_PII_TRACE_MODE")
+    """`redact` replaces Aadhaar, PAN, phone, email, card and UPI values in trace inputs, outputs, metadata and
+    errors with `[KIND]`; `mask` keeps a hint (last 4 digits); `allow` sends them as they are. Traces are built
+    per process, so this is not a workspace's policy; logs are always redacted."""
+
+    # Knowledge limits, fairness and public-URL checks (issue 7: SSRF, bounded upload cost).
+    url_allowlist: Annotated[list[str], NoDecode] = Field(default_factory=list, alias="MUSE_URL_ALLOWLIST")
+    """Comma-separated CIDRs, host names or `.domain` suffixes exempt from the public-URL check; empty in
+    production. The local stack lists loopback and the Tavily emulator's fictional hosts."""
+    url_check_timeout_seconds: float = Field(10.0, alias="MUSE_URL_CHECK_TIMEOUT_SECONDS", gt=0)
+    """Connect/headers timeout of each redirect hop Muse checks before a page is extracted."""
+    knowledge_max_chunks: int = Field(2000, alias="MUSE_KNOWLEDGE_MAX_CHUNKS", ge=1)
+    """Most chunks one resource may become; a bigger one is refused (413) or fails before embedding."""
+    knowledge_daily_chunks: int = Field(20_000, alias="MUSE_KNOWLEDGE_DAILY_CHUNKS", ge=1)
+    """Chunks a workspace may ingest per rolling 24 hours; beyond it submissions get 429 + Retry-After."""
+    knowledge_ingest_parallelism: int = Field(1, alias="MUSE_KNOWLEDGE_INGEST_PARALLELISM", ge=1)
+    """Ingest rounds of one workspace in flight at once (QStash flow control keyed by workspace)."""
+    knowledge_ingest_rate_per_minute: int | None = Field(None, alias="MUSE_KNOWLEDGE_INGEST_RATE_PER_MINUTE", ge=1)
+    """Optional cap on one workspace's ingest rounds started per minute (QStash flow-control rate)."""
+
+    @field_validator("url_allowlist", mode="before")
+    @classmethod
+    def _parse_allowlist(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [entry.strip() for entry in value.split(",") if entry.strip()]
+        return value
+
+    @field_validator("knowledge_ingest_rate_per_minute", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
 
 @lru_cache(maxsize=1)

@@ -171,6 +171,8 @@ def emulator_config(*, base_url: str, dbs: Databases, local: LocalSecrets, webho
 def function_env(*, emulators_url: str, dbs: Databases, local: LocalSecrets, config: EmulatorConfig,
                  function_urls: dict[str, str] | None = None, functions_url: str | None = None) -> dict[str, str]:
     """The environment every function gets in the local stack: base URLs point at the emulators."""
+    from infra.local.emulators.tavily import corpus_hosts
+
     env = {
         "MUSE_ENV": "local",
         "DATABASE_URL": dbs.database_url,
@@ -195,6 +197,7 @@ def function_env(*, emulators_url: str, dbs: Databases, local: LocalSecrets, con
         "MUSE_CHECKOUT_REDIRECT_URL": f"{functions_url or emulators_url}/checkout/return",
         "MUSE_FUNCTION_URL_TEMPLATE": f"{functions_url or emulators_url}/{{name}}",
         "MUSE_FUNCTION_URLS": json.dumps(function_urls or {}),
+        "MUSE_URL_ALLOWLIST": ",".join(["127.0.0.0/8", "::1/128", "localhost", *corpus_hosts()]),
     }
     if os.environ.get("GEMINI_API_KEY"):
         env["GEMINI_API_KEY"] = os.environ["GEMINI_API_KEY"]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from shared.db.knowledge import SearchMode
+from shared.errors import InvalidRequest
 from shared.retrieval.text import ResourceKind
+from shared.safety.urls import url_syntax
 
 ResourceStatus = Literal["queued", "processing", "ready", "failed"]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=50)]
@@ -18,13 +19,16 @@ MAX_TAGS = 20
 
 
 def check_url(value: str) -> str:
-    """A public http(s) URL, or `ValueError` saying what is wrong."""
+    """A well-formed http(s) URL without credentials, or `ValueError` saying what is wrong.
+
+    Whether its host is public is decided by the service (`shared.safety.urls`: DNS, the allow-list).
+    """
     value = value.strip()
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"{value!r} is not an http(s) URL; send e.g. https://example.com/page")
-    if len(value) > 2048:
-        raise ValueError("URLs longer than 2,048 characters are not accepted")
+    try:
+        url_syntax(value)
+    except InvalidRequest as exc:
+        raise ValueError(f"{value[:200]!r} is not an http(s) URL that can be ingested: "
+                         f"{exc.message.removeprefix('`url` ')} Send e.g. https://example.com/page") from exc
     return value
 
 
@@ -151,6 +155,9 @@ class IngestMessage(BaseModel):
     """0 extracts and chunks; every round embeds one batch and chains the next until none is left."""
     infer_title: bool = False
     """Replace the provisional title with the one the resource declares."""
+    workspace_id: UUID | None = None
+    """The resource's workspace: its rounds share one QStash flow-control key, so they queue behind each
+    other and never ahead of another workspace's (absent in rounds written before it existed)."""
 
     def dedup_id(self) -> str:
         """QStash deduplication id: a round is published once however many deliveries chain it."""

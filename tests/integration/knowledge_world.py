@@ -49,7 +49,9 @@ BASE_ENV = {
     "SUPABASE_SERVICE_ROLE_KEY": LOCAL_SERVICE_ROLE_KEY,
     "MUSE_EMBEDDING_PROVIDER": "local",
     "MUSE_FUNCTION_URL_TEMPLATE": "https://{name}.functions.test/",
+    "MUSE_URL_ALLOWLIST": "example-news.in,.example",
 }
+"""`MUSE_URL_ALLOWLIST` trusts the Tavily emulator's fictional hosts by name, as the local stack does."""
 
 
 def kb_settings(dsn: str, **overrides: str) -> Settings:

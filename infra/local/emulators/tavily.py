@@ -108,6 +108,12 @@ def load_corpus(path: Path = CORPUS_PATH) -> list[Article]:
     return [Article(**entry) for entry in json.loads(path.read_text(encoding="utf-8"))]
 
 
+def corpus_hosts(path: Path = CORPUS_PATH) -> list[str]:
+    """The fictional hosts of the corpus: the local stack trusts them by name (`MUSE_URL_ALLOWLIST`),
+    since they resolve nowhere and only this emulator serves them."""
+    return sorted({article.host for article in load_corpus(path)})
+
+
 class SearchIndex:
     """BM25 over title (counted twice) and content, with light plural stemming."""
 
