@@ -43,6 +43,13 @@ class Unauthorized(MuseError):
     http_status = 401
 
 
+class Forbidden(MuseError):
+    """The caller is a member of the workspace but their role may not do this (e.g. only owners erase data)."""
+
+    code = "forbidden"
+    http_status = 403
+
+
 class NotFound(MuseError):
     """The resource does not exist in the caller's workspace."""
 

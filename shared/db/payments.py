@@ -8,6 +8,7 @@ from uuid import UUID
 
 from psycopg.types.json import Jsonb
 
+from shared.db import audit
 from shared.db.pool import Conn, Pool, one
 
 _BY_ORDER = """
@@ -42,7 +43,8 @@ class Payment:
     """A PhonePe order that funds one campaign."""
 
     merchant_order_id: str
-    campaign_id: UUID
+    campaign_id: UUID | None
+    """None once the campaign's data was erased (the payment is kept as the law requires)."""
     workspace_id: UUID
     amount_paise: int
     state: str
@@ -68,6 +70,12 @@ class PaymentRepository:
             changed = conn.execute(_MARK, (state, phonepe_order_id, payment.merchant_order_id)).fetchone()
             if changed:
                 conn.execute(_EVENT, (payment.campaign_id, payment.workspace_id, event, Jsonb(data)))
+                audit.record(conn, workspace_id=str(payment.workspace_id), actor=audit.function_actor("payments"),
+                             action="payment.completed" if state == "completed" else "payment.failed",
+                             target_type="payment", target_id=payment.merchant_order_id,
+                             details={"campaign_id": str(payment.campaign_id), "amount_paise": payment.amount_paise,
+                                      "state": state},
+                             key=f"payment:{payment.merchant_order_id}:{state}")
         return changed is not None
 
     def event(self, payment: Payment, event: str, data: dict[str, Any]) -> None:

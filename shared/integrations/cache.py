@@ -1,4 +1,8 @@
-"""A small JSON cache on Upstash Redis (REST), used to avoid repeating identical tool calls."""
+"""A small JSON cache on Upstash Redis (REST), used to avoid repeating identical tool calls.
+
+Keys that hold a workspace's data live under `workspace_key(workspace_id, ...)` (`muse:ws:<id>:...`), so
+erasing a workspace (`erase_workspace`) finds them all with one SCAN pattern.
+"""
 
 from __future__ import annotations
 
@@ -34,6 +38,22 @@ class UpstashCache:
     def delete(self, key: str) -> None:
         """Forget `key` (nothing happens when it is absent)."""
         self.redis.delete(self.prefix + key)
+
+    def erase_workspace(self, workspace_id: str) -> int:
+        """Delete every key of the workspace; how many were deleted. Idempotent (a second run deletes 0)."""
+        pattern = f"{self.prefix}{workspace_key(workspace_id, '*')}"
+        removed, cursor = 0, 0
+        while True:
+            cursor, keys = self.redis.scan(cursor, match=pattern, count=500)
+            if keys:
+                removed += int(self.redis.delete(*keys))
+            if int(cursor) == 0:
+                return removed
+
+
+def workspace_key(workspace_id: str, key: str) -> str:
+    """The cache key of `key` for one workspace's data (what `erase_workspace` removes)."""
+    return f"ws:{workspace_id}:{key}"
 
 
 def upstash_cache(settings: Settings) -> UpstashCache:

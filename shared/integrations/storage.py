@@ -16,6 +16,8 @@ from storage3.exceptions import StorageApiError
 from shared.errors import ConfigurationError, NotFound, UpstreamUnavailable
 from shared.settings import Settings
 
+_LIST_PAGE = 1000
+
 
 def _failure(exc: StorageApiError, what: str) -> Exception:
     status = str(exc.status)
@@ -74,6 +76,52 @@ class SupabaseObjectStore:
             raise _failure(exc, f"object {path!r} in bucket {self.bucket!r}") from exc
         except httpx.HTTPError as exc:
             raise UpstreamUnavailable(f"Supabase Storage is unreachable downloading {path!r}: {exc}") from exc
+
+    def list_under(self, folder: str) -> list[str]:
+        """Every object path under `folder` (`<workspace id>/`, `<workspace id>/<resource id>/`), sub-folders included.
+
+        An absent bucket holds nothing. Raises `UpstreamUnavailable` when Storage fails, so a caller that
+        must not miss an object (export, erasure) never mistakes a failure for an empty folder.
+        """
+        found: list[str] = []
+        pending = [folder.strip("/")]
+        while pending:
+            prefix = pending.pop()
+            offset = 0
+            while True:
+                try:
+                    entries = self.client.from_(self.bucket).list(prefix, {"limit": _LIST_PAGE, "offset": offset})
+                except StorageApiError as exc:
+                    if "bucket not found" in str(exc.message).lower():
+                        return []
+                    raise UpstreamUnavailable(f"Supabase Storage failed listing {prefix!r}: "
+                                              f"{exc.status} {exc.message}") from exc
+                except httpx.HTTPError as exc:
+                    raise UpstreamUnavailable(f"Supabase Storage is unreachable listing {prefix!r}: {exc}") from exc
+                for entry in entries:
+                    path = f"{prefix}/{entry['name']}" if prefix else str(entry["name"])
+                    (found if entry.get("id") else pending).append(path)
+                if len(entries) < _LIST_PAGE:
+                    break
+                offset += _LIST_PAGE
+        return sorted(found)
+
+    def remove_under(self, folder: str) -> int:
+        """Delete every object under `folder`; how many there were. Idempotent: run it again to finish a failed one.
+
+        Unlike `remove`, failures raise (`UpstreamUnavailable`): erasing data must not pass silently.
+        """
+        paths = self.list_under(folder)
+        for start in range(0, len(paths), _LIST_PAGE):
+            batch = paths[start:start + _LIST_PAGE]
+            try:
+                self.client.from_(self.bucket).remove(batch)
+            except StorageApiError as exc:
+                raise UpstreamUnavailable(f"Supabase Storage failed removing objects under {folder!r}: "
+                                          f"{exc.status} {exc.message}") from exc
+            except httpx.HTTPError as exc:
+                raise UpstreamUnavailable(f"Supabase Storage is unreachable removing under {folder!r}: {exc}") from exc
+        return len(paths)
 
     def remove(self, paths: list[str]) -> None:
         """Delete objects (best effort for cleanup: missing ones are ignored)."""

@@ -36,6 +36,9 @@ class PaymentConfirmer:
         if payment is None:
             log.warning("payment event for unknown merchant order %s", event.merchant_order_id)
             return None
+        if payment.campaign_id is None:
+            log.warning("payment event for merchant order %s, whose campaign was erased", event.merchant_order_id)
+            return None
         status = self.phonepe.order_status(payment.merchant_order_id)
         if status is None:
             self.payments.event(payment, "payment.unverified", {"merchant_order_id": payment.merchant_order_id,

@@ -1,0 +1,110 @@
+"""Everything a workspace stored, read for export and erased on request (issue 7, India's DPDP Act).
+
+Both read the catalog rather than a hand-kept list: every table of `public` with a `workspace_id`
+column is the workspace's data, so a table added later is exported and erased without a change here.
+What the law or the product keeps is named once, in `RETAINED_TABLES`. LangGraph's checkpoint tables
+have no workspace column: they are reached through the thread ids of the workspace's campaigns and
+conversations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Final
+
+from psycopg import sql
+
+from shared.db.pool import Conn
+
+RETAINED_TABLES: Final = frozenset({"payments", "invoices", "audit_log", "workspace_members"})
+"""Kept by an erasure: payment and tax records (the law), the audit log (append-only), and membership
+(who may use the workspace). `invoices` arrives in a later issue and is kept from its first day."""
+CHECKPOINT_TABLES: Final = ("checkpoint_writes", "checkpoint_blobs", "checkpoints")
+"""LangGraph's checkpointer tables, keyed by `thread_id` (a campaign's or a conversation's id)."""
+FIRST_ERASED: Final = ("campaigns",)
+"""Erased first: deleting campaigns cascades to their events, artifacts, decisions, usage and outbox rows."""
+
+_ROLE = """
+SELECT role FROM public.workspace_members WHERE workspace_id = %s AND user_id = auth.uid()
+"""
+_TABLES = """
+SELECT c.relname AS name,
+    coalesce(array_agg(a.attname::text ORDER BY a.attnum) FILTER (WHERE a.attgenerated <> ''), '{}') AS generated
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public'
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE c.relkind IN ('r', 'p')
+    AND EXISTS (SELECT 1 FROM pg_attribute w WHERE w.attrelid = c.oid AND w.attname = 'workspace_id'
+                AND NOT w.attisdropped)
+GROUP BY c.relname
+ORDER BY c.relname
+"""
+_SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+_WORKSPACE = """
+SELECT id::text AS id, slug, name, settings, created_at FROM public.workspaces WHERE id = %s
+"""
+_LOCK_CAMPAIGNS = "SELECT id::text AS id FROM public.campaigns WHERE workspace_id = %s ORDER BY id FOR UPDATE"
+_CONVERSATIONS = "SELECT id::text AS id FROM public.conversations WHERE workspace_id = %s"
+_INGEST_OUTBOX = """
+DELETE FROM public.step_outbox o
+WHERE o.campaign_id IS NULL AND o.function = 'ingest' AND o.message ->> 'document_id' IN (
+    SELECT d.id::text FROM public.knowledge_documents d WHERE d.workspace_id = %s)
+"""
+
+
+def member_role(conn: Conn, workspace_id: str) -> str | None:
+    """The caller's role in the workspace (`owner`, `member`), on the caller's RLS connection; None if none."""
+    row = conn.execute(_ROLE, (workspace_id,)).fetchone()
+    return None if row is None else str(row["role"])
+
+
+def workspace_tables(conn: Conn) -> dict[str, list[str]]:
+    """Every `public` table with a `workspace_id` column → its generated columns (left out of exports)."""
+    return {r["name"]: list(r["generated"]) for r in conn.execute(_TABLES)}
+
+
+def begin_snapshot(conn: Conn) -> None:
+    """Make the open transaction one read-only snapshot (its first statement), so an export is consistent."""
+    conn.execute(_SNAPSHOT)
+
+
+def workspace_row(conn: Conn, workspace_id: str) -> dict[str, Any] | None:
+    """The workspace itself: id, slug, name, settings, created_at."""
+    return conn.execute(_WORKSPACE, (workspace_id,)).fetchone()
+
+
+def table_rows(conn: Conn, table: str, workspace_id: str, *, leave_out: list[str],
+               batch: int = 500) -> Iterator[dict[str, Any]]:
+    """The workspace's rows of `table` as JSON objects, streamed through a server-side cursor.
+
+    Runs inside the caller's transaction; `leave_out` names columns to drop (generated ones).
+    """
+    query = sql.SQL("SELECT to_jsonb(t) - %s::text[] AS row FROM {} t WHERE t.workspace_id = %s").format(
+        sql.Identifier("public", table))
+    with conn.cursor(name=f"export_{table}") as cur:
+        cur.itersize = batch
+        cur.execute(query, (leave_out, workspace_id))
+        for record in cur:
+            yield record["row"]
+
+
+def erase(conn: Conn, workspace_id: str) -> tuple[dict[str, int], list[str]]:
+    """Delete the workspace's data in the caller's transaction; (rows deleted per table, erased thread ids).
+
+    The workspace's campaign rows are locked first: a step of one of them that is running now holds
+    the lock until its commit (whose writes this then deletes) or, starting later, finds its campaign
+    gone and cannot commit (`StepWrites` fences on the row). The sweeper finds nothing to redrive and
+    deliveries still queued for these campaigns are acknowledged as unknown.
+    """
+    campaigns = [r["id"] for r in conn.execute(_LOCK_CAMPAIGNS, (workspace_id,))]
+    threads = campaigns + [r["id"] for r in conn.execute(_CONVERSATIONS, (workspace_id,))]
+    counts: dict[str, int] = {}
+    for table in CHECKPOINT_TABLES:
+        counts[table] = conn.execute(sql.SQL("DELETE FROM {} WHERE thread_id = ANY(%s)").format(
+            sql.Identifier("public", table)), (threads,)).rowcount
+    counts["step_outbox"] = conn.execute(_INGEST_OUTBOX, (workspace_id,)).rowcount
+    tables = [t for t in workspace_tables(conn) if t not in RETAINED_TABLES]
+    for table in sorted(tables, key=lambda t: (t not in FIRST_ERASED, t)):
+        counts[table] = conn.execute(sql.SQL("DELETE FROM {} WHERE workspace_id = %s").format(
+            sql.Identifier("public", table)), (workspace_id,)).rowcount
+    return counts, threads
