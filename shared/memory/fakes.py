@@ -51,7 +51,9 @@ from shared.memory.policy import (
     select_variant,
     task_match,
     variant_stats,
+    without_pii,
 )
+from shared.safety.pii import REDACT, PiiPolicy
 
 HASHING_CALIBRATION = ModelCalibration(unrelated=0.1, equivalent=0.9, duplicate=0.75)
 """Bag-of-words cosine: texts without common words score about 0, one extra word in ten about 0.9."""
@@ -129,6 +131,8 @@ class InMemorySemanticMemory:
     calibration: ModelCalibration = HASHING_CALIBRATION
     clock: Callable[[], datetime] = field(default_factory=ManualClock)
     facts: list[_StoredFact] = field(default_factory=list)
+    privacy: dict[str, PiiPolicy] = field(default_factory=dict)
+    """Workspace id → its personal-data policy (default: redact), as `workspace_privacy` holds it."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def learn(self, workspace_id: str, facts: Sequence[str], source: FactSource) -> list[LearnResult]:
@@ -138,7 +142,7 @@ class InMemorySemanticMemory:
         results = []
         with self._lock:
             for raw in batch.facts:
-                text = clean_fact(raw)
+                text = without_pii(clean_fact(raw), self.privacy.get(batch.workspace_id, REDACT))
                 text_hash = fact_hash(text)
                 [vector] = self.embedder.embed([text])
                 own = [f for f in self.facts if f.workspace_id == batch.workspace_id]

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from shared.db import memory as db
+from shared.db import privacy as privacy_db
 from shared.db.knowledge import Embedder, embedding_key
 from shared.db.pool import Pool, as_service
 from shared.errors import ConfigurationError
@@ -53,7 +54,9 @@ from shared.memory.policy import (
     select_variant,
     task_match,
     variant_stats,
+    without_pii,
 )
+from shared.safety.pii import PiiPolicy
 
 DOCUMENT = "RETRIEVAL_DOCUMENT"
 QUERY = "RETRIEVAL_QUERY"
@@ -125,7 +128,9 @@ class PgSemanticMemory(_Embedding):
         batch = FactsIn(workspace_id=workspace_id, facts=list(facts), source=source)
         if not batch.facts:
             return []
-        prepared = self._prepare(batch)
+        with as_service(self.pool) as conn:
+            policy = privacy_db.policy_of(conn, batch.workspace_id)
+        prepared = self._prepare(batch, policy)
         with as_service(self.pool) as conn:
             return self._learn(conn, batch, prepared)
 
@@ -136,10 +141,11 @@ class PgSemanticMemory(_Embedding):
         fact; a fact whose cosine similarity to the closest stored one reaches the model's `duplicate`
         threshold is merged into it, its wording replacing the stored one unless it comes from a weaker
         source; anything else is added. Learning is serialized per workspace, so concurrent batches never
-        add the same fact twice.
+        add the same fact twice. Personal data in a fact is masked by the workspace's privacy policy before
+        it is embedded or stored.
         """
         batch = FactsIn(workspace_id=workspace_id, facts=list(facts), source=source)
-        return self._learn(conn, batch, self._prepare(batch))
+        return self._learn(conn, batch, self._prepare(batch, privacy_db.policy_of(conn, batch.workspace_id)))
 
     def recall(self, workspace_id: str, query: str, k: int = 5) -> list[Fact]:
         """The `k` facts closest to `query`, best first."""
@@ -152,8 +158,8 @@ class PgSemanticMemory(_Embedding):
         [vector] = self.embed([query], QUERY)
         return self._recall(conn, _workspace(workspace_id), vector, k)
 
-    def _prepare(self, batch: FactsIn) -> list[tuple[str, str, list[float]]]:
-        cleaned = [clean_fact(text) for text in batch.facts]
+    def _prepare(self, batch: FactsIn, policy: PiiPolicy) -> list[tuple[str, str, list[float]]]:
+        cleaned = [without_pii(clean_fact(text), policy) for text in batch.facts]
         unique = list(dict.fromkeys(cleaned))
         vectors = dict(zip(unique, self.embed(unique, DOCUMENT), strict=True))
         return [(text, fact_hash(text), vectors[text]) for text in cleaned]

@@ -56,6 +56,7 @@ from shared.memory.models import (
     TaskMatch,
     VariantStats,
 )
+from shared.safety.pii import PiiPolicy, mask
 
 # ------------------------------------------------------------------------------------------ calibration
 
@@ -190,6 +191,8 @@ MAX_SOURCES = 20
 """Source references kept per fact (the newest)."""
 MAX_HISTORY = 10
 """Superseded wordings kept per fact (the newest)."""
+MAX_FACT_CHARS = 2000
+"""Longest stored fact (`memory_facts.fact`)."""
 
 
 def normalize_fact(text: str) -> str:
@@ -208,6 +211,12 @@ def fact_hash(text: str) -> str:
 def clean_fact(text: str) -> str:
     """The wording stored: whitespace collapsed, otherwise as written."""
     return _SPACE.sub(" ", unicodedata.normalize("NFKC", text)).strip()
+
+
+def without_pii(fact: str, policy: PiiPolicy) -> str:
+    """A cleaned fact with its personal data masked by the workspace's privacy policy (DPDP Act), kept within
+    the stored length even when a placeholder is longer than what it replaced."""
+    return mask(fact, policy)[:MAX_FACT_CHARS]
 
 
 def is_duplicate(similarity: float, calibration: ModelCalibration) -> bool:

@@ -29,6 +29,7 @@ from shared.payments.confirmation import PaymentConfirmer
 from shared.queue import qstash_queue, qstash_receiver
 from shared.runtime.checkpointer import create_checkpointer
 from shared.runtime.step import StepRuntime
+from shared.safety.pii import PiiPolicy, trace_anonymizer
 from shared.settings import Settings, get_settings
 from shared.tools.canon import load_canon
 from shared.tools.catalog import ToolDeps, standard_belt
@@ -84,11 +85,18 @@ def build_step_runtime(function: str, settings: Settings) -> StepRuntime:
 
 
 def langsmith_client(settings: Settings) -> langsmith.Client | None:
-    """A LangSmith client when tracing is on (`LANGSMITH_TRACING=true`), else None."""
+    """A LangSmith client when tracing is on (`LANGSMITH_TRACING=true`), else None.
+
+    Every run's inputs, outputs, metadata and error are masked for personal data (`MUSE_PII_TRACE_MODE`,
+    default redact) before they leave the process. The SDK's `anonymizer` hook is used rather than
+    `hide_inputs`/`hide_outputs`: it covers errors and metadata too, and receives the run already
+    serialized to JSON, so messages and pydantic models are masked like plain strings.
+    """
     if not settings.langsmith_tracing:
         return None
     api_key = settings.langsmith_api_key.get_secret_value() if settings.langsmith_api_key else None
-    return langsmith.Client(api_url=settings.langsmith_endpoint, api_key=api_key)
+    return langsmith.Client(api_url=settings.langsmith_endpoint, api_key=api_key,
+                            anonymizer=trace_anonymizer(PiiPolicy(mode=settings.pii_trace_mode)))
 
 
 @cache
