@@ -214,6 +214,10 @@ class TestExportThenErase:
         assert {t: len(rows) for t, rows in tables.items()} == {t: exported_counts[t] for t in catalog}
         assert all(row["workspace_id"] == mine for rows in tables.values() for row in rows)
         assert theirs.encode() not in everything
+        actions = [e["action"] for e in tables["audit_log"]]
+        assert {"decision.recorded", "payment.created", "payment.completed", "knowledge.added", "brand_kit.updated",
+                "workspace.export_requested"} <= set(actions)
+        assert actions.count("decision.recorded") == 1 and actions.count("payment.completed") == 1
         assert any(e["action"] == "workspace.export_requested" and e["actor"] == str(owner.user_id)
                    for e in tables["audit_log"])
         [original] = [path for path in files if path.endswith("voice.md")]
