@@ -5,6 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 
+def research_risk(tool_runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the injection screening of a specialist's web results found: the worst level, and each
+    dropped result with its findings (spans in the result's `title` + newline + `content`)."""
+    dropped = [item for run in tool_runs for item in run.get("screened") or []]
+    return {"level": "high" if dropped else "none", "dropped": dropped}
+
+
 def describe(node: str, update: dict[str, Any] | None) -> dict[str, Any]:
     """A small, human-meaningful summary of what `node` just did."""
     update = update or {}
@@ -14,7 +21,8 @@ def describe(node: str, update: dict[str, Any] | None) -> dict[str, Any]:
                  "queries": update["plan"]["research_queries"]}
     elif node == "specialist":
         data |= {"specialist": (update.get("specialists_run") or ["?"])[0],
-                 "sources": len(update.get("findings") or []), "tools": update.get("tool_runs") or []}
+                 "sources": len(update.get("findings") or []), "tools": update.get("tool_runs") or [],
+                 "risk": research_risk(update.get("tool_runs") or [])}
     elif node == "review" and "plan" in update:
         data |= {"specialists": update["plan"]["specialists"], "angles": update["plan"].get("angles", []),
                  "changes": len(update.get("course_changes") or [])}

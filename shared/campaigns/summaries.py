@@ -29,7 +29,7 @@ class RecursiveSummarizer:
             return self._recursively(findings, objective)
         sources = [{"id": f["source_id"], "title": f["title"], "content": f["content"][:1200]} for f in findings]
         out = self.model.generate(tier="fast", system=prompts.SUMMARIZER, schema=ResearchSummary,
-                                  prompt=f"Objective: {objective}\nSources:\n{prompts.as_json(sources)}")
+                                  prompt=prompts.summary_prompt(objective, sources))
         known = {s["id"] for s in sources}
         summary = out.value.model_dump()
         for finding in summary["key_findings"]:

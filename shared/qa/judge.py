@@ -8,7 +8,6 @@ concurrently; a failing call raises (`UpstreamUnavailable` lets the step be retr
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +20,7 @@ from shared.brandkit import BrandKit
 from shared.ports import Generated, StructuredModel
 from shared.qa.content import Copy
 from shared.qa.report import Finding, Ledger
+from shared.safety.untrusted import quote_json, with_rule
 
 CritiqueAspect = Literal["clarity", "persuasiveness", "brand_alignment", "audience_fit", "call_to_action"]
 ASPECTS: dict[str, str] = {
@@ -31,7 +31,7 @@ ASPECTS: dict[str, str] = {
     "audience_fit": "The copy speaks to the brand's personas: their goals and pains, in words they use.",
     "call_to_action": "The copy asks the reader to do one clear thing.",
 }
-SYSTEM = (
+SYSTEM = with_rule(
     "You review marketing copy against exactly one brand guideline. Judge every field of every item, but only "
     "against that guideline; ignore any other problem. A field violates the guideline only if it clearly breaks "
     "it. For each violation quote the offending words as evidence and say how to fix the field, in the copy's "
@@ -121,7 +121,7 @@ def _context(kit: BrandKit, items: Mapping[str, Copy]) -> str:
     languages = sorted({c.language for c in items.values()})
     parts.append(f"Copy language: {', '.join(languages)}")
     copy = {key: {path: text for path, text in _paths(c)} for key, c in items.items()}
-    parts.append("Copy (item → field → text):\n" + json.dumps(copy, ensure_ascii=False, indent=1))
+    parts.append("Copy (item → field → text):\n" + quote_json(copy, source="copy", label="copy under review"))
     return "\n\n".join(parts)
 
 

@@ -1,8 +1,14 @@
-"""Prompt text of summarization calls; passages are tagged `S<n>`, earlier claims `C<n>`."""
+"""Prompt text of summarization calls; passages are tagged `S<n>`, earlier claims `C<n>`.
+
+Passages (web pages, documents, conversation messages) and earlier claims condensed from them are
+untrusted: each list is quoted as one untrusted block, with its header as the block's first line.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+from shared.safety.untrusted import quote, with_rule
 
 PASSAGES_HEADER = "Passages:"
 CLAIMS_HEADER = "Claims to merge:"
@@ -18,7 +24,7 @@ _SYSTEM = (
 
 def system(claim_words: int) -> str:
     """The system instruction of every summarization call."""
-    return _SYSTEM.format(claim_words=claim_words)
+    return with_rule(_SYSTEM.format(claim_words=claim_words))
 
 
 def build(
@@ -35,13 +41,14 @@ def build(
         lines.append(f"Focus: {focus}")
     lines.append(f"Write at most {max_claims} claims (about {target_tokens} tokens in total), most important first.")
     if claims:
-        lines.append(CLAIMS_HEADER)
-        lines.extend(f"[{tag}] {text}" for tag, text in claims)
+        listed = [CLAIMS_HEADER, *(f"[{tag}] {text}" for tag, text in claims)]
+        lines.append(quote("\n".join(listed), source="research", label="claims to merge"))
     if passages:
-        lines.append(PASSAGES_HEADER)
+        listed = [PASSAGES_HEADER]
         previous_title = None
         for tag, title, text in passages:
             heading = f"({title}) " if title and title != previous_title else ""
             previous_title = title
-            lines.append(f"[{tag}] {heading}{text}")
+            listed.append(f"[{tag}] {heading}{text}")
+        lines.append(quote("\n".join(listed), source="research", label="passages"))
     return "\n".join(lines)

@@ -28,6 +28,7 @@ from shared.campaigns.schemas import (
 from shared.memory.extract import ExtractedFacts
 from shared.ports import Finding, Generated, ModelTier, Usage
 from shared.qa.judge import JudgeVerdict
+from shared.safety.injection import InjectionVerdict
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -37,6 +38,7 @@ DEFAULTS: dict[type[BaseModel], dict[str, Any]] = {
     PlanReview: {"changes": [], "angles": []},
     JudgeVerdict: {"violations": []},
     ExtractedFacts: {"facts": []},
+    InjectionVerdict: {"injection": False, "confidence": 0.0, "reason": "not scripted: treated as ordinary content"},
     ContentBrief: {"channel": "email", "goal": "Sell gift boxes", "audience": "Urban tea lovers",
                    "key_message": "A gift with a story", "proof_points": ["40 growers"], "tone": ["warm"],
                    "call_to_action": "Shop the box"},

@@ -5,6 +5,11 @@ Automatic function calling is off: every call the model asks for goes through `T
 function response, so the model can react to a failure instead of the loop crashing. Each turn is
 routed through the model router's cascade like any other call. On the last allowed turn function
 calling is switched off, so the model has to answer with what it has.
+
+Which tools exist is the caller's choice (`tools`), never the model's: a call to a tool not offered is
+refused by the belt, and who a tool runs for (`ToolContext`) never comes from the model's arguments.
+Tool results come back as function responses, and the system instruction always carries the rule that
+tool results are data (`shared.safety.untrusted.UNTRUSTED_RULE`).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from shared.integrations.gemini import usage_of
 from shared.lazy import lazy_module
 from shared.models.router import ModelRouter
 from shared.ports import ModelTier, Route, Usage
+from shared.safety.untrusted import with_rule
 from shared.tools.belt import ToolBelt, ToolContext, ToolRun
 
 if TYPE_CHECKING:
@@ -106,7 +112,7 @@ class ToolAgent:
     def _config(self, system: str, offered: tuple[str, ...], *, last: bool) -> types.GenerateContentConfig:
         mode = types.FunctionCallingConfigMode.NONE if last else types.FunctionCallingConfigMode.AUTO
         return types.GenerateContentConfig(
-            system_instruction=system,
+            system_instruction=with_rule(system),
             temperature=self.temperature,
             tools=[self.belt.gemini_tool(offered)],
             automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),

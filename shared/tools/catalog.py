@@ -17,6 +17,7 @@ from shared.channels import CHANNEL_SCHEMAS, Channel
 from shared.errors import NotFound
 from shared.models.routing import tier_for
 from shared.ports import Finding, KnowledgeSearch, StructuredModel, Usage, WebSearch
+from shared.safety.untrusted import quote_lines, with_rule
 from shared.tools.belt import Costed, RetryPolicy, Tool, ToolBelt, ToolContext, ToolCost, ToolRun
 from shared.tools.canon import Canon, CanonEntry, ContentType, load_canon
 from shared.tools.ports import KnowledgeFetch
@@ -25,11 +26,12 @@ from shared.tools.validation import ContentIssue, validate_channel_content
 TAVILY_CREDITS_PER_BASIC_SEARCH = 1.0
 FINDING_CHARS = 1500
 
-CONTENT_EXECUTOR = """You are Muse's content executor. Write copy for exactly one channel from the brief alone.
+CONTENT_EXECUTOR = with_rule("""You are Muse's content executor. Write copy for exactly one channel from the brief
+alone.
 Follow the canon: its framework steps in order, every field's guidance and limits, and its compliance rules.
 Use only facts, numbers, prices and claims that appear in the brief; never invent proof.
 Include every text listed under must_include verbatim; never use anything listed under avoid.
-Answer with JSON matching the response schema and nothing else."""
+Answer with JSON matching the response schema and nothing else.""")
 
 
 class _Strict(BaseModel):
@@ -189,10 +191,14 @@ def _fetch_canon(deps: ToolDeps) -> Callable[[FetchCanonInput, ToolContext], Can
 
 
 def executor_prompt(brief: ContentBrief, entry: CanonEntry) -> str:
-    """The content executor's whole input: the brief and the channel's canon, nothing else."""
+    """The content executor's whole input: the brief and the channel's canon, nothing else.
+
+    The brief's `facts` come from research, so they are quoted as untrusted data."""
     canon = entry.model_dump(include={"framework", "framework_steps", "fields", "template", "compliance",
                                       "dos", "donts"}, exclude_none=True)
-    return (f"Channel: {entry.content_type}\nBrief:\n{brief.model_dump_json(indent=1)}\n"
+    facts = (f"\nFacts the copy may state:\n{quote_lines(brief.facts, source='research', label='facts')}"
+             if brief.facts else "")
+    return (f"Channel: {entry.content_type}\nBrief:\n{brief.model_dump_json(indent=1, exclude={'facts'})}{facts}\n"
             f"Canon {entry.version}:\n{json.dumps(canon, ensure_ascii=False, indent=1)}")
 
 

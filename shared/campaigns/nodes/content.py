@@ -8,7 +8,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from shared.campaigns.prompts import WRITER, as_json
+from shared.campaigns.prompts import WRITER, writer_prompt
 from shared.campaigns.schemas import CHANNEL_SCHEMAS
 from shared.campaigns.state import CampaignState
 from shared.deps import Deps
@@ -46,13 +46,10 @@ def content(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
             if last_qa and key not in rewrite:
                 continue
             schema = CHANNEL_SCHEMAS[channel]
-            prompt = (f"Write {channel} copy from this brief alone.\nStyle: {WRITER_STYLES[style]}\n"
-                      f"Brief:\n{as_json(state['briefs'][channel])}")
-            if variant != "a":
-                prompt += f"\nThis is variant {variant.upper()} of an A/B test: use a clearly different hook."
-            if key in rewrite and key in drafts:
-                prompt += (f"\nCurrent copy:\n{as_json(drafts[key])}\nRewrite ONLY these fields, fixing:\n"
-                           f"{as_json(rewrite[key])}")
+            revising = key in rewrite and key in drafts
+            prompt = writer_prompt(channel, WRITER_STYLES[style], state["briefs"][channel], variant=variant,
+                                   current=drafts[key] if revising else None,
+                                   fixes=rewrite[key] if revising else None)
             out = deps.model.generate(tier="fast", system=WRITER, prompt=prompt, schema=schema)
             written = out.value.model_dump()
             if key in rewrite and key in drafts:

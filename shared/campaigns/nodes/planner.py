@@ -7,8 +7,8 @@ from typing import Any
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
-from shared.campaigns.prompts import BRIEFER, PLANNER, STRATEGIST, as_json
-from shared.campaigns.schemas import ContentBrief, Plan, Strategy
+from shared.campaigns.prompts import BRIEFER, PLANNER, STRATEGIST, brief_prompt, plan_prompt, strategy_prompt
+from shared.campaigns.schemas import BudgetLine, ContentBrief, Plan, Strategy
 from shared.campaigns.state import CampaignState
 from shared.deps import Deps
 from shared.models.usage import usage_entries
@@ -28,12 +28,8 @@ def plan(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
                   f"(confidence {reused.confidence:.2f})", "source_task": reused.task_id}
         return {"plan": planned.model_dump(), "course_changes": [change], "reviews": 0,
                 "specialists_run": None, "findings": None, "tool_runs": None}
-    prompt = f"Kind: {state['kind']}\nBrief:\n{as_json(brief)}"
-    remembered = deps.plans.recall(state["workspace_id"], description)
-    if remembered:
-        prompt += "\nWhat this brand's memory says:\n- " + "\n- ".join(remembered)
-    if state.get("feedback"):
-        prompt += "\nFeedback on the previous strategy (address it):\n- " + "\n- ".join(state["feedback"])
+    prompt = plan_prompt(state["kind"], brief, remembered=deps.plans.recall(state["workspace_id"], description),
+                         feedback=state.get("feedback") or [])
     out = deps.model.generate(tier="strong", system=PLANNER, prompt=prompt, schema=Plan)
     result = out.value
     limit = MAX_CHANNELS[state["kind"]]
@@ -47,19 +43,32 @@ def plan(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
 
 
 def strategy(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
-    """Choose positioning and an INR budget (strong tier)."""
-    prompt = (f"Brief:\n{as_json(state['brief'])}\nPlan:\n{as_json(state['plan'])}\n"
-              f"Research:\n{as_json(state['research_summary'])}")
+    """Choose positioning and an INR budget (strong tier), bounded by the brief, the workspace and the plan."""
     constraints = runtime.context.campaign.budget_constraints
-    if constraints:
-        prompt += f"\nBudget constraints:\n{as_json(constraints)}"
-    if state.get("feedback"):
-        prompt += "\nHuman feedback to address:\n- " + "\n- ".join(state["feedback"])
+    prompt = strategy_prompt(state["brief"], state["plan"], state["research_summary"], constraints=constraints,
+                             feedback=state.get("feedback") or [])
     out = runtime.context.model.generate(tier="strong", system=STRATEGIST, prompt=prompt, schema=Strategy)
-    chosen = out.value
-    if state["brief"].get("budget_inr"):
-        chosen = chosen.model_copy(update={"budget_inr": state["brief"]["budget_inr"]})
+    chosen = bounded_strategy(out.value, channels=state["plan"]["channels"],
+                              brief_budget=state["brief"].get("budget_inr"),
+                              workspace_max=constraints.get("max_budget_inr"))
     return {"strategy": chosen.model_dump(), "usage": usage_entries("strategy", out)}
+
+
+def bounded_strategy(proposed: Strategy, *, channels: list[str], brief_budget: int | None,
+                     workspace_max: int | None) -> Strategy:
+    """The model's strategy within what code and humans decided: the brief's budget when it names one, never
+    above the workspace's `max_budget_inr`, and a split only over the plan's channels summing to at most the
+    budget (scaled down when the model asked for more). Whatever the research said, the model cannot widen them.
+    """
+    budget = int(brief_budget) if brief_budget else proposed.budget_inr
+    if workspace_max is not None:
+        budget = min(budget, int(workspace_max))
+    budget = max(budget, 100)
+    lines = [line for line in proposed.budget_split if line.channel in channels]
+    total = sum(line.amount_inr for line in lines)
+    if total > budget:
+        lines = [BudgetLine(channel=line.channel, amount_inr=line.amount_inr * budget // total) for line in lines]
+    return proposed.model_copy(update={"budget_inr": budget, "budget_split": lines})
 
 
 def approve_strategy(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
@@ -95,14 +104,9 @@ def brief(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
     usage: list[dict[str, Any]] = []
     for channel in state["plan"]["channels"]:
         canon = deps.canon.fetch(channel)
-        prompt = (f"Channel: {channel}\nCanon for this content type:\n{as_json(canon)}\n"
-                  f"Strategy:\n{as_json(state['strategy'])}\nResearch:\n{as_json(state.get('research_summary', {}))}\n"
-                  f"Angles:\n{as_json(state['plan'].get('angles', []))}\nBrand voice: {', '.join(kit.voice)}")
         facts = deps.plans.recall(state["workspace_id"], f"{channel} {state['strategy']['positioning']}", k=3)
-        if facts:
-            prompt += "\nBrand memory:\n- " + "\n- ".join(facts)
-        if state.get("feedback"):
-            prompt += "\nHuman feedback:\n- " + "\n- ".join(state["feedback"])
+        prompt = brief_prompt(channel, canon, state["strategy"], state.get("research_summary", {}), state["plan"],
+                              kit.voice, facts=facts, feedback=state.get("feedback") or [])
         out = deps.model.generate(tier="strong", system=BRIEFER, prompt=prompt, schema=ContentBrief)
         avoid = [f"{term} (say {sub!r})" for term, sub in kit.banned_terms.items()]
         must = [kit.required_disclaimers[channel]] if channel in kit.required_disclaimers else []

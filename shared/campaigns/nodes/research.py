@@ -1,5 +1,14 @@
 """Research's nodes: the specialists (run concurrently), the review that re-plans from what they
-found, and the cited summary."""
+found, and the cited summary.
+
+Web results are screened for prompt injection as they arrive (patterns, the fast-tier classifier for
+borderline ones): a flagged result is dropped, never reaching a prompt, and recorded with its risk on
+the search's tool run (shown on the specialist's event). Knowledge chunks were screened at ingest, and
+flagged ones are not returned to agents (`PgVectorKnowledge.search`). Everything kept is still quoted as
+untrusted data in every prompt. The review may only add or drop research specialists from the closed
+`Specialist` set (read-only searches whose tools are fixed here) and suggest angles; channels, budget,
+approvals and publishing are out of its reach.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +18,14 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from shared.campaigns.festivals import festivals_between
-from shared.campaigns.prompts import REVIEWER, as_json
+from shared.campaigns.prompts import REVIEWER, review_prompt
 from shared.campaigns.schemas import Plan, PlanReview
 from shared.campaigns.state import CampaignState, SpecialistTask
 from shared.deps import Deps
 from shared.errors import UpstreamUnavailable
 from shared.models.usage import usage_entries
 from shared.ports import Finding
+from shared.safety.injection import InjectionDetector
 from shared.tools.belt import ToolContext
 
 MAX_REVIEWS = 2
@@ -30,16 +40,38 @@ def _window(brief: dict[str, Any]) -> tuple[date, date]:
 
 
 def _search(deps: Deps, tool: str, arguments: dict[str, Any], task: SpecialistTask,
-            runs: list[dict[str, Any]]) -> list[Finding]:
-    """Run a search tool through the validated tool belt, recording the run."""
+            runs: list[dict[str, Any]], detector: InjectionDetector) -> list[Finding]:
+    """Run a search tool through the validated tool belt, recording the run; web results are screened."""
     run = deps.tools.run(tool, arguments, ToolContext(workspace_id=task["workspace_id"], node="specialist"))
-    runs.append(run.as_dict())
+    record = run.as_dict()
+    runs.append(record)
     if run.error is not None:
         if run.error.retryable:
             raise UpstreamUnavailable(f"{tool} failed for {arguments['query']!r}: {run.error.message}")
         return []
-    return [Finding(source_id=r.source_id, title=r.title, content=r.content, url=r.url, score=r.score)
-            for r in run.output.results]  # type: ignore[union-attr]
+    found = [Finding(source_id=r.source_id, title=r.title, content=r.content, url=r.url, score=r.score)
+             for r in run.output.results]  # type: ignore[union-attr]
+    if tool != "web_search":
+        return found
+    kept, screened = screen_web_results(found, detector)
+    if screened:
+        record["screened"] = screened
+    return kept
+
+
+def screen_web_results(found: list[Finding], detector: InjectionDetector) -> tuple[list[Finding],
+                                                                                  list[dict[str, Any]]]:
+    """(results kept, results dropped with their risk): a result the detector flags never reaches a prompt."""
+    kept: list[Finding] = []
+    dropped: list[dict[str, Any]] = []
+    for finding in found:
+        risk = detector.assess(f"{finding.title}\n{finding.content}")
+        if risk.flagged:
+            dropped.append({"source_id": finding.source_id, "title": finding.title[:200], "url": finding.url,
+                            "risk": risk.model_dump()})
+        else:
+            kept.append(finding)
+    return kept, dropped
 
 
 def specialist(task: SpecialistTask, runtime: Runtime[Deps]) -> dict[str, Any]:
@@ -49,25 +81,30 @@ def specialist(task: SpecialistTask, runtime: Runtime[Deps]) -> dict[str, Any]:
     plan_ = task["plan"]
     found: list[Finding] = []
     runs: list[dict[str, Any]] = []
+    detector = InjectionDetector(model=deps.model)
     if name == "web_research":
         for query in plan_["research_queries"]:
-            found += _search(deps, "web_search", {"query": query, "max_results": 3}, task, runs)
+            found += _search(deps, "web_search", {"query": query, "max_results": 3}, task, runs, detector)
     elif name == "knowledge_research":
         for query in plan_["research_queries"]:
-            found += _search(deps, "knowledge_search", {"query": query, "k": 3}, task, runs)
+            found += _search(deps, "knowledge_search", {"query": query, "k": 3}, task, runs, detector)
     elif name == "competitor_scan":
         found += _search(deps, "web_search", {"query": f"competitor launch {plan_['objective']}"[:400],
-                                              "max_results": 4}, task, runs)
+                                              "max_results": 4}, task, runs, detector)
     elif name == "audience_insights":
         found += _search(deps, "knowledge_search", {"query": f"customers personas {plan_['audience']}"[:400],
-                                                    "k": 4}, task, runs)
+                                                    "k": 4}, task, runs, detector)
     elif name == "festival_calendar":
         start, end = _window(task["brief"])
         found += [Finding(source_id=f"festival:{day.isoformat()}", title=f"{title} ({day.isoformat()})",
                           content=f"{title} falls on {day:%A %d %B %Y}, inside the campaign window.")
                   for day, title in festivals_between(start, end)]
     unique = {f.source_id: f.as_dict() | {"specialist": name} for f in found}
-    return {"findings": list(unique.values()), "specialists_run": [name], "tool_runs": runs}
+    update: dict[str, Any] = {"findings": list(unique.values()), "specialists_run": [name], "tool_runs": runs}
+    usage = [entry for answer in detector.answers for entry in usage_entries("specialist:injection", answer)]
+    if usage:
+        update["usage"] = usage
+    return update
 
 
 def review(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
@@ -94,9 +131,8 @@ def review(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
                 angles.append(angle)
                 changes.append({"action": "angle", "angle": angle, "reason": f["content"]})
     digest = [{"id": f["source_id"], "title": f["title"], "content": f["content"][:300]} for f in findings[:20]]
-    out = runtime.context.model.generate(
-        tier="fast", system=REVIEWER, schema=PlanReview,
-        prompt=f"Plan:\n{as_json(plan_.model_dump())}\nFindings:\n{as_json(digest)}")
+    out = runtime.context.model.generate(tier="fast", system=REVIEWER, schema=PlanReview,
+                                         prompt=review_prompt(plan_.model_dump(), digest))
     for change in out.value.changes:
         if change.action == "add" and change.specialist not in specialists:
             specialists.append(change.specialist)
