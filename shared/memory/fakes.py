@@ -36,6 +36,7 @@ from shared.memory.models import (
 )
 from shared.memory.policy import (
     DEFAULT_RETENTION,
+    MAX_EPISODE_CHARS,
     MAX_HISTORY,
     MAX_SOURCES,
     REUSE_THRESHOLD,
@@ -194,6 +195,8 @@ class InMemoryEpisodicMemory:
     retention: Retention = DEFAULT_RETENTION
     clock: Callable[[], datetime] = field(default_factory=ManualClock)
     episodes: list[_StoredEpisode] = field(default_factory=list)
+    privacy: dict[str, PiiPolicy] = field(default_factory=dict)
+    """Workspace id → its personal-data policy (default: redact), as `workspace_privacy` holds it."""
     _next_id: int = field(default=0, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -229,9 +232,10 @@ class InMemoryEpisodicMemory:
                                                                           episode.key):
                         return stored
             at = episode.at or self.clock()
-            [vector] = self.embedder.embed([episode.text])
+            text = without_pii(episode.text, self.privacy.get(episode.workspace_id, REDACT), MAX_EPISODE_CHARS)
+            [vector] = self.embedder.embed([text])
             self._next_id += 1
-            stored = _StoredEpisode(workspace_id=episode.workspace_id, text=episode.text, vector=vector,
+            stored = _StoredEpisode(workspace_id=episode.workspace_id, text=text, vector=vector,
                                     id=self._next_id, kind=episode.kind, data=episode.data, key=episode.key,
                                     created_at=at, expires_at=self.retention.expires_at(episode.kind, at), task=task)
             self.episodes.append(stored)

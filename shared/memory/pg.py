@@ -39,6 +39,7 @@ from shared.memory.models import (
 )
 from shared.memory.policy import (
     DEFAULT_RETENTION,
+    MAX_EPISODE_CHARS,
     MAX_HISTORY,
     MAX_SOURCES,
     REUSE_THRESHOLD,
@@ -56,7 +57,7 @@ from shared.memory.policy import (
     variant_stats,
     without_pii,
 )
-from shared.safety.pii import PiiPolicy
+from shared.safety.pii import PiiPolicy, mask_data
 
 DOCUMENT = "RETRIEVAL_DOCUMENT"
 QUERY = "RETRIEVAL_QUERY"
@@ -76,6 +77,11 @@ def _k(k: int) -> int:
     if not 1 <= k <= MAX_RECALL:
         raise ValueError(f"k={k} is out of range; ask for 1 to {MAX_RECALL} memories")
     return k
+
+
+def _without_pii(episode: EpisodeIn, policy: PiiPolicy) -> EpisodeIn:
+    """The episode with personal data in its text masked by the workspace's privacy policy."""
+    return episode.model_copy(update={"text": without_pii(episode.text, policy, MAX_EPISODE_CHARS)})
 
 
 def _insert_episode(conn: Any, episode: EpisodeIn, vector: list[float], *, key: str, retention: Retention,
@@ -214,8 +220,13 @@ class PgEpisodicMemory(_Embedding):
 
     def record(self, workspace_id: str, kind: EpisodeKind, text: str, data: dict[str, Any] | None = None, *,
                key: str | None = None, at: datetime | None = None) -> int:
-        """Remember one episode as the service; returns its id (the first one's for a repeated `key`)."""
+        """Remember one episode as the service; returns its id (the first one's for a repeated `key`).
+
+        Personal data in its text is masked by the workspace's privacy policy before it is embedded or stored.
+        """
         episode = EpisodeIn(workspace_id=workspace_id, kind=kind, text=text, data=data or {}, key=key, at=at)
+        with as_service(self.pool) as conn:
+            episode = _without_pii(episode, privacy_db.policy_of(conn, episode.workspace_id))
         [vector] = self.embed([episode.text], DOCUMENT)
         with as_service(self.pool) as conn:
             return self._record(conn, episode, vector)[0]
@@ -224,6 +235,7 @@ class PgEpisodicMemory(_Embedding):
                   data: dict[str, Any] | None = None, *, key: str | None = None, at: datetime | None = None) -> int:
         """`record` on the caller's transaction."""
         episode = EpisodeIn(workspace_id=workspace_id, kind=kind, text=text, data=data or {}, key=key, at=at)
+        episode = _without_pii(episode, privacy_db.policy_of(conn, episode.workspace_id))
         [vector] = self.embed([episode.text], DOCUMENT)
         return self._record(conn, episode, vector)[0]
 
@@ -290,6 +302,10 @@ class PgTaskRouter(_Embedding):
         outcome = TaskOutcome(workspace_id=workspace_id, task_type=task_type, description=description,
                               steps=list(steps), success=success, quality=quality, plan=plan,
                               campaign_id=campaign_id, reused_from=reused_from, key=key, at=at)
+        with as_service(self.pool) as conn:
+            policy = privacy_db.policy_of(conn, outcome.workspace_id)
+        outcome = outcome.model_copy(update={"description": without_pii(outcome.description, policy, MAX_EPISODE_CHARS),
+                                             "plan": None if outcome.plan is None else mask_data(outcome.plan, policy)})
         [vector] = self.embed([outcome.description], DOCUMENT)
         episode = EpisodeIn(workspace_id=outcome.workspace_id, kind="task", text=outcome.description,
                             data={"task_type": outcome.task_type, "steps": outcome.steps, "success": outcome.success,

@@ -193,6 +193,8 @@ MAX_HISTORY = 10
 """Superseded wordings kept per fact (the newest)."""
 MAX_FACT_CHARS = 2000
 """Longest stored fact (`memory_facts.fact`)."""
+MAX_EPISODE_CHARS = 8000
+"""Longest stored episode text (`memory_episodes.content`)."""
 
 
 def normalize_fact(text: str) -> str:
@@ -213,10 +215,10 @@ def clean_fact(text: str) -> str:
     return _SPACE.sub(" ", unicodedata.normalize("NFKC", text)).strip()
 
 
-def without_pii(fact: str, policy: PiiPolicy) -> str:
-    """A cleaned fact with its personal data masked by the workspace's privacy policy (DPDP Act), kept within
-    the stored length even when a placeholder is longer than what it replaced."""
-    return mask(fact, policy)[:MAX_FACT_CHARS]
+def without_pii(text: str, policy: PiiPolicy, limit: int = MAX_FACT_CHARS) -> str:
+    """A fact or episode with its personal data masked by the workspace's privacy policy (DPDP Act), kept
+    within the stored length even when a placeholder is longer than what it replaced."""
+    return mask(text, policy)[:limit]
 
 
 def is_duplicate(similarity: float, calibration: ModelCalibration) -> bool:

@@ -34,7 +34,7 @@ from shared.db import privacy as privacy_db
 from shared.db.pool import as_service, connect, create_pool
 from shared.db.workspaces import ensure_workspace
 from shared.memory.models import FactSource
-from shared.memory.pg import PgSemanticMemory
+from shared.memory.pg import PgSemanticMemory, build_memory
 from shared.runtime.wiring import langsmith_client
 from shared.safety.pii import PiiPolicy, find_pii, verhoeff_check_digit
 from shared.settings import get_settings
@@ -262,6 +262,26 @@ def test_memory_facts_are_masked_by_the_workspace_policy_before_they_are_embedde
                                                   (default_ws, masked_ws))]
     assert len(stored) == 2 and all(find_pii(text) == [] for text in stored)
     assert memory.recall(default_ws, "Meera's favourite saree colour")[0].fact == learnt.fact
+
+
+def test_memory_episodes_and_task_history_are_masked_too(pool: ConnectionPool, migrated_dsn: str) -> None:
+    memory = build_memory(pool, E5)
+    workspace_id = _member(migrated_dsn)[0]
+    episode_id = memory.episodic.record(workspace_id, "interaction", f"User: my UPI is meera@oksbi. {CUSTOMER}",
+                                        key="chat-1")
+    with as_service(pool) as conn:
+        memory.episodic.record_in(conn, workspace_id, "critique", "Remove the phone 98450 12345 from the ad")
+    task_id = memory.router.store_outcome(workspace_id, task_type="campaign", steps=["plan", "write"],
+                                          description="Diwali teaser for meera.iyer@gmail.com's list",
+                                          success=True, quality=0.9, plan={"audience": "Meera, +91 98450 12345"})
+    with connect(migrated_dsn) as conn:
+        texts = [r["content"] for r in conn.execute(
+            "SELECT content FROM public.memory_episodes WHERE workspace_id = %s", (workspace_id,))]
+        plan = conn.execute("SELECT plan FROM public.memory_tasks WHERE episode_id = %s", (task_id,)).fetchone()["plan"]
+    assert len(texts) == 3 and all(_leaks(text) == [] and find_pii(text) == [] for text in texts)
+    assert plan == {"audience": "Meera, [PHONE]"}
+    [recalled] = memory.episodic.recall(workspace_id, "UPI refund", k=1, kinds=["interaction"])
+    assert recalled.id == episode_id and recalled.text.startswith("User: my UPI is [UPI].")
 
 
 # ------------------------------------------------------------------------------------------- traces and logs
