@@ -395,6 +395,7 @@ def call(method: str, path: str, principal: Principal, **headers: str) -> flask.
         response = dispatch(flask.request)
         response.direct_passthrough = False
         response.get_data()
+        response.close()
         return response
 
 
