@@ -14,10 +14,10 @@ from typing import Any
 
 import flask
 
-from shared.api import brandkit, knowledge
+from shared.api import audit, brandkit, knowledge, privacy, workspace
 
 Route = tuple[str, re.Pattern[str], Callable[..., flask.Response]]
-MODULES: tuple[ModuleType, ...] = (knowledge, brandkit)
+MODULES: tuple[ModuleType, ...] = (knowledge, brandkit, privacy, audit, workspace)
 
 
 def routes() -> list[Route]:
