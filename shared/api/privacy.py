@@ -145,7 +145,7 @@ PATHS: dict[str, Any] = {
     "/api/v1/workspace/privacy": {
         "get": {"summary": "The workspace's personal-data policy (default: redact every kind)",
                 "responses": {"200": {"description": "The policy in force", "content": json_content(PrivacyDocument)},
-                              **errors(401, 404)}},
+                              **errors(400, 401, 404)}},
         "put": {"summary": "Replace the personal-data policy (applies to what is stored from now on)",
                 "requestBody": {"required": True, "content": json_content(PrivacyUpdate)},
                 "responses": {"200": {"description": "The stored policy", "content": json_content(PrivacyDocument)},
