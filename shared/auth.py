@@ -1,4 +1,10 @@
-"""Verifying Supabase access tokens: HS256 with the project's JWT secret, ES256/RS256 via JWKS."""
+"""Verifying Supabase access tokens (HS256 with the project's JWT secret, ES256/RS256 via JWKS) and
+choosing the caller's workspace.
+
+Only a signed-in user's token is a caller: Supabase's `role` claim must be `authenticated` (an `anon` or
+`service_role` key is not a user). A verified token whose user belongs to no workspace is treated as no
+user at all (401): a deleted or never-invited account never learns which workspaces exist.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +15,11 @@ from uuid import UUID
 
 import jwt
 
-from shared.errors import ConfigurationError, Unauthorized
+from shared.errors import ConfigurationError, InvalidRequest, NotFound, Unauthorized
 from shared.settings import Settings
 
 ASYMMETRIC = ("ES256", "RS256")
+USER_ROLE = "authenticated"
 
 
 @dataclass(frozen=True)
@@ -64,8 +71,30 @@ def verify_token(authorization: str | None, settings: Settings) -> Principal:
         raise Unauthorized("The access token has expired; refresh the Supabase session.") from exc
     except jwt.PyJWTError as exc:
         raise Unauthorized(f"Invalid access token: {exc}.") from exc
+    if claims.get("role") != USER_ROLE:
+        raise Unauthorized(f"The token's `role` is {claims.get('role')!r}; only a signed-in user's access token "
+                           f"(role {USER_ROLE!r}) is accepted, never an anon or service key.")
     try:
         user_id = UUID(str(claims["sub"]))
     except ValueError as exc:
         raise Unauthorized(f"Token subject {claims['sub']!r} is not a user id.") from exc
     return Principal(user_id=user_id, claims=claims)
+
+
+def choose_workspace(memberships: list[str], principal: Principal, requested: str | None) -> str:
+    """The workspace a request acts in: `X-Workspace-Id`, else the token's, else the caller's only one.
+
+    `memberships` are the caller's workspaces as row-level security shows them. None at all means the
+    token names no user Muse knows (deleted, or never invited): 401, whichever workspace it asks for.
+    """
+    if not memberships:
+        raise Unauthorized("The token's user belongs to no workspace (or no longer exists); sign in with an "
+                           "invited account, or ask an owner to invite you.")
+    wanted = requested or principal.requested_workspace
+    if wanted:
+        if wanted not in memberships:
+            raise NotFound(f"Workspace {wanted!r} does not exist or you are not a member.")
+        return wanted
+    if len(memberships) > 1:
+        raise InvalidRequest("You belong to several workspaces: send `X-Workspace-Id` to choose one.")
+    return memberships[0]

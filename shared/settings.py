@@ -202,6 +202,12 @@ class Settings(BaseSettings):
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
+    # Prompt-injection screening of ingested knowledge (shared.safety.injection).
+    injection_classifier: bool = Field(True, alias="MUSE_INJECTION_CLASSIFIER")
+    """Ask the fast tier about chunks the patterns find borderline; off, they stay `medium` (kept, quoted)."""
+    injection_classifier_max_calls: int = Field(20, alias="MUSE_INJECTION_CLASSIFIER_MAX_CALLS", ge=0)
+    """Classifier calls per ingested resource; borderline chunks past it stay `medium`."""
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

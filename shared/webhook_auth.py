@@ -16,10 +16,11 @@ def expected_authorization(username: str, password: str) -> str:
 
 
 def is_authorized(header: str | None, *, username: str, password: str) -> bool:
-    """Constant-time check of the webhook's Authorization header."""
+    """Constant-time check of the webhook's Authorization header (any text; non-ASCII simply does not match)."""
     if not header:
         return False
     got = header.strip()
     if got.lower().startswith("sha256 "):
         got = got[7:].strip()
-    return hmac.compare_digest(got.lower(), expected_authorization(username, password))
+    expected = expected_authorization(username, password).encode()
+    return hmac.compare_digest(got.lower().encode("utf-8", "replace"), expected)

@@ -10,11 +10,13 @@ import json
 from typing import Any
 
 from shared.errors import InvalidRequest, Unauthorized
+from shared.http import json_too_deep
 from shared.messages import PaymentEvent, StepMessage
 from shared.queue import StepQueue
 from shared.settings import Settings
 from shared.webhook_auth import is_authorized
 
+WEBHOOK_MAX_DEPTH = 16
 HANDLED_EVENTS = ("checkout.order.completed", "checkout.order.failed", "pg.order.completed", "pg.order.failed")
 
 
@@ -25,6 +27,8 @@ def receive_phonepe_webhook(body: bytes, authorization: str | None, *, settings:
                          password=settings.phonepe_webhook_password.get_secret_value()):
         raise Unauthorized("Webhook Authorization does not match SHA256(username:password) of the configured "
                            "PHONEPE_WEBHOOK_USERNAME/PASSWORD.")
+    if json_too_deep(body, WEBHOOK_MAX_DEPTH):
+        raise InvalidRequest(f"Webhook body nests deeper than {WEBHOOK_MAX_DEPTH} levels; PhonePe's never does.")
     try:
         data = json.loads(body)
     except ValueError as exc:

@@ -2,6 +2,7 @@
 
 Verifies `Authorization` and hands the event to the payments step through QStash, importing
 nothing of the graph stack so that it answers within PhonePe's few seconds on a cold start.
+Every answer is JSON, errors raised by functions-framework itself (a 404 for `/robots.txt`) included.
 """
 
 from functools import lru_cache
@@ -9,8 +10,7 @@ from functools import lru_cache
 import flask
 import functions_framework
 
-from shared.errors import MuseError
-from shared.http import error_response, json_response
+from shared.http import any_error_response, handle_errors, json_response
 from shared.queue import QStashStepQueue, qstash_queue
 from shared.settings import get_settings
 from shared.webhooks import receive_phonepe_webhook
@@ -21,15 +21,20 @@ def _queue() -> QStashStepQueue:
     return qstash_queue(get_settings())
 
 
+@functions_framework.errorhandler(Exception)
+def _json_errors(exc: Exception) -> flask.Response:
+    return any_error_response(exc)
+
+
 @functions_framework.http
+@handle_errors
 def phonepe_webhook(request: flask.Request) -> flask.Response:
     """Acknowledge a verified webhook; 401 for a wrong Authorization, 400 for a malformed body."""
     if request.method != "POST":
         return json_response({"error": {"code": "method_not_allowed", "message": "PhonePe webhooks are POSTs."}},
                              405, {"Allow": "POST"})
-    try:
-        result = receive_phonepe_webhook(request.get_data(), request.headers.get("Authorization"),
-                                         settings=get_settings(), queue=_queue())
-    except MuseError as exc:
-        return error_response(exc)
+    settings = get_settings()
+    request.max_content_length = settings.api_max_body_bytes
+    result = receive_phonepe_webhook(request.get_data(), request.headers.get("Authorization"), settings=settings,
+                                     queue=_queue())
     return json_response(result)

@@ -8,6 +8,7 @@ from functools import lru_cache
 from uuid import UUID
 
 import flask
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from shared.api.listing import CampaignQuery
 from shared.api.models import CreateCampaign, Decision
@@ -17,7 +18,7 @@ from shared.api.service import Api
 from shared.auth import Principal, verify_token
 from shared.db.pool import create_pool
 from shared.errors import InvalidRequest, NotFound
-from shared.http import error_response, handle_errors, json_response, parse_body
+from shared.http import check_request_text, error_response, handle_errors, json_response, parse_body
 from shared.integrations.cache import upstash_cache
 from shared.integrations.phonepe import PhonePeClient, phonepe_client
 from shared.queue import qstash_queue
@@ -25,6 +26,8 @@ from shared.settings import get_settings
 
 _ID = r"(?P<campaign_id>[^/]+)"
 _PREFIX = r"^(?:/api)?/v1"
+MAX_EVENT_ID = 2**63 - 1
+"""Event ids are Postgres `bigint`s."""
 
 
 @lru_cache(maxsize=1)
@@ -87,14 +90,23 @@ def checkout(request: flask.Request, campaign_id: str) -> flask.Response:
 
 def events(request: flask.Request, campaign_id: str) -> flask.Response:
     principal = _principal(request)
-    raw = request.headers.get("Last-Event-ID") or request.args.get("last_event_id") or "0"
-    if not raw.isdigit():
-        raise InvalidRequest(f"`Last-Event-ID` must be an event id (a number), got {raw!r}.")
-    stream = api().events(principal, _campaign_id(campaign_id), int(raw))
+    stream = api().events(principal, _campaign_id(campaign_id), last_event_id(request))
     first = next(stream)
     body = flask.stream_with_context(_chain(first, stream))
     return flask.Response(body, mimetype="text/event-stream",
                           headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def last_event_id(request: flask.Request) -> int:
+    """The event id to resume after: `Last-Event-ID` (what browsers resend), else `?last_event_id=`, else 0."""
+    header = request.headers.get("Last-Event-ID")
+    name, raw = ("Last-Event-ID", header) if header else ("last_event_id", request.args.get("last_event_id"))
+    if not raw:
+        return 0
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 19 and int(raw) <= MAX_EVENT_ID):
+        raise InvalidRequest(f"`{name}` must be an event id: ASCII digits from 0 to {MAX_EVENT_ID}, got {raw!r}.",
+                             details={"field": name, "value": raw})
+    return int(raw)
 
 
 def _chain(first: str, rest: Iterator[str]) -> Iterator[str]:
@@ -120,7 +132,11 @@ ROUTES += routes()
 
 @handle_errors
 def dispatch(request: flask.Request) -> flask.Response:
-    """Serve one API request."""
+    """Serve one API request: route it, refuse text Postgres cannot store, then run the operation."""
+    limit = get_settings().api_max_body_bytes
+    request.max_content_length = limit
+    if request.content_length is not None and request.content_length > limit:
+        raise RequestEntityTooLarge()
     path = request.path
     allowed: list[str] = []
     for method, pattern, view in ROUTES:
@@ -130,6 +146,7 @@ def dispatch(request: flask.Request) -> flask.Response:
         if method != request.method:
             allowed.append(method)
             continue
+        check_request_text(request, match.groupdict().items())
         return view(request, **match.groupdict())
     if allowed:
         response = json_response({"error": {"code": "method_not_allowed",

@@ -1,0 +1,126 @@
+"""The `api` and `phonepe_webhook` functions in-process, as functions-framework serves them, on real Postgres.
+
+Both are built with `functions_framework.create_app` from their `main.py` and mounted the way the local
+stack mounts them (`/api/v1/...` and `/webhooks/phonepe`), so routing errors, body limits and error handlers
+are the production ones. What would leave the machine is local: a recording QStash queue, `FakePhonePe`,
+the scripted QA judge, and the Storage, Tavily and Gemini emulators on loopback; knowledge embeds with
+the shipped e5 model. Used by the bad-input regressions and the schemathesis run.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import flask
+import functions_framework
+import jwt
+import pytest
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
+from werkzeug.test import Client
+
+from infra.local.emulators import tavily
+from infra.local.emulators.config import EmulatorConfig
+from infra.local.emulators.gemini import create_app as create_gemini
+from infra.local.emulators.supabase_storage import create_app as create_storage
+from infra.local.serve import serve_in_thread
+from infra.local.stack import _root_path_fix
+from infra.local.token import mint
+from shared.api import app as api_app
+from shared.api import brandkit
+from shared.api import knowledge as knowledge_api
+from shared.api.service import Api
+from shared.db.pool import connect, create_pool
+from shared.db.workspaces import ensure_workspace
+from shared.settings import get_settings
+from shared.testing.fakes import RecordingQueue
+from shared.testing.payments import FakePhonePe
+from shared.testing.qa_fakes import GuidelineJudge
+from tests.integration.knowledge_world import BASE_ENV, build_world
+
+REPO = Path(__file__).resolve().parents[2]
+SECRET = BASE_ENV["SUPABASE_JWT_SECRET"]
+ISSUER = "http://127.0.0.1/auth/v1"
+
+
+@dataclass
+class Served:
+    """The mounted functions and what they publish."""
+
+    app: Any
+    """WSGI app: the API at `/`, the webhook at `/webhooks/phonepe`."""
+    queue: RecordingQueue
+    dsn: str
+
+    def client(self) -> Client:
+        """A werkzeug test client of `app`."""
+        return Client(self.app)
+
+    @cached_property
+    def member_headers(self) -> dict[str, str]:
+        """Headers of one member, made on first use and kept for the module."""
+        return self.member()
+
+    def member(self, *, claims: dict[str, Any] | None = None) -> dict[str, str]:
+        """Headers of a new workspace's only member (`claims` override the token's)."""
+        slug = f"sv-{uuid.uuid4().hex[:10]}"
+        user_id = str(uuid.uuid4())
+        with connect(self.dsn) as conn, conn.transaction():
+            workspace_id = ensure_workspace(conn, slug=slug, name=slug, user_id=user_id)
+        return {"Authorization": f"Bearer {token(user_id, workspace_id, **(claims or {}))}"}
+
+
+def token(user_id: str, workspace_id: str, **claims: Any) -> str:
+    """A real HS256 access token as `make token` mints it, with `claims` overriding (None removes)."""
+    base = jwt.decode(mint(SECRET, user_id=user_id, workspace_id=workspace_id, slug="served", issuer=ISSUER),
+                      options={"verify_signature": False})
+    merged = {k: v for k, v in {**base, **claims}.items() if v is not None}
+    return jwt.encode(merged, SECRET, algorithm="HS256")
+
+
+def _function(name: str) -> Any:
+    app = functions_framework.create_app(name, str(REPO / "functions" / name / "main.py"))
+    return app, sys.modules["main"]
+
+
+@pytest.fixture(scope="module")
+def served(migrated_dsn: str) -> Iterator[Served]:
+    """Both functions over real Postgres with their network dependencies local (module scope: one build)."""
+    config = EmulatorConfig(database_url=migrated_dsn)
+    servers = {"storage": serve_in_thread(DispatcherMiddleware(flask.Flask("root"),
+                                                              {"/supabase/storage": create_storage(config)})),
+               "tavily": serve_in_thread(tavily.create_app(config)),
+               "gemini": serve_in_thread(create_gemini(config))}
+    pool = create_pool(migrated_dsn, max_size=6)
+    env = {**BASE_ENV, "DATABASE_URL": migrated_dsn, "SUPABASE_URL": f"{servers['storage'].url}/supabase",
+           "TAVILY_BASE_URL": servers["tavily"].url, "GEMINI_BASE_URL": servers["gemini"].url,
+           "MUSE_SSE_MAX_SECONDS": "0.3"}
+    queue = RecordingQueue()
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        get_settings.cache_clear()
+        world = build_world(migrated_dsn, pool, servers)
+        api = Api(settings=get_settings(), pool=pool, queue=queue, phonepe_factory=FakePhonePe)
+        judge = GuidelineJudge()
+        kit_api = brandkit.BrandKitApi(pool=pool, model_factory=lambda: judge)
+        patch.setattr(api_app, "api", lambda: api)
+        patch.setattr(knowledge_api, "service", lambda: world.service)
+        patch.setattr(brandkit, "service", lambda: kit_api)
+        api_function, _ = _function("api")
+        webhook_function, webhook_module = _function("phonepe_webhook")
+        patch.setattr(webhook_module, "_queue", lambda: queue)
+        app = DispatcherMiddleware(api_function, {"/webhooks/phonepe": _root_path_fix(webhook_function)})
+        try:
+            yield Served(app=app, queue=queue, dsn=migrated_dsn)
+        finally:
+            get_settings.cache_clear()
+            world.service.store.client.session.close()  # type: ignore[attr-defined]
+            pool.close()
+            for server in servers.values():
+                server.stop()
