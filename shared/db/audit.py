@@ -110,6 +110,18 @@ def record(conn: Conn, *, workspace_id: str, actor: str, action: AuditAction, ta
     return None if row is None else int(row["id"])
 
 
+def insert_statement(*, workspace_id: str, actor: str, action: AuditAction, target_type: AuditTarget,
+                     target_id: str | None, details: dict[str, Any] | None = None,
+                     key: str | None = None) -> tuple[str, tuple[Any, ...]]:
+    """The entry as one statement for a batch (`shared.db.batch`) on a connection with the service's rights.
+
+    For writers that send their whole transaction in one round trip (the step engine); elsewhere use `record`.
+    """
+    if action not in AUDIT_ACTIONS or target_type not in AUDIT_TARGETS or not _ACTOR.match(actor):
+        raise ValueError(f"unknown audit action/target/actor {action!r}/{target_type!r}/{actor!r}")
+    return _INSERT, (workspace_id, actor, action, target_type, target_id, Jsonb(details or {}), key)
+
+
 _LIST = """
 SELECT id, workspace_id::text AS workspace_id, actor, action, target_type, target_id, details, created_at
 FROM public.audit_log

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from psycopg.types.json import Jsonb
 
-from shared.db import outbox
+from shared.db import audit, outbox
 from shared.db.batch import ASYNC_COMMIT, Params, execute_batch
 from shared.db.pool import Conn, Pool, as_service
 from shared.domain import AppliedDecision, CampaignId, CampaignStatus, OutboxItem, OutboxRow, PendingDecision
@@ -285,6 +285,12 @@ class ThreadRepository:
         if decision is not None:
             statements.append((_RECORD_DECISION, (decision.id, grant.campaign_id, grant.workspace_id, decision.kind,
                                                   decision.action, Jsonb(decision.payload), decision.source, None)))
+        if decision is not None and decision.source == "timeout":
+            statements.append(audit.insert_statement(
+                workspace_id=str(grant.workspace_id), actor=audit.SYSTEM, action="decision.recorded",
+                target_type="decision", target_id=decision.id, key=f"decision:{decision.id}",
+                details={"campaign_id": str(grant.campaign_id), "kind": decision.kind, "action": decision.action,
+                         "source": "timeout"}))
         statements += [(_EVENT, (grant.campaign_id, grant.workspace_id, e.type, Jsonb(e.data))) for e in events]
         statements += [(_USAGE, (grant.campaign_id, grant.workspace_id, u.get("node", "?"), u.get("model", "?"),
                                  u.get("prompt_tokens", 0), u.get("cached_tokens", 0), u.get("output_tokens", 0),

@@ -15,6 +15,7 @@ from werkzeug.datastructures import MultiDict
 from shared.api import audit as audit_api
 from shared.api.app import dispatch
 from shared.api.audit import AuditApi, AuditQuery
+from shared.api.models import Decision
 from shared.api.openapi import openapi_document
 from shared.auth import Principal
 from shared.db import audit
@@ -22,7 +23,7 @@ from shared.db.pool import as_service, as_user, connect
 from shared.db.workspaces import ensure_workspace
 from shared.errors import InvalidRequest
 from shared.settings import get_settings
-from tests.integration.harness import TEST_ENV
+from tests.integration.harness import TEST_ENV, Harness, make_settings
 
 
 def _member(dsn: str) -> Principal:
@@ -225,3 +226,36 @@ class TestAuditApi:
             assert "/api/v1/audit" in openapi_document()["paths"]
         finally:
             get_settings.cache_clear()
+
+
+class TestDecisionsAreAudited:
+    def _timeout(self, h: Harness) -> None:
+        function, message = [(f, m) for f, m, d in h.queue.published if d and m.kind == "decision_timeout"][-1]
+        h.deliver(function, message)
+
+    def _decisions(self, pool: ConnectionPool, principal: Principal) -> list[tuple[str, str]]:
+        with as_user(pool, principal.claims) as conn:
+            return [(e["actor"], e["details"]["action"])
+                    for e in audit.list_entries(conn, _workspace(principal), actions=["decision.recorded"])]
+
+    def test_a_timeout_decision_is_recorded_by_system(self, pool: ConnectionPool, migrated_dsn: str) -> None:
+        """The workspace rule applied on timeout is a decision too, recorded in the step's transaction."""
+        h = Harness(pool=pool, dsn=migrated_dsn, settings=make_settings(migrated_dsn))
+        principal = h.workspace(settings={"auto_approve_max_budget_inr": 1000})
+        h.create(principal)
+        h.pump()
+        self._timeout(h)
+        assert self._decisions(pool, principal) == [("system", "expire")]
+
+    def test_a_timeout_after_the_user_answered_records_only_the_user(self, pool: ConnectionPool,
+                                                                     migrated_dsn: str) -> None:
+        """The raced timeout rolls back with its audit entry; a replayed answer records nothing new."""
+        h = Harness(pool=pool, dsn=migrated_dsn, settings=make_settings(migrated_dsn))
+        principal = h.workspace(settings={"auto_approve_max_budget_inr": 1000})
+        campaign_id = h.create(principal)
+        h.pump()
+        pending = h.row(campaign_id)["pending_decision"]
+        for _ in range(2):
+            h.api.decide(principal, campaign_id, Decision(decision_id=pending["id"], action="approve"))
+        self._timeout(h)
+        assert self._decisions(pool, principal) == [(str(principal.user_id), "approve")]
