@@ -193,11 +193,15 @@ def find_pii(text: str, kinds: tuple[PiiKind, ...] = KINDS) -> list[Finding]:
     """Personal data in `text`, in order and never overlapping (the longer, then the checksummed finding wins)."""
     found = [f for detect in _DETECTORS for f in detect(text) if f.kind in kinds]
     found.sort(key=lambda f: (-(f.end - f.start), _PRIORITY[f.kind], f.start))
+    starts: list[int] = []
     kept: list[Finding] = []
     for finding in found:
-        if all(finding.end <= k.start or finding.start >= k.end for k in kept):
-            kept.append(finding)
-    return sorted(kept, key=lambda f: f.start)
+        i = bisect_right(starts, finding.start)
+        if (i and kept[i - 1].end > finding.start) or (i < len(kept) and kept[i].start < finding.end):
+            continue
+        starts.insert(i, finding.start)
+        kept.insert(i, finding)
+    return kept
 
 
 # --------------------------------------------------------------------------------------------- policies

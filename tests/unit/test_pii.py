@@ -166,6 +166,13 @@ def test_findings_are_typed_spans_in_order_and_never_overlap() -> None:
     assert all(a.end <= b.start for a, b in zip(findings, findings[1:], strict=False))
 
 
+def test_a_card_whose_first_twelve_digits_make_an_aadhaar_is_one_card() -> None:
+    card = next(AADHAAR + f"{n:04d}" for n in range(10_000) if luhn_valid(AADHAAR + f"{n:04d}"))
+    grouped = " ".join(card[i:i + 4] for i in range(0, 16, 4))
+    assert kinds(f"Paid with {grouped}.") == [("card", grouped)]
+    assert kinds(f"Paid with {card}.") == [("card", card)]
+
+
 MARKETING = """
 Diwali Dhamaka! Flat 40% off on Banarasi silk sarees — now ₹1,499 (MRP ₹2,499). Order today, free shipping
 above ₹999. Use code DIWALI40 before 12/11/2026. Buy 2, get 1 free on SKU SS-2026-0042 and SKU 98765 43210.
