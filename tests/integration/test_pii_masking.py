@@ -38,7 +38,7 @@ from shared.memory.pg import PgSemanticMemory, build_memory
 from shared.runtime.wiring import langsmith_client
 from shared.safety.pii import PiiPolicy, find_pii, verhoeff_check_digit
 from shared.settings import get_settings
-from tests.integration.harness import TEST_ENV, make_settings
+from tests.integration.harness import TEST_ENV, Harness, make_settings
 from tests.integration.knowledge_world import E5, World, build_world
 from tests.pdfgen import make_pdf
 
@@ -320,6 +320,30 @@ def test_traces_reach_langsmith_with_personal_data_masked(migrated_dsn: str,
         failed = next(r for r in runs if r["error"])
         assert "cannot reach [PHONE]" in failed["error"]
         assert ok["extra"]["metadata"]["customer_email"] == "[EMAIL]"
+        client.cleanup()
+    finally:
+        server.stop()
+
+
+def test_a_step_functions_graph_run_is_traced_with_personal_data_masked(pool: ConnectionPool, migrated_dsn: str,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LANGSMITH_DISABLE_RUN_COMPRESSION", "true")
+    server = serve_in_thread(create_langsmith(EmulatorConfig(database_url="")))
+    try:
+        settings = make_settings(migrated_dsn, LANGSMITH_TRACING="true", LANGSMITH_ENDPOINT=server.url,
+                                 LANGSMITH_API_KEY="local-langsmith-key", MUSE_PII_TRACE_MODE="mask")
+        h = Harness(pool=pool, dsn=migrated_dsn, settings=settings)
+        client = langsmith_client(settings)
+        for runtime in h.runtimes.values():
+            runtime.tracer = client
+        h.create(h.workspace(), objective="Win back Meera (meera.iyer@gmail.com, +91 98450 12345) before Diwali")
+        h.pump(limit=1)
+        runs = httpx.get(f"{server.url}/_emulator/runs").json()
+        assert "campaign.planner" in {r["name"] for r in runs}
+        sent = str([(r["inputs"], r["outputs"], r["error"]) for r in runs])
+        assert "Win back Meera (m***@gmail.com, +XX XXXXX X2345)" in sent
+        assert "meera.iyer@gmail.com" not in str(runs) and "98450 12345" not in str(runs)
+        assert client is not None
         client.cleanup()
     finally:
         server.stop()
