@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import logging
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -275,3 +277,21 @@ def test_every_logger_of_the_process_is_masked_once_installed(capsys: pytest.Cap
     err = capsys.readouterr().err
     assert "refund to [PHONE]" in err and "[CARD]" in err
     assert "98765 43210" not in err and "4111 1111" not in err
+
+
+FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
+
+
+def _imports(path: Path) -> set[str]:
+    return {node.module for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.ImportFrom) and node.module}
+
+
+@pytest.mark.parametrize("main", sorted(FUNCTIONS.glob("*/main.py")), ids=lambda p: p.parent.name)
+def test_every_function_imports_the_edge_module_that_installs_log_masking(main: Path) -> None:
+    """`shared.http` installs the masking on import; each function reaches it directly or through the API router."""
+    edge = Path(__file__).resolve().parents[2] / "shared" / "http.py"
+    assert "install_log_masking()" in edge.read_text()
+    imported = _imports(main)
+    if "shared.http" not in imported:
+        assert "shared.api.app" in imported and "shared.http" in _imports(edge.parent / "api" / "app.py")
