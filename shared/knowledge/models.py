@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from shared.db.knowledge import SearchMode
 from shared.errors import InvalidRequest
 from shared.retrieval.text import ResourceKind
+from shared.safety.injection import DocumentRisk
 from shared.safety.urls import url_syntax
 
 ResourceStatus = Literal["queued", "processing", "ready", "failed"]
@@ -90,6 +91,10 @@ class ResourceView(BaseModel):
     content: str | None = Field(description="The extracted text; null until the resource is ready.")
     created_at: datetime
     updated_at: datetime
+    risk: DocumentRisk | None = Field(default=None, description=(
+        "Prompt-injection screening of the chunks (level, flagged chunks, findings with character spans in "
+        "`content` and reasons); null until ingestion has chunked the resource. Flagged chunks are never "
+        "returned to agents' knowledge search; the API's search still shows them to members."))
 
 
 class Citation(BaseModel):

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, Field
@@ -526,14 +526,21 @@ class InjectionDetector:
 
     model: ClassifierModel | None = None
     min_confidence: float = 0.5
+    max_classifications: int | None = None
+    """Classifier calls this detector may make (e.g. per ingested resource); past it borderline stays `medium`."""
+    answers: list[Any] = field(default_factory=list)
+    """Every classifier answer so far (the caller records their token usage)."""
 
     def assess(self, text: str) -> ScanResult:
         """The risk of one text: the pattern scan, settled by the classifier when borderline."""
         result = scan(text)
         if result.level != "medium" or self.model is None:
             return result
+        if self.max_classifications is not None and len(self.answers) >= self.max_classifications:
+            return result
         answer = self.model.generate(tier="fast", system=CLASSIFIER_SYSTEM,
                                      prompt=classifier_prompt(text, result.findings), schema=InjectionVerdict)
+        self.answers.append(answer)
         verdict: InjectionVerdict = answer.value
         if verdict.injection and verdict.confidence >= self.min_confidence:
             start = min(f.start for f in result.findings)
@@ -544,3 +551,57 @@ class InjectionDetector:
             return result.model_copy(update={"level": "high", "flagged": True, "classified": True,
                                              "findings": [*result.findings, finding]})
         return result.model_copy(update={"level": "low", "classified": True})
+
+
+# -------------------------------------------------------------------------------------------- documents
+
+class ChunkFinding(InjectionFinding):
+    """A finding in one chunk of a document; `start`/`end` are offsets in the document's extracted text."""
+
+    chunk: int = Field(ge=0, description="The chunk's position (its `kb:<id>:<position>` citation).")
+
+
+class DocumentRisk(BaseModel):
+    """The injection screening of an ingested resource, as `GET /api/v1/knowledge/{id}` shows it."""
+
+    level: RiskLevel = Field(description="The worst level of any chunk: `high` chunks are flagged.")
+    flagged_chunks: list[int] = Field(default_factory=list,
+                                      description="Positions of the chunks agents' knowledge search never returns.")
+    findings: list[ChunkFinding] = Field(default_factory=list, max_length=100)
+    classified_chunks: int = Field(0, description="Borderline chunks the fast-tier classifier settled.")
+    detector: str = DETECTOR_VERSION
+
+
+def document_risk(scans: Sequence[tuple[int, int, ScanResult]], *, max_findings: int = 100) -> DocumentRisk:
+    """The risk of a document from `(chunk position, chunk start in the document, chunk scan)` triples.
+
+    Overlapping chunks may find the same words twice; each (rule, span) is reported once."""
+    seen: set[tuple[str, int, int]] = set()
+    findings: list[ChunkFinding] = []
+    for position, offset, result in scans:
+        for finding in result.shifted(offset).findings:
+            key = (finding.rule, finding.start, finding.end)
+            if key not in seen and len(findings) < max_findings:
+                seen.add(key)
+                findings.append(ChunkFinding(**finding.model_dump(), chunk=position))
+    return DocumentRisk(level=worst([r.level for _, _, r in scans]),
+                        flagged_chunks=[p for p, _, r in scans if r.flagged], findings=findings,
+                        classified_chunks=sum(r.classified for _, _, r in scans))
+
+
+WITHHELD = "[passage withheld: flagged as a possible prompt injection]"
+
+
+def withhold(text: str, spans: Sequence[tuple[int, int]]) -> str:
+    """`text` with every `[start, end)` span (merged where they overlap) replaced by `WITHHELD`."""
+    merged: list[list[int]] = []
+    for start, end in sorted((max(0, s), min(len(text), e)) for s, e in spans if e > s):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    out, cursor = [], 0
+    for start, end in merged:
+        out += [text[cursor:start], WITHHELD]
+        cursor = end
+    return "".join([*out, text[cursor:]])
