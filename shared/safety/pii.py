@@ -5,9 +5,9 @@ Detectors, each built to stay quiet on marketing copy (prices, order numbers, da
 - `aadhaar`: 12 digits, first 2–9, plain or grouped 4-4-4 by spaces or hyphens, valid Verhoeff check digit;
 - `pan`: `AAAAA9999A` in capitals whose 4th letter is a holder type (P, C, H, F, A, T, B, L, J, G);
 - `phone`: Indian mobiles, 10 digits starting 6–9, with `+91`/`0091`/`91`/`0` prefixes and the usual groupings
-  (98765 43210, 987-654-3210). Without a prefix, the digits count only when no identifier word (order,
-  invoice, SKU, ref, txn, AWB, PNR, account, id, `#`) stands right before them, since that is how catalogues
-  and receipts print their numbers;
+  (98765 43210, 987-654-3210). Without a prefix, the digits count only when no identifier's label (order,
+  invoice, SKU, ref, txn, AWB, PNR, account, id, `#`, optionally with `no.`) stands right before them, since
+  that is how catalogues and receipts print their numbers; the same holds for Aadhaar and card numbers;
 - `email`: addresses with a dotted domain;
 - `card`: 13–19 digits, plain or in a card grouping (4-4-4-4, 4-6-5, 4-6-4...), a card network's leading digit
   and a valid Luhn check;
@@ -115,9 +115,11 @@ _PHONE = re.compile(
 )
 _IDENTIFIER_BEFORE = re.compile(
     r"(?:\b(?:order|invoice|inv|sku|item|ref|reference|txn|transaction|tracking|awb|booking|pnr|account|acct|"
-    r"a/c|id|serial|model|batch|lot|utr|receipt)\b|#|\bno\b)\W{0,4}$",
+    r"a/c|serial|model|batch|lot|utr|receipt|policy|ticket|case)(?:\W{1,3}(?:no|number|num|id|code))?|\bid|#)"
+    r"\W{0,4}$",
     re.IGNORECASE,
 )
+"""An identifier's label right before a number (`Order no. `, `SKU `, `#`): the number is that identifier."""
 _EMAIL = re.compile(
     r"(?<![\w.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}(?![\w@-])"
@@ -145,10 +147,14 @@ _PRIORITY: dict[PiiKind, int] = {"card": 0, "aadhaar": 1, "upi": 2, "email": 3, 
 """Which finding wins when two cover the same characters (after the longer one): checksummed kinds first."""
 
 
+def _labelled_identifier(text: str, start: int) -> bool:
+    return _IDENTIFIER_BEFORE.search(text, max(0, start - 40), start) is not None
+
+
 def _aadhaar(text: str) -> Iterator[Finding]:
     for m in _AADHAAR.finditer(text):
         digits = re.sub(r"\D", "", m.group())
-        if verhoeff_valid(digits):
+        if verhoeff_valid(digits) and not _labelled_identifier(text, m.start()):
             yield Finding("aadhaar", m.start(), m.end(), m.group())
 
 
@@ -159,7 +165,7 @@ def _pan(text: str) -> Iterator[Finding]:
 
 def _phone(text: str) -> Iterator[Finding]:
     for m in _PHONE.finditer(text):
-        if m.group("prefix") is None and _IDENTIFIER_BEFORE.search(text, max(0, m.start() - 40), m.start()):
+        if m.group("prefix") is None and _labelled_identifier(text, m.start()):
             continue
         yield Finding("phone", m.start(), m.end(), m.group())
 
@@ -176,7 +182,7 @@ def _card(text: str) -> Iterator[Finding]:
         digits = value.replace(" ", "").replace("-", "")
         if len(groups) > 1 and (groups not in _CARD_GROUPS or len(set(re.findall(r"[ -]", value))) > 1):
             continue
-        if 13 <= len(digits) <= 19 and luhn_valid(digits):
+        if 13 <= len(digits) <= 19 and luhn_valid(digits) and not _labelled_identifier(text, m.start()):
             yield Finding("card", m.start(), m.end(), value)
 
 

@@ -108,6 +108,22 @@ def test_indian_mobile_numbers_are_found(phone: str) -> None:
     assert kinds(f"Call us on {phone} today") == [("phone", phone)]
 
 
+@pytest.mark.parametrize(("text", "kind"), [
+    ("Mobile No. 9876543210", "phone"), ("Ph: 98765 43210", "phone"), ("Contact no - 9876543210", "phone"),
+    ("WhatsApp 98765-43210", "phone"), (f"Aadhaar No. {AADHAAR}", "aadhaar"), ("Card no: 4111111111111111", "card"),
+])
+def test_a_label_that_names_personal_data_keeps_it_found(text: str, kind: str) -> None:
+    assert [k for k, _ in kinds(text)] == [kind]
+
+
+@pytest.mark.parametrize("text", [
+    f"Order ID {AADHAAR}", f"Booking ref: {AADHAAR[:4]} {AADHAAR[4:8]} {AADHAAR[8:]}", "Invoice 4111111111111111",
+    "Policy number 9876543210", "Ticket #4111 1111 1111 1111",
+])
+def test_a_number_labelled_as_an_identifier_is_not_personal_data(text: str) -> None:
+    assert kinds(text) == []
+
+
 @pytest.mark.parametrize("text", [
     "Order #9876543210 has shipped", "order no. 9876543210", "Invoice 7654321098", "SKU 98765 43210",
     "SKU-9876543210", "AWB 8765432109", "txn id 9988776655", "5876543210",  # starts with 5: not a mobile
