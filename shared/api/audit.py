@@ -23,11 +23,11 @@ from pydantic import BaseModel
 
 from shared.api.listing import QueryArgs
 from shared.api.spec import errors, json_content
-from shared.auth import Principal, verify_token
+from shared.auth import Principal, choose_workspace, verify_token
 from shared.db import audit as db
 from shared.db.campaigns import memberships
 from shared.db.pool import Pool, as_user, create_pool
-from shared.errors import InvalidRequest, NotFound, Unauthorized
+from shared.errors import InvalidRequest
 from shared.http import json_response
 from shared.settings import get_settings
 
@@ -165,7 +165,7 @@ class AuditApi:
     def page(self, principal: Principal, workspace: str | None, query: AuditQuery) -> AuditPage:
         """One page of the caller's workspace log (newest first)."""
         with as_user(self.pool, principal.claims) as conn:
-            workspace_id = _workspace(conn, principal, workspace)
+            workspace_id = choose_workspace(memberships(conn), principal, workspace)
             rows = db.list_entries(conn, workspace_id, actions=query.actions, actor=query.actor,
                                    target_type=query.target_type, target_id=query.target_id, since=query.since,
                                    until=query.until, after=query.after, limit=query.limit + 1)
@@ -174,20 +174,6 @@ class AuditApi:
         return AuditPage(workspace_id=workspace_id,
                          entries=[AuditEntryView.model_validate(dict(r)) for r in shown],
                          next_cursor=AuditCursor(shown[-1]["created_at"], shown[-1]["id"]).encode() if more else None)
-
-
-def _workspace(conn: Any, principal: Principal, requested: str | None) -> str:
-    mine = memberships(conn)
-    wanted = requested or principal.requested_workspace
-    if wanted:
-        if wanted not in mine:
-            raise NotFound(f"Workspace {wanted!r} does not exist or you are not a member.")
-        return wanted
-    if not mine:
-        raise Unauthorized("Your account belongs to no workspace; ask an owner to invite you.")
-    if len(mine) > 1:
-        raise InvalidRequest("You belong to several workspaces: send `X-Workspace-Id` to choose one.")
-    return mine[0]
 
 
 @lru_cache(maxsize=1)

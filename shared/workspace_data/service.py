@@ -27,12 +27,12 @@ from typing import IO, Any, Protocol
 
 from pydantic import BaseModel
 
-from shared.auth import Principal
+from shared.auth import Principal, choose_workspace
 from shared.db import audit
 from shared.db import workspace_data as db
 from shared.db.campaigns import memberships
-from shared.db.pool import Conn, Pool, as_service, as_user
-from shared.errors import Forbidden, InvalidRequest, MuseError, NotFound, Unauthorized, UpstreamUnavailable
+from shared.db.pool import Pool, as_service, as_user
+from shared.errors import Forbidden, InvalidRequest, MuseError, NotFound, UpstreamUnavailable
 
 log = logging.getLogger("muse.privacy")
 
@@ -105,7 +105,7 @@ class WorkspaceData:
     def _owned(self, principal: Principal, requested: str | None, what: str) -> str:
         """The caller's workspace, which they must own: these operations concern all of its data."""
         with as_user(self.pool, principal.claims) as conn:
-            workspace_id = _workspace(conn, principal, requested)
+            workspace_id = choose_workspace(memberships(conn), principal, requested)
             role = db.member_role(conn, workspace_id)
         if role != "owner":
             raise Forbidden(f"Only an owner of workspace {workspace_id} may {what}; your role is {role!r}.")
@@ -182,20 +182,6 @@ class WorkspaceData:
         return ErasureReport(workspace_id=workspace_id, erased=erased, storage_objects_removed=removed_files,
                              cache_keys_removed=removed_keys, kept=sorted(db.RETAINED_TABLES),
                              audit_entry_id=entry)
-
-
-def _workspace(conn: Conn, principal: Principal, requested: str | None) -> str:
-    mine = memberships(conn)
-    wanted = requested or principal.requested_workspace
-    if wanted:
-        if wanted not in mine:
-            raise NotFound(f"Workspace {wanted!r} does not exist or you are not a member.")
-        return wanted
-    if not mine:
-        raise Unauthorized("Your account belongs to no workspace; ask an owner to invite you.")
-    if len(mine) > 1:
-        raise InvalidRequest("You belong to several workspaces: send `X-Workspace-Id` to choose one.")
-    return mine[0]
 
 
 def _dumps(value: Any) -> str:
