@@ -32,6 +32,7 @@ from infra.local.emulators.config import EmulatorConfig
 from infra.local.emulators.supabase_storage import create_app as create_storage
 from infra.local.emulators.upstash_redis import create_app as create_redis
 from infra.local.serve import RunningServer, serve_in_thread
+from shared.api import knowledge as knowledge_api
 from shared.api import workspace as workspace_api
 from shared.api.app import dispatch
 from shared.api.brandkit import BrandKitApi
@@ -415,3 +416,16 @@ def test_export_is_a_zip_attachment_and_erase_needs_confirm(http: Stack) -> None
     assert erased.status_code == 200, erased.get_json()
     body = erased.get_json()
     assert body["erased"]["campaigns"] == 1 and "payments" in body["kept"] and body["audit_entry_id"] > 0
+
+
+def test_knowledge_delete_route(http: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`DELETE /api/v1/knowledge/{id}`: 204, then 404; a malformed id is a 400."""
+    monkeypatch.setattr(knowledge_api, "service", lambda: http.kb.service)
+    owner = http.harness.workspace()
+    accepted = http.kb.service.submit_file(owner, filename="faq.md", data=b"# FAQ\n\nShips in 3 days.",
+                                           content_type="text/markdown", kind=None, title=None, tags=[],
+                                           workspace=None)
+    assert call("DELETE", f"/api/v1/knowledge/{accepted.id}", owner).status_code == 204
+    gone = call("DELETE", f"/api/v1/knowledge/{accepted.id}", owner)
+    assert gone.status_code == 404 and gone.get_json()["error"]["code"] == "not_found"
+    assert call("DELETE", "/api/v1/knowledge/not-an-id", owner).status_code == 400
