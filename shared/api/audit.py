@@ -2,8 +2,9 @@
 
 Query parameters: `action` (repeated or comma-separated, from the closed vocabulary), `actor` (a user
 id, `system` or `function:<name>`), `target_type`, `target_id`, `since` / `until` (ISO 8601 with a time
-zone; `since` inclusive, `until` exclusive), `limit` (1–100, default 50) and `cursor` (a page's
-`next_cursor`, passed back unchanged). Members read their workspace's log under row-level security.
+zone; `since` inclusive, `until` exclusive: an empty range is an empty page), `limit` (1–100, default
+50) and `cursor` (a page's `next_cursor`, passed back unchanged). Members read their workspace's log
+under row-level security.
 """
 
 from __future__ import annotations
@@ -119,8 +120,6 @@ class AuditQuery:
         if target_id is not None and (len(target_id) > 200 or "\x00" in target_id):
             raise _bad("target_id", target_id, "must be at most 200 characters with no NUL")
         since, until = _moment(args, "since"), _moment(args, "until")
-        if since and until and since >= until:
-            raise _bad("until", until.isoformat(), f"must be later than `since` ({since.isoformat()})")
         limit_raw = _single(args, "limit")
         if limit_raw is not None and not (limit_raw.isascii() and limit_raw.isdigit()
                                           and 1 <= int(limit_raw) <= MAX_LIMIT):

@@ -94,7 +94,8 @@ PATHS: dict[str, Any] = {
         "summary": "Erase the workspace's data, keeping payments, invoices and the audit log (owners only; audited)",
         "parameters": [
             {"name": "confirm", "in": "query", "required": True, "schema": {"type": "string", "format": "uuid"},
-             "description": "The workspace's id, repeated to confirm an irreversible erasure"},
+             "description": "The workspace's id (the one `X-Workspace-Id` or the token names), repeated to "
+                            "confirm an irreversible erasure; any other value is a 400 naming `confirm`"},
             {"name": "Idempotency-Key", "in": "header", "required": False,
              "schema": {"type": "string", "pattern": _KEY.pattern}},
             _WORKSPACE_HEADER],

@@ -191,13 +191,13 @@ class TestAuditApi:
         assert ids(since=stamps[log[0]].isoformat()) == list(reversed(log))
         assert ids(until=stamps[log[0]].isoformat()) == []
         assert ids(since="2000-01-01T00:00:00Z", until="2001-01-01T00:00:00+05:30") == []
+        assert ids(since="2100-01-01T00:00:00Z", until="2000-01-01T00:00:00Z") == []
 
     @pytest.mark.parametrize(("params", "field"), [
         ({"action": "brand_kit.deleted"}, "action"), ({"actor": "root"}, "actor"),
         ({"target_type": "user"}, "target_type"), ({"since": "yesterday"}, "since"),
         ({"until": "2026-12-01T10:00:00"}, "until"), ({"limit": "0"}, "limit"), ({"limit": "²"}, "limit"),
         ({"cursor": "not-a-cursor"}, "cursor"), ({"actor": ["system", "system"]}, "actor"),
-        ({"since": "2026-12-02T00:00:00Z", "until": "2026-12-01T00:00:00Z"}, "until"),
     ])
     def test_bad_parameters_are_400s_naming_them(self, params: dict[str, str | list[str]], field: str) -> None:
         """A clear 400 whose details name the parameter, never a 5xx."""
