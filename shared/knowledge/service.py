@@ -5,6 +5,13 @@ caller's row-level security and writes its first `IngestMessage` to the outbox i
 (published after commit, so a round never meets a resource that is not there yet); the `ingest`
 function then extracts, chunks and embeds it in rounds of `MUSE_KNOWLEDGE_EMBED_BATCH` chunks, each
 round chaining the next through QStash, and marks it `ready`. Every round is idempotent.
+
+Cost is bounded before it is spent: a resource may become at most `MUSE_KNOWLEDGE_MAX_CHUNKS` chunks
+(text, Markdown and HTML are chunked at submit and refused with 413; PDFs and pages fail at ingest
+before anything is embedded), and a workspace may ingest `MUSE_KNOWLEDGE_DAILY_CHUNKS` per rolling
+24 hours (429 with Retry-After; counted once per resource, atomically). A workspace's rounds share a
+QStash flow-control key (`shared.queue`), so its big upload queues behind itself, not ahead of
+another workspace. URLs must be public (`shared.safety.urls`), checked at submit and again at ingest.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from email.message import Message
 from typing import Any, Protocol
 from uuid import UUID
@@ -21,8 +28,10 @@ from pydantic import ValidationError
 from qstash import Receiver
 
 from shared.auth import Principal
+from shared.db import audit
 from shared.db import knowledge as db
 from shared.db import outbox as outbox_db
+from shared.db import privacy as privacy_db
 from shared.db.campaigns import memberships
 from shared.db.knowledge import Embedder, PgVectorKnowledge
 from shared.db.pool import Pool, as_runtime, as_service, as_user, create_pool
@@ -33,9 +42,11 @@ from shared.errors import (
     NotFound,
     PayloadTooLarge,
     PermanentStepError,
+    QuotaExceeded,
     Unauthorized,
 )
 from shared.integrations.embeddings import embedder_from_settings
+from shared.integrations.gemini import structured_model
 from shared.integrations.storage import supabase_object_store
 from shared.integrations.tavily_extract import tavily_page_extractor
 from shared.knowledge.models import (
@@ -50,7 +61,9 @@ from shared.knowledge.models import (
 )
 from shared.outbox import Outbox, item
 from shared.queue import StepQueue, qstash_queue, qstash_receiver
-from shared.retrieval.text import ResourceKind, chunk_text, extract
+from shared.retrieval.text import Chunk, Extracted, ResourceKind, chunk_text, extract
+from shared.safety.injection import DocumentRisk, InjectionDetector, document_risk
+from shared.safety.pii import mask, mask_text
 from shared.settings import Settings
 
 log = logging.getLogger("muse.knowledge")
@@ -80,11 +93,19 @@ class ObjectStore(Protocol):
 
     def remove(self, paths: list[str]) -> None: ...
 
+    def remove_under(self, folder: str) -> int: ...
+
 
 class PageExtractor(Protocol):
-    """Fetches a web page as Markdown (Tavily extract)."""
+    """Fetches a public web page as Markdown (Tavily extract); see `shared.safety.urls` for what is public."""
 
-    def extract(self, url: str) -> str: ...
+    def check(self, url: str) -> str:
+        """`url` if it is public now (after DNS), else `InvalidRequest` naming the rule."""
+        ...
+
+    def extract(self, url: str) -> str:
+        """The page as Markdown, checked again (DNS may have changed) and on every redirect."""
+        ...
 
 
 def kind_of_upload(filename: str, content_type: str | None, declared: str | None) -> ResourceKind:
@@ -159,6 +180,8 @@ class KnowledgeService:
     outbox: Outbox
     pages: PageExtractor
     receiver: Receiver
+    detector: InjectionDetector = field(default_factory=InjectionDetector)
+    """Screens chunks at ingest; without a model (the default) borderline chunks stay `medium`."""
 
     # ------------------------------------------------------------------------------------------ submit
 
@@ -176,10 +199,11 @@ class KnowledgeService:
         return mine[0]
 
     def submit_text(self, principal: Principal, body: TextResource, *, workspace: str | None) -> ResourceAccepted:
-        """Accept inline text, Markdown, HTML or a URL."""
+        """Accept inline text, Markdown, HTML or a URL (a public one: checked after DNS, 400 naming the rule)."""
         if body.kind == "url":
             assert body.url is not None
-            return self._submit(principal, workspace, kind="url", title=body.title, tags=body.tags, source=body.url,
+            url = self.pages.check(body.url)
+            return self._submit(principal, workspace, kind="url", title=body.title, tags=body.tags, source=url,
                                 data=None, content_type=None, filename=None)
         data = (body.content or "").encode("utf-8")
         if len(data) > self.settings.knowledge_max_upload_bytes:
@@ -202,10 +226,12 @@ class KnowledgeService:
                 filename: str | None) -> ResourceAccepted:
         if data is not None:
             validate_original(kind, data, content_type)
+        chunks = self._chunks_at_submit(kind, data, content_type)
         document_id = uuid.uuid4()
         shown = title or provisional_title(kind, filename=filename, url=source if kind == "url" else None, data=data)
         with as_user(self.pool, principal.claims) as conn:
             workspace_id = self._workspace(conn, principal, workspace)
+            self._reserve(conn, workspace_id, None, chunks)
         path = None
         if data is not None:
             path = f"{workspace_id}/{document_id}/{safe_filename(filename or '', kind)}"
@@ -216,9 +242,13 @@ class KnowledgeService:
                                          kind=kind, source=source, tags=list(dict.fromkeys(tags)),
                                          storage_path=path, content_type=content_type,
                                          byte_size=None if data is None else len(data), created_by=principal.user_id)
+                audit.record(conn, workspace_id=workspace_id, actor=str(principal.user_id), action="knowledge.added",
+                             target_type="knowledge_resource", target_id=str(document_id),
+                             details={"kind": kind, "bytes": None if data is None else len(data)})
                 as_runtime(conn)
-                rows = outbox_db.add(conn, None, [item("ingest", IngestMessage(document_id=document_id,
-                                                                                infer_title=title is None))])
+                self._reserve(conn, workspace_id, document_id if chunks is not None else None, chunks)
+                rows = outbox_db.add(conn, None, [item("ingest", IngestMessage(
+                    document_id=document_id, infer_title=title is None, workspace_id=UUID(workspace_id)))])
         except BaseException:
             if path is not None:
                 self.store.remove([path])
@@ -226,6 +256,66 @@ class KnowledgeService:
         self.outbox.publish(rows)
         return ResourceAccepted(id=row["id"], status=row["status"], kind=kind, title=shown,
                                 links={"self": f"/api/v1/knowledge/{document_id}"})
+
+    def _chunks_at_submit(self, kind: ResourceKind, data: bytes | None, content_type: str | None) -> int | None:
+        """How many chunks text, Markdown or HTML becomes (cheap to know now); None for PDFs and URLs.
+
+        A resource over `MUSE_KNOWLEDGE_MAX_CHUNKS` is refused here with 413, before anything is stored.
+        """
+        if data is None or kind not in ("text", "markdown", "html"):
+            return None
+        extracted = extract(kind, data, charset=charset_of(content_type))
+        count = len(chunk_text(extracted.text, page_starts=extracted.page_starts))
+        self._within_chunk_cap(count)
+        return count
+
+    def _within_chunk_cap(self, count: int) -> None:
+        cap = self.settings.knowledge_max_chunks
+        if count > cap:
+            raise PayloadTooLarge(f"The resource would become {count:,} chunks; one resource may have at most "
+                                  f"{cap:,} (MUSE_KNOWLEDGE_MAX_CHUNKS). Split it into smaller documents.",
+                                  details={"chunks": count, "limit": cap})
+
+    def _reserve(self, conn: Any, workspace_id: str, document_id: UUID | None, chunks: int | None, *,
+                 then: str = "retry") -> None:
+        """Count the resource's chunks against the workspace's daily quota, or raise `QuotaExceeded` (429).
+
+        With `document_id` None it only checks that `chunks` (at least one) would fit now.
+        """
+        limit = self.settings.knowledge_daily_chunks
+        needed = max(1, chunks or 0)
+        state = db.reserve_ingest(conn, workspace_id=workspace_id, document_id=document_id, limit=limit,
+                                  chunks=needed if document_id is None else chunks or 0)
+        if state["allowed"]:
+            return
+        details = {"used": state["used"], "limit": limit, "chunks": needed}
+        wait = state["retry_after_seconds"]
+        if wait is None:
+            raise PayloadTooLarge(f"The resource would become {needed:,} chunks, more than a workspace may ingest "
+                                  f"in 24 hours ({limit:,}, MUSE_KNOWLEDGE_DAILY_CHUNKS); split it into smaller "
+                                  "documents.", details=details)
+        raise QuotaExceeded(f"Ingestion quota used up: the workspace has ingested {state['used']:,} of its {limit:,} "
+                            f"chunks in the last 24 hours (MUSE_KNOWLEDGE_DAILY_CHUNKS) and this resource needs "
+                            f"{needed:,}; {then} after {wait:,} seconds.", retry_after_seconds=wait, details=details)
+
+    # ----------------------------------------------------------------------------------------- delete
+
+    def delete(self, principal: Principal, document_id: UUID) -> None:
+        """Delete a resource: its row, chunks, embeddings, pending ingest rounds and stored objects; audited.
+
+        The stored objects are removed before the rows commit: if Storage fails, nothing is deleted and
+        the caller may retry; a resource never lingers in Storage after its row is gone.
+        """
+        with as_user(self.pool, principal.claims) as conn:
+            row = db.delete_document(conn, document_id)
+            if row is None:
+                raise NotFound(f"Knowledge resource {document_id} does not exist in your workspaces.")
+            audit.record(conn, workspace_id=row["workspace_id"], actor=str(principal.user_id),
+                         action="knowledge.deleted", target_type="knowledge_resource", target_id=str(document_id),
+                         details={"kind": row["kind"], "chunks": row["chunk_count"]})
+            as_runtime(conn)
+            db.delete_ingest_rounds(conn, document_id)
+            self.store.remove_under(f"{row['workspace_id']}/{document_id}/")
 
     # ------------------------------------------------------------------------------------------- read
 
@@ -289,7 +379,8 @@ class KnowledgeService:
             log.warning("ingest of %s failed: %s", document_id, exc.message)
             return {"status": "failed", "error": exc.message}
         if remaining:
-            self.outbox.send(None, [item("ingest", IngestMessage(document_id=document_id, round=message.round + 1))])
+            self.outbox.send(None, [item("ingest", IngestMessage(document_id=document_id, round=message.round + 1,
+                                                                 workspace_id=document["workspace_id"]))])
             return {"status": "processing", "embedded": embedded, "remaining": remaining}
         return {"status": "ready", "embedded": embedded, "remaining": 0}
 
@@ -304,12 +395,46 @@ class KnowledgeService:
                 raise PermanentStepError(f"Resource {document['id']} has no stored original to ingest.")
             original = self.store.get(document["storage_path"])
         extracted = extract(kind, original, charset=charset_of(document["content_type"]))
+        extracted, stored_title = self._without_pii(document, extracted)
         chunks = chunk_text(extracted.text, page_starts=extracted.page_starts)
         if not chunks:
             raise InvalidRequest("The resource has no text to index; upload a file with text in it.")
-        title = extracted.title[:300] if infer_title and extracted.title else document["title"]
+        self._within_chunk_cap(len(chunks))
+        title = extracted.title[:300] if infer_title and extracted.title else stored_title
+        risk = self._screen(chunks)
         with as_service(self.pool) as conn:
+            self._reserve_at_ingest(conn, document, len(chunks))
             db.save_chunks(conn, document_id=document["id"], title=title, content=extracted.text, chunks=chunks)
+            db.save_injection_risk(conn, document["id"], risk.model_dump(), risk.flagged_chunks)
+
+    def _screen(self, chunks: list[Chunk]) -> DocumentRisk:
+        """Scan every chunk for prompt injection (the classifier settles borderline ones, up to
+        `MUSE_INJECTION_CLASSIFIER_MAX_CALLS`); flagged chunks are kept from agents' knowledge search."""
+        detector = replace(self.detector, answers=[])
+        return document_risk([(c.position, c.start, detector.assess(c.content)) for c in chunks])
+
+    def _without_pii(self, document: dict[str, Any], extracted: Extracted) -> tuple[Extracted, str]:
+        """The extracted text and both titles (found, stored) with personal data masked by the workspace's policy.
+
+        Runs before chunking, so the stored text, chunks, embeddings, search results and fetched
+        resources never hold what the policy masks; PDF page starts move with the text.
+        """
+        with as_service(self.pool) as conn:
+            policy = privacy_db.policy_of(conn, str(document["workspace_id"]))
+        masked = mask_text(extracted.text, policy)
+        found = Extracted(text=masked.text, title=mask(extracted.title, policy) if extracted.title else None,
+                          page_starts=tuple(masked.position(start) for start in extracted.page_starts))
+        return found, mask(document["title"], policy)
+
+    def _reserve_at_ingest(self, conn: Any, document: dict[str, Any], chunks: int) -> None:
+        """Count a PDF's or page's chunks once they are known; over quota, the resource fails (nothing embedded).
+
+        Text, Markdown and HTML were counted at submit, so this finds them counted and changes nothing.
+        """
+        try:
+            self._reserve(conn, str(document["workspace_id"]), document["id"], chunks, then="add it again")
+        except QuotaExceeded as exc:
+            raise PermanentStepError(exc.message, details=exc.details) from exc
 
     def _embed_batch(self, document_id: UUID) -> tuple[int, int]:
         key = self.knowledge.key
@@ -345,7 +470,13 @@ def knowledge_service(settings: Settings, *, pool: Pool | None = None,
     knowledge = PgVectorKnowledge(pool=pool, embedder=embedder or embedder_from_settings(settings))
     return KnowledgeService(settings=settings, pool=pool, knowledge=knowledge, store=supabase_object_store(settings),
                             outbox=ingest_outbox(pool, qstash_queue(settings)), pages=tavily_page_extractor(settings),
-                            receiver=qstash_receiver(settings))
+                            receiver=qstash_receiver(settings), detector=injection_detector(settings))
+
+
+def injection_detector(settings: Settings) -> InjectionDetector:
+    """The ingest step's detector: patterns, plus the fast tier for borderline chunks unless turned off."""
+    model = structured_model(settings) if settings.injection_classifier else None
+    return InjectionDetector(model=model, max_classifications=settings.injection_classifier_max_calls)
 
 
 def ingest_outbox(pool: Pool, queue: StepQueue) -> Outbox:
