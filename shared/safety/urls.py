@@ -30,7 +30,7 @@ import ssl
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 from shared.errors import InvalidRequest, UpstreamUnavailable
 from shared.settings import Settings
@@ -44,6 +44,7 @@ Rule = Literal["metadata", "loopback", "private", "link-local", "shared (CGNAT)"
                "reserved", "non-public"]
 MAX_URL_LENGTH = 2048
 MAX_REDIRECTS = 5
+_URL_SAFE = "/?&=%:@!$'()*+,;~[]"
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 METADATA_HOSTS = frozenset({
@@ -214,13 +215,18 @@ class UrlPolicy:
 
     def _head_of(self, checked: CheckedUrl) -> tuple[int, str | None]:
         parts = urlsplit(checked.url)
-        target = urlunsplit(("", "", parts.path or "/", parts.query, ""))
+        target = quote(urlunsplit(("", "", parts.path or "/", parts.query, "")), safe=_URL_SAFE)
+        try:
+            host = checked.host.encode("idna").decode("ascii") if ":" not in checked.host else f"[{checked.host}]"
+        except UnicodeError as exc:
+            raise _refuse("url", f"has a host name that is not valid IDNA ({exc})") from exc
+        authority = host if parts.port is None else f"{host}:{parts.port}"
         errors: list[str] = []
         for address in checked.addresses:
             connection = _pinned(parts.scheme, checked.host, str(address), checked.port, self.timeout_seconds)
             try:
                 connection.request("GET", target, headers={
-                    "Host": parts.netloc, "User-Agent": "Muse-URL-check/1", "Accept": "*/*",
+                    "Host": authority, "User-Agent": "Muse-URL-check/1", "Accept": "*/*",
                     "Accept-Encoding": "identity"})
                 response = connection.getresponse()
                 return response.status, response.getheader("Location")

@@ -173,9 +173,11 @@ def test_the_api_body_refuses_malformed_urls_before_any_lookup() -> None:
 class _Redirects(http.server.BaseHTTPRequestHandler):
     routes: dict[str, tuple[int, str | None]] = {}
     hits: list[str] = []
+    hosts: list[str] = []
 
     def do_GET(self) -> None:
         self.hits.append(self.path)
+        self.hosts.append(self.headers["Host"])
         status, location = self.routes.get(self.path, (404, None))
         self.send_response(status)
         if location:
@@ -190,7 +192,7 @@ class _Redirects(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def site() -> Iterator[str]:
     """A local server answering redirects from `_Redirects.routes`; its base URL."""
-    _Redirects.routes, _Redirects.hits = {}, []
+    _Redirects.routes, _Redirects.hits, _Redirects.hosts = {}, [], []
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Redirects)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
@@ -232,6 +234,15 @@ def test_a_redirect_to_a_forbidden_place_is_refused_before_it_is_requested(site:
     assert refused.value.message.startswith("`url` redirects to ")
     assert says in refused.value.message
     assert _Redirects.hits == ["/start", "/next"], "the forbidden hop was never requested"
+
+
+def test_hops_name_their_host_in_ascii_and_send_a_quoted_path(site: str) -> None:
+    port = int(site.rsplit(":", 1)[1])
+    _Redirects.routes = {"/caf%C3%A9": (308, f"http://bücher.test:{port}/ok"), "/ok": (200, None)}
+    policy = _local_policy(**{"bücher_test": "127.0.0.1"})
+    assert policy.resolve_redirects(f"{site}/café") == f"http://bücher.test:{port}/ok"
+    assert _Redirects.hits == ["/caf%C3%A9", "/ok"]
+    assert _Redirects.hosts == [f"127.0.0.1:{port}", f"xn--bcher-kva.test:{port}"]
 
 
 def test_redirect_loops_stop(site: str) -> None:
