@@ -42,7 +42,10 @@ class TextResource(BaseModel):
     title: str | None = Field(default=None, min_length=1, max_length=300,
                               description="Defaults to the resource's own title (first heading, `<title>`).")
     content: str | None = Field(default=None, min_length=1, description="The text; required unless `kind` is url.")
-    url: str | None = Field(default=None, description="The page to extract; required when `kind` is url.")
+    url: str | None = Field(default=None, description="The page to extract; required when `kind` is url. It must be "
+                            "a public http(s) URL: no credentials, and neither it nor any redirect may resolve to "
+                            "a loopback, private, link-local, CGNAT, multicast, reserved or cloud metadata address "
+                            "(a 400 names the rule).")
     tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
 
     @field_validator("url")

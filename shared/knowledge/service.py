@@ -266,6 +266,9 @@ class KnowledgeService:
             return None
         extracted = extract(kind, data, charset=charset_of(content_type))
         count = len(chunk_text(extracted.text, page_starts=extracted.page_starts))
+        if count == 0:
+            raise InvalidRequest(f"The {kind} has no text to index (only markup or whitespace); send a document "
+                                 "with text in it.")
         self._within_chunk_cap(count)
         return count
 

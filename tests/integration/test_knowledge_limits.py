@@ -122,6 +122,15 @@ def test_text_over_the_chunk_cap_is_refused_at_submit_with_nothing_written(make_
     assert world.service.get(owner, accepted.id).status == "ready"
 
 
+def test_markup_without_text_is_refused_at_submit(make_world: Any) -> None:
+    world = make_world()
+    owner = world.principal()
+    with pytest.raises(InvalidRequest, match="The html has no text to index"):
+        world.service.submit_text(owner, TextResource(kind="html", content="<script>track()</script><p> </p>"),
+                                  workspace=None)
+    assert workspace_rows(world, owner)["documents"] == 0 and world.queue.messages == []
+
+
 def test_a_pdf_over_the_chunk_cap_fails_at_ingest_before_anything_is_embedded(make_world: Any) -> None:
     world = make_world(MUSE_KNOWLEDGE_MAX_CHUNKS="3")
     owner = world.principal()
