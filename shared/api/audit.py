@@ -104,10 +104,10 @@ class AuditQuery:
         """Read the query string; every bad value is an `InvalidRequest` naming the parameter and the fix."""
         actions: list[str] = []
         for value in (part.strip() for raw in args.getlist("action") for part in raw.split(",")):
-            if value and value not in db.AUDIT_ACTIONS:
+            if value not in db.AUDIT_ACTIONS:
                 raise _bad("action", value, f"is not one of {', '.join(db.AUDIT_ACTIONS)}",
                            allowed=list(db.AUDIT_ACTIONS))
-            if value and value not in actions:
+            if value not in actions:
                 actions.append(value)
         actor = _single(args, "actor")
         if actor is not None and not _ACTOR.match(actor):
@@ -139,7 +139,9 @@ def _single(args: QueryArgs, name: str) -> str | None:
     values = args.getlist(name)
     if len(values) > 1:
         raise InvalidRequest(f"Send `{name}` at most once; got {values!r}.", details={"field": name, "value": values})
-    return values[0] if values and values[0] != "" else None
+    if values and values[0] == "":
+        raise _bad(name, "", "is empty; leave the parameter out instead")
+    return values[0] if values else None
 
 
 def _moment(args: QueryArgs, name: str) -> datetime | None:
@@ -198,11 +200,11 @@ _PARAM_SCHEMAS: dict[str, dict[str, Any]] = {
     "action": {"type": "array", "items": {"type": "string", "enum": list(db.AUDIT_ACTIONS)}},
     "actor": {"type": "string", "pattern": _ACTOR.pattern},
     "target_type": {"type": "string", "enum": list(db.AUDIT_TARGETS)},
-    "target_id": {"type": "string", "maxLength": 200},
+    "target_id": {"type": "string", "minLength": 1, "maxLength": 200},
     "since": {"type": "string", "format": "date-time"},
     "until": {"type": "string", "format": "date-time"},
     "limit": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
-    "cursor": {"type": "string"},
+    "cursor": {"type": "string", "minLength": 1},
 }
 PATHS: dict[str, Any] = {
     "/api/v1/audit": {"get": {

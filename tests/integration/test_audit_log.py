@@ -198,6 +198,7 @@ class TestAuditApi:
         ({"target_type": "user"}, "target_type"), ({"since": "yesterday"}, "since"),
         ({"until": "2026-12-01T10:00:00"}, "until"), ({"limit": "0"}, "limit"), ({"limit": "²"}, "limit"),
         ({"cursor": "not-a-cursor"}, "cursor"), ({"actor": ["system", "system"]}, "actor"),
+        ({"until": ""}, "until"), ({"action": "knowledge.added,"}, "action"), ({"target_id": ""}, "target_id"),
     ])
     def test_bad_parameters_are_400s_naming_them(self, params: dict[str, str | list[str]], field: str) -> None:
         """A clear 400 whose details name the parameter, never a 5xx."""
