@@ -1,5 +1,6 @@
-"""Deterministic answers: the candidate text (scripted, schema-shaped JSON or an emulated sentence),
-usage metadata, and the response payload, whole or as server-sent events."""
+"""Deterministic answers: the candidate text (scripted, the injection classifier's stand-in verdict,
+schema-shaped JSON or an emulated sentence), usage metadata, and the response payload, whole or as
+server-sent events."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from typing import Any
 
 import flask
 
+from infra.local.emulators.gemini.injection import is_classifier_request
+from infra.local.emulators.gemini.injection import verdict as injection_verdict
 from infra.local.emulators.gemini.schema import SchemaFaker
 from infra.local.emulators.gemini.scripting import State
 from infra.local.emulators.gemini.text import estimate_tokens, keywords, seed_int, user_text
@@ -22,6 +25,8 @@ def answer_text(model: str, body: dict[str, Any], scripted: dict[str, Any] | Non
         if "json" in scripted:
             return json.dumps(scripted["json"], ensure_ascii=False), "STOP"
         return str(scripted.get("text", "")), "STOP"
+    if is_classifier_request(body):
+        return json.dumps(injection_verdict(body), ensure_ascii=False), "STOP"
     config = body.get("generationConfig") or {}
     mime = config.get("responseMimeType") or config.get("response_mime_type") or "text/plain"
     prompt = user_text(body)
