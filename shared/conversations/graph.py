@@ -54,11 +54,14 @@ from shared.conversations.compaction import (
 from shared.db.conversations import StoredMessage
 from shared.errors import Conflict, NotFound
 from shared.ports import ModelTier, StructuredModel, Usage
+from shared.safety.untrusted import with_rule
 
-CHAT_SYSTEM = (
+CHAT_SYSTEM = with_rule(
     "You are Muse, a marketing assistant for an Indian brand. Answer the user's last message helpfully and "
     "concisely. Use the summary of earlier history and the recent messages; do not invent facts about the brand."
 )
+"""The history is the user's own conversation (their last message is the request), so it is not quoted;
+the summarizer that compacts it quotes the messages it reads (`shared.summarize.prompts`)."""
 
 
 class ChatState(TypedDict, total=False):

@@ -15,6 +15,7 @@ from langgraph.graph import END, START, StateGraph
 from pydantic import BaseModel
 
 from shared.campaigns.decisions import on_timeout, payment_answer
+from shared.campaigns.events import describe
 from shared.campaigns.nodes import planner, research
 from shared.campaigns.schemas import (
     CHANNEL_SCHEMAS,
@@ -104,6 +105,11 @@ def test_a_specialist_calls_only_its_own_tools_and_drops_flagged_web_results() -
     [dropped] = update["tool_runs"][0]["screened"]
     assert dropped["source_id"] == "web:2" and dropped["risk"]["level"] == "high"
     assert {f["rule"] for f in dropped["risk"]["findings"]} >= {"tool_call_spoofing", "agent_control"}
+    event = describe("specialist", update)
+    assert event["sources"] == 1 and event["risk"]["level"] == "high"
+    assert [d["source_id"] for d in event["risk"]["dropped"]] == ["web:2"]
+    assert describe("specialist", {**update, "tool_runs": [{"tool": "web_search"}]})["risk"] == {
+        "level": "none", "dropped": []}
 
 
 def test_no_model_output_schema_can_express_an_approval_payment_tool_or_target() -> None:
