@@ -103,7 +103,7 @@ class AuditQuery:
     def from_args(cls, args: QueryArgs) -> AuditQuery:
         """Read the query string; every bad value is an `InvalidRequest` naming the parameter and the fix."""
         actions: list[str] = []
-        for value in (part.strip() for raw in args.getlist("action") for part in raw.split(",")):
+        for value in (part.strip() for raw in args.getlist("action") if raw for part in raw.split(",")):
             if value not in db.AUDIT_ACTIONS:
                 raise _bad("action", value, f"is not one of {', '.join(db.AUDIT_ACTIONS)}",
                            allowed=list(db.AUDIT_ACTIONS))

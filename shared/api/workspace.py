@@ -12,9 +12,9 @@ Both are recorded in the audit log with who asked.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import lru_cache
-from typing import Any
+from typing import IO, Any
 
 import flask
 
@@ -48,10 +48,22 @@ def export(request: flask.Request) -> flask.Response:
     """`GET /api/v1/workspace/export`: the archive as a download."""
     principal = _principal(request)
     archive = service().export(principal, request.headers.get("X-Workspace-Id"))
-    response = flask.send_file(archive.file, mimetype="application/zip", as_attachment=True,
-                               download_name=archive.filename, max_age=0)
-    response.headers["Cache-Control"] = "no-store"
+    size = archive.file.seek(0, 2)
+    archive.file.seek(0)
+    response = flask.Response(_streamed(archive.file), mimetype="application/zip", headers={
+        "Content-Disposition": f'attachment; filename="{archive.filename}"', "Content-Length": str(size),
+        "Cache-Control": "no-store"})
+    response.call_on_close(archive.file.close)
     return response
+
+
+def _streamed(file: IO[bytes], chunk: int = 256 * 1024) -> Iterator[bytes]:
+    """The file's bytes in chunks; closes it once read to the end (or when the server closes the response)."""
+    try:
+        while data := file.read(chunk):
+            yield data
+    finally:
+        file.close()
 
 
 def erase(request: flask.Request) -> flask.Response:

@@ -406,7 +406,7 @@ def test_export_is_a_zip_attachment_and_erase_needs_confirm(http: Stack) -> None
     mine = http.workspace_id(owner)
     response = call("GET", "/api/v1/workspace/export", owner)
     assert response.status_code == 200 and response.mimetype == "application/zip"
-    assert response.headers["Content-Disposition"].startswith("attachment; filename=muse-export-")
+    assert response.headers["Content-Disposition"].startswith('attachment; filename="muse-export-')
     with zipfile.ZipFile(io.BytesIO(response.get_data())) as zf:
         assert json.loads(zf.read("manifest.json"))["workspace_id"] == mine
 
