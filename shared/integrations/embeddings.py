@@ -25,8 +25,11 @@ QUERY_TASKS = frozenset({"RETRIEVAL_QUERY", "QUESTION_ANSWERING", "FACT_VERIFICA
 """Gemini task types that describe a query; everything else is embedded as a passage."""
 
 _LOCAL_MODELS = {"multilingual-e5-small": ("original", 384)}
-PASSAGE_SLICE = 4
-"""Passages the local engine embeds per turn; a waiting query takes the next turn (see `EngineTurns`)."""
+PASSAGE_SLICE = 1
+"""Passages the local engine embeds per turn; a waiting query takes the next turn (see `EngineTurns`).
+
+One: measured on the busy 2-CPU machine, 16 passages of 790 characters took 4.6-7.9 s whether embedded
+one, two, four or sixteen per call (no batching gain on CPU), while a query waited for a whole turn."""
 
 
 class E5Engine(Protocol):
@@ -41,10 +44,10 @@ class EngineTurns:
     """One call at a time on a CPU-bound engine shared by a process, waiting queries first.
 
     Where search and ingestion share a process (`make dev` serves every function in one), a search's
-    query embedding (one short text, milliseconds) would otherwise queue behind ingest batches (about
-    0.3 s per 800-character passage on a busy 2-CPU machine). Waiting queries go before waiting
-    passage slices, and passages are embedded `PASSAGE_SLICE` at a time, so a query waits for at most
-    one slice whatever is being ingested.
+    query embedding (one short text, milliseconds) would otherwise queue behind a whole ingest batch
+    (0.3-0.6 s per 800-character passage on a busy 2-CPU machine: 9.4 s for a 16-passage batch).
+    Waiting queries go before waiting passage slices, and passages are embedded `PASSAGE_SLICE` at a
+    time, so a query waits for at most one slice whatever is being ingested.
     """
 
     def __init__(self) -> None:
