@@ -6,7 +6,9 @@ Local, test and cloud runs differ only in these values: base URLs point at the w
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import re
 from functools import lru_cache
 from typing import Annotated, Literal
 
@@ -194,7 +196,16 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_allowlist(cls, value: object) -> object:
         if isinstance(value, str):
-            return [entry.strip() for entry in value.split(",") if entry.strip()]
+            value = [entry.strip() for entry in value.split(",") if entry.strip()]
+        for entry in value if isinstance(value, list) else []:
+            if re.fullmatch(r"[0-9.]+(/[0-9]+)?|.*[:/].*", str(entry)):
+                try:
+                    ipaddress.ip_network(str(entry), strict=False)
+                except ValueError as exc:
+                    raise ValueError(f"MUSE_URL_ALLOWLIST entry {entry!r} is not a valid address or CIDR") from exc
+            elif not re.fullmatch(r"\.?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*", str(entry)):
+                raise ValueError(f"MUSE_URL_ALLOWLIST entry {entry!r} is not a CIDR, a lower-case host name or a "
+                                 ".domain suffix")
         return value
 
     @field_validator("knowledge_ingest_rate_per_minute", mode="before")

@@ -7,6 +7,7 @@ where a test says so, exactly as `MUSE_URL_ALLOWLIST` does for the local stack.
 from __future__ import annotations
 
 import http.server
+import re
 import socket
 import threading
 from collections.abc import Iterator
@@ -17,6 +18,8 @@ import pytest
 from shared.errors import InvalidRequest, UpstreamUnavailable
 from shared.knowledge.models import TextResource
 from shared.safety.urls import UrlPolicy
+from shared.settings import Settings
+from tests.integration.knowledge_world import BASE_ENV
 
 
 class FakeDns:
@@ -263,3 +266,16 @@ def test_a_hop_that_cannot_be_reached_is_retryable() -> None:
 def test_a_host_trusted_by_name_is_not_requested() -> None:
     policy = UrlPolicy.from_entries([".example.in"], resolver=FakeDns({}))
     assert policy.resolve_redirects("https://adpulse.example.in/story") == "https://adpulse.example.in/story"
+
+
+@pytest.mark.parametrize(("value", "says"), [
+    ("10.0.0.0/33", "'10.0.0.0/33' is not a valid address or CIDR"),
+    ("fd00::/129", "is not a valid address or CIDR"),
+    ("Intranet_Host", "'Intranet_Host' is not a CIDR, a lower-case host name or a .domain suffix"),
+    ("*.example.in", "is not a CIDR"),
+])
+def test_a_malformed_allow_list_fails_at_startup_naming_the_entry(value: str, says: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(says)):
+        Settings(**{**BASE_ENV, "MUSE_URL_ALLOWLIST": value})  # type: ignore[arg-type]
+    allowed = Settings(**{**BASE_ENV, "MUSE_URL_ALLOWLIST": "127.0.0.0/8, ::1,localhost,.example.in"})  # type: ignore[arg-type]
+    assert allowed.url_allowlist == ["127.0.0.0/8", "::1", "localhost", ".example.in"]
