@@ -361,8 +361,9 @@ PATTERNS: tuple[Pattern, ...] = (
        r"(?:initiali[sz]ed|configured|set up|started|provided|primed|trained|loaded|seeded)(?: with)?\b",
        "asks about the reader's configuration"),
     _p("addresses_the_model", 0.8,
-       r"\b(?:any|every|each|all) (?:tools?|agents?|bots?|models?|ais?|assistants?|systems?|crawlers?|scrapers?|"
-       r"programs?|llms?) (?:reading|processing|summari[sz]ing|parsing|indexing|seeing) (?:this|these)\b",
+       r"\b(?:(?:any|every|each|all) (?:tools?|agents?|bots?|models?|ais?|assistants?|systems?|crawlers?|scrapers?|"
+       r"programs?|llms?)|(?:ai|llms?|language models?|automated) (?:systems?|tools?|agents?|readers?|models?|"
+       r"assistants?|summari[sz]ers?)) (?:reading|processing|summari[sz]ing|parsing|indexing|seeing) (?:this|these)\b",
        "addresses whatever AI reads the text"),
     _p("exfiltration_link", 0.6,
        r"\b(?:paste|put|insert|include|copy) (?:it|them|this|that|the (?:result|output|contents?)) (?:into|in) (?:the |"
@@ -656,9 +657,13 @@ WINDOW_WORDS = 20
 suggestive words in one long policy sentence do not add up the way a short imperative's do."""
 
 
+_URL = re.compile(r"(?:https?://|www\.)\S+|\S+@\S+\.\w+")
+
+
 def lexical_tokens(text: str) -> set[str]:
-    """Words and word pairs of normalized text: the features of the lexical layer (training uses the same)."""
-    return _features(_TOKEN.findall(text))
+    """Words and word pairs of normalized text, links and addresses left out: the features of the lexical
+    layer (training uses the same)."""
+    return _features(_TOKEN.findall(_URL.sub(" ", text)))
 
 
 def _features(words: list[str]) -> set[str]:
@@ -679,7 +684,7 @@ class Lexicon:
     def score(self, sentence: str) -> float:
         """Log-odds that a normalized sentence is an injection, by its words (naive Bayes over word presence);
         the best window of a long sentence."""
-        words = _TOKEN.findall(sentence)
+        words = _TOKEN.findall(_URL.sub(" ", sentence))
         step = WINDOW_WORDS // 2
         windows = [words[i:i + WINDOW_WORDS] for i in range(0, max(1, len(words) - step), step)] or [[]]
         return max(self.prior + sum(self.weights.get(t, 0.0) for t in _features(w)) for w in windows)
