@@ -3,8 +3,8 @@
 The corpora live in `tests/unit/data/injection/` (`injections.txt`, `benign.txt`, one sample per line).
 Each is split by a digest of the line into a development part (patterns were tuned looking at it)
 and a held-out part (never tuned on); the figures printed are on the held-out part, plus the share of
-the knowledge benchmark's brand-document chunks (`infra/data/knowledge_bench.json`, text outside the
-corpora, all benign) that the rules flag:
+the knowledge benchmark's brand-document chunks (`infra/data/knowledge_bench.json`) and of the Tavily
+emulator's articles that the rules flag (text outside the corpora, all benign):
 
 - `injection_pattern_*`: the regular-expression patterns and cue rules alone, flagging only `high`;
 - `injection_rules_*`: patterns plus the lexical layer (`shared/safety/injection_lexicon.json`, trained
@@ -73,6 +73,12 @@ def brand_document_chunks() -> list[str]:
     return [c.content for d in documents["documents"] for c in chunk_text(d["content"])]
 
 
+def web_results() -> list[str]:
+    """The Tavily emulator's articles as research sees them (title, then content): marketing news, all benign."""
+    path = Path(__file__).parent / "local" / "emulators" / "data" / "tavily_corpus.json"
+    return [f"{a['title']}\n{a['content']}" for a in json.loads(path.read_text(encoding="utf-8"))]
+
+
 def _classifier_model() -> tuple[object, Callable[[], None]]:
     """The fast tier through the model router: the real Gemini if asked, else the emulator on loopback."""
     from google import genai
@@ -119,6 +125,9 @@ def main() -> int:
     chunks = brand_document_chunks()
     flagged = sum(scan(c).flagged for c in chunks)
     print(f"injection_brand_document_chunks_flagged: {flagged / len(chunks):.3f} ratio ({flagged} of {len(chunks)})")
+    pages = web_results()
+    flagged = sum(scan(p).flagged for p in pages)
+    print(f"injection_web_results_flagged: {flagged / len(pages):.3f} ratio ({flagged} of {len(pages)})")
     model, stop = _classifier_model()
     try:
         detector = InjectionDetector(model=model)  # type: ignore[arg-type]
