@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import flask
+import httpx
 import jwt
 import pytest
 from psycopg_pool import ConnectionPool
@@ -363,3 +364,19 @@ def test_every_redirect_is_checked_and_tavily_extracts_the_final_url(make_world:
     assert ("redirects to 'http://169.254.169.254/latest/meta-data/', which points at 169.254.169.254, a cloud "
             "metadata address") in (failed.error or "")
     assert _Site.hits == ["/press", "/press/2026", "/leak", "/leak/2"]
+
+
+def test_a_private_url_tavily_reports_back_fails_the_resource(make_world: Any,
+                                                              servers: dict[str, RunningServer]) -> None:
+    world = make_world(MUSE_URL_ALLOWLIST=".example.in")
+    owner = world.principal()
+    source = "https://marketing-desk.example.in/redirecting-story"
+    script = {"match": {"endpoint": "extract", "contains": "redirecting-story"}, "times": 1,
+              "response": {"json": {"results": [{"url": "http://10.1.2.3/admin", "raw_content": "# Admin\n\nsecret"}],
+                                    "failed_results": [], "response_time": 0.1}}}
+    httpx.post(f"{servers['tavily'].url}/_emulator/script", json={"rules": [script]}).raise_for_status()
+    accepted = world.service.submit_text(owner, TextResource(kind="url", url=source), workspace=None)
+    [reply] = world.pump()
+    view = world.service.get(owner, accepted.id)
+    assert reply["status"] == "failed" and view.chunk_count == 0
+    assert "points at 10.1.2.3, a private address" in (view.error or "")
