@@ -258,7 +258,7 @@ def test_a_pdf_beyond_the_quota_fails_at_ingest_naming_it(make_world: Any) -> No
 SECRET = BASE_ENV["SUPABASE_JWT_SECRET"]
 
 
-def test_the_api_answers_413_and_429_with_retry_after(make_world: Any, migrated_dsn: str,
+def test_the_api_answers_400_413_and_429_with_retry_after(make_world: Any, migrated_dsn: str,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     world = make_world(MUSE_KNOWLEDGE_DAILY_CHUNKS="6", MUSE_KNOWLEDGE_MAX_CHUNKS="5")
     os.environ.update({**BASE_ENV, "DATABASE_URL": migrated_dsn})
@@ -285,6 +285,10 @@ def test_the_api_answers_413_and_429_with_retry_after(make_world: Any, migrated_
         assert int(over.headers["Retry-After"]) == body["error"]["details"]["retry_after_seconds"] > 0
         message = body["error"]["message"]
         assert "MUSE_KNOWLEDGE_DAILY_CHUNKS" in message and "of its 6 chunks" in message
+        metadata = post(json={"kind": "url", "url": "http://169.254.169.254/latest/meta-data/"})
+        assert metadata.status_code == 400 and metadata.get_json()["error"]["code"] == "invalid_request"
+        assert metadata.get_json()["error"]["message"] == (
+            "`url` points at 169.254.169.254, a cloud metadata address; only public http(s) URLs can be ingested.")
     finally:
         get_settings.cache_clear()
 
