@@ -6,7 +6,6 @@ is kept verbatim (`merge_rewrite` enforces that whatever the writer returns).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal, cast
 
@@ -14,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.qa.judge import ASPECTS, CritiqueAspect
 from shared.qa.report import GateReport, QAReport
+from shared.safety.untrusted import quote_json
 
 
 class SelfCorrectionConfig(BaseModel):
@@ -118,7 +118,7 @@ def rewrite_instructions(plan: CorrectionPlan, item: str, current: Mapping[str, 
     lines = [f"Rewrite only these fields: {', '.join(fields)}."]
     if keep:
         lines.append(f"Return every other field ({', '.join(keep)}) exactly as it is now.")
-    lines.append("Current copy:\n" + json.dumps(dict(current), ensure_ascii=False, indent=1))
+    lines.append("Current copy:\n" + quote_json(dict(current), source="copy", label="current draft"))
     for name, critiques in fields.items():
         lines.append(f"Fix in `{name}`:\n- " + "\n- ".join(critiques))
     return "\n".join(lines)

@@ -29,7 +29,7 @@ from shared.campaigns.schemas import (
 from shared.campaigns.state import CampaignState
 from shared.domain import ConfirmedPayment
 from shared.memory.extract import ExtractedFacts
-from shared.ports import Finding, WorkspacePolicy
+from shared.ports import Finding, ReusedPlan, WorkspacePolicy
 from shared.qa.judge import JudgeVerdict
 from shared.safety.injection import InjectionVerdict
 from shared.summarize.schemas import SummaryDraft
@@ -47,8 +47,8 @@ RESEARCH = {"key_findings": [{"claim": INJECTED, "source_ids": ["web:1"]}], "opp
 
 
 def _runtime(model: ScriptedModel, *, constraints: dict[str, Any] | None = None, recall: list[str] | None = None,
-             web: list[Finding] | None = None) -> Any:
-    plans = SimpleNamespace(lookup=lambda *a: None, recall=lambda *a, **k: list(recall or []))
+             web: list[Finding] | None = None, reused: ReusedPlan | None = None) -> Any:
+    plans = SimpleNamespace(lookup=lambda *a: reused, recall=lambda *a, **k: list(recall or []))
     campaign = SimpleNamespace(budget_constraints=constraints or {})
     search = CannedSearch(findings=web or [])
     tools = standard_belt(ToolDeps(web=search, knowledge=search, documents=None, model=model))  # type: ignore[arg-type]
@@ -64,6 +64,15 @@ def test_injected_memory_cannot_add_channels_beyond_the_brief() -> None:
     planned = planner.plan(state, _runtime(model, recall=[INJECTED]))["plan"]  # type: ignore[arg-type]
     assert planned["channels"] == ["email"]
     assert set(planned["specialists"]) <= set(get_args(Specialist)) and len(planned["specialists"]) <= 3
+
+
+def test_a_plan_reused_from_memory_keeps_to_the_briefs_channels() -> None:
+    reused = ReusedPlan(task_id="t1", confidence=0.9, plan={**PLAN, "channels": ["email", "ad", "x_thread"]})
+    model = ScriptedModel()
+    state = {"kind": "campaign", "brief": {"title": "Diwali", "objective": "Sell", "channels": ["email"]},
+             "workspace_id": "w"}
+    planned = planner.plan(state, _runtime(model, reused=reused))["plan"]  # type: ignore[arg-type]
+    assert planned["channels"] == ["email"] and model.calls == []
 
 
 def test_injected_research_cannot_raise_the_budget_or_fund_other_channels() -> None:

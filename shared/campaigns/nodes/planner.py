@@ -24,6 +24,7 @@ def plan(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
     reused = deps.plans.lookup(state["workspace_id"], state["kind"], description)
     if reused is not None and not state.get("feedback"):
         planned = Plan.model_validate(reused.plan)
+        planned = planned.model_copy(update={"channels": brief_channels(planned, state["kind"], brief)})
         change = {"action": "reuse", "reason": f"a similar past {state['kind']} succeeded with this plan "
                   f"(confidence {reused.confidence:.2f})", "source_task": reused.task_id}
         return {"plan": planned.model_dump(), "course_changes": [change], "reviews": 0,
@@ -31,15 +32,25 @@ def plan(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
     prompt = plan_prompt(state["kind"], brief, remembered=deps.plans.recall(state["workspace_id"], description),
                          feedback=state.get("feedback") or [])
     out = deps.model.generate(tier="strong", system=PLANNER, prompt=prompt, schema=Plan)
-    result = out.value
-    limit = MAX_CHANNELS[state["kind"]]
-    channels = list(dict.fromkeys(brief.get("channels") or result.channels))[:limit]
-    queries = result.research_queries[: 2 if state["kind"] == "move" else 4]
-    specialists = list(dict.fromkeys(["web_research", "knowledge_research", *result.specialists]))
-    planned = result.model_copy(update={"channels": channels, "research_queries": queries,
-                                        "specialists": specialists[: 3 if state["kind"] == "move" else 5]})
+    planned = bounded_plan(out.value, kind=state["kind"], brief=brief)
     return {"plan": planned.model_dump(), "usage": usage_entries("plan", out), "reviews": 0,
             "specialists_run": None, "findings": None, "tool_runs": None}
+
+
+def brief_channels(proposed: Plan, kind: str, brief: dict[str, Any]) -> list[str]:
+    """The brief's channels when it names them (a plan, the model's or one reused from memory, picks only
+    when it names none), at most `MAX_CHANNELS` of the kind."""
+    return list(dict.fromkeys(brief.get("channels") or proposed.channels))[:MAX_CHANNELS[kind]]
+
+
+def bounded_plan(proposed: Plan, *, kind: str, brief: dict[str, Any]) -> Plan:
+    """The model's plan within what the brief and code decide: the brief's channels, a bounded number of
+    queries, and web and knowledge research always among the specialists."""
+    channels = brief_channels(proposed, kind, brief)
+    queries = proposed.research_queries[: 2 if kind == "move" else 4]
+    specialists = list(dict.fromkeys(["web_research", "knowledge_research", *proposed.specialists]))
+    return proposed.model_copy(update={"channels": channels, "research_queries": queries,
+                                       "specialists": specialists[: 3 if kind == "move" else 5]})
 
 
 def strategy(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
