@@ -10,7 +10,7 @@ conversations.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from psycopg import sql
 
@@ -46,7 +46,10 @@ _SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 _WORKSPACE = """
 SELECT id::text AS id, slug, name, settings, created_at FROM public.workspaces WHERE id = %s
 """
-_LOCK_CAMPAIGNS = "SELECT id::text AS id FROM public.campaigns WHERE workspace_id = %s ORDER BY id FOR UPDATE"
+_LOCK_CAMPAIGNS = """
+SELECT id::text AS id, coalesce(lease_until > now(), false) AS running
+FROM public.campaigns WHERE workspace_id = %s ORDER BY id FOR UPDATE
+"""
 _CONVERSATIONS = "SELECT id::text AS id FROM public.conversations WHERE workspace_id = %s"
 _INGEST_OUTBOX = """
 DELETE FROM public.step_outbox o
@@ -91,16 +94,28 @@ def table_rows(conn: Conn, table: str, workspace_id: str, *, leave_out: list[str
             yield record["row"]
 
 
-def erase(conn: Conn, workspace_id: str) -> tuple[dict[str, int], list[str]]:
-    """Delete the workspace's data in the caller's transaction; (rows deleted per table, erased thread ids).
+class Erased(NamedTuple):
+    """What `erase` did."""
 
-    The workspace's campaign rows are locked first: a step of one of them that is running now holds
-    the lock until its commit (whose writes this then deletes) or, starting later, finds its campaign
-    gone and cannot commit (`StepWrites` fences on the row). The sweeper finds nothing to redrive and
+    rows: dict[str, int]
+    """Table → rows deleted."""
+    threads: list[str]
+    """Thread ids whose checkpoints were deleted (campaigns, conversations)."""
+    running: int
+    """Campaigns whose step held a live lease: it cannot commit now, but what its nodes write on their own
+    connections before they stop (memory they learn) may land after this transaction."""
+
+
+def erase(conn: Conn, workspace_id: str) -> Erased:
+    """Delete the workspace's data in the caller's transaction.
+
+    The workspace's campaign rows are locked first: a step of one of them that is committing holds
+    the lock until its commit (whose writes this then deletes); one committing later finds its
+    campaign gone and cannot (`StepWrites` fences on the row). The sweeper finds nothing to redrive and
     deliveries still queued for these campaigns are acknowledged as unknown.
     """
-    campaigns = [r["id"] for r in conn.execute(_LOCK_CAMPAIGNS, (workspace_id,))]
-    threads = campaigns + [r["id"] for r in conn.execute(_CONVERSATIONS, (workspace_id,))]
+    locked = conn.execute(_LOCK_CAMPAIGNS, (workspace_id,)).fetchall()
+    threads = [r["id"] for r in locked] + [r["id"] for r in conn.execute(_CONVERSATIONS, (workspace_id,))]
     counts: dict[str, int] = {}
     for table in CHECKPOINT_TABLES:
         counts[table] = conn.execute(sql.SQL("DELETE FROM {} WHERE thread_id = ANY(%s)").format(
@@ -110,4 +125,4 @@ def erase(conn: Conn, workspace_id: str) -> tuple[dict[str, int], list[str]]:
     for table in sorted(tables, key=lambda t: (t not in FIRST_ERASED, t)):
         counts[table] = conn.execute(sql.SQL("DELETE FROM {} WHERE workspace_id = %s").format(
             sql.Identifier("public", table)), (workspace_id,)).rowcount
-    return counts, threads
+    return Erased(rows=counts, threads=threads, running=sum(1 for r in locked if r["running"]))

@@ -83,6 +83,10 @@ class ErasureReport(BaseModel):
     """Tables whose rows stay (payments and invoices by law, the audit log, membership)."""
     audit_entry_id: int | None
     """The audit entry recording this request (None: a replayed `Idempotency-Key` already has one)."""
+    steps_in_flight: int
+    """Campaign steps that were running: they can no longer commit, but memory their nodes learn before
+    they stop may land after this erasure; when this is above 0, repeat the DELETE once `MUSE_LEASE_SECONDS`
+    have passed."""
 
 
 @dataclass
@@ -162,11 +166,11 @@ class WorkspaceData:
                 f"Erasing workspace data is irreversible: send `confirm={workspace_id}` (the workspace's id) "
                 f"to confirm; got {shown}.", details={"field": "confirm", "value": confirm, "expected": workspace_id})
         with as_service(self.pool) as conn:
-            counts, threads = db.erase(conn, workspace_id)
-            erased = {table: n for table, n in counts.items() if n}
+            done = db.erase(conn, workspace_id)
+            erased = {table: n for table, n in done.rows.items() if n}
             entry = audit.record(conn, workspace_id=workspace_id, actor=str(principal.user_id),
                                  action="workspace.erase_requested", target_type="workspace", target_id=workspace_id,
-                                 details={"rows": erased, "threads": len(threads)},
+                                 details={"rows": erased, "threads": len(done.threads)},
                                  key=None if idempotency_key is None else f"erase:{idempotency_key}")
         try:
             removed_files = self.files.remove_under(f"{workspace_id}/")
@@ -181,7 +185,7 @@ class WorkspaceData:
                  removed_files, removed_keys)
         return ErasureReport(workspace_id=workspace_id, erased=erased, storage_objects_removed=removed_files,
                              cache_keys_removed=removed_keys, kept=sorted(db.RETAINED_TABLES),
-                             audit_entry_id=entry)
+                             audit_entry_id=entry, steps_in_flight=done.running)
 
 
 def _dumps(value: Any) -> str:

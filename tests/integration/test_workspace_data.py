@@ -230,7 +230,7 @@ class TestExportThenErase:
         after = census(stack.dsn, mine, threads)
         assert {t: n for t, n in after.items() if n and t not in KEPT} == {}
         assert after["payments"] == before["payments"] > 0
-        assert report.storage_objects_removed >= 1 and report.cache_keys_removed == 1
+        assert report.storage_objects_removed >= 1 and report.cache_keys_removed == 1 and report.steps_in_flight == 0
         assert stack.files.list_under(f"{mine}/") == [] and cache_keys(stack.cache, mine) == []
         with connect(stack.dsn) as conn:
             erased = conn.execute("SELECT actor, details FROM public.audit_log WHERE workspace_id = %s "
@@ -281,7 +281,8 @@ class TestExportThenErase:
         campaign_id = h.create(owner)
         threads = ThreadRepository(stack.pool)
         grant = threads.acquire(campaign_id, owner="step-1", seconds=30, message={"kind": "start"})
-        stack.data.erase(owner, None, confirm=stack.workspace_id(owner), idempotency_key=None)
+        report = stack.data.erase(owner, None, confirm=stack.workspace_id(owner), idempotency_key=None)
+        assert report.steps_in_flight == 1
         writes = StepWrites(stack.pool, Fence(str(campaign_id), grant.fence))
         with pytest.raises(LeaseLost):
             writes.commit(lambda conn: None)
