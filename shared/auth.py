@@ -90,6 +90,12 @@ def choose_workspace(memberships: list[str], principal: Principal, requested: st
     if not memberships:
         raise Unauthorized("The token's user belongs to no workspace (or no longer exists); sign in with an "
                            "invited account, or ask an owner to invite you.")
+    if requested is not None:
+        try:
+            UUID(requested)
+        except ValueError as exc:
+            raise InvalidRequest(f"`X-Workspace-Id` must be a workspace id (a UUID); got {requested!r}.",
+                                 details={"field": "X-Workspace-Id", "value": requested}) from exc
     wanted = requested or principal.requested_workspace
     if wanted:
         if wanted not in memberships:

@@ -91,6 +91,33 @@ class ReadingLevel(_Strict):
     max_grade: float = Field(ge=1, le=20)
 
 
+_WHITESPACE = "\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+
+
+def _stripped(longest: int) -> str:
+    """The pattern of a string that, stripped of Unicode White_Space, is 1 to `longest` characters, no NUL
+    (as `shared.api.models.stripped_pattern` states every stripped field)."""
+    keep = f"[^{_WHITESPACE}\\x00]"
+    return f"^[{_WHITESPACE}]*(?:{keep}(?:[^\\x00]{{0,{longest - 2}}}{keep})?)[{_WHITESPACE}]*$"
+
+
+_SENTENCE = {"type": "string", "minLength": 1, "pattern": _stripped(500)}
+_TERM_MAPPING = {"type": "object", "maxProperties": 200,
+                 "propertyNames": {"type": "string", "minLength": 1, "pattern": _stripped(80)},
+                 "additionalProperties": {"anyOf": [{"type": "string", "pattern": "^$|" + _stripped(80)},
+                                                    {"type": "null"}]}}
+
+
+def _or_shorthand(schema: dict[str, Any], shorthand: dict[str, Any], key: str | None = None) -> None:
+    """State in the JSON Schema that `schema` (or its `key` subschema) may also be sent in its shorthand form."""
+    if key is not None:
+        schema[key] = {"anyOf": [schema[key], shorthand]}
+        return
+    full = dict(schema)
+    schema.clear()
+    schema["anyOf"] = [full, shorthand]
+
+
 class BrandKit(_Strict):
     """Everything the QA gate holds copy to, and the writer's brand context."""
 
@@ -101,12 +128,14 @@ class BrandKit(_Strict):
     do_examples: list[Sentence] = Field(default_factory=list, max_length=20)
     dont_examples: list[Sentence] = Field(default_factory=list, max_length=20)
     approved_terms: list[ApprovedTerm] = Field(default_factory=list, max_length=200)
-    banned_terms: list[BannedTerm] = Field(default_factory=list, max_length=200)
+    banned_terms: list[BannedTerm] = Field(default_factory=list, max_length=200,
+                                           json_schema_extra=lambda schema: _or_shorthand(schema, _TERM_MAPPING))
     required_terms: list[RequiredTerm] = Field(default_factory=list, max_length=20)
     prohibited_claims: list[ProhibitedClaim] = Field(default_factory=list, max_length=30)
     approved_claims: list[Sentence] = Field(default_factory=list, max_length=50)
     """Substantiated claims copy may make verbatim: superlatives and numbers in them count as supported."""
-    required_disclaimers: dict[ContentType, list[Sentence]] = Field(default_factory=dict)
+    required_disclaimers: dict[ContentType, list[Sentence]] = Field(
+        default_factory=dict, json_schema_extra=lambda schema: _or_shorthand(schema, _SENTENCE, "additionalProperties"))
     """Content type → disclaimers that must appear verbatim in its copy."""
     personas: list[Persona] = Field(default_factory=list, max_length=10)
     products: list[Product] = Field(default_factory=list, max_length=50)
@@ -135,7 +164,7 @@ class BrandKit(_Strict):
     @field_validator("banned_terms", mode="before")
     @classmethod
     def _mapping_shorthand(cls, value: Any) -> Any:
-        if isinstance(value, dict):
+        if isinstance(value, dict) and all(sub is None or isinstance(sub, str) for sub in value.values()):
             return [{"term": term, "substitution": sub or None} for term, sub in value.items()]
         return value
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
@@ -96,7 +97,8 @@ def check_text(value: str, field: str) -> None:
     """Raise `InvalidRequest` naming `field` if `value` cannot be stored as text."""
     problem = text_problem(value)
     if problem is not None:
-        raise InvalidRequest(f"`{field}` {problem}.", details={"field": field})
+        shown = field.replace("\x00", "\\u0000").encode("utf-8", "backslashreplace").decode()
+        raise InvalidRequest(f"`{shown}` {problem}.", details={"field": shown})
 
 
 def check_json_strings(data: Any) -> None:
@@ -138,6 +140,14 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number; send a finite number or null")
 
 
+def _number(text: str) -> int | float:
+    """A JSON number as JSON Schema reads it: `1.0` is the integer 1; one beyond float range is refused."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range; send a finite number")
+    return int(value) if value.is_integer() else value
+
+
 def read_json(request: flask.Request, *, max_depth: int | None = None) -> Any:
     """The request's JSON body, or `InvalidRequest`: not JSON, too deep, `NaN`, or a string Postgres refuses.
 
@@ -152,7 +162,7 @@ def read_json(request: flask.Request, *, max_depth: int | None = None) -> Any:
         raise InvalidRequest(f"The JSON body nests arrays/objects deeper than {max_depth} levels "
                              "(MUSE_JSON_MAX_DEPTH); flatten it.", details={"max_depth": max_depth})
     try:
-        data = json.loads(raw, parse_constant=_refuse_constant)
+        data = json.loads(raw, parse_constant=_refuse_constant, parse_float=_number)
     except (ValueError, RecursionError) as exc:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}.") from exc
     check_json_strings(data)
@@ -165,6 +175,9 @@ def check_request_text(request: flask.Request, path_params: Iterable[tuple[str, 
         check_text(value, name)
     check_text(request.path, "path")
     for name, values in request.args.lists():
+        if not name:
+            raise InvalidRequest("A query parameter has no name (`?=value`); name it or leave it out.",
+                                 details={"field": "(query)", "value": values})
         check_text(name, f"{name} (a query parameter name)")
         for value in values:
             check_text(value, name)
@@ -180,10 +193,14 @@ def check_request_text(request: flask.Request, path_params: Iterable[tuple[str, 
 
 
 def parse_body(request: flask.Request, model: type[M], *, max_depth: int | None = None) -> M:
-    """Validate a JSON body into `model`, or raise `InvalidRequest` naming each bad field and the fix."""
+    """Validate a JSON body into `model`, or raise `InvalidRequest` naming each bad field and the fix.
+
+    Validation is pydantic's strict JSON mode, the types JSON Schema states: `"5"` is not an integer and
+    `0` not a boolean, while `1.0` is the integer 1 (dates, UUIDs and enums are strings, as in the document).
+    """
     data = read_json(request, max_depth=max_depth)
     try:
-        return model.model_validate(data)
+        return model.model_validate_json(json.dumps(data), strict=True)
     except ValidationError as exc:
         problems = [
             {"field": ".".join(str(p) for p in err["loc"]) or "(body)", "problem": err["msg"]}

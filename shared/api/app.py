@@ -11,7 +11,7 @@ import flask
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from shared.api.listing import CampaignQuery
-from shared.api.models import CreateCampaign, Decision
+from shared.api.models import IDEMPOTENCY_KEY_PATTERN, MAX_EVENT_ID, CreateCampaign, Decision
 from shared.api.modules import routes
 from shared.api.openapi import openapi_document
 from shared.api.service import Api
@@ -26,8 +26,6 @@ from shared.settings import get_settings
 
 _ID = r"(?P<campaign_id>[^/]+)"
 _PREFIX = r"^(?:/api)?/v1"
-MAX_EVENT_ID = 2**63 - 1
-"""Event ids are Postgres `bigint`s."""
 
 
 @lru_cache(maxsize=1)
@@ -57,8 +55,9 @@ def create_campaign(request: flask.Request) -> flask.Response:
     principal = _principal(request)
     body = parse_body(request, CreateCampaign)
     key = request.headers.get("Idempotency-Key")
-    if key is not None and not (1 <= len(key) <= 200):
-        raise InvalidRequest("`Idempotency-Key` must be 1–200 characters.")
+    if key is not None and not re.fullmatch(IDEMPOTENCY_KEY_PATTERN, key):
+        raise InvalidRequest(f"`Idempotency-Key` must be 1-200 printable ASCII characters without leading or "
+                             f"trailing spaces; got {key!r}.", details={"field": "Idempotency-Key"})
     accepted, _ = api().create_campaign(principal, body, idempotency_key=key,
                                         workspace=request.headers.get("X-Workspace-Id"))
     return json_response(accepted.model_dump(mode="json"), 202)

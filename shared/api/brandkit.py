@@ -16,13 +16,14 @@ from typing import Annotated, Any
 import flask
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, ValidationInfo, field_validator
 
-from shared.api.spec import errors, json_content
-from shared.auth import Principal, verify_token
+from shared.api.spec import TEXT_PATTERN, errors, json_content
+from shared.auth import Principal, choose_workspace, verify_token
 from shared.brandkit import BrandKit
+from shared.db import audit
 from shared.db import brandkits as db
 from shared.db.campaigns import memberships
 from shared.db.pool import Conn, Pool, as_user, create_pool
-from shared.errors import Conflict, InvalidRequest, NotFound, Unauthorized
+from shared.errors import Conflict, InvalidRequest
 from shared.http import json_response, parse_body
 from shared.integrations.gemini import structured_model
 from shared.ports import StructuredModel
@@ -47,10 +48,22 @@ class KitDocument(BaseModel):
     kit: BrandKit
 
 
+def _fields_by_content_type(schema: dict[str, Any]) -> None:
+    """State in the schema what `_match_content_type` enforces: each content type's own fields and kinds."""
+    text = {"type": "string", "maxLength": MAX_TEXT, "pattern": TEXT_PATTERN}
+    schema["oneOf"] = [{"properties": {
+        "content_type": {"const": name},
+        "fields": {"type": "object", "additionalProperties": False,
+                   "required": [f.name for f in spec.fields if f.required],
+                   "properties": {f.name: {"type": "array", "items": text, "maxItems": MAX_ITEMS}
+                                  if f.kind == "list" else text for f in spec.fields}}}}
+        for name, spec in CONTENT_SPECS.items()]
+
+
 class QACheck(BaseModel):
     """`POST /api/v1/qa/check`: copy to gate against the caller's brand kit."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_fields_by_content_type)
 
     content_type: ContentType
     fields: dict[str, str | list[str]] = Field(min_length=1)
@@ -120,6 +133,8 @@ class BrandKitApi:
                     raise Conflict(f"The brand kit is at version {current}, not {if_match}: someone saved in "
                                    "between. GET it, reapply your change and PUT with the new If-Match.")
             version, updated_at = db.save_kit(conn, workspace_id, kit.model_dump(mode="json"))
+            audit.record(conn, workspace_id=workspace_id, actor=str(principal.user_id), action="brand_kit.updated",
+                         target_type="brand_kit", target_id=workspace_id, details={"version": version})
         return KitDocument(workspace_id=workspace_id, version=version, updated_at=updated_at, kit=kit)
 
     def check(self, principal: Principal, workspace: str | None, body: QACheck) -> tuple[QAReport, int]:
@@ -150,17 +165,7 @@ def service() -> BrandKitApi:
 
 
 def _workspace(conn: Conn, principal: Principal, requested: str | None) -> str:
-    mine = memberships(conn)
-    wanted = requested or principal.requested_workspace
-    if wanted:
-        if wanted not in mine:
-            raise NotFound(f"Workspace {wanted!r} does not exist or you are not a member.")
-        return wanted
-    if not mine:
-        raise Unauthorized("Your account belongs to no workspace; ask an owner to invite you.")
-    if len(mine) > 1:
-        raise InvalidRequest("You belong to several workspaces: send `X-Workspace-Id` to choose one.")
-    return mine[0]
+    return choose_workspace(memberships(conn), principal, requested)
 
 
 def _stored(data: dict[str, Any]) -> BrandKit:

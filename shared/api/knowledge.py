@@ -20,11 +20,12 @@ from uuid import UUID
 import flask
 from pydantic import BaseModel, ValidationError
 
-from shared.api.spec import errors, json_content
+from shared.api.spec import NOT_BLANK_PATTERN, TEXT_PATTERN, errors, json_content
 from shared.auth import Principal, verify_token
 from shared.errors import InvalidRequest, PayloadTooLarge
 from shared.http import json_response, parse_body
 from shared.knowledge.models import (
+    MAX_TAGS,
     ResourceAccepted,
     ResourceView,
     SearchQuery,
@@ -106,6 +107,9 @@ def search(request: flask.Request) -> flask.Response:
     args: dict[str, Any] = {}
     for name in request.args:
         values = request.args.getlist(name)
+        if name in _LISTS and any(not part.strip() for value in values for part in value.split(",")):
+            raise InvalidRequest(f"`{name}` has an empty value in {values!r}; send values separated by commas, "
+                                 "or leave the parameter out.", details={"field": name, "value": values})
         args[name] = _listed(values) if name in _LISTS else values[-1]
     query = _validated(SearchQuery, args, "search parameters")
     result = service().search(principal, query, workspace=request.headers.get("X-Workspace-Id"))
@@ -122,29 +126,72 @@ def fetch(request: flask.Request, document_id: str) -> flask.Response:
     return json_response(service().get(principal, parsed).model_dump(mode="json"))
 
 
+def delete(request: flask.Request, document_id: str) -> flask.Response:
+    """Delete the resource, its chunks, embeddings and stored original; 204."""
+    principal = _principal(request)
+    try:
+        parsed = UUID(document_id)
+    except ValueError as exc:
+        raise InvalidRequest(f"{document_id!r} is not a knowledge resource id; ids are UUIDs.") from exc
+    service().delete(principal, parsed)
+    return flask.Response(status=204)
+
+
 ROUTES: list[tuple[str, re.Pattern[str], Callable[..., flask.Response]]] = [
     ("POST", re.compile(_PREFIX + r"/knowledge/?$"), submit),
     ("GET", re.compile(_PREFIX + r"/knowledge/search/?$"), search),
     ("GET", re.compile(_PREFIX + r"/knowledge/(?!search/?$)(?P<document_id>[^/]+)/?$"), fetch),
+    ("DELETE", re.compile(_PREFIX + r"/knowledge/(?!search/?$)(?P<document_id>[^/]+)/?$"), delete),
 ]
+
+
+_TAG = {"type": "string", "minLength": 1, "maxLength": 50, "pattern": "^[^,\\x00]*[^\\s,\\x00][^,\\x00]*$",
+        "description": "Lower-cased; a comma separates tags."}
+_UPLOAD_TYPES = "text/plain, text/markdown, text/html, application/pdf"
+
+
+def _search_parameters() -> list[dict[str, Any]]:
+    """The query parameters of a search, from `SearchQuery` (lists: repeat the parameter or use commas)."""
+    fields = SearchQuery.model_json_schema()["properties"]
+    kinds = fields["type"]["anyOf"][0]
+    return [
+        {"name": "q", "in": "query", "required": True,
+         "schema": {"type": "string", "minLength": 1, "maxLength": fields["q"]["maxLength"],
+                    "pattern": NOT_BLANK_PATTERN}},
+        {"name": "k", "in": "query", "required": False,
+         "schema": {key: fields["k"][key] for key in ("type", "minimum", "maximum", "default")}},
+        {"name": "type", "in": "query", "required": False, "style": "form", "explode": True, "schema": kinds},
+        {"name": "tags", "in": "query", "required": False, "style": "form", "explode": True,
+         "schema": {"type": "array", "items": _TAG, "maxItems": MAX_TAGS}},
+        {"name": "mode", "in": "query", "required": False,
+         "schema": {key: fields["mode"][key] for key in ("type", "enum", "default")}},
+    ]
 
 
 PATHS: dict[str, Any] = {
     "/api/v1/knowledge": {"post": {
         "summary": "Add a resource (text, Markdown, HTML, URL as JSON; PDF etc. as multipart `file`)",
+        "description": "JSON: `content` is required (not blank) unless `kind` is `url`, which needs `url` (a public "
+                       "http(s) URL) and no `content`. Upload: the file's kind comes from `kind`, else its "
+                       "extension (.pdf, .md, .html, .txt), else its media type; a PDF must start with `%PDF-`, "
+                       "text and Markdown must decode (UTF-8 unless the part names a charset), and it must not "
+                       "be empty. Each refusal is a 400 naming the rule.",
         "requestBody": {"required": True, "content": {
             **json_content(TextResource),
-            "multipart/form-data": {"schema": {"type": "object", "properties": {
-                "file": {"type": "string", "format": "binary"}, "title": {"type": "string"},
-                "kind": {"type": "string"}, "tags": {"type": "string"}}, "required": ["file"]}}}},
+            "multipart/form-data": {
+                "schema": {"type": "object", "required": ["file"], "additionalProperties": False, "properties": {
+                    "file": {"type": "string", "format": "binary"},
+                    "title": {"type": "string", "minLength": 1, "maxLength": 300, "pattern": TEXT_PATTERN},
+                    "kind": {"type": "string", "enum": ["text", "markdown", "html", "pdf"]},
+                    "tags": {"type": "array", "items": _TAG, "maxItems": MAX_TAGS}}},
+                "encoding": {"file": {"contentType": _UPLOAD_TYPES}}}}},
         "responses": {"202": {"description": "Accepted; ingestion runs as chained steps",
-                              "content": json_content(ResourceAccepted)}, **errors(400, 401, 503)},
+                              "headers": {"Location": {"description": "The resource", "schema": {"type": "string"}}},
+                              "content": json_content(ResourceAccepted)}, **errors(400, 401, 413, 429, 503)},
     }},
     "/api/v1/knowledge/search": {"get": {
         "summary": "Hybrid (vector + full text, reciprocal rank fusion) search with citations",
-        "parameters": [{"name": n, "in": "query", "required": n == "q", "schema": {"type": t}}
-                       for n, t in (("q", "string"), ("k", "integer"), ("type", "string"),
-                                    ("tags", "string"), ("mode", "string"))],
+        "parameters": _search_parameters(),
         "responses": {"200": {"description": "Chunks with citations", "content": json_content(SearchResponse)},
                       **errors(400, 401)},
     }},
@@ -154,6 +201,11 @@ PATHS: dict[str, Any] = {
                         "schema": {"type": "string", "format": "uuid"}}],
         "responses": {"200": {"description": "The resource", "content": json_content(ResourceView)},
                       **errors(400, 401, 404)},
+    }, "delete": {
+        "summary": "Delete a resource with its chunks, embeddings and stored original (audited)",
+        "parameters": [{"name": "document_id", "in": "path", "required": True,
+                        "schema": {"type": "string", "format": "uuid"}}],
+        "responses": {"204": {"description": "Deleted"}, **errors(400, 401, 404, 503)},
     }},
 }
 MODELS: tuple[type, ...] = (TextResource, ResourceAccepted, ResourceView, SearchResponse)

