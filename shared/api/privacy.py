@@ -22,12 +22,11 @@ import flask
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.api.spec import errors, json_content
-from shared.auth import Principal, verify_token
+from shared.auth import Principal, choose_workspace, verify_token
 from shared.db import audit
 from shared.db import privacy as db
 from shared.db.campaigns import memberships
 from shared.db.pool import Conn, Pool, as_user, create_pool
-from shared.errors import InvalidRequest, NotFound, Unauthorized
 from shared.http import json_response, parse_body
 from shared.safety.pii import KINDS, PiiKind, PiiMode, PiiPolicy
 from shared.settings import get_settings
@@ -100,17 +99,7 @@ def _document(workspace_id: str, stored: db.StoredPrivacy) -> PrivacyDocument:
 
 
 def _workspace(conn: Conn, principal: Principal, requested: str | None) -> str:
-    mine = memberships(conn)
-    wanted = requested or principal.requested_workspace
-    if wanted:
-        if wanted not in mine:
-            raise NotFound(f"Workspace {wanted!r} does not exist or you are not a member.")
-        return wanted
-    if not mine:
-        raise Unauthorized("Your account belongs to no workspace; ask an owner to invite you.")
-    if len(mine) > 1:
-        raise InvalidRequest("You belong to several workspaces: send `X-Workspace-Id` to choose one.")
-    return mine[0]
+    return choose_workspace(memberships(conn), principal, requested)
 
 
 @lru_cache(maxsize=1)

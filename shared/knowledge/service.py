@@ -27,7 +27,7 @@ from uuid import UUID
 from pydantic import ValidationError
 from qstash import Receiver
 
-from shared.auth import Principal
+from shared.auth import Principal, choose_workspace
 from shared.db import audit
 from shared.db import knowledge as db
 from shared.db import outbox as outbox_db
@@ -43,7 +43,6 @@ from shared.errors import (
     PayloadTooLarge,
     PermanentStepError,
     QuotaExceeded,
-    Unauthorized,
 )
 from shared.integrations.embeddings import embedder_from_settings
 from shared.integrations.gemini import structured_model
@@ -186,17 +185,7 @@ class KnowledgeService:
     # ------------------------------------------------------------------------------------------ submit
 
     def _workspace(self, conn: Any, principal: Principal, requested: str | None) -> str:
-        mine = memberships(conn)
-        wanted = requested or principal.requested_workspace
-        if wanted:
-            if wanted not in mine:
-                raise NotFound(f"Workspace {wanted!r} does not exist or you are not a member.")
-            return wanted
-        if not mine:
-            raise Unauthorized("Your account belongs to no workspace; ask an owner to invite you.")
-        if len(mine) > 1:
-            raise InvalidRequest("You belong to several workspaces: send `X-Workspace-Id` to choose one.")
-        return mine[0]
+        return choose_workspace(memberships(conn), principal, requested)
 
     def submit_text(self, principal: Principal, body: TextResource, *, workspace: str | None) -> ResourceAccepted:
         """Accept inline text, Markdown, HTML or a URL (a public one: checked after DNS, 400 naming the rule)."""

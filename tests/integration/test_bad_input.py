@@ -199,7 +199,8 @@ class TestPrincipal:
 
     def test_a_user_that_does_not_exist_is_401_not_404(self, served: Served) -> None:
         ghost = token(str(uuid.uuid4()), str(uuid.uuid4()))
-        for path in ("/api/v1/campaigns", "/api/v1/brand-kit"):
+        for path in ("/api/v1/campaigns", "/api/v1/brand-kit", "/api/v1/knowledge/search?q=tea",
+                     "/api/v1/workspace/privacy", "/api/v1/audit", "/api/v1/workspace/export"):
             error = _error(served.client().get(path, headers={"Authorization": f"Bearer {ghost}"}), 401)
             assert "no workspace" in error["message"]
 
