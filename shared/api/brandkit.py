@@ -185,8 +185,9 @@ def _if_match(request: flask.Request) -> int | None:
     if raw is None:
         return None
     value = raw.strip().removeprefix("W/").strip('"')
-    if not value.isdigit():
-        raise InvalidRequest(f"`If-Match` must be a brand-kit version number, got {raw!r}.")
+    if not (value.isascii() and value.isdigit() and len(value) <= 18):
+        raise InvalidRequest(f"`If-Match` must be a brand-kit version number (ASCII digits), got {raw!r}.",
+                             details={"field": "If-Match", "value": raw})
     return int(value)
 
 
@@ -226,6 +227,10 @@ PATHS: dict[str, Any] = {
                 "responses": {"200": {"description": "The kit", "content": json_content(KitDocument)},
                               **errors(401, 404)}},
         "put": {"summary": "Replace the brand kit (validated); bumps the version",
+                "parameters": [{"name": "If-Match", "in": "header", "required": False,
+                                "schema": {"type": "string", "pattern": '^(?:W/)?"?[0-9]{1,18}"?$'},
+                                "description": "The version you read (its ETag): the PUT is refused with a 409 "
+                                               "if someone saved in between."}],
                 "requestBody": {"required": True, "content": json_content(BrandKit)},
                 "responses": {"200": {"description": "The stored kit", "content": json_content(KitDocument)},
                               **errors(400, 401, 409)}},

@@ -37,6 +37,7 @@ from infra.local.token import mint
 from shared.api import app as api_app
 from shared.api import brandkit
 from shared.api import knowledge as knowledge_api
+from shared.api.modules import MODULES
 from shared.api.service import Api
 from shared.db.pool import connect, create_pool
 from shared.db.workspaces import ensure_workspace
@@ -98,6 +99,15 @@ def _function(name: str) -> Any:
     return app, sys.modules["main"]
 
 
+def _forget_instances() -> None:
+    """Drop the per-instance settings and services the route modules built for an earlier environment."""
+    get_settings.cache_clear()
+    for module in (api_app, *MODULES):
+        built = getattr(module, "service", None) or getattr(module, "api", None)
+        if hasattr(built, "cache_clear"):
+            built.cache_clear()
+
+
 @pytest.fixture(scope="module")
 def served(migrated_dsn: str) -> Iterator[Served]:
     """Both functions over real Postgres with their network dependencies local (module scope: one build)."""
@@ -119,7 +129,7 @@ def served(migrated_dsn: str) -> Iterator[Served]:
     with pytest.MonkeyPatch.context() as patch:
         for name, value in env.items():
             patch.setenv(name, value)
-        get_settings.cache_clear()
+        _forget_instances()
         world = build_world(migrated_dsn, pool, servers)
         api = Api(settings=get_settings(), pool=pool, queue=queue, phonepe_factory=FakePhonePe)
         judge = GuidelineJudge()
@@ -134,7 +144,7 @@ def served(migrated_dsn: str) -> Iterator[Served]:
         try:
             yield Served(app=app, queue=queue, dsn=migrated_dsn)
         finally:
-            get_settings.cache_clear()
+            _forget_instances()
             world.service.store.client.session.close()  # type: ignore[attr-defined]
             pool.close()
             for server in servers.values():

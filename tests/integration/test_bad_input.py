@@ -194,6 +194,15 @@ class TestLastEventId:
         assert "event: campaign.created" in response.get_data(as_text=True)
 
 
+class TestIfMatch:
+    """`If-Match: ²` passed `str.isdigit()` and `int()` raised: a 500 on every brand-kit PUT carrying one."""
+
+    @pytest.mark.parametrize("value", ["\u00b2", '"\u0661"', "1" * 40])
+    def test_only_ascii_digits(self, served: Served, member: dict[str, str], value: str) -> None:
+        response = served.client().put("/api/v1/brand-kit", json={}, headers={**member, "If-Match": value})
+        assert _error(response, 400)["details"]["field"] == "If-Match"
+
+
 class TestPrincipal:
     """A verified token is a caller only if it is a user's (`role` authenticated) whom Muse knows."""
 
