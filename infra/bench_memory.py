@@ -36,6 +36,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Durability
 
+from shared.chat.agent import MemorySink
 from shared.conversations import ChatDeps, ChatReply, CompactionPolicy, compile_chat_graph, run_turn
 from shared.conversations.fake import EchoChatModel
 from shared.db.conversations import ConversationRepository, thread_storage
@@ -182,7 +183,7 @@ def bench_conversations(dsn: str, turns: int, default_time_limit: float, *, with
               "add_messages as its reducer")
     try:
         model = EchoChatModel(summarizer=ExtractiveModel(context_tokens=FAKE_CONTEXT_TOKENS), keep_prompts=False)
-        deps = ChatDeps(model=model, messages=ConversationRepository(pool), policy=policy)
+        deps = ChatDeps(model=model, events=MemorySink(), messages=ConversationRepository(pool), policy=policy)
         checkpointer = create_checkpointer(pool)
         bounded = compile_chat_graph(checkpointer)
         default = default_chat_graph(policy.trigger_items).compile(checkpointer=checkpointer)

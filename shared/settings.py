@@ -19,7 +19,8 @@ from pydantic_settings.exceptions import SettingsError
 from shared.errors import ConfigurationError
 
 FunctionName = Literal[
-    "api", "planner", "research", "content", "qa", "payments", "execution", "phonepe_webhook", "ingest", "sweeper"
+    "api", "planner", "research", "content", "qa", "payments", "execution", "phonepe_webhook", "ingest", "sweeper",
+    "chat",
 ]
 """Every deployable function; each is its own Cloud Run service."""
 
@@ -218,6 +219,32 @@ class Settings(BaseSettings):
     """Ask the fast tier about chunks the patterns find borderline; off, they stay `medium` (kept, quoted)."""
     injection_classifier_max_calls: int = Field(20, alias="MUSE_INJECTION_CLASSIFIER_MAX_CALLS", ge=0)
     """Classifier calls per ingested resource; borderline chunks past it stay `medium`."""
+
+    # Chat caches on Upstash Redis (issue 8, shared.chat.caches): lifetimes, and how an outage is cut short.
+    chat_session_cache_seconds: int = Field(1800, alias="MUSE_CHAT_SESSION_CACHE_SECONDS", ge=1)
+    """How long a conversation's recent window stays cached after its last message."""
+    chat_canon_cache_seconds: int = Field(7 * 86400, alias="MUSE_CHAT_CANON_CACHE_SECONDS", ge=1)
+    """Lifetime of a cached canon entry (keyed by canon version, so an edited canon is never served stale)."""
+    chat_knowledge_cache_seconds: int = Field(86400, alias="MUSE_CHAT_KNOWLEDGE_CACHE_SECONDS", ge=1)
+    """Lifetime of cached knowledge-search results (keyed by the workspace's knowledge version)."""
+    chat_cache_timeout_seconds: float = Field(0.5, alias="MUSE_CHAT_CACHE_TIMEOUT_SECONDS", gt=0)
+    """Longest a cache call may take; past it the call counts as a miss."""
+    chat_cache_cooldown_seconds: float = Field(10.0, alias="MUSE_CHAT_CACHE_COOLDOWN_SECONDS", ge=0)
+    """After a failed cache call, the caches are skipped (all misses) this long before Redis is tried again."""
+
+    # Chat runtime (issue 8, shared.chat): durable turns with a lease, streamed as SSE or AG-UI.
+    chat_lease_seconds: float = Field(15.0, alias="MUSE_CHAT_LEASE_SECONDS", gt=0)
+    """A running chat turn renews its lease every third of this; a turn whose process died is healed after it."""
+    chat_turn_seconds: float = Field(240.0, alias="MUSE_CHAT_TURN_SECONDS", gt=0)
+    """Wall time one chat turn may take; past it the turn ends with a retryable `error` event."""
+    chat_stream_max_seconds: float = Field(600.0, alias="MUSE_CHAT_STREAM_MAX_SECONDS", gt=0)
+    """A chat event stream ends after this long (the turn goes on); clients reconnect with `Last-Event-ID`."""
+
+    # Chat turns (issue 8): the bounds of the Tier 1 orchestrator.
+    chat_max_tool_rounds: int = Field(6, alias="MUSE_CHAT_MAX_TOOL_ROUNDS", ge=1, le=20)
+    """Model calls one chat turn may make; the last one has function calling off, so it answers."""
+    chat_max_turn_seconds: float = Field(90.0, alias="MUSE_CHAT_MAX_TURN_SECONDS", gt=0)
+    """Wall time after which a turn's next model call has function calling off and answers with what it has."""
 
 
 @lru_cache(maxsize=1)

@@ -20,8 +20,12 @@ from shared.conversations.compaction import (
 )
 from shared.conversations.graph import (
     ChatDeps,
+    ChatOptions,
     ChatReply,
     ChatState,
+    Orchestrator,
+    TurnAnswer,
+    TurnInput,
     TurnResult,
     TurnUnfinished,
     build_chat_graph,
@@ -34,12 +38,16 @@ from shared.conversations.graph import (
 
 __all__ = [
     "ChatDeps",
+    "ChatOptions",
     "ChatReply",
     "ChatState",
     "Compaction",
     "CompactionPolicy",
     "HistoryItem",
+    "Orchestrator",
     "RollingSummary",
+    "TurnAnswer",
+    "TurnInput",
     "TurnResult",
     "TurnUnfinished",
     "build_chat_graph",

@@ -43,6 +43,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command, Durability
 from pydantic import BaseModel
 
+from shared.chat.events import EventSink, MessageEvent
 from shared.conversations.compaction import (
     CompactionPolicy,
     HistoryItem,
@@ -76,6 +77,13 @@ class ChatState(TypedDict, total=False):
     reply: str
     summary: dict[str, Any]
     """`RollingSummary` as JSON: cited claims about every message up to its `through_seq`."""
+    confirm: str | None
+    """The request's explicit confirmation of the current turn: the id of the pending action it confirms."""
+    pending_action: dict[str, Any] | None
+    """An action the orchestrator proposed (deciding, paying) that waits for the user's confirmation in the
+    next turn; see `shared.chat.campaign_tools`."""
+    usage: list[dict[str, Any]]
+    """Token usage of the current turn's model calls and tools (the `done` event's `usage`)."""
 
 
 class ChatReply(BaseModel):
@@ -110,13 +118,70 @@ class MessageStore(Protocol):
 
 
 @dataclass(frozen=True)
+class ChatOptions:
+    """What the request asks of one turn (`modelPreference`, `context.includeResources`, `.enableWebSearch`)."""
+
+    model_preference: str = "strong"
+    """`fast`, `strong`, or a model id the workspace's router knows (`shared.chat.agent.resolve_model`)."""
+    include_resources: bool = True
+    """Offer knowledge_search / knowledge_fetch over the workspace's documents."""
+    enable_web_search: bool = False
+    """Offer web_search."""
+
+
+@dataclass(frozen=True)
+class TurnInput:
+    """What the orchestrator gets for one turn: the bounded history, the request and the turn's sink."""
+
+    conversation_id: str
+    workspace_id: str
+    turn: int
+    message: str
+    """The user's message of this turn (verbatim; also the last line of `history`)."""
+    history: str
+    """The rolling summary and the recent window (`render_context`)."""
+    message_id: str
+    """The id the reply will be stored and streamed under."""
+    events: EventSink
+    options: ChatOptions
+    confirm: str | None = None
+    pending_action: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class TurnAnswer:
+    """The orchestrator's reply, what it spent, and the action it proposes (if any) for the next turn."""
+
+    reply: str
+    usage: tuple[Usage, ...] = ()
+    pending_action: dict[str, Any] | None = None
+
+
+class Orchestrator(Protocol):
+    """Answers one turn, emitting what it does on `turn.events` (`shared.chat.agent.ChatOrchestrator`)."""
+
+    def answer(self, turn: TurnInput) -> TurnAnswer:
+        """The reply to `turn.message`; must not emit the final `MessageEvent` (the graph does, once stored)."""
+        ...
+
+
+@dataclass(frozen=True)
 class ChatDeps:
-    """The chat graph's run context."""
+    """The chat graph's run context: built per turn by `shared.chat.agent.chat_deps` in functions.
+
+    Without an `orchestrator`, `respond` answers with one structured call to `model` (benchmarks and
+    graph tests); with one, the orchestrator plans, calls tools and streams.
+    """
 
     model: StructuredModel
+    """Compacts the history (and answers when there is no orchestrator)."""
     messages: MessageStore
+    events: EventSink
+    """Where the turn's events go (persisted and streamed by the chat function)."""
     policy: CompactionPolicy = field(default_factory=CompactionPolicy)
     tier: ModelTier = "fast"
+    options: ChatOptions = field(default_factory=ChatOptions)
+    orchestrator: Orchestrator | None = None
 
 
 ChatGraph: TypeAlias = "CompiledStateGraph[ChatState, ChatDeps, ChatState, ChatState]"
@@ -130,6 +195,15 @@ class TurnResult:
     reply: str
     turn: int
     summary: RollingSummary
+    usage: tuple[dict[str, Any], ...] = ()
+    """Token usage of the turn (model calls and tools), for the `done` event."""
+    pending_action: dict[str, Any] | None = None
+    """The action proposed in this turn, waiting for the user's confirmation."""
+
+    @property
+    def message_count(self) -> int:
+        """Messages in the conversation after this turn (a user message and a reply per turn)."""
+        return 2 * self.turn
 
 
 class TurnUnfinished(Conflict):
@@ -176,17 +250,30 @@ def compact_history(state: ChatState, config: RunnableConfig, runtime: Runtime[C
 
 
 def respond(state: ChatState, config: RunnableConfig, runtime: Runtime[ChatDeps]) -> dict[str, Any]:
-    """Answer from the rolling summary and the recent window; store the reply."""
+    """Answer from the rolling summary and the recent window; store the reply, then emit it."""
     deps = runtime.context
     conversation_id = _conversation(config)
     turn = state.get("turn", 0)
     summary = _summary(state)
     window = deps.messages.newest_after(conversation_id, summary.through_seq, deps.policy.trigger_items + 1)
     prompt = render_context(summary, _items(window))
-    out = deps.model.generate(tier=deps.tier, system=CHAT_SYSTEM, prompt=prompt, schema=ChatReply)
-    reply = deps.messages.append(conversation_id, state["workspace_id"], seq=2 * turn + 1,
-                                 role="assistant", content=out.value.reply, usage=out.usage)
-    return {"reply": reply, "turn": turn + 1}
+    seq = 2 * turn + 1
+    message_id = f"{conversation_id}:{seq}"
+    if deps.orchestrator is None:
+        out = deps.model.generate(tier=deps.tier, system=CHAT_SYSTEM, prompt=prompt, schema=ChatReply)
+        answer = TurnAnswer(reply=out.value.reply, usage=(out.usage,))
+    else:
+        answer = deps.orchestrator.answer(TurnInput(
+            conversation_id=conversation_id, workspace_id=state["workspace_id"], turn=turn, message=state["message"],
+            history=prompt, message_id=message_id, events=deps.events, options=deps.options,
+            confirm=state.get("confirm"), pending_action=state.get("pending_action")))
+    reply = deps.messages.append(conversation_id, state["workspace_id"], seq=seq, role="assistant",
+                                 content=answer.reply, usage=answer.usage[0] if len(answer.usage) == 1 else None)
+    deps.events.emit(MessageEvent(role="assistant", content=reply, messageId=message_id))
+    update: dict[str, Any] = {"reply": reply, "turn": turn + 1, "usage": [u.as_dict() for u in answer.usage]}
+    if deps.orchestrator is not None:
+        update |= {"pending_action": answer.pending_action, "confirm": None}
+    return update
 
 
 def build_chat_graph() -> StateGraph[ChatState, ChatDeps, ChatState, ChatState]:
@@ -214,10 +301,12 @@ def chat_config(conversation_id: str) -> RunnableConfig:
 
 
 def run_turn(graph: ChatGraph, deps: ChatDeps, *, conversation_id: str, workspace_id: str,
-             message: str, durability: Durability = "exit") -> TurnResult:
+             message: str, durability: Durability = "exit", confirm: str | None = None) -> TurnResult:
     """Run one user turn to its reply; refuses while the previous turn is unfinished.
 
-    Raises `NotFound` if the conversation belongs to another workspace.
+    `confirm` is the request's explicit confirmation: the id of the pending action the user confirms
+    (only the user's own request can carry it). Raises `NotFound` if the conversation belongs to
+    another workspace.
     """
     config = chat_config(conversation_id)
     state = graph.get_state(config)
@@ -227,6 +316,8 @@ def run_turn(graph: ChatGraph, deps: ChatDeps, *, conversation_id: str, workspac
     if known is not None and known != workspace_id:
         raise NotFound(f"Conversation {conversation_id} does not exist in this workspace.")
     update: ChatState = {"message": message} if known else {"message": message, "workspace_id": workspace_id}
+    if confirm is not None:
+        update["confirm"] = confirm
     return _result(graph.invoke(update, config, context=deps, durability=durability))
 
 
@@ -245,5 +336,6 @@ def prune_history(checkpointer: PostgresSaver, conversation_id: str) -> None:
 
 
 def _result(out: dict[str, Any]) -> TurnResult:
-    return TurnResult(reply=out["reply"], turn=out["turn"], summary=RollingSummary.model_validate(out.get("summary")
-                                                                                                 or {}))
+    return TurnResult(reply=out["reply"], turn=out["turn"],
+                      summary=RollingSummary.model_validate(out.get("summary") or {}),
+                      usage=tuple(out.get("usage") or ()), pending_action=out.get("pending_action"))

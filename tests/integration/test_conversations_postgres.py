@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import pytest
 from psycopg_pool import ConnectionPool
 
+from shared.chat.agent import MemorySink
 from shared.conversations import (
     ChatDeps,
     TurnUnfinished,
@@ -54,7 +55,7 @@ def _message(turn: int) -> str:
 
 
 def test_a_thousand_turns_grow_storage_linearly_at_flat_cost(pool: ConnectionPool, member: Member) -> None:
-    deps = ChatDeps(model=EchoChatModel(keep_prompts=False), messages=ConversationRepository(pool))
+    deps = ChatDeps(model=EchoChatModel(keep_prompts=False), events=MemorySink(), messages=ConversationRepository(pool))
     graph = compile_chat_graph(create_checkpointer(pool))
     conversation = str(uuid.uuid4())
     stored, durations = {}, []
@@ -81,7 +82,7 @@ def test_a_conversation_resumes_across_connections_and_savers(migrated_dsn: str,
 
     def session() -> tuple[ConnectionPool, ChatDeps, object]:
         pool = create_pool(migrated_dsn, max_size=2)
-        return pool, ChatDeps(model=model, messages=ConversationRepository(pool)), \
+        return pool, ChatDeps(model=model, events=MemorySink(), messages=ConversationRepository(pool)), \
             compile_chat_graph(create_checkpointer(pool))
 
     first, deps, graph = session()
@@ -128,7 +129,7 @@ def test_a_conversation_resumes_across_connections_and_savers(migrated_dsn: str,
 def test_members_read_only_their_workspaces_transcripts(pool: ConnectionPool, migrated_dsn: str,
                                                         member: Member) -> None:
     other = _member(migrated_dsn)
-    deps = ChatDeps(model=EchoChatModel(), messages=ConversationRepository(pool))
+    deps = ChatDeps(model=EchoChatModel(), events=MemorySink(), messages=ConversationRepository(pool))
     graph = compile_chat_graph(create_checkpointer(pool))
     conversation = str(uuid.uuid4())
     run_turn(graph, deps, conversation_id=conversation, workspace_id=member.workspace_id, message="private plan")
@@ -140,7 +141,7 @@ def test_members_read_only_their_workspaces_transcripts(pool: ConnectionPool, mi
 
 
 def test_pruning_superseded_checkpoints_keeps_the_conversation_going(pool: ConnectionPool, member: Member) -> None:
-    deps = ChatDeps(model=EchoChatModel(), messages=ConversationRepository(pool))
+    deps = ChatDeps(model=EchoChatModel(), events=MemorySink(), messages=ConversationRepository(pool))
     checkpointer = create_checkpointer(pool)
     graph = compile_chat_graph(checkpointer)
     conversation = str(uuid.uuid4())

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
+from shared.chat.agent import MemorySink
 from shared.conversations import (
     ChatDeps,
     CompactionPolicy,
@@ -121,8 +122,8 @@ def test_campaign_events_become_history_items() -> None:
 def _deps(policy: CompactionPolicy | None = None) -> tuple[ChatDeps, EchoChatModel, MemoryMessages]:
     model = EchoChatModel()
     store = MemoryMessages()
-    return ChatDeps(model=model, messages=store, policy=policy or CompactionPolicy(window_items=4, trigger_items=8)), \
-        model, store
+    return ChatDeps(model=model, events=MemorySink(), messages=store,
+                    policy=policy or CompactionPolicy(window_items=4, trigger_items=8)), model, store
 
 
 def test_the_model_sees_the_rolling_summary_and_the_recent_window_only() -> None:
@@ -148,7 +149,7 @@ def test_turn_state_stays_small_and_the_graph_builds_uncompiled() -> None:
     for turn in range(30):
         run_turn(graph, deps, conversation_id="c1", workspace_id="ws", message=f"m{turn}")
     values = graph.get_state({"configurable": {"thread_id": "c1"}}).values
-    assert set(values) == {"workspace_id", "message", "turn", "reply", "summary"}
+    assert set(values) == {"workspace_id", "message", "turn", "reply", "summary", "usage"}
     assert set(build_chat_graph().nodes) == {"record_user", "compact", "respond"}
 
 
