@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import flask
+import functions_framework
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -218,6 +219,16 @@ def any_error_response(exc: BaseException) -> flask.Response:
         return http_error_response(exc)
     log.error("unhandled error", exc_info=exc)
     return internal_error_response()
+
+
+def json_errors() -> None:
+    """Make every error of the function being loaded JSON, those functions-framework raises itself included.
+
+    Call it at the top level of a function's `main.py`: functions-framework points `errorhandler` at the
+    app it is building while it runs that module, so its own 404s (`/robots.txt`, `/favicon.ico`), a 413
+    past `max_content_length` and anything a view lets escape answer an `ErrorBody`, not an HTML page.
+    """
+    functions_framework.errorhandler(Exception)(any_error_response)
 
 
 def handle_errors(view: Callable[..., flask.Response]) -> Callable[..., flask.Response]:

@@ -10,9 +10,11 @@ from functools import lru_cache
 import flask
 import functions_framework
 
-from shared.http import qstash_response
+from shared.http import json_errors, qstash_response
 from shared.knowledge.service import KnowledgeService, knowledge_service
 from shared.settings import get_settings
+
+json_errors()
 
 
 @lru_cache(maxsize=1)

@@ -10,20 +10,17 @@ from functools import lru_cache
 import flask
 import functions_framework
 
-from shared.http import any_error_response, handle_errors, json_response
+from shared.http import handle_errors, json_errors, json_response
 from shared.queue import QStashStepQueue, qstash_queue
 from shared.settings import get_settings
 from shared.webhooks import receive_phonepe_webhook
+
+json_errors()
 
 
 @lru_cache(maxsize=1)
 def _queue() -> QStashStepQueue:
     return qstash_queue(get_settings())
-
-
-@functions_framework.errorhandler(Exception)
-def _json_errors(exc: Exception) -> flask.Response:
-    return any_error_response(exc)
 
 
 @functions_framework.http

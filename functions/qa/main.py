@@ -7,8 +7,10 @@ lease, runs the graph's `qa` nodes and publishes the next step.
 import flask
 import functions_framework
 
-from shared.http import qstash_response
+from shared.http import json_errors, qstash_response
 from shared.runtime.wiring import step_runtime
+
+json_errors()
 
 
 @functions_framework.http

@@ -6,8 +6,10 @@ A QStash schedule delivers here every minute; each pass is idempotent.
 import flask
 import functions_framework
 
-from shared.http import qstash_response
+from shared.http import json_errors, qstash_response
 from shared.runtime.sweeper import sweeper_runtime
+
+json_errors()
 
 
 @functions_framework.http

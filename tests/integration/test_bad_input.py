@@ -16,12 +16,15 @@ import time
 import uuid
 from typing import Any
 
+import functions_framework
 import pytest
+from werkzeug.test import Client
 
+from infra.roster import load_roster
 from shared.settings import get_settings
 from shared.webhook_auth import expected_authorization
 from tests.integration import served_api
-from tests.integration.served_api import Served, token
+from tests.integration.served_api import REPO, Served, token
 
 served = served_api.served
 BRIEF = {"title": "Diwali teaser", "objective": "Warm up the list", "channels": ["email"]}
@@ -137,6 +140,11 @@ class TestEveryErrorIsJson:
         _error(response, status)
         if status == 405:
             assert response.headers["Allow"]
+
+    @pytest.mark.parametrize("name", list(load_roster()))
+    def test_every_function_answers_its_own_404_in_json(self, name: str) -> None:
+        app = functions_framework.create_app(name, str(REPO / "functions" / name / "main.py"))
+        _error(Client(app).get("/favicon.ico"), 404)
 
     def test_a_body_over_the_limit_is_a_json_413(self, served: Served, member: dict[str, str],
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
