@@ -38,13 +38,14 @@ AuditAction = Literal[
     "refund.failed",
     "workspace.export_requested",
     "workspace.erase_requested",
+    "conversation.deleted",
 ]
 """Everything the log records; channel connections and refunds arrive with later issues."""
 AUDIT_ACTIONS: tuple[AuditAction, ...] = get_args(AuditAction)
 
 AuditTarget = Literal[
     "brand_kit", "knowledge_resource", "privacy_policy", "workspace_settings", "decision", "campaign",
-    "channel_connection", "payment", "refund", "workspace",
+    "channel_connection", "payment", "refund", "workspace", "conversation",
 ]
 """The kind of thing an entry is about; `target_id` names the instance."""
 AUDIT_TARGETS: tuple[AuditTarget, ...] = get_args(AuditTarget)

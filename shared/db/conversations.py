@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, TypedDict
 
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from shared.db.pool import Conn, Pool, one
@@ -120,6 +122,112 @@ def transcript(conn: Conn, conversation_id: str, *, after_seq: int = -1, limit: 
     """A page of a conversation's messages on `conn`; under `as_user` row-level security scopes it."""
     rows = conn.execute(_OLDEST_AFTER, (conversation_id, after_seq, limit)).fetchall()
     return [StoredMessage(seq=r["seq"], role=r["role"], content=r["content"]) for r in rows]
+
+
+class ConversationRow(TypedDict):
+    """One conversation as the API lists it."""
+
+    id: str
+    workspace_id: str
+    kind: str
+    campaign_id: str | None
+    title: str | None
+    created_at: datetime
+    last_message_at: datetime
+
+
+_COLUMNS = """
+id::text AS id, workspace_id::text AS workspace_id, kind, campaign_id::text AS campaign_id, title, created_at,
+last_message_at
+"""
+_LIST = f"""
+SELECT {_COLUMNS} FROM public.conversations
+WHERE workspace_id = %(workspace_id)s
+  AND (%(after_at)s::timestamptz IS NULL OR (last_message_at, id) < (%(after_at)s::timestamptz, %(after_id)s::uuid))
+ORDER BY last_message_at DESC, id DESC
+LIMIT %(limit)s
+"""
+_GET = f"SELECT {_COLUMNS} FROM public.conversations WHERE id = %s"
+_RETITLE = f"UPDATE public.conversations SET title = %s WHERE id = %s RETURNING {_COLUMNS}"
+_LOCK = "SELECT workspace_id::text AS workspace_id FROM public.conversations WHERE id = %s FOR UPDATE"
+_DELETE = "DELETE FROM public.conversations WHERE id = %s"
+_MESSAGES_OF = "SELECT count(*) AS n FROM public.conversation_messages WHERE conversation_id = %s"
+_EXISTING = "SELECT to_regclass(%s) IS NOT NULL AS present"
+CHECKPOINT_TABLES = ("checkpoint_writes", "checkpoint_blobs", "checkpoints")
+"""LangGraph's tables, keyed by `thread_id`: a conversation's id is its thread id."""
+CHAT_TABLES = ("chat_events", "chat_turns")
+"""The chat function's per-turn tables, keyed by `conversation_id`; deleted if the schema has them."""
+
+
+def list_conversations(conn: Conn, workspace_id: str, *, after: tuple[datetime, uuid.UUID] | None = None,
+                       limit: int = 20) -> list[ConversationRow]:
+    """A page of the workspace's conversations, most recently active first, strictly after `after`.
+
+    Run it on the caller's RLS connection: another workspace's conversations read as none.
+    """
+    rows = conn.execute(_LIST, {"workspace_id": workspace_id, "after_at": after[0] if after else None,
+                                "after_id": after[1] if after else None, "limit": limit}).fetchall()
+    return [ConversationRow(**r) for r in rows]  # type: ignore[typeddict-item]
+
+
+def get_conversation(conn: Conn, conversation_id: uuid.UUID) -> ConversationRow | None:
+    """The conversation if the connection may see it (RLS: the caller's workspaces), else None."""
+    row = conn.execute(_GET, (conversation_id,)).fetchone()
+    return None if row is None else ConversationRow(**row)  # type: ignore[typeddict-item]
+
+
+class MessageRow(TypedDict):
+    """One message as the API shows it; `seq` is its id and the page cursor."""
+
+    seq: int
+    role: str
+    content: str
+    created_at: datetime
+
+
+_PAGE = """
+SELECT seq, role, content, created_at FROM public.conversation_messages
+WHERE conversation_id = %s AND seq > %s ORDER BY seq LIMIT %s
+"""
+
+
+def messages_page(conn: Conn, conversation_id: uuid.UUID, *, after_seq: int = -1, limit: int = 50) -> list[MessageRow]:
+    """Up to `limit` messages after `after_seq`, oldest first; under `as_user` row-level security scopes it."""
+    rows = conn.execute(_PAGE, (conversation_id, after_seq, limit)).fetchall()
+    return [MessageRow(**r) for r in rows]  # type: ignore[typeddict-item]
+
+
+def message_count(conn: Conn, conversation_id: uuid.UUID) -> int:
+    """How many messages the conversation holds."""
+    return int(one(conn.execute(_MESSAGES_OF, (conversation_id,)))["n"])
+
+
+def retitle(conn: Conn, conversation_id: uuid.UUID, title: str | None) -> ConversationRow | None:
+    """Set (or clear) the title; None when the caller's RLS connection cannot see the conversation."""
+    row = conn.execute(_RETITLE, (title, conversation_id)).fetchone()
+    return None if row is None else ConversationRow(**row)  # type: ignore[typeddict-item]
+
+
+def delete_conversation(conn: Conn, conversation_id: uuid.UUID) -> dict[str, int] | None:
+    """Delete the conversation, its messages, checkpoints and chat turns/events; rows deleted per table.
+
+    Runs with the service's rights (the caller checked visibility first), in the caller's transaction.
+    The conversation row is locked first, so a turn committing now finishes before and is deleted with
+    the rest. None when the conversation does not exist (a repeated delete changes nothing).
+    """
+    if conn.execute(_LOCK, (conversation_id,)).fetchone() is None:
+        return None
+    counts: dict[str, int] = {}
+    for table in CHECKPOINT_TABLES:
+        counts[table] = conn.execute(sql.SQL("DELETE FROM {} WHERE thread_id = %s").format(
+            sql.Identifier("public", table)), (str(conversation_id),)).rowcount
+    for table in CHAT_TABLES:
+        if one(conn.execute(_EXISTING, (f"public.{table}",)))["present"]:
+            counts[table] = conn.execute(sql.SQL("DELETE FROM {} WHERE conversation_id = %s").format(
+                sql.Identifier("public", table)), (conversation_id,)).rowcount
+    counts["conversation_messages"] = message_count(conn, conversation_id)
+    counts["conversations"] = conn.execute(_DELETE, (conversation_id,)).rowcount
+    return counts
 
 
 def thread_storage(pool: Pool, thread_id: str) -> ThreadStorage:

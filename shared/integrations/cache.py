@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import httpx
+
 from shared.lazy import lazy_module
 from shared.settings import Settings
 
@@ -56,11 +58,19 @@ def workspace_key(workspace_id: str, key: str) -> str:
     return f"ws:{workspace_id}:{key}"
 
 
-def upstash_cache(settings: Settings) -> UpstashCache:
-    """The cache of this deployment (cloud Upstash or the local REST emulator)."""
+def upstash_cache(settings: Settings, *, timeout_seconds: float | None = None, retries: int = 1) -> UpstashCache:
+    """The cache of this deployment (cloud Upstash or the local REST emulator).
+
+    `timeout_seconds` bounds each REST call and `retries=0` stops the SDK's retry (it sleeps 3 s before
+    one), for callers that treat an unreachable cache as a miss. The SDK takes no timeout, so it is set
+    on the `httpx.Client` the SDK created (the only setting changed there).
+    """
     redis = upstash_redis.Redis(
         url=settings.upstash_redis_rest_url,
         token=settings.upstash_redis_rest_token.get_secret_value(),
+        rest_retries=retries,
         allow_telemetry=False,
     )
+    if timeout_seconds is not None:
+        redis._http._client.timeout = httpx.Timeout(timeout_seconds)
     return UpstashCache(redis=redis)

@@ -1,0 +1,368 @@
+"""The chat's caches on Upstash Redis: a conversation's recent messages, the canon, knowledge-search results.
+
+Each is a transparent wrapper over the port it speeds up, so the graph, the agent and the tool belt
+cannot tell they are there:
+
+- `CachedMessageStore` wraps the conversation graph's `MessageStore`: the tail of a conversation (its
+  last `tail` messages) is cached for `MUSE_CHAT_SESSION_CACHE_SECONDS` and kept exact on every append
+  (an append that does not extend the cached tail by the next seq drops it), so the window a turn
+  reads never misses a message. The rolling summary itself lives in the turn's checkpoint.
+- `cached_canon` loads the canon by version (its declared version + file hash): a cold instance reads
+  the validated canon from the cache instead of parsing and checking it against the channel schemas;
+  the process keeps it after that, as `load_canon` does.
+- `CachedKnowledgeSearch` wraps `KnowledgeSearch`: results are keyed by workspace, the workspace's
+  knowledge version (bumped in Postgres whenever a resource becomes ready, is edited or deleted), the
+  embedding model, the query and `k`, so a change of the knowledge base makes older results unreachable.
+
+Guarantees: a workspace's entries live under `workspace_key(workspace_id, ...)`, built from the
+workspace the caller was authorized for, so one workspace is never served another's data (and
+`UpstashCache.erase_workspace` finds them all). A cache outage is a miss, never an error: every call
+is bounded by `MUSE_CHAT_CACHE_TIMEOUT_SECONDS`, and after a failure the caches are skipped for
+`MUSE_CHAT_CACHE_COOLDOWN_SECONDS`, so an outage costs one timeout per cool-down, not one per call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import httpx
+from upstash_redis.errors import UpstashError
+
+from shared.conversations.graph import MessageStore
+from shared.db.conversations import StoredMessage
+from shared.db.knowledge_version import knowledge_version
+from shared.db.pool import Pool
+from shared.integrations.cache import UpstashCache, upstash_cache, workspace_key
+from shared.ports import Finding, KnowledgeSearch, Usage
+from shared.settings import Settings
+from shared.tools.canon import CANON_PATH, Canon, parse_canon
+from shared.tools.catalog import ToolDeps
+
+log = logging.getLogger("muse.chat.caches")
+
+CacheName = Literal["session", "canon", "knowledge"]
+CACHE_NAMES: tuple[CacheName, ...] = get_args(CacheName)
+Outcome = Literal["hit", "miss", "error", "skipped"]
+CACHE_FAILURES: tuple[type[Exception], ...] = (httpx.HTTPError, UpstashError, OSError, ValueError, TypeError)
+"""What an unreachable, slow or confused cache raises (transport, Upstash's error answers, bad JSON)."""
+
+
+@dataclass
+class CacheStats:
+    """Counts and timings (milliseconds) of cache lookups, per cache and outcome."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    timings_ms: dict[str, list[float]] = field(default_factory=dict)
+
+    def record(self, name: CacheName, outcome: Outcome, elapsed_ms: float) -> None:
+        label = f"{name}.{outcome}"
+        self.counts[label] = self.counts.get(label, 0) + 1
+        self.timings_ms.setdefault(label, []).append(elapsed_ms)
+
+    def count(self, name: CacheName, outcome: Outcome) -> int:
+        return self.counts.get(f"{name}.{outcome}", 0)
+
+
+@dataclass
+class ChatCache:
+    """Best-effort JSON cache: every failure is logged and answered as a miss, then Redis rests a while."""
+
+    cache: UpstashCache
+    cooldown_seconds: float = 10.0
+    clock: Callable[[], float] = time.monotonic
+    stats: CacheStats = field(default_factory=CacheStats)
+    _down_until: float = field(default=0.0, init=False)
+
+    def available(self) -> bool:
+        """False during the cool-down after a failed call."""
+        return self.clock() >= self._down_until
+
+    def _failed(self, what: str, exc: Exception) -> None:
+        self._down_until = self.clock() + self.cooldown_seconds
+        log.warning("chat cache %s failed, treated as a miss for %.0f s: %s: %s", what, self.cooldown_seconds,
+                    type(exc).__name__, exc)
+
+    def get(self, name: CacheName, key: str) -> Any | None:
+        """The cached value, or None (absent, unreadable, or the cache is resting)."""
+        started = time.perf_counter()
+        if not self.available():
+            self.stats.record(name, "skipped", 0.0)
+            return None
+        try:
+            value = self.cache.get_json(key)
+        except CACHE_FAILURES as exc:
+            self._failed(f"get {name}", exc)
+            self.stats.record(name, "error", (time.perf_counter() - started) * 1000)
+            return None
+        self.stats.record(name, "miss" if value is None else "hit", (time.perf_counter() - started) * 1000)
+        return value
+
+    def put(self, name: CacheName, key: str, value: Any, *, ttl_seconds: int) -> bool:
+        """Cache `value`; False when it could not be (the caller goes on without it)."""
+        if not self.available():
+            return False
+        try:
+            self.cache.set_json(key, value, ttl_seconds=ttl_seconds)
+        except CACHE_FAILURES as exc:
+            self._failed(f"put {name}", exc)
+            return False
+        return True
+
+    def forget(self, key: str) -> bool:
+        """Delete `key`; False when the cache could not be reached (the entry then expires by its TTL)."""
+        try:
+            self.cache.delete(key)
+        except CACHE_FAILURES as exc:
+            self._failed("delete", exc)
+            return False
+        return True
+
+
+def chat_cache(settings: Settings) -> ChatCache:
+    """The chat caches' access to this deployment's Upstash Redis: short timeout, no SDK retry."""
+    return ChatCache(cache=upstash_cache(settings, timeout_seconds=settings.chat_cache_timeout_seconds, retries=0),
+                     cooldown_seconds=settings.chat_cache_cooldown_seconds)
+
+
+# ------------------------------------------------------------------------------------------ session
+
+
+def session_key(workspace_id: str, conversation_id: str) -> str:
+    """Where a conversation's cached tail lives (under its workspace)."""
+    return workspace_key(workspace_id, f"chat:{conversation_id}:tail")
+
+
+@dataclass
+class CachedMessageStore:
+    """A `MessageStore` whose recent-window reads come from the cached tail of the conversation.
+
+    The tail is exact: it holds the conversation's last messages with consecutive seqs up to the newest
+    this process appended. An append extends it only when its seq is the next one; anything else
+    drops it. A read is served from it only when this process knows the conversation's workspace and
+    newest seq (it appended there, as a turn does before it answers) and the tail reaches them;
+    otherwise the read goes to the store. Every other method is the wrapped store's.
+    """
+
+    inner: MessageStore
+    cache: ChatCache
+    ttl_seconds: int = 1800
+    tail: int = 64
+    """Messages kept in the cached tail; a window of up to this many is served from it."""
+    _known: OrderedDict[str, tuple[str, int]] = field(default_factory=OrderedDict, init=False)
+    """conversation → (workspace, newest seq appended here), most recent last, at most 1,024."""
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def ensure_conversation(self, conversation_id: str, workspace_id: str) -> None:
+        self.inner.ensure_conversation(conversation_id, workspace_id)
+
+    def append(self, conversation_id: str, workspace_id: str, *, seq: int, role: str, content: str,
+               usage: Usage | None = None) -> str:
+        """Store through the wrapped store, then extend the cached tail (or drop it)."""
+        stored = self.inner.append(conversation_id, workspace_id, seq=seq, role=role, content=content, usage=usage)
+        with self._lock:
+            known = self._known.pop(conversation_id, None)
+            newest = max(seq, known[1]) if known and known[0] == workspace_id else seq
+            self._known[conversation_id] = (workspace_id, newest)
+            while len(self._known) > 1024:
+                self._known.popitem(last=False)
+        key = session_key(workspace_id, conversation_id)
+        cached = _tail(self.cache.get("session", key))
+        if cached is None:
+            return stored
+        messages = cached["messages"]
+        last = messages[-1][0] if messages else -1
+        if any(m[0] == seq for m in messages):
+            return stored
+        if seq != last + 1:
+            self.cache.forget(key)
+            return stored
+        messages.append([seq, role, stored])
+        complete = bool(cached["complete"]) and len(messages) <= self.tail
+        if not self.cache.put("session", key, {"messages": messages[-self.tail:], "complete": complete},
+                              ttl_seconds=self.ttl_seconds):
+            self.cache.forget(key)
+        return stored
+
+    def oldest_after(self, conversation_id: str, after_seq: int, limit: int) -> list[StoredMessage]:
+        return self.inner.oldest_after(conversation_id, after_seq, limit)
+
+    def newest_after(self, conversation_id: str, after_seq: int, limit: int) -> list[StoredMessage]:
+        """The last `limit` messages after `after_seq`, from the cached tail when it covers them."""
+        known = self._known.get(conversation_id)
+        if known is None or limit > self.tail:
+            return self.inner.newest_after(conversation_id, after_seq, limit)
+        workspace_id, newest = known
+        key = session_key(workspace_id, conversation_id)
+        cached = _tail(self.cache.get("session", key))
+        if cached is not None:
+            served = _serve(cached, after_seq, limit, newest)
+            if served is not None:
+                return served
+        fresh = self.inner.newest_after(conversation_id, -1, self.tail)
+        if fresh and fresh[-1].seq >= newest:
+            self.cache.put("session", key, {"messages": [[m.seq, m.role, m.content] for m in fresh],
+                                            "complete": len(fresh) < self.tail}, ttl_seconds=self.ttl_seconds)
+        served = _serve({"messages": [[m.seq, m.role, m.content] for m in fresh],
+                         "complete": len(fresh) < self.tail}, after_seq, limit, newest)
+        return served if served is not None else self.inner.newest_after(conversation_id, after_seq, limit)
+
+    def save_summary(self, conversation_id: str, summary: dict[str, Any], through_seq: int) -> None:
+        self.inner.save_summary(conversation_id, summary, through_seq)
+
+    def forget_known(self, conversation_id: str) -> None:
+        """Forget what this process knows of the conversation (it was deleted)."""
+        with self._lock:
+            self._known.pop(conversation_id, None)
+
+
+def _tail(cached: Any) -> dict[str, Any] | None:
+    """A cached tail as written by this module, or None (absent, or of another shape: treated as a miss)."""
+    if not isinstance(cached, dict) or not isinstance(cached.get("messages"), list):
+        return None
+    if not all(isinstance(m, list) and len(m) == 3 and isinstance(m[0], int) for m in cached["messages"]):
+        return None
+    return cached
+
+
+def _serve(cached: dict[str, Any], after_seq: int, limit: int, newest: int) -> list[StoredMessage] | None:
+    """The window from a cached tail, or None when the tail cannot prove it holds all of it."""
+    messages = cached["messages"]
+    if not messages or messages[-1][0] < newest:
+        return None
+    after = [m for m in messages if m[0] > after_seq]
+    covers = bool(cached["complete"]) or len(after) >= limit or messages[0][0] <= after_seq + 1
+    if not covers:
+        return None
+    return [StoredMessage(seq=m[0], role=m[1], content=m[2]) for m in after[-limit:]]
+
+
+# ------------------------------------------------------------------------------------------- canon
+
+
+def cached_canon(cache: ChatCache, *, ttl_seconds: int = 7 * 86400, path: Path = CANON_PATH) -> Canon:
+    """The canon at `path`, from the cache when this version was validated before, else parsed and cached.
+
+    The key is the canon's version (declared version + hash of the file), so editing canon.json is
+    never served stale: the new file has a new key.
+    """
+    raw = path.read_bytes()
+    key = f"canon:{json.loads(raw)['version']}+{hashlib.sha256(raw).hexdigest()[:8]}"
+    found = cache.get("canon", key)
+    if found is not None:
+        try:
+            return Canon.model_validate(found)
+        except ValueError as exc:
+            log.warning("cached canon %s does not validate, parsing the file: %s", key, exc)
+    canon = parse_canon(raw)
+    cache.put("canon", key, canon.model_dump(mode="json"), ttl_seconds=ttl_seconds)
+    return canon
+
+
+# --------------------------------------------------------------------------------------- knowledge
+
+
+@dataclass
+class CachedKnowledgeSearch:
+    """`KnowledgeSearch` with results cached per workspace and knowledge version.
+
+    `version(workspace_id)` reads the version from Postgres (one indexed row); when it is None (no such
+    workspace) the search goes to the wrapped port uncached. `model` names the embedding model, so
+    re-embedding with another model never serves results ranked by the old one.
+    """
+
+    inner: KnowledgeSearch
+    cache: ChatCache
+    version: Callable[[str], int | None]
+    model: str = ""
+    ttl_seconds: int = 86400
+
+    def key(self, workspace_id: str, version: int, query: str, k: int) -> str:
+        """The cache key of one search."""
+        digest = hashlib.sha256(json.dumps({"q": " ".join(query.split()), "k": k, "model": self.model},
+                                           sort_keys=True).encode()).hexdigest()[:32]
+        return workspace_key(workspace_id, f"ks:{version}:{digest}")
+
+    def search(self, workspace_id: str, query: str, *, k: int = 5) -> list[Finding]:
+        version = self.version(workspace_id)
+        if version is None:
+            return self.inner.search(workspace_id, query, k=k)
+        key = self.key(workspace_id, version, query, k)
+        cached = self.cache.get("knowledge", key)
+        if isinstance(cached, list):
+            try:
+                return [Finding(**item) for item in cached]
+            except TypeError:
+                log.warning("cached knowledge results under %s have another shape; searching again", key)
+        found = self.inner.search(workspace_id, query, k=k)
+        self.cache.put("knowledge", key, [f.as_dict() for f in found], ttl_seconds=self.ttl_seconds)
+        return found
+
+
+# -------------------------------------------------------------------------------------------- wiring
+
+
+@dataclass
+class ChatCaches:
+    """The three caches of one instance, over one `ChatCache`; build once per process (`chat_caches`).
+
+    Wire them where a turn's deps are built: `messages(ConversationRepository(pool))` as the graph's
+    store (one wrapper per process: it remembers which conversations it appended to),
+    `knowledge(search)` as the tool belt's knowledge search and `canon()` as its canon.
+    """
+
+    cache: ChatCache
+    settings: Settings
+    version: Callable[[str], int | None]
+    """The workspace's knowledge version (`partial(shared.db.knowledge_version.knowledge_version, pool)`)."""
+    _messages: dict[int, CachedMessageStore] = field(default_factory=dict, init=False)
+    _canon: Canon | None = field(default=None, init=False)
+
+    def messages(self, store: MessageStore) -> CachedMessageStore:
+        """`store` with its recent windows cached (the same wrapper for the same store)."""
+        found = self._messages.get(id(store))
+        if found is None or found.inner is not store:
+            found = self._messages[id(store)] = CachedMessageStore(
+                inner=store, cache=self.cache, ttl_seconds=self.settings.chat_session_cache_seconds)
+        return found
+
+    def knowledge(self, search: KnowledgeSearch) -> CachedKnowledgeSearch:
+        """`search` with results cached per workspace and knowledge version."""
+        return CachedKnowledgeSearch(inner=search, cache=self.cache, version=self.version,
+                                     model=str(getattr(search, "key", "")),
+                                     ttl_seconds=self.settings.chat_knowledge_cache_seconds)
+
+    def canon(self) -> Canon:
+        """The canon, through the cache on this process's first call."""
+        if self._canon is None:
+            self._canon = cached_canon(self.cache, ttl_seconds=self.settings.chat_canon_cache_seconds)
+        return self._canon
+
+    def tool_deps(self, deps: ToolDeps) -> ToolDeps:
+        """The tool belt's deps with knowledge search and the canon cached."""
+        return replace(deps, knowledge=self.knowledge(deps.knowledge), canon=self.canon())
+
+    def forget_conversation(self, workspace_id: str, conversation_id: str) -> bool:
+        """Drop a deleted conversation's cached context; False if the cache was unreachable (it expires)."""
+        for store in self._messages.values():
+            store.forget_known(conversation_id)
+        return self.cache.forget(session_key(workspace_id, conversation_id))
+
+
+def chat_caches(settings: Settings, pool: Pool) -> ChatCaches:
+    """This deployment's chat caches (opens no connection until used)."""
+    return ChatCaches(cache=chat_cache(settings), settings=settings, version=partial(knowledge_version, pool))
