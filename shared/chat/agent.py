@@ -467,20 +467,30 @@ class ChatOrchestrator:
         config = types.GenerateContentConfig(system_instruction=CONTENT_EXECUTOR, temperature=0.7,
                                              response_mime_type="application/json",
                                              response_json_schema=schema.model_json_schema())
-        model, chunks = self.streamer.chunks("fast", executor_prompt(args.brief, entry), config)
         raw, shown = "", ""
-        final: types.GenerateContentResponse | None = None
-        for chunk in chunks:
-            final = chunk if chunk.usage_metadata is not None else final
-            raw += chunk.text or ""
-            rendered = render_copy(_partial_fields(raw))
-            if len(rendered) > len(shown) and rendered.startswith(shown):
-                turn.events.emit(ArtifactEvent(type="delta", artifactId=artifact_id, content=rendered[len(shown):],
-                                               metadata=ArtifactMetadata(contentType=args.channel)))
-                shown = rendered
-        fields = schema.model_validate_json(raw).model_dump(mode="json")
-        text = render_copy(fields)
-        qa = self._qa(args.channel, fields, args.brief.facts)
+        try:
+            model, chunks = self.streamer.chunks("fast", executor_prompt(args.brief, entry), config)
+            final: types.GenerateContentResponse | None = None
+            for chunk in chunks:
+                final = chunk if chunk.usage_metadata is not None else final
+                raw += chunk.text or ""
+                rendered = render_copy(_partial_fields(raw))
+                if len(rendered) > len(shown) and rendered.startswith(shown):
+                    turn.events.emit(ArtifactEvent(type="delta", artifactId=artifact_id,
+                                                   content=rendered[len(shown):],
+                                                   metadata=ArtifactMetadata(contentType=args.channel)))
+                    shown = rendered
+            fields = schema.model_validate_json(raw).model_dump(mode="json")
+            text = render_copy(fields)
+            qa = self._qa(args.channel, fields, args.brief.facts)
+        except Exception as exc:
+            # The artifact still ends, with what was shown and why it stopped; the model gets the ToolError.
+            reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+            turn.events.emit(ArtifactEvent(type="end", artifactId=artifact_id, content=shown,
+                                           metadata=ArtifactMetadata(contentType=args.channel,
+                                                                     wordCount=len(shown.split()),
+                                                                     qa={"passed": False, "error": reason[:300]})))
+            raise
         turn.events.emit(ArtifactEvent(type="end", artifactId=artifact_id, content=text,
                                        metadata=ArtifactMetadata(contentType=args.channel,
                                                                  wordCount=len(text.split()), qa=qa)))
