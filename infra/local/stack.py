@@ -1,7 +1,8 @@
 """The local stack: embedded Postgres + pgvector and Redis, the emulators, and every function on one port.
 
 `python -m infra.local.stack` (what `make dev` runs) serves each function under its own path
-(`/api`, `/planner`, `/research`, …, `/webhooks/phonepe`) and each emulator under its own prefix
+(`/api`, `/planner`, `/research`, …, `/webhooks/phonepe`; `/api/v1/chat/...` goes to the chat function,
+the longest mount winning, everything else under `/api` to the API) and each emulator under its own prefix
 (`/qstash`, `/gemini`, `/tavily`, `/phonepe`, `/upstash-redis`, `/supabase`, `/langsmith`).
 With `--emulators-only` it serves just the emulators (the end-to-end tests run each function in
 its own process against them).

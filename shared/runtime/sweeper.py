@@ -8,6 +8,8 @@ engine decides whether a message still applies, so a sweep racing a live step ch
    message that holder was working on again, once per fence.
 3. A live thread nothing moved for `stall_seconds` is nudged: its latest start/continue re-sent,
    a recorded but unapplied user decision re-sent, an open payment reconciled through Order Status.
+4. A chat turn whose lease ran out (its process died mid-turn) is ended with a retryable `error`
+   event, so its conversation takes new messages again (`shared.db.chat.heal_expired`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 from qstash import QStash, Receiver
 
+from shared.db import chat as chat_db
 from shared.db import outbox as outbox_db
 from shared.db.pool import create_pool
 from shared.db.threads import StalledThread, ThreadRepository
@@ -55,9 +58,11 @@ class SweepReport:
     published: int = 0
     redriven: int = 0
     nudged: int = 0
+    turns_healed: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        return {"published": self.published, "redriven": self.redriven, "nudged": self.nudged}
+        return {"published": self.published, "redriven": self.redriven, "nudged": self.nudged,
+                "turns_healed": self.turns_healed}
 
 
 @dataclass
@@ -89,7 +94,7 @@ class Sweeper:
         return Reply(200, {"status": "ignored", "reason": "the next scheduled sweep runs anyway"})
 
     def sweep(self) -> SweepReport:
-        """Run the three repairs once."""
+        """Run the four repairs once."""
         report = SweepReport()
         report.published = self.outbox.publish(
             outbox_db.unpublished(self.threads.pool, older_than_seconds=self.publish_grace_seconds))
@@ -116,7 +121,11 @@ class Sweeper:
             except Exception:  # one thread's trouble must not stop the sweep of the others
                 log.exception("could not nudge campaign %s", thread.campaign_id)
             self.threads.touch(thread.campaign_id, thread.fence)
-        if report.published or report.redriven or report.nudged:
+        try:
+            report.turns_healed = chat_db.heal_expired(self.threads.pool, grace_seconds=self.lease_grace_seconds)
+        except Exception:  # the chat's trouble must not stop the campaign repairs of the next pass
+            log.exception("could not heal dead chat turns")
+        if report.published or report.redriven or report.nudged or report.turns_healed:
             log.info("sweep: %s", report.as_dict())
         return report
 

@@ -1,0 +1,117 @@
+"""The HTTP edge of the chat function: `POST /api/v1/chat/stream` and `GET /api/v1/chat/{id}/events`.
+
+Both answer Server-Sent Events, in the SSE contract or, when the request says `?protocol=ag-ui` or
+sends AG-UI's Accept media type, in AG-UI. Errors before the stream starts (a bad body, another
+workspace's conversation, a running turn) are JSON like every other Muse error.
+
+Paths are matched with the mount prefix included (`request.script_root + request.path`), so the
+function answers the same whether it is served at `/` (its own Cloud Run service) or mounted under
+`/api/v1/chat` (the local stack).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from functools import lru_cache
+from uuid import UUID
+
+import flask
+
+from shared.auth import Principal, verify_token
+from shared.chat.encoding import choose_protocol, renderer_for
+from shared.chat.service import ChatRequest, ChatService
+from shared.conversations import compile_chat_graph
+from shared.db.pool import create_pool
+from shared.errors import InvalidRequest, NotFound
+from shared.http import check_request_text, error_response, handle_errors, json_response, parse_body
+from shared.runtime.checkpointer import create_checkpointer
+from shared.settings import get_settings
+
+_PREFIX = r"^(?:/api)?/v1/chat"
+MAX_EVENT_ID = 2**63 - 1
+"""Largest id of a `chat_events` row (bigserial)."""
+_STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+@lru_cache(maxsize=1)
+def chat() -> ChatService:
+    """This instance's chat service (built on first request)."""
+    settings = get_settings()
+    pool = create_pool(settings.database_url, max_size=settings.database_pool_max)
+    return ChatService(settings=settings, pool=pool, graph=compile_chat_graph(create_checkpointer(pool)))
+
+
+def _principal(request: flask.Request) -> Principal:
+    return verify_token(request.headers.get("Authorization"), get_settings())
+
+
+def _sse(body: Iterator[str], headers: dict[str, str] | None = None) -> flask.Response:
+    return flask.Response(flask.stream_with_context(body), mimetype="text/event-stream",
+                          headers={**_STREAM_HEADERS, **(headers or {})})
+
+
+def last_event_id(request: flask.Request) -> int:
+    """The event id to resume after: `Last-Event-ID` (what browsers resend), else `?last_event_id=`, else 0."""
+    header = request.headers.get("Last-Event-ID")
+    name, raw = ("Last-Event-ID", header) if header else ("last_event_id", request.args.get("last_event_id"))
+    if not raw:
+        return 0
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 19 and int(raw) <= MAX_EVENT_ID):
+        raise InvalidRequest(f"`{name}` must be an event id: ASCII digits from 0 to {MAX_EVENT_ID}, got {raw!r}.",
+                             details={"field": name, "value": raw})
+    return int(raw)
+
+
+def stream(request: flask.Request) -> flask.Response:
+    """Start a turn and stream its events until `done` or `error` (the turn goes on if the client leaves)."""
+    principal = _principal(request)
+    protocol = choose_protocol(request.args.get("protocol"), request.headers.get("Accept"))
+    body = parse_body(request, ChatRequest)
+    started = chat().start(principal, body, workspace=request.headers.get("X-Workspace-Id"))
+    return _sse(chat().stream_turn(started, renderer_for(protocol)),
+                {"X-Conversation-Id": started.conversation_id, "X-Turn-Id": started.turn_id,
+                 "X-Chat-Protocol": protocol})
+
+
+def events(request: flask.Request, conversation_id: str) -> flask.Response:
+    """Replay the conversation's events after `Last-Event-ID` (or `?last_event_id=`), then tail its running turn."""
+    principal = _principal(request)
+    protocol = choose_protocol(request.args.get("protocol"), request.headers.get("Accept"))
+    try:
+        conversation = UUID(conversation_id)
+    except ValueError as exc:
+        raise InvalidRequest(f"{conversation_id!r} is not a conversation id; conversation ids are UUIDs.",
+                             details={"field": "conversationId"}) from exc
+    body = chat().events(principal, conversation, last_event_id(request), renderer_for(protocol))
+    return _sse(body, {"X-Chat-Protocol": protocol})
+
+
+ROUTES: list[tuple[str, re.Pattern[str], Callable[..., flask.Response]]] = [
+    ("POST", re.compile(_PREFIX + r"/stream/?$"), stream),
+    ("GET", re.compile(_PREFIX + r"/(?P<conversation_id>[^/]+)/events/?$"), events),
+]
+
+
+@handle_errors
+def dispatch(request: flask.Request) -> flask.Response:
+    """Serve one chat request: route it, refuse text Postgres cannot store, then run the operation."""
+    limit = get_settings().api_max_body_bytes
+    request.max_content_length = limit
+    path = request.script_root + request.path
+    allowed: list[str] = []
+    for method, pattern, view in ROUTES:
+        match = pattern.match(path)
+        if match is None:
+            continue
+        if method != request.method:
+            allowed.append(method)
+            continue
+        check_request_text(request, match.groupdict().items())
+        return view(request, **match.groupdict())
+    if allowed:
+        return json_response({"error": {"code": "method_not_allowed",
+                                        "message": f"{request.method} is not allowed on {path}; use {allowed}."}},
+                             405, {"Allow": ", ".join(allowed)})
+    return error_response(NotFound(f"No chat route for {request.method} {path}; the chat function serves "
+                                   "POST /api/v1/chat/stream and GET /api/v1/chat/{conversationId}/events."))

@@ -1,0 +1,229 @@
+"""The chat runtime on a real Postgres, in-process: the turn lock, lease expiry healing, the sink, durable turns."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import pytest
+from psycopg_pool import ConnectionPool
+from pydantic import BaseModel
+
+from shared.auth import Principal
+from shared.chat.encoding import ContractRenderer
+from shared.chat.events import Done, ErrorEvent, EventSink, MessageEvent, Reasoning, TurnStarted
+from shared.chat.service import ChatRequest, ChatService, TurnRequest
+from shared.chat.sink import Feed, PostgresEventSink, TurnEnded
+from shared.chat.turns import TurnRunning, claim_turn
+from shared.conversations import ChatDeps, compile_chat_graph
+from shared.conversations.fake import EchoChatModel
+from shared.db import chat as db
+from shared.db.conversations import ConversationRepository
+from shared.db.pool import connect
+from shared.db.threads import ThreadRepository
+from shared.db.workspaces import ensure_workspace
+from shared.outbox import Outbox
+from shared.ports import Generated, ModelTier
+from shared.queue import qstash_receiver
+from shared.runtime.checkpointer import create_checkpointer
+from shared.runtime.sweeper import Sweeper
+from shared.testing.fakes import RecordingQueue
+from tests.integration.harness import make_settings
+
+T = TypeVar("T", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Member:
+    workspace_id: str
+    principal: Principal
+
+
+def _member(dsn: str) -> Member:
+    user_id = uuid.uuid4()
+    slug = f"chat-{uuid.uuid4().hex[:10]}"
+    with connect(dsn) as conn, conn.transaction():
+        workspace_id = ensure_workspace(conn, slug=slug, name=slug, user_id=str(user_id))
+    claims = {"sub": str(user_id), "aud": "authenticated", "role": "authenticated"}
+    return Member(workspace_id=workspace_id, principal=Principal(user_id=user_id, claims=claims))
+
+
+@pytest.fixture
+def member(migrated_dsn: str) -> Member:
+    return _member(migrated_dsn)
+
+
+def _conversation(pool: ConnectionPool, member: Member) -> str:
+    conversation_id = str(uuid.uuid4())
+    ConversationRepository(pool).ensure_conversation(conversation_id, member.workspace_id)
+    return conversation_id
+
+
+def _claim(pool: ConnectionPool, member: Member, conversation_id: str, *, lease: float = 30.0) -> str:
+    turn_id = db.new_turn_id()
+    claim_turn(pool, turn_id=turn_id, conversation_id=conversation_id, workspace_id=member.workspace_id,
+               lease_seconds=lease, wall_seconds=60)
+    return turn_id
+
+
+def _sink(pool: ConnectionPool, member: Member, conversation_id: str, turn_id: str) -> PostgresEventSink:
+    return PostgresEventSink(pool=pool, conversation_id=conversation_id, turn_id=turn_id,
+                             workspace_id=member.workspace_id, feed=Feed(conversation_id, turn_id))
+
+
+def _events(pool: ConnectionPool, conversation_id: str) -> list[db.StoredEvent]:
+    with pool.connection() as conn:
+        return db.events_after(conn, conversation_id, 0)
+
+
+def test_a_second_turn_is_refused_naming_the_running_one_until_it_ends(pool: ConnectionPool, member: Member) -> None:
+    conversation_id = _conversation(pool, member)
+    first = _claim(pool, member, conversation_id)
+    with pytest.raises(TurnRunning) as refused:
+        _claim(pool, member, conversation_id)
+    assert refused.value.http_status == 409 and refused.value.turn_id == first and first in refused.value.message
+    _sink(pool, member, conversation_id, first).finish(
+        Done(conversationId=conversation_id, messageCount=2, usage={}))
+    second = _claim(pool, member, conversation_id)
+    assert second != first and db.running(pool, conversation_id).id == second  # type: ignore[union-attr]
+
+
+def test_racing_claims_let_exactly_one_turn_run(pool: ConnectionPool, member: Member) -> None:
+    conversation_id = _conversation(pool, member)
+    won, refused = [], []
+    barrier = threading.Barrier(6)
+
+    def race() -> None:
+        barrier.wait()
+        try:
+            won.append(_claim(pool, member, conversation_id))
+        except TurnRunning as exc:
+            refused.append(exc.turn_id)
+
+    threads = [threading.Thread(target=race) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(won) == 1 and refused == [won[0]] * 5
+
+
+def test_a_turn_whose_lease_ran_out_is_healed_with_a_retryable_error(pool: ConnectionPool, member: Member) -> None:
+    conversation_id = _conversation(pool, member)
+    dead = _claim(pool, member, conversation_id, lease=0.2)
+    live_conversation = _conversation(pool, member)
+    live = _claim(pool, member, live_conversation, lease=30)
+    _sink(pool, member, conversation_id, dead).emit(Reasoning(content="Looking at your brief."))
+    time.sleep(0.4)
+    sweeper = Sweeper(threads=ThreadRepository(pool), outbox=Outbox(pool=pool, queue=RecordingQueue()),
+                      receiver=qstash_receiver(make_settings("postgresql://unused")), url="https://sweeper.test/",
+                      publish_grace_seconds=60.0, lease_grace_seconds=0.0, stall_seconds=300.0)
+    assert sweeper.sweep().turns_healed >= 1
+    assert db.running(pool, conversation_id) is None
+    kinds = [(e.kind, e.data.get("code"), e.data.get("retryable")) for e in _events(pool, conversation_id)]
+    assert kinds == [("reasoning", None, None), ("error", "turn_lost", True)]
+    assert db.running(pool, live_conversation).id == live  # type: ignore[union-attr]
+    with pytest.raises(TurnEnded):  # the dead turn's writer, back from a pause, cannot add a second ending
+        _sink(pool, member, conversation_id, dead).finish(Done(conversationId=conversation_id, messageCount=2,
+                                                               usage={}))
+    assert [e.kind for e in _events(pool, conversation_id)] == ["reasoning", "error"]
+    _claim(pool, member, conversation_id)  # the conversation is free again
+
+
+def test_the_next_request_heals_a_dead_turn_without_the_sweeper(pool: ConnectionPool, member: Member) -> None:
+    conversation_id = _conversation(pool, member)
+    _claim(pool, member, conversation_id, lease=0.1)
+    time.sleep(0.3)
+    again = _claim(pool, member, conversation_id)
+    assert [e.kind for e in _events(pool, conversation_id)] == ["error"]
+    assert db.running(pool, conversation_id).id == again  # type: ignore[union-attr]
+
+
+def test_the_sink_commits_each_event_before_listeners_see_it(pool: ConnectionPool, member: Member) -> None:
+    conversation_id = _conversation(pool, member)
+    turn_id = _claim(pool, member, conversation_id)
+    sink = _sink(pool, member, conversation_id, turn_id)
+    seen: list[tuple[int, list[int]]] = []
+    stop = threading.Event()
+
+    def listen() -> None:
+        cursor = 0
+        while not stop.is_set():
+            events, closed = sink.feed.after(cursor, timeout=1)
+            for e in events:
+                seen.append((e.id, [r.id for r in _events(pool, conversation_id)]))
+                cursor = e.id
+            if closed:
+                return
+
+    listener = threading.Thread(target=listen)
+    listener.start()
+    ids = [sink.emit(TurnStarted(conversationId=conversation_id, turnId=turn_id)),
+           sink.emit(MessageEvent(role="user", content="Plan a Diwali email", messageId=f"{conversation_id}:0")),
+           sink.emit(ErrorEvent(code="x", message="stopped", retryable=False))]
+    listener.join(5)
+    stop.set()
+    assert ids == sorted(ids) and [i for i, _ in seen] == ids
+    assert all(event_id in committed for event_id, committed in seen)
+    assert db.running(pool, conversation_id) is None
+    assert [e.kind for e in _events(pool, conversation_id)] == ["turn.started", "message", "error"]
+
+
+@dataclass
+class GatedModel(EchoChatModel):
+    """An echo model whose chat replies wait until `release` is set (a slow model)."""
+
+    release: threading.Event = field(default_factory=threading.Event)
+
+    def generate(self, *, tier: ModelTier, system: str, prompt: str, schema: type[T]) -> Generated[T]:
+        if "Muse" in system:
+            self.release.wait(10)
+        return super().generate(tier=tier, system=system, prompt=prompt, schema=schema)
+
+
+def _service(pool: ConnectionPool, dsn: str, model: EchoChatModel) -> ChatService:
+    def deps(service: ChatService, turn: TurnRequest, sink: EventSink) -> ChatDeps:
+        return ChatDeps(model=model, messages=service.messages, events=sink, tier="fast")
+
+    return ChatService(settings=make_settings(dsn), pool=pool, graph=compile_chat_graph(create_checkpointer(pool)),
+                       turn_deps=deps)
+
+
+def _frames(text: str) -> list[tuple[int, str]]:
+    out = []
+    for block in text.split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line and line[0] != ":")
+        if "id" in fields:
+            out.append((int(fields["id"]), fields["event"]))
+    return out
+
+
+def test_a_turn_outlives_its_stream_and_replays_after_last_event_id(pool: ConnectionPool, migrated_dsn: str,
+                                                                     member: Member) -> None:
+    model = GatedModel()
+    service = _service(pool, migrated_dsn, model)
+    started = service.start(member.principal, ChatRequest(message="Draft a Diwali teaser"), workspace=None)
+    stream = service.stream_turn(started, ContractRenderer())
+    assert next(stream).startswith("retry:")
+    first = next(stream)
+    assert _frames(first)[0][1] == "message"  # the user's message, stored
+    stream.close()  # the client went away mid-turn
+    again = ChatRequest(conversationId=uuid.UUID(started.conversation_id), message="And a subject line?")
+    with pytest.raises(TurnRunning):
+        service.start(member.principal, again, workspace=None)
+    model.release.set()
+    service.wait_idle()
+    resumed = "".join(service.events(member.principal, uuid.UUID(started.conversation_id), _frames(first)[0][0],
+                                     ContractRenderer()))
+    assert [name for _, name in _frames(resumed)] == ["message", "done"]
+    everything = "".join(service.events(member.principal, uuid.UUID(started.conversation_id), 0,
+                                        ContractRenderer()))
+    ids = [i for i, _ in _frames(everything)]
+    assert ids == sorted(set(ids)) and _frames(first)[0] in _frames(everything)
+    assert ConversationRepository(pool).count(started.conversation_id) == 2
+    second = service.start(member.principal, again, workspace=None)
+    names = [name for _, name in _frames("".join(service.stream_turn(second, ContractRenderer())))]
+    assert names == ["message", "message", "done"]
