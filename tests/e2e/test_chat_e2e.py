@@ -1,0 +1,153 @@
+"""The chat function in its own process over HTTP: a turn's stream, AG-UI, durable turns, 409, 400s and 404s."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from ag_ui.core import Event, EventType
+from pydantic import TypeAdapter
+
+from tests.e2e.conftest import Stack
+
+AG_UI_EVENTS: TypeAdapter[Any] = TypeAdapter(Event)
+
+
+def _chat(stack: Stack) -> str:
+    return f"http://127.0.0.1:{stack.functions['chat'].port}/api/v1/chat"
+
+
+def frames(text: str) -> list[dict[str, Any]]:
+    """The SSE frames of `text` (comments and the `retry:` preamble left out)."""
+    found = []
+    for block in text.replace("\r\n", "\n").split("\n\n"):
+        fields: dict[str, Any] = {}
+        for line in block.split("\n"):
+            if line and not line.startswith(":") and ": " in line:
+                name, value = line.split(": ", 1)
+                fields[name] = value
+        if "data" in fields:
+            fields["data"] = json.loads(fields["data"])
+            found.append(fields)
+    return found
+
+
+@pytest.fixture(scope="module")
+def auth(stack: Stack) -> dict[str, str]:
+    return stack.new_workspace()
+
+
+def _post(stack: Stack, auth: dict[str, str], body: dict[str, Any], query: str = "",
+          headers: dict[str, str] | None = None) -> httpx.Response:
+    return stack.http.post(f"{_chat(stack)}/stream{query}", json=body, headers={**auth, **(headers or {})})
+
+
+def test_a_turn_streams_its_events_in_order_and_ends_with_done(stack: Stack, auth: dict[str, str]) -> None:
+    response = _post(stack, auth, {"message": "Suggest a subject line for our Diwali hamper email",
+                                   "modelPreference": "fast", "context": {"includeResources": False}})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = frames(response.text)
+    names = [e["event"] for e in events]
+    assert names[0] == "message" and events[0]["data"]["role"] == "user"
+    assert names[-1] == "done" and names.count("done") == 1 and "error" not in names
+    assert [e["data"]["role"] for e in events if e["event"] == "message"] == ["user", "assistant"]
+    ids = [int(e["id"]) for e in events]
+    assert ids == sorted(set(ids))
+    done = events[-1]["data"]
+    conversation_id = response.headers["X-Conversation-Id"]
+    assert done["conversationId"] == conversation_id and done["messageCount"] == 2
+    assert done["usage"]["calls"] >= 1
+    follow = _post(stack, auth, {"conversationId": conversation_id, "message": "Shorter, please"})
+    assert frames(follow.text)[-1]["data"]["messageCount"] == 4
+
+
+def test_the_ag_ui_encoding_of_a_turn_validates_against_the_protocol_models(stack: Stack,
+                                                                            auth: dict[str, str]) -> None:
+    response = _post(stack, auth, {"message": "Two taglines for Diwali gift boxes"}, "?protocol=ag-ui")
+    assert response.status_code == 200, response.text
+    raw = frames(response.text)
+    assert all("id" in f and "event" not in f for f in raw)
+    events = [AG_UI_EVENTS.validate_python(f["data"]) for f in raw]
+    types = [e.type for e in events]
+    assert types[0] == EventType.RUN_STARTED and types[-1] == EventType.RUN_FINISHED
+    assert events[0].thread_id == response.headers["X-Conversation-Id"] == events[-1].thread_id
+    assert events[0].run_id == response.headers["X-Turn-Id"] == events[-1].run_id
+    assert {EventType.STEP_STARTED, EventType.STEP_FINISHED, EventType.TEXT_MESSAGE_START,
+            EventType.TEXT_MESSAGE_END} <= set(types)
+    started = [e.message_id for e in events if e.type == EventType.TEXT_MESSAGE_START]
+    ended = [e.message_id for e in events if e.type == EventType.TEXT_MESSAGE_END]
+    assert sorted(started) == sorted(ended) and len(set(started)) == len(started)
+    accepted = _post(stack, auth, {"message": "One more"}, headers={"Accept": "application/vnd.ag-ui.event+proto"})
+    assert accepted.headers["X-Chat-Protocol"] == "ag-ui"
+    assert AG_UI_EVENTS.validate_python(frames(accepted.text)[0]["data"]).type == EventType.RUN_STARTED
+
+
+def test_a_client_that_disconnects_mid_turn_resumes_with_every_event_once(stack: Stack,
+                                                                         auth: dict[str, str]) -> None:
+    marker = f"slowturn{uuid.uuid4().hex[:8]}"
+    stack.emulator("POST", "/gemini/_emulator/script",
+                   json={"rules": [{"match": {"contains": marker}, "delay_seconds": 2.0, "times": 1}]})
+    seen: list[dict[str, Any]] = []
+    with stack.http.stream("POST", f"{_chat(stack)}/stream", headers=auth,
+                           json={"message": f"Write a Diwali teaser ({marker})"}) as response:
+        assert response.status_code == 200
+        conversation_id, turn_id = response.headers["X-Conversation-Id"], response.headers["X-Turn-Id"]
+        buffer = ""
+        for chunk in response.iter_text():
+            buffer += chunk
+            seen = frames(buffer.rsplit("\n\n", 1)[0] + "\n\n") if "\n\n" in buffer else []
+            if seen:
+                break
+    assert seen and seen[0]["event"] == "message"
+
+    busy = _post(stack, auth, {"conversationId": conversation_id, "message": "Are you there?"})
+    assert busy.status_code == 409, busy.text
+    assert busy.json()["error"]["code"] == "turn_running" and busy.json()["error"]["details"]["turnId"] == turn_id
+    assert turn_id in busy.json()["error"]["message"]
+
+    resumed = stack.http.get(f"{_chat(stack)}/{conversation_id}/events",
+                             headers={**auth, "Last-Event-ID": seen[-1]["id"]}, timeout=30)
+    assert resumed.status_code == 200, resumed.text
+    rest = frames(resumed.text)
+    assert rest and rest[-1]["event"] == "done"
+    got = [int(f["id"]) for f in seen + rest]
+    stored = stack.db("SELECT id, kind FROM public.chat_events WHERE conversation_id = %s ORDER BY id",
+                      conversation_id)
+    rendered = [r["id"] for r in stored if r["kind"] in ("message", "done", "error", "reasoning", "tool.started",
+                                                         "tool.finished", "analysis", "artifact")]
+    assert got == rendered and len(set(got)) == len(got)
+    assert stack.db("SELECT status FROM public.chat_turns WHERE id = %s", turn_id) == [{"status": "done"}]
+    again = _post(stack, auth, {"conversationId": conversation_id, "message": "Thanks"})
+    assert again.status_code == 200 and frames(again.text)[-1]["event"] == "done"
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({}, "message"),
+    ({"message": "   "}, "message"),
+    ({"message": "hi", "conversationId": "not-a-uuid"}, "conversationId"),
+    ({"message": "hi", "context": {"includeResources": "yes"}}, "context.includeResources"),
+    ({"message": "hi", "context": {"enableWebSearch": True, "browse": True}}, "context.browse"),
+    ({"message": "hi", "modelPreference": "gpt-4o"}, "modelPreference"),
+    ({"message": "hi", "mood": "cheerful"}, "mood"),
+])
+def test_bad_bodies_get_a_400_naming_the_field(stack: Stack, auth: dict[str, str], body: dict[str, Any],
+                                               field: str) -> None:
+    response = _post(stack, auth, body)
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    assert f"`{field}`" in response.json()["error"]["message"] or field in json.dumps(response.json())
+
+
+def test_another_workspaces_conversation_is_a_404(stack: Stack, auth: dict[str, str]) -> None:
+    mine = _post(stack, auth, {"message": "Hello"})
+    conversation_id = mine.headers["X-Conversation-Id"]
+    other = stack.new_workspace()
+    assert _post(stack, other, {"conversationId": conversation_id, "message": "Hi"}).status_code == 404
+    events = stack.http.get(f"{_chat(stack)}/{conversation_id}/events", headers=other)
+    assert events.status_code == 404 and events.json()["error"]["code"] == "not_found"
+    assert stack.http.get(f"{_chat(stack)}/{conversation_id}/events", headers=auth).status_code == 200
+    assert stack.http.post(f"{_chat(stack)}/stream", json={"message": "Hi"}).status_code == 401
