@@ -3,8 +3,10 @@
 `ChatOrchestrator.answer` plans with Gemini function calling (strong tier unless the request prefers
 otherwise) over the validated tool belt, streamed through `generate_content_stream`:
 
-- text arrives as `MessageDelta`s; text that precedes tool calls is the model saying what it is about
-  to do, so it is also a `Reasoning` (else each call gets a templated `Reasoning` line);
+- text arrives as `MessageDelta`s, and the reply is exactly their concatenation (a later round's text
+  starts a new paragraph); text that precedes tool calls is the model saying what it is about to do,
+  so it is also a `Reasoning` (else each call gets a templated `Reasoning` line), and thought parts
+  are `Reasoning` only;
 - every call is `ToolStarted` → the belt runs it (validation, timeout, retries, cost) → `ToolFinished`,
   and the result goes back to the model as the function response (data, never instructions: the
   system instruction carries `UNTRUSTED_RULE`);
@@ -348,14 +350,13 @@ class ChatOrchestrator:
         prompt = turn.history + ("\n\n" + "\n".join(notes) if notes else "")
         contents: list[types.Content] = [types.Content(role="user", parts=[types.Part(text=prompt)])]
         deadline = self.clock() + self.max_seconds
-        reply = ""
+        streamed: list[str] = []
         calls_made = itertools.count(1)
         for round_number in range(1, self.max_rounds + 1):
             last = round_number == self.max_rounds or self.clock() >= deadline
-            text, calls, content, spent = self._round(turn, contents, belt.gemini_tool(offered), last=last)
+            text, calls, content, spent = self._round(turn, contents, belt.gemini_tool(offered), streamed, last=last)
             usage.extend(spent)
             if not calls:
-                reply = text
                 break
             contents.append(content)
             if text.strip():
@@ -379,9 +380,20 @@ class ChatOrchestrator:
                 parts.append(types.Part(function_response=types.FunctionResponse(id=call.id, name=name,
                                                                                  response=response)))
             contents.append(types.Content(role="user", parts=parts))
-        if not reply.strip():
-            reply = "I could not finish that within this turn's limits; ask me to continue."
-        return TurnAnswer(reply=reply, usage=tuple(usage), pending_action=proposals.pending)
+        if not "".join(streamed).strip():
+            self._say(turn, streamed, "I could not finish that within this turn's limits; ask me to continue.",
+                      new_block=True)
+        return TurnAnswer(reply="".join(streamed), usage=tuple(usage), pending_action=proposals.pending)
+
+    @staticmethod
+    def _say(turn: TurnInput, streamed: list[str], text: str, *, new_block: bool) -> None:
+        """Stream `text` as part of the reply; the reply is exactly the concatenation of its deltas.
+
+        Text of a later round (after tools ran) starts a new paragraph."""
+        if new_block and streamed and not streamed[-1].endswith("\n") and not text.startswith("\n"):
+            text = "\n\n" + text
+        streamed.append(text)
+        turn.events.emit(MessageDelta(messageId=turn.message_id, delta=text))
 
     def _pending_notes(self, turn: TurnInput) -> list[str]:
         """Run the previous turn's proposal if the user confirmed it now; tell the model what happened."""
@@ -406,8 +418,8 @@ class ChatOrchestrator:
         return [f"Note: the user confirmed the proposed action {pending['id']} ({describe(pending)}); its result:\n"
                 f"{quote_json(result, source='tool', label='Confirmed action result')}"]
 
-    def _round(self, turn: TurnInput, contents: list[types.Content], declarations: types.Tool, *,
-               last: bool) -> tuple[str, list[types.FunctionCall], types.Content, list[Usage]]:
+    def _round(self, turn: TurnInput, contents: list[types.Content], declarations: types.Tool,
+               streamed: list[str], *, last: bool) -> tuple[str, list[types.FunctionCall], types.Content, list[Usage]]:
         mode = types.FunctionCallingConfigMode.NONE if last else types.FunctionCallingConfigMode.AUTO
         config = types.GenerateContentConfig(
             system_instruction=with_rule(ORCHESTRATOR_SYSTEM),
@@ -431,8 +443,8 @@ class ChatOrchestrator:
                 elif part.text and part.thought:
                     turn.events.emit(Reasoning(content=part.text))
                 elif part.text:
+                    self._say(turn, streamed, part.text, new_block=not text)
                     text.append(part.text)
-                    turn.events.emit(MessageDelta(messageId=turn.message_id, delta=part.text))
         usage = [usage_of(final, model)] if final is not None else [Usage(model=model)]
         return "".join(text), calls, types.Content(role="model", parts=parts), usage
 

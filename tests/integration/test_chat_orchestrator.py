@@ -289,3 +289,22 @@ def test_a_chat_created_move_is_listed_once_per_turn(settings: Settings, pool: C
     assert [c["created"] for c in created] == [True, False]
     assert created[0]["campaign_id"] == created[1]["campaign_id"] == str(listed[0].id)
 
+
+
+def test_narration_and_thoughts_are_reasoning_and_the_reply_is_its_deltas(
+        settings: Settings, pool: ConnectionPool, member: Member, api: Api, graph: Any,
+        gemini_http: httpx.Client) -> None:
+    script(gemini_http,
+           {"times": 1, "match": {"model": PRO}, "response": {
+               "thoughts": "The canon for email first.", "text": "Let me read the email canon.",
+               "function_calls": [{"name": "fetch_canon", "args": {"content_type": "email"}}]}},
+           {"times": 1, "match": {"model": PRO}, "response": {"text": "Emails open with the subject line.",
+                                                               "chunks": 5}})
+    deps, sink = build(settings, pool, member, api)
+    result = run_turn(graph, deps, conversation_id=str(uuid.uuid4()), workspace_id=member.workspace_id,
+                      message="How do emails work?")
+    reasoning = [e.content for e in sink.events if e.kind == "reasoning"]  # type: ignore[union-attr]
+    assert reasoning == ["The canon for email first.", "Let me read the email canon."]
+    deltas = [e.delta for e in sink.events if e.kind == "message.delta"]  # type: ignore[union-attr]
+    assert "".join(deltas) == result.reply == "Let me read the email canon.\n\nEmails open with the subject line."
+    assert len(deltas) == 6

@@ -82,3 +82,23 @@ def test_a_script_calling_an_undeclared_function_is_a_400(client: genai.Client, 
 
     with pytest.raises(errors.ClientError, match="declared: none"):
         client.models.generate_content(model=MODEL, contents="go")
+
+
+def test_text_before_calls_and_thoughts_stream_in_order(client: genai.Client, gemini_http: httpx.Client) -> None:
+    gemini_http.post("/_emulator/script", json={"rules": [
+        {"times": 1, "response": {"thoughts": "The user wants news.", "text": "Let me look that up for you.",
+                                  "chunks": 2, "function_calls": [{"name": "web_search", "args": {"query": "x"}}]}},
+        {"times": 1, "response": {"text": "one two three four five six", "chunks": 6}},
+    ]}).raise_for_status()
+
+    chunks = list(client.models.generate_content_stream(model=MODEL, contents="go", config=_config()))
+
+    parts = [part for chunk in chunks for part in chunk.candidates[0].content.parts]
+    assert [(bool(p.thought), p.text, p.function_call.name if p.function_call else None) for p in parts] == [
+        (True, "The user wants news.", None), (False, "Let me look that ", None), (False, "up for you.", None),
+        (False, None, "web_search")]
+    assert [c.usage_metadata is not None for c in chunks] == [False, False, False, True]
+    assert chunks[-1].candidates[0].finish_reason == "STOP"
+
+    texts = [c.text for c in client.models.generate_content_stream(model=MODEL, contents="go", config=_config())]
+    assert "".join(texts) == "one two three four five six" and len(texts) == 6

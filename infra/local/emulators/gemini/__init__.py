@@ -11,6 +11,10 @@ Function calling: a scripted response `{"function_calls": [{"name": ..., "args":
 (else 400, as a wrong script is a test bug); the next turn, carrying the `functionResponse`, is
 answered by the next matching rule (use `times` to order a conversation). A request whose
 `toolConfig` sets function calling to `NONE` gets the default text answer instead, as on the real API.
+A scripted `text` next to `function_calls` is what the model says before calling: streamed first, the
+calls in the last chunk. Any scripted response may add `thoughts` (a `thought: true` part first, as with
+`include_thoughts`) and, for `streamGenerateContent?alt=sse`, `chunks` (how many pieces its text
+streams in, default 3; each chunk is a whole `GenerateContentResponse`, the last with finish reason and usage).
 
 Modules, one concept each: `app` (routes and the API-key check), `actions` (the model actions),
 `scripting` (rules, request log, admission), `generation` (deterministic answers and streaming),

@@ -11,7 +11,14 @@ import flask
 from infra.local.emulators.gemini.embeddings import embed_text, output_dimensions
 from infra.local.emulators.gemini.errors import error_response
 from infra.local.emulators.gemini.function_calling import function_call_parts, function_calling_mode
-from infra.local.emulators.gemini.generation import answer_text, response_payload, stream_response, usage_metadata
+from infra.local.emulators.gemini.generation import (
+    answer_text,
+    response_payload,
+    stream_chunks,
+    stream_response,
+    thought_parts,
+    usage_metadata,
+)
 from infra.local.emulators.gemini.scripting import State, admit, bare_model
 from infra.local.emulators.gemini.text import content_texts, digest_of, estimate_tokens, request_text
 
@@ -25,22 +32,26 @@ def _generate(state: State, model: str, action: str, body: dict[str, Any]) -> fl
         return early
     response_id = digest_of(model, json.dumps(body, sort_keys=True))[:24]
     scripted_calls = (rule.response or {}).get("function_calls") if rule else None
+    lead = thought_parts(rule.response if rule else None)
+    chunks = stream_chunks(rule.response if rule else None)
     if scripted_calls is not None and function_calling_mode(body) != "NONE":
         parts, problem = function_call_parts(scripted_calls, body)
         if problem:
             return error_response(400, problem)
-        usage = usage_metadata(state, body, text, json.dumps(scripted_calls))
-        payload = response_payload(model, response_id, "", "STOP", usage, parts=parts)
+        said = str((rule.response or {}).get("text") or "") if rule else ""
+        usage = usage_metadata(state, body, text, said + json.dumps(scripted_calls))
         if action == "generateContent":
+            spoken = [{"text": said}] if said else []
+            payload = response_payload(model, response_id, "", "STOP", usage, parts=[*lead, *spoken, *parts])
             return flask.jsonify(payload)
-        return flask.Response(f"data: {json.dumps(payload, ensure_ascii=False)}\r\n\r\n",
-                              mimetype="text/event-stream", headers={"Cache-Control": "no-cache"})
+        return stream_response(model, response_id, said, "STOP", usage, chunks=chunks, lead=lead, tail=parts)
     scripted = rule.response if rule and scripted_calls is None else None
     answer, finish_reason = answer_text(model, body, scripted)
     usage = usage_metadata(state, body, text, answer)
     if action == "generateContent":
-        return flask.jsonify(response_payload(model, response_id, answer, finish_reason, usage))
-    return stream_response(model, response_id, answer, finish_reason, usage)
+        return flask.jsonify(response_payload(model, response_id, answer, finish_reason, usage,
+                                              parts=[*lead, {"text": answer}] if lead else None))
+    return stream_response(model, response_id, answer, finish_reason, usage, chunks=chunks, lead=lead)
 
 
 def _embed_batch(state: State, model: str, action: str, body: dict[str, Any]) -> flask.Response:

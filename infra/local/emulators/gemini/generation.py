@@ -109,20 +109,43 @@ def response_payload(
 
 
 def stream_response(
-    model: str, response_id: str, text: str, finish_reason: str, usage: dict[str, Any]
+    model: str, response_id: str, text: str, finish_reason: str, usage: dict[str, Any],
+    *, chunks: int = 3, lead: list[dict[str, Any]] | None = None, tail: list[dict[str, Any]] | None = None,
 ) -> flask.Response:
-    """Server-sent events, one full response per chunk; the last carries finish reason and usage."""
-    pieces = _split_for_stream(text)
+    """Server-sent events, one full response per chunk; the last carries finish reason and usage.
+
+    `text` is split into `chunks` pieces at word boundaries. `lead` parts (e.g. a thought) come in a chunk
+    of their own first, `tail` parts (function calls) in the last chunk, after the text, as Gemini sends them.
+    """
+    pieces: list[list[dict[str, Any]]] = [[part] for part in lead or []]
+    if text or not tail:
+        pieces += [[{"text": piece}] for piece in _split_for_stream(text, chunks)]
+    if tail:
+        pieces.append(tail)
 
     def events() -> Iterator[str]:
-        for position, piece in enumerate(pieces):
+        for position, parts in enumerate(pieces):
             last = position == len(pieces) - 1
             payload = response_payload(
-                model, response_id, piece, finish_reason if last else None, usage if last else None
+                model, response_id, "", finish_reason if last else None, usage if last else None, parts=parts
             )
             yield f"data: {json.dumps(payload, ensure_ascii=False)}\r\n\r\n"
 
     return flask.Response(events(), mimetype="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+def thought_parts(scripted: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """A scripted `thoughts` string as a thought part (what `include_thoughts` returns on the real API)."""
+    thoughts = (scripted or {}).get("thoughts")
+    return [{"text": str(thoughts), "thought": True}] if thoughts else []
+
+
+def stream_chunks(scripted: dict[str, Any] | None) -> int:
+    """How many pieces scripted text streams in (`chunks`, default 3)."""
+    try:
+        return max(1, int((scripted or {}).get("chunks") or 3))
+    except (TypeError, ValueError):
+        return 3
 
 
 def _split_for_stream(text: str, chunks: int = 3) -> list[str]:
