@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 from pydantic_core import from_json
@@ -211,8 +211,17 @@ class GeminiStream:
             raise UpstreamUnavailable(f"Gemini model {model!r} broke off its stream: {exc}") from exc
 
 
+class ModelStreams(Protocol):
+    """What the orchestrator needs of Gemini: a routed stream of one tier (`ContentStreamer`)."""
+
+    def chunks(self, tier: ModelTier, contents: Any,
+               config: types.GenerateContentConfig) -> tuple[str, Iterator[types.GenerateContentResponse]]:
+        """The model that answered and its chunks."""
+        ...
+
+
 class ContentStreamer:
-    """What the orchestrator needs of Gemini: open a routed stream."""
+    """`ModelStreams` over Gemini: the first model of the tier's cascade that opens a stream."""
 
     def __init__(self, stream: GeminiStream, router: ModelRouter) -> None:
         self.stream = stream
@@ -310,7 +319,7 @@ def _analysis(tool: str, run: ToolRun) -> Analysis | None:
 class ChatOrchestrator:
     """Tier 1 of a chat turn: Gemini function calling over the tool belt, streamed (see the module doc)."""
 
-    streamer: ContentStreamer
+    streamer: ModelStreams
     tools: ToolDeps
     campaigns: CampaignService | None = None
     kit: Mapping[str, Any] | None = None
