@@ -24,8 +24,6 @@ anyone: membership, its personal-data policy, and the ingestion quota's counts (
 erasing them would hand a day's quota back)."""
 CHECKPOINT_TABLES: Final = ("checkpoint_writes", "checkpoint_blobs", "checkpoints")
 """LangGraph's checkpointer tables, keyed by `thread_id` (a campaign's or a conversation's id)."""
-FIRST_ERASED: Final = ("campaigns",)
-"""Erased first: deleting campaigns cascades to their events, artifacts, decisions, usage and outbox rows."""
 
 _ROLE = """
 SELECT role FROM public.workspace_members WHERE workspace_id = %s AND user_id = auth.uid()
@@ -41,6 +39,13 @@ WHERE c.relkind IN ('r', 'p')
                 AND NOT w.attisdropped)
 GROUP BY c.relname
 ORDER BY c.relname
+"""
+_REFERENCES = """
+SELECT child.relname AS child, parent.relname AS parent
+FROM pg_constraint c
+JOIN pg_class child ON child.oid = c.conrelid
+JOIN pg_class parent ON parent.oid = c.confrelid
+WHERE c.contype = 'f' AND c.connamespace = 'public'::regnamespace AND c.conrelid <> c.confrelid
 """
 _SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 _WORKSPACE = """
@@ -122,7 +127,27 @@ def erase(conn: Conn, workspace_id: str) -> Erased:
             sql.Identifier("public", table)), (threads,)).rowcount
     counts["step_outbox"] = conn.execute(_INGEST_OUTBOX, (workspace_id,)).rowcount
     tables = [t for t in workspace_tables(conn) if t not in RETAINED_TABLES]
-    for table in sorted(tables, key=lambda t: (t not in FIRST_ERASED, t)):
+    for table in children_first(conn, tables):
         counts[table] = conn.execute(sql.SQL("DELETE FROM {} WHERE workspace_id = %s").format(
             sql.Identifier("public", table)), (workspace_id,)).rowcount
     return Erased(rows=counts, threads=threads, running=sum(1 for r in locked if r["running"]))
+
+
+def children_first(conn: Conn, tables: list[str]) -> list[str]:
+    """`tables` ordered so a table referencing another (by foreign key) comes before it.
+
+    Deleting the referencing rows first works whatever the foreign key's `ON DELETE` says (a later
+    table may restrict rather than cascade) and counts every table's rows where they were deleted.
+    """
+    wanted = set(tables)
+    referenced_by: dict[str, set[str]] = {table: set() for table in tables}
+    for row in conn.execute(_REFERENCES):
+        if row["child"] in wanted and row["parent"] in wanted:
+            referenced_by[row["parent"]].add(row["child"])
+    ordered: list[str] = []
+    remaining = set(tables)
+    while remaining:
+        ready = sorted(t for t in remaining if not referenced_by[t] & remaining) or sorted(remaining)
+        ordered += ready
+        remaining -= set(ready)
+    return ordered

@@ -231,6 +231,7 @@ class TestExportThenErase:
         assert {t: n for t, n in after.items() if n and t not in KEPT} == {}
         assert after["payments"] == before["payments"] > 0
         assert report.storage_objects_removed >= 1 and report.cache_keys_removed == 1 and report.steps_in_flight == 0
+        assert all(report.erased[t] == before[t] for t in ("campaign_events", "knowledge_chunks", "memory_tasks"))
         assert stack.files.list_under(f"{mine}/") == [] and cache_keys(stack.cache, mine) == []
         with connect(stack.dsn) as conn:
             erased = conn.execute("SELECT actor, details FROM public.audit_log WHERE workspace_id = %s "
@@ -310,6 +311,18 @@ class TestExportThenErase:
         worker.join(10)
         assert done.is_set()
         assert census(stack.dsn, stack.workspace_id(owner), [str(campaign_id)])["campaign_events"] == 0
+
+
+def test_referencing_tables_are_erased_before_what_they_reference(pool: ConnectionPool) -> None:
+    """Read from the catalog's foreign keys, so a table that restricts deletes never blocks an erasure."""
+    with connect(pool.conninfo) as conn:
+        tables = [t for t in wdb.workspace_tables(conn) if t not in KEPT]
+        order = wdb.children_first(conn, tables)
+    assert sorted(order) == sorted(tables)
+    for child, parent in (("campaign_events", "campaigns"), ("memory_tasks", "memory_episodes"),
+                          ("conversation_messages", "conversations"), ("knowledge_embeddings", "knowledge_chunks"),
+                          ("knowledge_chunks", "knowledge_documents"), ("conversations", "campaigns")):
+        assert order.index(child) < order.index(parent), (child, parent)
 
 
 class TestGuards:
