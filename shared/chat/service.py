@@ -205,8 +205,7 @@ class ChatService:
             try:
                 sink.emit(TurnStarted(conversationId=turn.conversation_id, turnId=turn.turn_id))
                 final = self._run_graph(turn, sink, deps, keeper)
-                sink.finish(Done(conversationId=turn.conversation_id,
-                                 messageCount=self.messages.count(turn.conversation_id),
+                sink.finish(Done(conversationId=turn.conversation_id, messageCount=2 * int(final["turn"]),
                                  usage=turn_usage(final)))
             except TurnEnded:
                 raise
@@ -226,7 +225,8 @@ class ChatService:
             self.listeners.drop(sink.feed)
 
     def _run_graph(self, turn: TurnRequest, sink: EventSink, deps: ChatDeps, keeper: LeaseKeeper) -> dict[str, Any]:
-        """Stream the graph's tasks into step events; the turn's final state values."""
+        """Stream the graph's tasks into step events; the turn's final state values (`turn` = turns completed,
+        two messages each)."""
         deadline = time.monotonic() + self.settings.chat_turn_seconds
         config = chat_config(turn.conversation_id)
         state = self.graph.get_state(config)
@@ -241,7 +241,15 @@ class ChatService:
                                                                      "workspace_id": turn.workspace_id}
         if turn.confirm is not None:
             update["confirm"] = turn.confirm
-        for task in self.graph.stream(update, config, context=deps, durability="exit", stream_mode="tasks"):
+        final: dict[str, Any] = {}
+        for mode, chunk in self.graph.stream(update, config, context=deps, durability="exit",
+                                             stream_mode=["tasks", "values"]):
+            if not isinstance(chunk, dict):
+                continue
+            if mode == "values":
+                final = dict(chunk)
+                continue
+            task: dict[str, Any] = chunk
             name = str(task["name"])
             if "input" in task:
                 sink.emit(StepStarted(step=name))
@@ -255,7 +263,7 @@ class ChatService:
             if time.monotonic() > deadline:
                 raise TurnTimedOut(f"The turn took longer than {self.settings.chat_turn_seconds:g} s "
                                    "(MUSE_CHAT_TURN_SECONDS); send your message again or ask for less at once.")
-        return dict(self.graph.get_state(config).values)
+        return final
 
     def stream_turn(self, started: StartedTurn, renderer: Renderer) -> Iterator[str]:
         """The SSE text of a turn started here: its events from the in-process feed, to the terminal one."""
