@@ -280,8 +280,10 @@ def test_a_chat_created_move_is_listed_once_per_turn(settings: Settings, pool: C
     turn = TurnInput(conversation_id=str(uuid.uuid4()), workspace_id=member.workspace_id, turn=3,
                      message="Start a Diwali teaser move", history="user: Start a Diwali teaser move",
                      message_id="m-7", events=sink, options=ChatOptions())
-    for _ in range(2):  # the same turn, retried
-        script(gemini_http, calls(create), says("Started the move."))
+    for title in ("Diwali teaser", "Diwali teaser move"):  # the same turn, retried: the model words it anew
+        script(gemini_http, calls({**create, "args": {**create["args"], "brief": {**create["args"]["brief"],
+                                                                                  "title": title}}}),
+               says("Started the move."))
         deps.orchestrator.answer(turn)
     listed = api.list_campaigns(member.principal, CampaignQuery(), workspace=None).items
     assert [(c.kind, c.title) for c in listed] == [("move", "Diwali teaser")]

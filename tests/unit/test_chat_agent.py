@@ -214,3 +214,20 @@ def test_past_the_wall_time_the_next_round_answers_with_what_it_has() -> None:
     answer = orchestrator.answer(_turn(MemorySink(), 0, "slow"))
     modes = [c.tool_config.function_calling_config.mode for c in streams.configs]  # type: ignore[union-attr]
     assert modes == ["AUTO", "NONE"] and answer.reply.startswith("Out of time")
+
+
+class AwaitingPayment(Campaigns):
+    def status(self, campaign_id: str) -> dict[str, Any]:
+        return {"campaign_id": campaign_id, "status": "awaiting_payment", "pending_decision": None}
+
+
+def test_opening_a_checkout_waits_for_the_users_confirmation_too() -> None:
+    streams = Streams([[_call("checkout_link", campaign_id=CAMPAIGN)], [types.Part(text="Shall I open it?")],
+                       [types.Part(text="Here is the link.")]])
+    campaigns, sink = AwaitingPayment(), MemorySink()
+    orchestrator = _orchestrator(streams, campaigns)
+    proposed = orchestrator.answer(_turn(sink, 0, "pay for it"))
+    assert campaigns.ran == [] and proposed.pending_action is not None
+    assert proposed.pending_action["kind"] == "checkout"
+    orchestrator.answer(_turn(sink, 1, "ok", confirm=proposed.pending_action["id"], pending=proposed.pending_action))
+    assert campaigns.ran == [("checkout", CAMPAIGN)]
