@@ -16,6 +16,7 @@ from uuid import UUID
 import jwt
 
 from shared.errors import ConfigurationError, InvalidRequest, NotFound, Unauthorized
+from shared.http import check_json_strings
 from shared.settings import Settings
 
 ASYMMETRIC = ("ES256", "RS256")
@@ -71,6 +72,14 @@ def verify_token(authorization: str | None, settings: Settings) -> Principal:
         raise Unauthorized("The access token has expired; refresh the Supabase session.") from exc
     except jwt.PyJWTError as exc:
         raise Unauthorized(f"Invalid access token: {exc}.") from exc
+    try:
+        check_json_strings(claims)
+    except InvalidRequest as exc:
+        raise Unauthorized(f"The token's claims hold text that cannot be stored ({exc.message}).") from exc
+    metadata = claims.get("app_metadata", {})
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("workspace_id", ""), str):
+        raise Unauthorized("The token's `app_metadata` must be an object whose `workspace_id` is a string; "
+                           "sign in again to get a token Supabase issued.")
     if claims.get("role") != USER_ROLE:
         raise Unauthorized(f"The token's `role` is {claims.get('role')!r}; only a signed-in user's access token "
                            f"(role {USER_ROLE!r}) is accepted, never an anon or service key.")

@@ -12,19 +12,22 @@ Arabic-Indic digits a 200, and 9 refusals did not name the field.
 from __future__ import annotations
 
 import io
+import re
 import time
 import uuid
 from typing import Any
 
 import functions_framework
+import jwt
 import pytest
 from werkzeug.test import Client
 
 from infra.roster import load_roster
+from shared.api.openapi import openapi_document
 from shared.settings import get_settings
 from shared.webhook_auth import expected_authorization
 from tests.integration import served_api
-from tests.integration.served_api import REPO, Served, token
+from tests.integration.served_api import REPO, SECRET, Served, token
 
 served = served_api.served
 BRIEF = {"title": "Diwali teaser", "objective": "Warm up the list", "channels": ["email"]}
@@ -221,6 +224,13 @@ class TestPrincipal:
             error = _error(served.client().get(path, headers={"Authorization": f"Bearer {ghost}"}), 401)
             assert "no workspace" in error["message"]
 
+    @pytest.mark.parametrize("metadata", ["x", ["ws"], {"workspace_id": 5}, {"workspace_id": "ws\u0000"}])
+    def test_malformed_app_metadata_is_401(self, served: Served, metadata: Any) -> None:
+        headers = served.member(claims={"app_metadata": metadata})
+        for path in ("/api/v1/campaigns", "/api/v1/brand-kit", "/api/v1/audit"):
+            assert "`app_metadata`" in _error(served.client().get(path, headers=headers), 401)["message"] or (
+                "NUL" in _error(served.client().get(path, headers=headers), 401)["message"])
+
     @pytest.mark.parametrize("role", ["service_role", "anon", None])
     def test_a_role_other_than_authenticated_is_401(self, served: Served, role: str | None) -> None:
         headers = served.member(claims={"role": role or None})
@@ -244,3 +254,44 @@ class TestIdempotencyKey:
         other = client.post("/api/v1/campaigns", json={"brief": {**BRIEF, "title": "Holi teaser"}}, headers=headers)
         error = _error(other, 422)
         assert error["details"] == {"field": "Idempotency-Key", "campaign_id": first.get_json()["id"]}
+
+
+MALFORMED_BODIES = [b"", b"null", b"[]", b'"x"', b"1", b"[" * 5000 + b"]" * 5000, b"\xff\xfe\xfa", b'{"a": "\\u0000"}',
+                    b'{"a": 1e999}', b'{"a": ' + b"9" * 5000 + b"}", b'{"content": "\\ud800"}', b"{'a': 1}",
+                    b"\xef\xbb\xbf{}"]
+MEDIA_TYPES = ["application/json", "text/plain", "application/json; charset=utf-16", "multipart/form-data",
+               "multipart/form-data; boundary=zz", "application/x-www-form-urlencoded"]
+MALFORMED_QUERIES = ["?x=%00", "?limit=%C2%B2", "?k=%C2%B2", "?cursor=%FF%FE", "?last_event_id=%C2%B2", "?q=%00",
+                     "?q=" + "a" * 5000, "?until=%C2%B2", "?limit=99999999999999999999999", "?=1", "?tags=%00"]
+MALFORMED_HEADERS = [{"X-Workspace-Id": "zz"}, {"X-Workspace-Id": "\u00e9"}, {"Idempotency-Key": "x" * 300},
+                     {"If-Match": "\u00b2"}, {"Last-Event-ID": "\u00b2"}]
+
+
+def test_no_malformed_request_to_any_documented_operation_is_a_5xx(served: Served, member: dict[str, str]) -> None:
+    """The probe's sweep, over every operation of the document (routes added later included): malformed
+    bodies under every media type, query strings, headers and tokens; every answer is a JSON 4xx or a success."""
+    claims = jwt.decode(member["Authorization"][7:], options={"verify_signature": False})
+    tokens = [f"Bearer {jwt.encode(variant, SECRET, algorithm='HS256')}" for variant in (
+        {**claims, "sub": "not-a-uuid"}, {**claims, "sub": 5}, {**claims, "aud": "other"}, {**claims, "exp": "soon"},
+        {**claims, "app_metadata": "x"}, {**claims, "app_metadata": {"workspace_id": "\u0000"}})]
+    tokens += ["Bearer x.y.z", "Bearer e30.e30.", "Basic abc", "Bearer \u00e9"]
+    webhook = {"Authorization": expected_authorization("u", "p")}
+    requests: list[tuple[str, str, dict[str, Any]]] = []
+    for path, item in openapi_document()["paths"].items():
+        concrete = re.sub(r"\{[^}]+\}", str(uuid.uuid4()), path)
+        for method in (m.upper() for m in item):
+            headers = webhook if path.startswith("/webhooks/") else member
+            requests += [(method, concrete, {"data": body, "headers": {**headers, "Content-Type": media_type}})
+                         for body in MALFORMED_BODIES for media_type in MEDIA_TYPES]
+            requests += [(method, concrete + query, {"headers": headers}) for query in MALFORMED_QUERIES]
+            requests += [(method, concrete, {"headers": {**headers, **extra}, "json": {}})
+                         for extra in MALFORMED_HEADERS]
+            requests += [(method, concrete, {"headers": {"Authorization": value}, "json": {}}) for value in tokens]
+    client = served.client()
+    wrong = []
+    for method, path, kwargs in requests:
+        response = client.open(path, method=method, **kwargs)
+        if response.status_code >= 500 or (response.status_code >= 400 and response.mimetype != "application/json"):
+            wrong.append(f"{response.status_code} {response.mimetype} {method} {path} {str(kwargs)[:120]}")
+        response.close()
+    assert len(requests) > 1000 and not wrong, wrong[:20]
