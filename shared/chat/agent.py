@@ -8,8 +8,8 @@ otherwise) over the validated tool belt, streamed through `generate_content_stre
   so it is also a `Reasoning` (else each call gets a templated `Reasoning` line), and thought parts
   are `Reasoning` only;
 - every call is `ToolStarted` → the belt runs it (validation, timeout, retries, cost) → `ToolFinished`,
-  and the result goes back to the model as the function response (data, never instructions: the
-  system instruction carries `UNTRUSTED_RULE`);
+  and the result goes back to the model as the function response, web and document text quoted as
+  untrusted blocks (data, never instructions: the system instruction carries `UNTRUSTED_RULE`);
 - a successful knowledge or web search is followed by an `Analysis` (`knowledge_summary` /
   `research_summary`) listing what was found and its sources;
 - `content_execution` is Tier 2: the fast tier writes one channel's copy from the brief alone, its
@@ -80,7 +80,7 @@ from shared.ports import KnowledgeSearch, ModelTier, StructuredModel, Usage, Web
 from shared.qa.gate import check as qa_check
 from shared.qa.report import Layer
 from shared.queue import qstash_queue
-from shared.safety.untrusted import quote_json, with_rule
+from shared.safety.untrusted import escape, quote, quote_json, with_rule
 from shared.settings import Settings
 from shared.tools.belt import Costed, Tool, ToolBelt, ToolContext, ToolCost, ToolRun
 from shared.tools.canon import Canon, load_canon
@@ -299,6 +299,29 @@ def _clip(result: dict[str, Any]) -> dict[str, Any]:
     return {"truncated": True, "preview": text[:_RESULT_CHARS]}
 
 
+_QUOTED_SOURCES: dict[str, Literal["web", "knowledge"]] = {
+    "web_search": "web", "knowledge_search": "knowledge", "knowledge_fetch": "knowledge"}
+
+
+def quoted_response(tool: str, response: dict[str, Any]) -> dict[str, Any]:
+    """The function response the model reads: text from web pages and documents inside untrusted blocks."""
+    source = _QUOTED_SOURCES.get(tool)
+    output = response.get("output")
+    if source is None or not isinstance(output, dict):
+        return response
+    items = output.get("results") if tool != "knowledge_fetch" else [output]
+    quoted = []
+    for item in items if isinstance(items, list) else []:
+        item = dict(item)
+        item["content"] = quote(str(item.get("content", "")), source=source, id=str(item.get("source_id", "")),
+                                label=str(item.get("title", "")))
+        item["title"] = escape(str(item.get("title", "")))
+        quoted.append(item)
+    if tool == "knowledge_fetch":
+        return {"output": quoted[0]} if quoted else response
+    return {"output": {**output, "results": quoted}}
+
+
 def _analysis(tool: str, run: ToolRun) -> Analysis | None:
     kind = SEARCH_ANALYSIS.get(tool)
     if kind is None or run.output is None:
@@ -386,8 +409,8 @@ class ChatOrchestrator:
                     content=f"{name} done" if run.ok else f"{name} failed: {run.error.message if run.error else ''}"))
                 if run.ok and (analysis := _analysis(name, run)) is not None:
                     turn.events.emit(analysis)
-                parts.append(types.Part(function_response=types.FunctionResponse(id=call.id, name=name,
-                                                                                 response=response)))
+                parts.append(types.Part(function_response=types.FunctionResponse(
+                    id=call.id, name=name, response=quoted_response(name, response))))
             contents.append(types.Content(role="user", parts=parts))
         if not "".join(streamed).strip():
             self._say(turn, streamed, "I could not finish that within this turn's limits; ask me to continue.",

@@ -17,6 +17,7 @@ from shared.chat.events import ToolFinished
 from shared.conversations import ChatOptions, TurnInput
 from shared.errors import InvalidRequest
 from shared.models import ModelRouter
+from shared.safety.untrusted import UNTRUSTED_RULE
 from shared.testing.fakes import CannedSearch, ScriptedModel
 from shared.tools.catalog import ToolDeps
 from shared.tools.ports import KnowledgeDocument
@@ -101,10 +102,12 @@ class Streams:
 
     turns: list[list[types.Part]]
     configs: list[types.GenerateContentConfig] = field(default_factory=list)
+    contents: list[Any] = field(default_factory=list)
 
     def chunks(self, tier: str, contents: Any,
                config: types.GenerateContentConfig) -> tuple[str, Iterator[types.GenerateContentResponse]]:
         self.configs.append(config)
+        self.contents.append(list(contents))
         parts = self.turns.pop(0)
         response = types.GenerateContentResponse(candidates=[types.Candidate(
             content=types.Content(role="model", parts=parts))])
@@ -231,3 +234,15 @@ def test_opening_a_checkout_waits_for_the_users_confirmation_too() -> None:
     assert proposed.pending_action["kind"] == "checkout"
     orchestrator.answer(_turn(sink, 1, "ok", confirm=proposed.pending_action["id"], pending=proposed.pending_action))
     assert campaigns.ran == [("checkout", CAMPAIGN)]
+
+
+def test_search_results_reach_the_model_quoted_as_untrusted() -> None:
+    streams = Streams([[_call("knowledge_search", query="Diwali")], [types.Part(text="Done.")]])
+    sink = MemorySink()
+    _orchestrator(streams, Campaigns()).answer(_turn(sink, 0, "search"))
+    response = streams.contents[1][-1].parts[0].function_response.response
+    [result] = response["output"]["results"]
+    assert result["content"].startswith('⟦untrusted source="knowledge" id="web:1"')
+    assert str(streams.configs[0].system_instruction).endswith(UNTRUSTED_RULE)
+    finished = next(e for e in sink.events if isinstance(e, ToolFinished))
+    assert finished.result["output"]["results"][0]["content"] == "Gift boxes sell out early."
