@@ -226,7 +226,13 @@ class ChatService:
 
     def _run_graph(self, turn: TurnRequest, sink: EventSink, deps: ChatDeps, keeper: LeaseKeeper) -> dict[str, Any]:
         """Stream the graph's tasks into step events; the turn's final state values (`turn` = turns completed,
-        two messages each)."""
+        two messages each).
+
+        The wall-time bound and a lost lease are checked before each node starts; leaving the stream then
+        saves the checkpoint at that node (LangGraph's exit save), so the next turn finishes this one first
+        and the history stays in order. A node stuck inside one call is bounded by the model timeouts and,
+        failing those, by the lease the sweeper heals once this process is gone.
+        """
         deadline = time.monotonic() + self.settings.chat_turn_seconds
         config = chat_config(turn.conversation_id)
         state = self.graph.get_state(config)
@@ -252,17 +258,17 @@ class ChatService:
             task: dict[str, Any] = chunk
             name = str(task["name"])
             if "input" in task:
+                if keeper.lost.is_set():
+                    raise TurnEnded(turn.turn_id)
+                if time.monotonic() > deadline:
+                    raise TurnTimedOut(f"The turn took longer than {self.settings.chat_turn_seconds:g} s "
+                                       "(MUSE_CHAT_TURN_SECONDS); send your message again or ask for less at once.")
                 sink.emit(StepStarted(step=name))
                 continue
             sink.emit(StepFinished(step=name))
             if name == "record_user":
                 sink.emit(MessageEvent(role="user", content=turn.message,
                                        messageId=message_id(turn.conversation_id, 2 * number)))
-            if keeper.lost.is_set():
-                raise TurnEnded(turn.turn_id)
-            if time.monotonic() > deadline:
-                raise TurnTimedOut(f"The turn took longer than {self.settings.chat_turn_seconds:g} s "
-                                   "(MUSE_CHAT_TURN_SECONDS); send your message again or ask for less at once.")
         return final
 
     def stream_turn(self, started: StartedTurn, renderer: Renderer) -> Iterator[str]:

@@ -6,27 +6,29 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
+from ag_ui.core import Event, EventType
 from psycopg_pool import ConnectionPool
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from shared.auth import Principal
-from shared.chat.encoding import ContractRenderer
-from shared.chat.events import Done, ErrorEvent, EventSink, MessageEvent, Reasoning, TurnStarted
+from shared.chat.encoding import AgUiRenderer, ContractRenderer
+from shared.chat.events import Done, ErrorEvent, EventSink, MessageDelta, MessageEvent, Reasoning, TurnStarted
 from shared.chat.service import ChatRequest, ChatService, TurnRequest
 from shared.chat.sink import Feed, PostgresEventSink, TurnEnded
-from shared.chat.turns import TurnRunning, claim_turn
-from shared.conversations import ChatDeps, compile_chat_graph
+from shared.chat.turns import LeaseKeeper, TurnRunning, claim_turn, heal_expired_turns
+from shared.conversations import ChatDeps, TurnAnswer, TurnInput, compile_chat_graph
 from shared.conversations.fake import EchoChatModel
 from shared.db import chat as db
 from shared.db.conversations import ConversationRepository
 from shared.db.pool import connect
 from shared.db.threads import ThreadRepository
 from shared.db.workspaces import ensure_workspace
+from shared.errors import UpstreamUnavailable
 from shared.outbox import Outbox
-from shared.ports import Generated, ModelTier
+from shared.ports import Generated, ModelTier, Usage
 from shared.queue import qstash_receiver
 from shared.runtime.checkpointer import create_checkpointer
 from shared.runtime.sweeper import Sweeper
@@ -34,6 +36,7 @@ from shared.testing.fakes import RecordingQueue
 from tests.integration.harness import make_settings
 
 T = TypeVar("T", bound=BaseModel)
+AG_UI: TypeAdapter[Any] = TypeAdapter(Event)
 
 
 @dataclass(frozen=True)
@@ -227,3 +230,150 @@ def test_a_turn_outlives_its_stream_and_replays_after_last_event_id(pool: Connec
     second = service.start(member.principal, again, workspace=None)
     names = [name for _, name in _frames("".join(service.stream_turn(second, ContractRenderer())))]
     assert names == ["message", "message", "done"]
+
+
+def test_a_reader_on_another_instance_tails_the_table_until_the_turn_ends(pool: ConnectionPool, migrated_dsn: str,
+                                                                         member: Member) -> None:
+    model = GatedModel()
+    running_here = _service(pool, migrated_dsn, model)
+    elsewhere = _service(pool, migrated_dsn, model)
+    started = running_here.start(member.principal, ChatRequest(message="Plan our Holi sale"), workspace=None)
+    read: list[str] = []
+    reader = threading.Thread(target=lambda: read.extend(elsewhere.events(
+        member.principal, uuid.UUID(started.conversation_id), 0, ContractRenderer())))
+    reader.start()
+    time.sleep(0.3)
+    assert reader.is_alive()  # waiting on the table: the turn is running in the other instance
+    model.release.set()
+    reader.join(10)
+    assert [name for _, name in _frames("".join(read))] == ["message", "message", "done"]
+
+
+class SlowUserMessages(ConversationRepository):
+    """Stores the user's message slowly, once (the turn runs out of wall time before `respond`)."""
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        super().__init__(pool)
+        self.slow_once = threading.Event()
+
+    def append(self, conversation_id: str, workspace_id: str, *, seq: int, role: str, content: str,
+               usage: Usage | None = None) -> str:
+        if role == "user" and not self.slow_once.is_set():
+            self.slow_once.set()
+            time.sleep(0.4)
+        return super().append(conversation_id, workspace_id, seq=seq, role=role, content=content, usage=usage)
+
+
+def test_a_turn_past_its_wall_time_ends_retryable_and_the_next_turn_keeps_the_history_in_order(
+        pool: ConnectionPool, migrated_dsn: str, member: Member) -> None:
+    messages = SlowUserMessages(pool)
+
+    def deps(service: ChatService, turn: TurnRequest, sink: EventSink) -> ChatDeps:
+        return ChatDeps(model=EchoChatModel(), messages=messages, events=sink, tier="fast")
+
+    graph = compile_chat_graph(create_checkpointer(pool))
+    bounded = ChatService(settings=make_settings(migrated_dsn, MUSE_CHAT_TURN_SECONDS="0.2"), pool=pool, graph=graph,
+                          turn_deps=deps)
+    started = bounded.start(member.principal, ChatRequest(message="First: the Diwali brief"), workspace=None)
+    ended = _frames("".join(bounded.stream_turn(started, ContractRenderer())))
+    assert [name for _, name in ended] == ["message", "error"]
+    with pool.connection() as conn:
+        error = db.events_after(conn, started.conversation_id, ended[0][0])[-1].data
+    assert error["code"] == "turn_timeout" and error["retryable"] is True
+    assert "MUSE_CHAT_TURN_SECONDS" in error["message"]
+    assert db.running(pool, started.conversation_id) is None
+
+    relaxed = ChatService(settings=make_settings(migrated_dsn), pool=pool, graph=graph, turn_deps=deps)
+    again = relaxed.start(member.principal, ChatRequest(conversationId=uuid.UUID(started.conversation_id),
+                                                        message="Second: a subject line"), workspace=None)
+    assert _frames("".join(relaxed.stream_turn(again, ContractRenderer())))[-1][1] == "done"
+    stored = ConversationRepository(pool).oldest_after(started.conversation_id, -1, 10)
+    assert [(m.seq, m.role) for m in stored] == [(0, "user"), (1, "assistant"), (2, "user"), (3, "assistant")]
+    assert stored[0].content.startswith("First") and stored[2].content.startswith("Second")
+
+
+def test_a_failing_model_ends_the_turn_with_an_error_and_frees_the_conversation(pool: ConnectionPool,
+                                                                                migrated_dsn: str,
+                                                                                member: Member) -> None:
+    model = EchoChatModel(fail_next_chat=UpstreamUnavailable("Gemini is unavailable; try again."))
+    service = _service(pool, migrated_dsn, model)
+    started = service.start(member.principal, ChatRequest(message="Hello"), workspace=None)
+    frames = _frames("".join(service.stream_turn(started, ContractRenderer())))
+    assert [name for _, name in frames] == ["message", "error"]
+    with pool.connection() as conn:
+        error = db.events_after(conn, started.conversation_id, 0)[-1].data
+    assert error == {"code": "upstream_unavailable", "message": "Gemini is unavailable; try again.", "retryable": True}
+    again = service.start(member.principal, ChatRequest(conversationId=uuid.UUID(started.conversation_id),
+                                                        message="Hello again"), workspace=None)
+    assert _frames("".join(service.stream_turn(again, ContractRenderer())))[-1][1] == "done"
+
+
+def test_a_live_turn_keeps_its_lease(pool: ConnectionPool, member: Member) -> None:
+    conversation_id = _conversation(pool, member)
+    turn_id = _claim(pool, member, conversation_id, lease=0.3)
+    keeper = LeaseKeeper(pool, turn_id, 0.3).start()
+    try:
+        time.sleep(0.8)
+        heal_expired_turns(pool)
+        assert db.running(pool, conversation_id).id == turn_id and not keeper.lost.is_set()  # type: ignore[union-attr]
+    finally:
+        keeper.stop()
+    time.sleep(0.5)
+    assert db.running(pool, conversation_id).expired  # type: ignore[union-attr]
+
+
+class StreamingOrchestrator:
+    """Streams its reply in three deltas, pausing after the first until `release` is set."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def answer(self, turn: TurnInput) -> TurnAnswer:
+        turn.events.emit(MessageDelta(messageId=turn.message_id, delta="Diwali "))
+        self.release.wait(10)
+        turn.events.emit(MessageDelta(messageId=turn.message_id, delta="hampers, "))
+        turn.events.emit(MessageDelta(messageId=turn.message_id, delta="delivered."))
+        return TurnAnswer(reply="Diwali hampers, delivered.")
+
+
+def test_an_ag_ui_stream_resumed_mid_message_continues_it_without_reopening(pool: ConnectionPool,
+                                                                           migrated_dsn: str,
+                                                                           member: Member) -> None:
+    orchestrator = StreamingOrchestrator()
+
+    def deps(service: ChatService, turn: TurnRequest, sink: EventSink) -> ChatDeps:
+        return ChatDeps(model=EchoChatModel(), messages=service.messages, events=sink, orchestrator=orchestrator)
+
+    service = ChatService(settings=make_settings(migrated_dsn), pool=pool,
+                          graph=compile_chat_graph(create_checkpointer(pool)), turn_deps=deps)
+    started = service.start(member.principal, ChatRequest(message="A tagline?"), workspace=None)
+    reply_id = f"{started.conversation_id}:1"
+    seen = ""
+    for text in service.stream_turn(started, AgUiRenderer()):
+        seen += text
+        if reply_id in text:
+            break  # cut off right after the reply's first delta
+    orchestrator.release.set()
+    service.wait_idle()
+    cut = max(int(line[4:]) for line in seen.splitlines() if line.startswith("id: "))
+    rest = "".join(service.events(member.principal, uuid.UUID(started.conversation_id), cut, AgUiRenderer()))
+    before, after = _ag_ui(seen), _ag_ui(rest)
+    assert [e.type for e in before][0] == EventType.RUN_STARTED
+    assert [(e.type, getattr(e, "message_id", None)) for e in after if "TEXT" in e.type] == [
+        (EventType.TEXT_MESSAGE_CONTENT, reply_id), (EventType.TEXT_MESSAGE_CONTENT, reply_id),
+        (EventType.TEXT_MESSAGE_END, reply_id)]
+    assert after[-1].type == EventType.RUN_FINISHED and after[-1].run_id == started.turn_id
+    text = "".join(e.delta for e in before + after if e.type == EventType.TEXT_MESSAGE_CONTENT
+                   and e.message_id == reply_id)
+    assert text == "Diwali hampers, delivered."
+
+
+def _ag_ui(text: str) -> list[Any]:
+    events = []
+    for block in text.split("\n\n"):
+        lines = block.splitlines()
+        data = [line[6:] for line in lines if line.startswith("data: ")]
+        if data:
+            assert any(line.startswith("id: ") for line in lines)
+            events.append(AG_UI.validate_json(data[0]))
+    return events
