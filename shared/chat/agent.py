@@ -34,7 +34,9 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict
+import httpx
+import httpx2
+from pydantic import BaseModel
 from pydantic_core import from_json
 
 from shared.api.service import Api
@@ -67,7 +69,7 @@ from shared.db.brandkits import get_kit, workspace_settings
 from shared.db.conversations import ConversationRepository
 from shared.db.knowledge import PgVectorKnowledge
 from shared.db.pool import Pool, as_user
-from shared.errors import InvalidRequest, MuseError, PermanentStepError, UpstreamUnavailable
+from shared.errors import ConfigurationError, InvalidRequest, MuseError, PermanentStepError, UpstreamUnavailable
 from shared.integrations.cache import upstash_cache
 from shared.integrations.embeddings import embedder_from_settings
 from shared.integrations.gemini import GeminiBackend, model_router, usage_of
@@ -169,6 +171,10 @@ def resolve_model(preference: str, router: ModelRouter) -> tuple[ModelTier, Mode
     return tier, router.with_cascades(**{tier: [bare, *router.cascade(tier)]})
 
 
+_TIMEOUTS = (httpx.TimeoutException, httpx2.TimeoutException, TimeoutError)
+_NETWORK = (httpx.TransportError, httpx2.TransportError, OSError)
+
+
 class GeminiStream:
     """Streams one model's `generate_content_stream`, sorting failures before the first chunk like `GeminiBackend`.
 
@@ -192,11 +198,16 @@ class GeminiStream:
                 outcome = {404: "not_found", 408: "timeout", 429: "rate_limited"}.get(exc.code, "server_error")
                 raise ModelCallFailed(f"Gemini model {model!r} answered {exc.code}: {exc.message}", model=model,
                                       outcome=outcome) from exc  # type: ignore[arg-type]
+            if exc.code in (401, 403):
+                raise ConfigurationError(f"Gemini rejected the API key ({exc.code}); check GEMINI_API_KEY.") from exc
             raise PermanentStepError(
                 f"Gemini model {model!r} rejected the request ({exc.code}): {exc.message}") from exc
-        except (TimeoutError, OSError) as exc:
-            raise ModelCallFailed(f"Gemini model {model!r} did not answer: {exc}", model=model,
+        except _TIMEOUTS as exc:
+            raise ModelCallFailed(f"Gemini model {model!r} did not answer within {timeout_seconds:g}s", model=model,
                                   outcome="timeout") from exc
+        except _NETWORK as exc:
+            raise ModelCallFailed(f"Gemini is unreachable for model {model!r}: {exc}", model=model,
+                                  outcome="unreachable") from exc
         if first is None:
             return iter(())
         return self._rest(model, first, stream)
@@ -253,10 +264,6 @@ class ChatValidateOutput(BaseModel):
     valid: bool
     issues: list[dict[str, Any]]
     qa: dict[str, Any]
-
-
-class _Loose(BaseModel):
-    model_config = ConfigDict(extra="allow")
 
 
 def render_copy(fields: Mapping[str, Any]) -> str:

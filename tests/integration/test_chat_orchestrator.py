@@ -310,3 +310,15 @@ def test_narration_and_thoughts_are_reasoning_and_the_reply_is_its_deltas(
     deltas = [e.delta for e in sink.events if e.kind == "message.delta"]  # type: ignore[union-attr]
     assert "".join(deltas) == result.reply == "Let me read the email canon.\n\nEmails open with the subject line."
     assert len(deltas) == 6
+
+
+def test_a_strong_model_that_fails_to_open_its_stream_falls_back_down_the_cascade(
+        settings: Settings, pool: ConnectionPool, member: Member, api: Api, graph: Any,
+        gemini_http: httpx.Client) -> None:
+    script(gemini_http, {"times": 1, "match": {"model": PRO}, "status": 503},
+           {"times": 1, "match": {"model": FLASH}, "response": {"text": "Answered by the fallback."}})
+    deps, sink = build(settings, pool, member, api)
+    result = run_turn(graph, deps, conversation_id=str(uuid.uuid4()), workspace_id=member.workspace_id,
+                      message="Hello")
+    assert result.reply == "Answered by the fallback." and [u["model"] for u in result.usage] == [FLASH]
+    assert [r["model"] for r in gemini_http.get("/_emulator/requests").json()] == [PRO, FLASH]
