@@ -4,7 +4,11 @@ Design: messages live outside the checkpoint, in `conversation_messages` (one ap
 `seq` = 2·turn for the user, 2·turn + 1 for the reply). The checkpoint keeps only small, bounded
 state: the turn counter, the current message and reply, and the rolling summary. The conversation id
 is the thread id. A turn records the user message, compacts when too many messages follow the
-summary, then answers from the summary plus the recent window.
+summary, then answers from the summary plus the recent window: through `ChatDeps.orchestrator` (the
+Tier 1 orchestrator of `shared.chat.agent`, which streams its work to `ChatDeps.events`) or, without
+one, with a single structured call. The reply is stored, then emitted as the turn's `MessageEvent`;
+an action the orchestrator proposed (deciding, paying) waits in the state's `pending_action` for the
+next turn's confirmation.
 
 Why a table rather than LangGraph's `DeltaChannel` (both avoid `add_messages` rewriting the whole list
 at every step):
