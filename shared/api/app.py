@@ -96,6 +96,35 @@ def events(request: flask.Request, campaign_id: str) -> flask.Response:
                           headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
+@lru_cache(maxsize=1)
+def _documented_queries() -> list[tuple[str, re.Pattern[str], frozenset[str]]]:
+    """(method, path pattern, query parameter names) of every operation of the document, literal paths first."""
+    found = []
+    for path, item in openapi_document()["paths"].items():
+        literal_parts = re.split(r"\{[^}]+\}", path.removeprefix("/api"))
+        pattern = re.compile("^" + "[^/]+".join(re.escape(part) for part in literal_parts) + "/?$")
+        for method, operation in item.items():
+            names = frozenset(p["name"] for p in operation.get("parameters", []) if p.get("in") == "query")
+            found.append((path.count("{"), method.upper(), pattern, names))
+    return [(method, pattern, names) for _, method, pattern, names in sorted(found, key=lambda f: f[0])]
+
+
+def refuse_undocumented_query(request: flask.Request) -> None:
+    """A query parameter the document does not list for the operation is a 400 naming it (never ignored)."""
+    if not request.args:
+        return
+    path = request.path.removeprefix("/api")
+    for method, pattern, names in _documented_queries():
+        if method == request.method and pattern.match(path):
+            unknown = sorted(set(request.args) - names)
+            if unknown:
+                listed = ", ".join(sorted(names)) or "none"
+                named = ", ".join(f"`{name}`" for name in unknown)
+                raise InvalidRequest(f"Unknown query parameter {named} for {method} {request.path}; documented: "
+                                     f"{listed}.", details={"field": unknown[0], "allowed": sorted(names)})
+            return
+
+
 def last_event_id(request: flask.Request) -> int:
     """The event id to resume after: `Last-Event-ID` (what browsers resend), else `?last_event_id=`, else 0."""
     header = request.headers.get("Last-Event-ID")
@@ -146,6 +175,7 @@ def dispatch(request: flask.Request) -> flask.Response:
             allowed.append(method)
             continue
         check_request_text(request, match.groupdict().items())
+        refuse_undocumented_query(request)
         return view(request, **match.groupdict())
     if allowed:
         response = json_response({"error": {"code": "method_not_allowed",

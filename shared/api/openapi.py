@@ -191,7 +191,8 @@ def openapi_document() -> dict[str, Any]:
                  "description": "Campaigns researched, planned, approved, written, checked, funded and executed. "
                                 "Every error is an `ErrorBody`. A method a path does not list is a 405 with "
                                 "`Allow`; an unknown path a 404; a body over MUSE_API_MAX_BODY_BYTES a 413; "
-                                "text holding a NUL byte, or JSON nested deeper than MUSE_JSON_MAX_DEPTH, a 400."},
+                                "text holding a NUL byte, JSON nested deeper than MUSE_JSON_MAX_DEPTH, or a query "
+                                "parameter the operation does not list, a 400."},
         "components": {
             "schemas": schemas.get("$defs", {}),
             "securitySchemes": {"supabase": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},

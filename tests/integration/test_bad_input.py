@@ -180,6 +180,16 @@ def campaign(served: Served, member: dict[str, str]) -> str:
     return str(response.get_json()["id"])
 
 
+class TestUndocumentedQuery:
+    """A query parameter an operation does not document was silently ignored (a misspelt filter listed all)."""
+
+    @pytest.mark.parametrize("path", ["/api/v1/campaigns?colour=red", "/api/v1/brand-kit?x=1",
+                                      "/api/v1/audit?actions=x", "/v1/knowledge/search?q=tea&limit=3"])
+    def test_is_a_400_naming_it(self, served: Served, member: dict[str, str], path: str) -> None:
+        error = _error(served.client().get(path, headers=member), 400)
+        assert error["details"]["field"] in path and "documented" in error["message"]
+
+
 class TestLastEventId:
     """`²`.isdigit() is true but int('²') raises: the resume position was a 500; ids are bigint."""
 
