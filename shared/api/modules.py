@@ -14,10 +14,10 @@ from typing import Any
 
 import flask
 
-from shared.api import audit, brandkit, knowledge, privacy, workspace
+from shared.api import audit, brandkit, conversations, knowledge, privacy, workspace
 
 Route = tuple[str, re.Pattern[str], Callable[..., flask.Response]]
-MODULES: tuple[ModuleType, ...] = (knowledge, brandkit, privacy, audit, workspace)
+MODULES: tuple[ModuleType, ...] = (knowledge, brandkit, privacy, audit, workspace, conversations)
 
 
 def routes() -> list[Route]:

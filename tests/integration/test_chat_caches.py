@@ -23,7 +23,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from infra.local.emulators import upstash_redis as upstash_emulator
 from infra.local.emulators.config import EmulatorConfig
 from infra.local.serve import serve_in_thread
-from shared.chat.caches import (
+from shared.caching.chat import (
     CachedKnowledgeSearch,
     CachedMessageStore,
     ChatCache,

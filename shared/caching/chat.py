@@ -33,12 +33,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, Protocol, get_args
 
 import httpx
 from upstash_redis.errors import UpstashError
 
-from shared.conversations.graph import MessageStore
 from shared.db.conversations import StoredMessage
 from shared.db.knowledge_version import knowledge_version
 from shared.db.pool import Pool
@@ -48,7 +47,7 @@ from shared.settings import Settings
 from shared.tools.canon import CANON_PATH, Canon, parse_canon
 from shared.tools.catalog import ToolDeps
 
-log = logging.getLogger("muse.chat.caches")
+log = logging.getLogger("muse.caching.chat")
 
 CacheName = Literal["session", "canon", "knowledge"]
 CACHE_NAMES: tuple[CacheName, ...] = get_args(CacheName)
@@ -135,6 +134,22 @@ def chat_cache(settings: Settings) -> ChatCache:
 
 
 # ------------------------------------------------------------------------------------------ session
+
+
+class MessageStore(Protocol):
+    """The conversation graph's message store (`shared.conversations.graph.MessageStore`), restated here so
+    this package does not depend on the graph."""
+
+    def ensure_conversation(self, conversation_id: str, workspace_id: str) -> None: ...
+
+    def append(self, conversation_id: str, workspace_id: str, *, seq: int, role: str, content: str,
+               usage: Usage | None = None) -> str: ...
+
+    def oldest_after(self, conversation_id: str, after_seq: int, limit: int) -> list[StoredMessage]: ...
+
+    def newest_after(self, conversation_id: str, after_seq: int, limit: int) -> list[StoredMessage]: ...
+
+    def save_summary(self, conversation_id: str, summary: dict[str, Any], through_seq: int) -> None: ...
 
 
 def session_key(workspace_id: str, conversation_id: str) -> str:
