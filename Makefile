@@ -7,7 +7,7 @@ WORKSPACE ?= demo
 export PYTHONPATH := $(CURDIR)
 export XDG_RUNTIME_DIR ?= $(CURDIR)/.muse/run
 
-.PHONY: install dev demo token test unit integration e2e lint bench chaos setup-db clean
+.PHONY: install dev demo token chat test unit integration e2e lint bench chaos setup-db clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ demo: install  ## Start the local stack and run one campaign end to end.
 
 token: install  ## Print a bearer token for WORKSPACE (default: the seeded demo workspace).
 	@$(BIN)/python -m infra.local.token --workspace $(WORKSPACE)
+
+chat: install  ## Chat with the local stack's chat function in the terminal (start `make dev` first).
+	@$(BIN)/python -m infra.local.chat --workspace $(WORKSPACE) --url http://127.0.0.1:$(PORT)
 
 test: install lint  ## Install and run the whole suite (unit, integration, end-to-end).
 	$(BIN)/python -m pytest

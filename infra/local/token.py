@@ -27,22 +27,27 @@ def mint(secret: str, *, user_id: str, workspace_id: str, slug: str, issuer: str
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--workspace", default="demo")
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
-    args = parser.parse_args(argv)
-    slug = args.workspace.lower()
-    with postgres_of(args.data_dir) as database_url:
+def token_for(workspace: str, data_dir: Path = DEFAULT_DATA_DIR) -> str:
+    """A token for the local `workspace` (created on first use; `demo` gets its brand kit and settings)."""
+    slug = workspace.lower()
+    with postgres_of(data_dir) as database_url:
         setup_database(database_url)
         settings = DEMO_SETTINGS if slug == "demo" else None
         workspace_id, user_id = ensure_local_workspace(database_url, slug, settings=settings)
         if slug == "demo":
             with connect(database_url) as conn:
                 ensure_brand_kit(conn, workspace_id, DEMO_BRAND_KIT)
-    local = LocalSecrets.load_or_create(args.data_dir)
-    print(mint(local.jwt_secret, user_id=user_id, workspace_id=workspace_id, slug=slug,
-               issuer="http://127.0.0.1/auth/v1"))
+    local = LocalSecrets.load_or_create(data_dir)
+    return mint(local.jwt_secret, user_id=user_id, workspace_id=workspace_id, slug=slug,
+                issuer="http://127.0.0.1/auth/v1")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--workspace", default="demo")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    args = parser.parse_args(argv)
+    print(token_for(args.workspace, args.data_dir))
     return 0
 
 
