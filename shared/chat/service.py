@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+from langgraph.types import Durability
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.auth import Principal, choose_workspace
@@ -54,6 +55,11 @@ from shared.settings import Settings
 log = logging.getLogger("muse.chat")
 
 MAX_MESSAGE_CHARS = 20_000
+DURABILITY: Durability = "sync"
+"""Checkpoint after every node, not only at the end (the graph's default): a turn whose process is killed
+after `record_user` stored the message leaves a checkpoint at `respond`, so the user's next turn answers
+the stored message first and then the new one. With one checkpoint per turn, the new message would get the
+stored one's seq and be dropped in its favour."""
 POLL_SECONDS = 0.2
 """How often a stream served by another instance than the turn's reads `chat_events` for more."""
 
@@ -229,15 +235,15 @@ class ChatService:
         two messages each).
 
         The wall-time bound and a lost lease are checked before each node starts; leaving the stream then
-        saves the checkpoint at that node (LangGraph's exit save), so the next turn finishes this one first
-        and the history stays in order. A node stuck inside one call is bounded by the model timeouts and,
-        failing those, by the lease the sweeper heals once this process is gone.
+        keeps the checkpoint at that node, so the next turn finishes this one first and the history stays in
+        order. A node stuck inside one call is bounded by the model timeouts and, failing those, by the lease
+        the sweeper heals once this process is gone.
         """
         deadline = time.monotonic() + self.settings.chat_turn_seconds
         config = chat_config(turn.conversation_id)
         state = self.graph.get_state(config)
         if state.next:  # an earlier turn stopped after some node: finish it first, so seqs stay in order
-            self.graph.invoke(None, config, context=deps, durability="exit")
+            self.graph.invoke(None, config, context=deps, durability=DURABILITY)
             state = self.graph.get_state(config)
         known = state.values.get("workspace_id")
         if known is not None and known != turn.workspace_id:
@@ -248,7 +254,7 @@ class ChatService:
         if turn.confirm is not None:
             update["confirm"] = turn.confirm
         final: dict[str, Any] = {}
-        for mode, chunk in self.graph.stream(update, config, context=deps, durability="exit",
+        for mode, chunk in self.graph.stream(update, config, context=deps, durability=DURABILITY,
                                              stream_mode=["tasks", "values"]):
             if not isinstance(chunk, dict):
                 continue

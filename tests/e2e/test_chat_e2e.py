@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from ag_ui.core import Event, EventType
 from pydantic import TypeAdapter
 
+from infra.local.processes import FunctionProcess, free_port
 from tests.e2e.conftest import Stack
 
 AG_UI_EVENTS: TypeAdapter[Any] = TypeAdapter(Event)
@@ -151,3 +153,36 @@ def test_another_workspaces_conversation_is_a_404(stack: Stack, auth: dict[str, 
     assert events.status_code == 404 and events.json()["error"]["code"] == "not_found"
     assert stack.http.get(f"{_chat(stack)}/{conversation_id}/events", headers=auth).status_code == 200
     assert stack.http.post(f"{_chat(stack)}/stream", json={"message": "Hi"}).status_code == 401
+
+
+def test_a_turn_whose_process_died_is_healed_and_the_next_message_is_kept(stack: Stack, auth: dict[str, str]) -> None:
+    marker = f"killedturn{uuid.uuid4().hex[:8]}"
+    stack.emulator("POST", "/gemini/_emulator/script",
+                   json={"rules": [{"match": {"contains": marker}, "delay_seconds": 5.0, "times": 1}]})
+    doomed = FunctionProcess("chat", free_port(), {**stack.env, "MUSE_CHAT_LEASE_SECONDS": "1"},
+                             stack.data_dir / "chat-doomed.log")
+    doomed.start()
+    try:
+        with stack.http.stream("POST", f"http://127.0.0.1:{doomed.port}/api/v1/chat/stream", headers=auth,
+                               json={"message": f"First: the Diwali brief ({marker})"}) as response:
+            assert response.status_code == 200
+            conversation_id, turn_id = response.headers["X-Conversation-Id"], response.headers["X-Turn-Id"]
+            for chunk in response.iter_text():
+                if "event: message" in chunk:
+                    break
+            doomed.kill()  # the instance dies mid-turn, after the user's message was stored
+    finally:
+        doomed.kill()
+    time.sleep(1.5)  # the lease runs out; no sweeper pass is needed: the next request heals the turn
+    again = _post(stack, auth, {"conversationId": conversation_id, "message": "Second: a subject line"})
+    assert again.status_code == 200, again.text
+    assert frames(again.text)[-1]["event"] == "done"
+    replay = frames(stack.http.get(f"{_chat(stack)}/{conversation_id}/events", headers=auth).text)
+    lost = [f["data"] for f in replay if f["event"] == "error"]
+    assert lost == [{"code": "turn_lost", "retryable": True, "message": lost[0]["message"]}]
+    assert stack.db("SELECT status, error FROM public.chat_turns WHERE id = %s", turn_id) == [
+        {"status": "failed", "error": "turn_lost"}]
+    stored = stack.db("SELECT seq, role, content FROM public.conversation_messages WHERE conversation_id = %s "
+                      "ORDER BY seq", conversation_id)
+    assert [(m["seq"], m["role"]) for m in stored] == [(0, "user"), (1, "assistant"), (2, "user"), (3, "assistant")]
+    assert stored[0]["content"].startswith("First") and stored[2]["content"] == "Second: a subject line"
