@@ -53,7 +53,7 @@ def build_service(spec: FunctionSpec, *, image: str, env: dict[str, str],
     container = run_v2.Container(
         image=image, command=[ENTRYPOINT], env=variables, ports=[run_v2.ContainerPort(container_port=CONTAINER_PORT)],
         resources=run_v2.ResourceRequirements(limits={"cpu": spec.cpu, "memory": spec.memory},
-                                              cpu_idle=True, startup_cpu_boost=True))
+                                              cpu_idle=not spec.cpu_always_allocated, startup_cpu_boost=True))
     template = run_v2.RevisionTemplate(
         containers=[container],
         timeout=duration_pb2.Duration(seconds=spec.timeout_seconds),

@@ -35,6 +35,9 @@ class FunctionSpec:
     """Settings read from Secret Manager rather than passed as plain environment variables."""
     local_path: str
     """Where the local stack (`make dev`) serves the function; `/<name>` unless the roster says otherwise."""
+    cpu_always_allocated: bool
+    """CPU outside requests (Cloud Run `--no-cpu-throttling`): for work that outlives its request (a chat turn
+    whose client disconnected)."""
 
     @property
     def source(self) -> str:
@@ -75,11 +78,14 @@ def function_names(path: Path = ROSTER_FILE) -> tuple[str, ...]:
 def _spec(name: str, settings: dict[str, Any]) -> FunctionSpec:
     if not isinstance(settings["secrets"], list) or not str(settings["local_path"]).startswith("/"):
         raise ValueError(f"function {name!r}: secrets must be a list and local_path must start with '/'.")
+    if not isinstance(settings["cpu_always_allocated"], bool):
+        raise ValueError(f"function {name!r}: cpu_always_allocated must be true or false.")
     try:
         return FunctionSpec(
             name=name, cpu=str(settings["cpu"]), memory=str(settings["memory"]),
             timeout_seconds=int(settings["timeout_seconds"]), concurrency=int(settings["concurrency"]),
             min_instances=int(settings["min_instances"]), max_instances=int(settings["max_instances"]),
-            secrets=tuple(str(s) for s in settings["secrets"]), local_path=str(settings["local_path"]))
+            secrets=tuple(str(s) for s in settings["secrets"]), local_path=str(settings["local_path"]),
+            cpu_always_allocated=settings["cpu_always_allocated"])
     except (TypeError, ValueError) as exc:
         raise ValueError(f"function {name!r}: {exc}") from exc
