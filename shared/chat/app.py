@@ -29,6 +29,9 @@ from shared.runtime.checkpointer import create_checkpointer
 from shared.settings import get_settings
 
 _PREFIX = r"^(?:/api)?/v1/chat"
+MIN_POOL = 8
+"""Connections this instance may hold at least: its running turns emit, checkpoint and renew leases from
+worker threads concurrently, and a lease renewal starved of a connection would let a live turn look dead."""
 MAX_EVENT_ID = 2**63 - 1
 """Largest id of a `chat_events` row (bigserial)."""
 _STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -38,7 +41,7 @@ _STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 def chat() -> ChatService:
     """This instance's chat service (built on first request)."""
     settings = get_settings()
-    pool = create_pool(settings.database_url, max_size=settings.database_pool_max)
+    pool = create_pool(settings.database_url, max_size=max(settings.database_pool_max, MIN_POOL))
     return ChatService(settings=settings, pool=pool, graph=compile_chat_graph(create_checkpointer(pool)))
 
 

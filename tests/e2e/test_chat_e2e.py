@@ -186,3 +186,13 @@ def test_a_turn_whose_process_died_is_healed_and_the_next_message_is_kept(stack:
                       "ORDER BY seq", conversation_id)
     assert [(m["seq"], m["role"]) for m in stored] == [(0, "user"), (1, "assistant"), (2, "user"), (3, "assistant")]
     assert stored[0]["content"].startswith("First") and stored[2]["content"] == "Second: a subject line"
+
+
+def test_bad_query_and_headers_get_a_400_naming_them(stack: Stack, auth: dict[str, str]) -> None:
+    assert "`protocol`" in _post(stack, auth, {"message": "hi"}, "?protocol=xml").json()["error"]["message"]
+    conversation_id = _post(stack, auth, {"message": "hi"}).headers["X-Conversation-Id"]
+    resume = stack.http.get(f"{_chat(stack)}/{conversation_id}/events", headers={**auth, "Last-Event-ID": "x1"})
+    assert resume.status_code == 400 and resume.json()["error"]["details"]["field"] == "Last-Event-ID"
+    not_an_id = stack.http.get(f"{_chat(stack)}/not-a-conversation/events", headers=auth)
+    assert not_an_id.status_code == 400 and not_an_id.json()["error"]["details"]["field"] == "conversationId"
+    assert stack.http.get(f"{_chat(stack)}/stream", headers=auth).status_code == 405
