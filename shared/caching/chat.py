@@ -117,6 +117,21 @@ class ChatCache:
             return False
         return True
 
+    def script(self, name: CacheName, source: str, key: str, args: list[Any]) -> int | None:
+        """Run a Lua script on `key` (under the cache's prefix); its integer answer, or None when it failed."""
+        started = time.perf_counter()
+        if not self.available():
+            self.stats.record(name, "skipped", 0.0)
+            return None
+        try:
+            answer = int(self.cache.redis.eval(source, keys=[self.cache.prefix + key], args=[str(a) for a in args]))
+        except CACHE_FAILURES as exc:
+            self._failed(f"script {name}", exc)
+            self.stats.record(name, "error", (time.perf_counter() - started) * 1000)
+            return None
+        self.stats.record(name, "hit" if answer > 0 else "miss", (time.perf_counter() - started) * 1000)
+        return answer
+
     def forget(self, key: str) -> bool:
         """Delete `key`; False when the cache could not be reached (the entry then expires by its TTL)."""
         try:
@@ -157,15 +172,63 @@ def session_key(workspace_id: str, conversation_id: str) -> str:
     return workspace_key(workspace_id, f"chat:{conversation_id}:tail")
 
 
+_APPEND_TAIL = """
+local raw = redis.call('GET', KEYS[1])
+if not raw then return 0 end
+local ok, tail = pcall(cjson.decode, raw)
+if not ok or type(tail) ~= 'table' or type(tail.messages) ~= 'table' then
+  redis.call('DEL', KEYS[1]) return -1
+end
+local seq = tonumber(ARGV[1])
+local messages = tail.messages
+local last = -1
+if #messages > 0 then last = messages[#messages][1] end
+for i = 1, #messages do if messages[i][1] == seq then return 1 end end
+if seq ~= last + 1 then redis.call('DEL', KEYS[1]) return -1 end
+table.insert(messages, {seq, ARGV[2], ARGV[3]})
+local complete = tail.complete
+while #messages > tonumber(ARGV[4]) do table.remove(messages, 1) complete = false end
+redis.call('SET', KEYS[1], cjson.encode({messages = messages, complete = complete}), 'EX', tonumber(ARGV[5]))
+return 2
+"""
+"""Extend a cached tail by message `seq` atomically, in one round trip: 2 extended, 1 already there, 0 no tail
+cached, -1 not the next seq (or unreadable): the tail is deleted."""
+
+
+@dataclass
+class Appended:
+    """What this process appended last, per conversation: its workspace and newest seq (at most 1,024 kept)."""
+
+    limit: int = 1024
+    _entries: OrderedDict[str, tuple[str, int]] = field(default_factory=OrderedDict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def note(self, conversation_id: str, workspace_id: str, seq: int) -> None:
+        with self._lock:
+            known = self._entries.pop(conversation_id, None)
+            newest = max(seq, known[1]) if known and known[0] == workspace_id else seq
+            self._entries[conversation_id] = (workspace_id, newest)
+            while len(self._entries) > self.limit:
+                self._entries.popitem(last=False)
+
+    def get(self, conversation_id: str) -> tuple[str, int] | None:
+        with self._lock:
+            return self._entries.get(conversation_id)
+
+    def forget(self, conversation_id: str) -> None:
+        with self._lock:
+            self._entries.pop(conversation_id, None)
+
+
 @dataclass
 class CachedMessageStore:
     """A `MessageStore` whose recent-window reads come from the cached tail of the conversation.
 
-    The tail is exact: it holds the conversation's last messages with consecutive seqs up to the newest
-    this process appended. An append extends it only when its seq is the next one; anything else
-    drops it. A read is served from it only when this process knows the conversation's workspace and
-    newest seq (it appended there, as a turn does before it answers) and the tail reaches them;
-    otherwise the read goes to the store. Every other method is the wrapped store's.
+    The tail is exact: the conversation's last messages, a suffix of what the store holds. An append
+    extends it (atomically, in one round trip) only when its seq is the next one; anything else drops
+    it. A read is served from it only when this process knows the conversation's workspace and newest
+    seq (it appended there, as a turn does before it answers) and the tail reaches them; otherwise the
+    read goes to the store. Every other method is the wrapped store's.
     """
 
     inner: MessageStore
@@ -173,9 +236,8 @@ class CachedMessageStore:
     ttl_seconds: int = 1800
     tail: int = 64
     """Messages kept in the cached tail; a window of up to this many is served from it."""
-    _known: OrderedDict[str, tuple[str, int]] = field(default_factory=OrderedDict, init=False)
-    """conversation → (workspace, newest seq appended here), most recent last, at most 1,024."""
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    appended: Appended = field(default_factory=Appended)
+    """Shared by the wrappers of one process (`ChatCaches.messages`)."""
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
@@ -189,27 +251,9 @@ class CachedMessageStore:
                usage: Usage | None = None) -> str:
         """Store through the wrapped store, then extend the cached tail (or drop it)."""
         stored = self.inner.append(conversation_id, workspace_id, seq=seq, role=role, content=content, usage=usage)
-        with self._lock:
-            known = self._known.pop(conversation_id, None)
-            newest = max(seq, known[1]) if known and known[0] == workspace_id else seq
-            self._known[conversation_id] = (workspace_id, newest)
-            while len(self._known) > 1024:
-                self._known.popitem(last=False)
+        self.appended.note(conversation_id, workspace_id, seq)
         key = session_key(workspace_id, conversation_id)
-        cached = _tail(self.cache.get("session", key))
-        if cached is None:
-            return stored
-        messages = cached["messages"]
-        last = messages[-1][0] if messages else -1
-        if any(m[0] == seq for m in messages):
-            return stored
-        if seq != last + 1:
-            self.cache.forget(key)
-            return stored
-        messages.append([seq, role, stored])
-        complete = bool(cached["complete"]) and len(messages) <= self.tail
-        if not self.cache.put("session", key, {"messages": messages[-self.tail:], "complete": complete},
-                              ttl_seconds=self.ttl_seconds):
+        if self.cache.script("session", _APPEND_TAIL, key, [seq, role, stored, self.tail, self.ttl_seconds]) is None:
             self.cache.forget(key)
         return stored
 
@@ -218,7 +262,7 @@ class CachedMessageStore:
 
     def newest_after(self, conversation_id: str, after_seq: int, limit: int) -> list[StoredMessage]:
         """The last `limit` messages after `after_seq`, from the cached tail when it covers them."""
-        known = self._known.get(conversation_id)
+        known = self.appended.get(conversation_id)
         if known is None or limit > self.tail:
             return self.inner.newest_after(conversation_id, after_seq, limit)
         workspace_id, newest = known
@@ -229,20 +273,14 @@ class CachedMessageStore:
             if served is not None:
                 return served
         fresh = self.inner.newest_after(conversation_id, -1, self.tail)
+        tail = {"messages": [[m.seq, m.role, m.content] for m in fresh], "complete": len(fresh) < self.tail}
         if fresh and fresh[-1].seq >= newest:
-            self.cache.put("session", key, {"messages": [[m.seq, m.role, m.content] for m in fresh],
-                                            "complete": len(fresh) < self.tail}, ttl_seconds=self.ttl_seconds)
-        served = _serve({"messages": [[m.seq, m.role, m.content] for m in fresh],
-                         "complete": len(fresh) < self.tail}, after_seq, limit, newest)
+            self.cache.put("session", key, tail, ttl_seconds=self.ttl_seconds)
+        served = _serve(tail, after_seq, limit, newest)
         return served if served is not None else self.inner.newest_after(conversation_id, after_seq, limit)
 
     def save_summary(self, conversation_id: str, summary: dict[str, Any], through_seq: int) -> None:
         self.inner.save_summary(conversation_id, summary, through_seq)
-
-    def forget_known(self, conversation_id: str) -> None:
-        """Forget what this process knows of the conversation (it was deleted)."""
-        with self._lock:
-            self._known.pop(conversation_id, None)
 
 
 def _tail(cached: Any) -> dict[str, Any] | None:
@@ -336,24 +374,22 @@ class ChatCaches:
     """The three caches of one instance, over one `ChatCache`; build once per process (`chat_caches`).
 
     Wire them where a turn's deps are built: `messages(ConversationRepository(pool))` as the graph's
-    store (one wrapper per process: it remembers which conversations it appended to),
+    store,
     `knowledge(search)` as the tool belt's knowledge search and `canon()` as its canon.
+    Wrappers are cheap: one per turn is fine.
     """
 
     cache: ChatCache
     settings: Settings
     version: Callable[[str], int | None]
     """The workspace's knowledge version (`partial(shared.db.knowledge_version.knowledge_version, pool)`)."""
-    _messages: dict[int, CachedMessageStore] = field(default_factory=dict, init=False)
+    appended: Appended = field(default_factory=Appended, init=False)
     _canon: Canon | None = field(default=None, init=False)
 
     def messages(self, store: MessageStore) -> CachedMessageStore:
-        """`store` with its recent windows cached (the same wrapper for the same store)."""
-        found = self._messages.get(id(store))
-        if found is None or found.inner is not store:
-            found = self._messages[id(store)] = CachedMessageStore(
-                inner=store, cache=self.cache, ttl_seconds=self.settings.chat_session_cache_seconds)
-        return found
+        """`store` with its recent windows cached; wrappers made here share what this process appended."""
+        return CachedMessageStore(inner=store, cache=self.cache, ttl_seconds=self.settings.chat_session_cache_seconds,
+                                  appended=self.appended)
 
     def knowledge(self, search: KnowledgeSearch) -> CachedKnowledgeSearch:
         """`search` with results cached per workspace and knowledge version."""
@@ -373,8 +409,7 @@ class ChatCaches:
 
     def forget_conversation(self, workspace_id: str, conversation_id: str) -> bool:
         """Drop a deleted conversation's cached context; False if the cache was unreachable (it expires)."""
-        for store in self._messages.values():
-            store.forget_known(conversation_id)
+        self.appended.forget(conversation_id)
         return self.cache.forget(session_key(workspace_id, conversation_id))
 
 

@@ -111,7 +111,8 @@ class TestSessionWindow:
         store = CachedMessageStore(inner=counting, cache=cache, tail=8)  # type: ignore[arg-type]
         store.ensure_conversation(conversation, workspace)
         for turn in range(12):
-            store.append(conversation, workspace, seq=2 * turn, role="user", content=f"question {turn}")
+            store.append(conversation, workspace, seq=2 * turn, role="user",
+                         content=f"question {turn}: दिवाली \"₹1,499\" a/b\\n\n{{}}[] 🎁")
             for after, limit in ((-1, 5), (2 * turn - 6, 7), (2 * turn - 1, 3), (-1, 8)):
                 assert store.newest_after(conversation, after, limit) == repo.newest_after(conversation, after, limit)
             store.append(conversation, workspace, seq=2 * turn + 1, role="assistant", content=f"answer {turn}")
