@@ -9,9 +9,9 @@ On Cloud Run this needs CPU outside requests (`--no-cpu-throttling`, see `infra/
 The turn is the conversation graph (`shared.conversations.graph`) run with its Postgres checkpointer.
 `turn_deps` is the one seam between this runtime and the agent: it builds the graph's run context for
 a turn, with the turn's `EventSink`. The runtime itself emits the turn's frame: `turn.started`, a
-`step.*` pair per graph node (from the graph's `tasks` stream), the stored user and assistant
-messages (unless the agent emitted the assistant's itself), then `done` (message count, token usage)
-or a retryable/permanent `error`.
+`step.*` pair per graph node (from the graph's `tasks` stream), the user's message once stored, then
+`done` (message count, token usage) or an `error` saying whether sending again can help; the agent
+emits everything in between (reasoning, tools, analysis, artifacts, the reply).
 """
 
 from __future__ import annotations

@@ -21,7 +21,8 @@ from shared.errors import Conflict
 log = logging.getLogger("muse.chat")
 
 LOST = ErrorEvent.model_validate(db.LOST_TURN)
-"""The terminal event of a turn healed after its process died."""
+"""The terminal event of a turn healed after its process died (validated here: what the database layer
+writes for it is a valid `ErrorEvent`)."""
 
 
 class TurnRunning(Conflict):
@@ -78,8 +79,9 @@ def heal_expired_turns(pool: Pool, *, grace_seconds: float = 0.0) -> int:
 class LeaseKeeper:
     """Renews a running turn's lease every third of `lease_seconds` until stopped (a daemon thread).
 
-    `lost` is set when a renewal finds the turn no longer running (it was healed as dead): the turn
-    must stop, since its terminal event already exists.
+    `lost` is set when a renewal is refused: the turn was healed as dead (its terminal event exists), or
+    it ran a lease past its wall-time deadline (a node stuck beyond every timeout; the lease runs out and
+    the turn is healed). Either way the turn must stop.
     """
 
     pool: Pool

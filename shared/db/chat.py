@@ -27,8 +27,8 @@ SELECT id, lease_until, deadline, lease_until < now() AS expired FROM public.cha
 WHERE conversation_id = %s AND status = 'running'
 """
 _RENEW = """
-UPDATE public.chat_turns SET lease_until = now() + make_interval(secs => %s)
-WHERE id = %s AND status = 'running'
+UPDATE public.chat_turns SET lease_until = now() + make_interval(secs => %(lease)s)
+WHERE id = %(id)s AND status = 'running' AND deadline > now() - make_interval(secs => %(lease)s)
 RETURNING id
 """
 _FINISH = """
@@ -112,9 +112,10 @@ def running(pool: Pool, conversation_id: str) -> RunningTurn | None:
 
 
 def renew(pool: Pool, turn_id: str, lease_seconds: float) -> bool:
-    """Push the running turn's lease `lease_seconds` ahead; False if it no longer runs (healed as dead)."""
+    """Push the running turn's lease `lease_seconds` ahead; False if it no longer runs (healed as dead) or ran
+    more than one lease past its wall-time deadline (stuck: the lease then runs out and the turn is healed)."""
     with pool.connection() as conn:
-        return conn.execute(_RENEW, (lease_seconds, turn_id)).fetchone() is not None
+        return conn.execute(_RENEW, {"lease": lease_seconds, "id": turn_id}).fetchone() is not None
 
 
 def append(conn: Conn, *, conversation_id: str, turn_id: str, workspace_id: str, kind: str,

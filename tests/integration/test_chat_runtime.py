@@ -65,10 +65,11 @@ def _conversation(pool: ConnectionPool, member: Member) -> str:
     return conversation_id
 
 
-def _claim(pool: ConnectionPool, member: Member, conversation_id: str, *, lease: float = 30.0) -> str:
+def _claim(pool: ConnectionPool, member: Member, conversation_id: str, *, lease: float = 30.0,
+           wall: float = 60.0) -> str:
     turn_id = db.new_turn_id()
     claim_turn(pool, turn_id=turn_id, conversation_id=conversation_id, workspace_id=member.workspace_id,
-               lease_seconds=lease, wall_seconds=60)
+               lease_seconds=lease, wall_seconds=wall)
     return turn_id
 
 
@@ -320,6 +321,20 @@ def test_a_live_turn_keeps_its_lease(pool: ConnectionPool, member: Member) -> No
         keeper.stop()
     time.sleep(0.5)
     assert db.running(pool, conversation_id).expired  # type: ignore[union-attr]
+
+
+def test_a_turn_stuck_past_its_wall_time_stops_renewing_and_is_healed(pool: ConnectionPool, member: Member) -> None:
+    conversation_id = _conversation(pool, member)
+    turn_id = _claim(pool, member, conversation_id, lease=0.3, wall=0.1)
+    keeper = LeaseKeeper(pool, turn_id, 0.3).start()  # its thread is alive, its node never returns
+    try:
+        time.sleep(1.2)
+        assert keeper.lost.is_set()
+        heal_expired_turns(pool)
+        assert db.running(pool, conversation_id) is None
+        assert [e.data["code"] for e in _events(pool, conversation_id)] == ["turn_lost"]
+    finally:
+        keeper.stop()
 
 
 class StreamingOrchestrator:
