@@ -17,6 +17,7 @@ from functools import lru_cache
 from uuid import UUID
 
 import flask
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from shared.auth import Principal, verify_token
 from shared.chat.encoding import choose_protocol, renderer_for
@@ -101,6 +102,8 @@ def dispatch(request: flask.Request) -> flask.Response:
     """Serve one chat request: route it, refuse text Postgres cannot store, then run the operation."""
     limit = get_settings().api_max_body_bytes
     request.max_content_length = limit
+    if request.content_length is not None and request.content_length > limit:
+        raise RequestEntityTooLarge()
     path = request.script_root + request.path
     allowed: list[str] = []
     for method, pattern, view in ROUTES:
