@@ -133,7 +133,9 @@ class ChatCache:
         return answer
 
     def forget(self, key: str) -> bool:
-        """Delete `key`; False when the cache could not be reached (the entry then expires by its TTL)."""
+        """Delete `key`; False when the cache could not be reached or is resting (the entry then expires by its TTL)."""
+        if not self.available():
+            return False
         try:
             self.cache.delete(key)
         except CACHE_FAILURES as exc:

@@ -41,6 +41,7 @@ from pydantic_core import from_json
 
 from shared.api.service import Api
 from shared.auth import Principal
+from shared.caching.chat import ChatCaches, chat_caches
 from shared.channels import CHANNEL_SCHEMAS, Channel
 from shared.chat.campaign_tools import (
     CAMPAIGN_TOOLS,
@@ -85,7 +86,7 @@ from shared.queue import qstash_queue
 from shared.safety.untrusted import escape, quote, quote_json, with_rule
 from shared.settings import Settings
 from shared.tools.belt import Costed, Tool, ToolBelt, ToolContext, ToolCost, ToolRun
-from shared.tools.canon import Canon, load_canon
+from shared.tools.canon import Canon
 from shared.tools.catalog import (
     CONTENT_EXECUTOR,
     ContentExecutionInput,
@@ -585,6 +586,8 @@ class _Process:
     router: ModelRouter
     stream: GeminiStream
     canon: Canon
+    caches: ChatCaches
+    """Session window, canon and knowledge-search caches on Upstash Redis (`shared.caching.chat`)."""
     api: Api | None = None
     web: WebSearch | None = None
     knowledge: KnowledgeSearch | None = None
@@ -603,7 +606,9 @@ def _process(settings: Settings, pool: Pool) -> _Process:
             router = model_router(settings)
             backend = router.backend
             assert isinstance(backend, GeminiBackend)
-            found = _PROCESSES[key] = _Process(router=router, stream=GeminiStream(backend), canon=load_canon())
+            caches = chat_caches(settings, pool)
+            found = _PROCESSES[key] = _Process(router=router, stream=GeminiStream(backend), canon=caches.canon(),
+                                               caches=caches)
         return found
 
 
@@ -619,7 +624,8 @@ def _default_search(settings: Settings, pool: Pool, process: _Process) -> tuple[
     with process.lock:
         if process.web is None or process.knowledge is None:
             process.web = tavily_search(settings, upstash_cache(settings))
-            process.knowledge = PgVectorKnowledge(pool=pool, embedder=embedder_from_settings(settings))
+            process.knowledge = process.caches.knowledge(PgVectorKnowledge(pool=pool,
+                                                                           embedder=embedder_from_settings(settings)))
         return process.web, process.knowledge
 
 
@@ -654,7 +660,8 @@ def chat_deps(settings: Settings, pool: Pool, *, workspace_id: str, principal: P
         streamer=ContentStreamer(process.stream, turn_router), tools=tools, campaigns=campaigns,
         kit=stored_kit["kit"] if stored_kit else None, tier=tier, max_rounds=settings.chat_max_tool_rounds,
         max_seconds=settings.chat_max_turn_seconds, qa_model=model if settings.qa_judge else None)
-    return ChatDeps(model=model, messages=overrides.messages or ConversationRepository(pool), events=events,
+    messages = overrides.messages or process.caches.messages(ConversationRepository(pool))
+    return ChatDeps(model=model, messages=messages, events=events,
                     policy=policy or CompactionPolicy(), tier=tier, options=options, orchestrator=orchestrator)
 
 
