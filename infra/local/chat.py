@@ -72,8 +72,8 @@ def parse_sse(lines: Iterable[str]) -> Iterator[SseEvent]:
 
 
 def render(event: SseEvent) -> str | None:
-    """A terminal line for one event of the chat's SSE contract (None: print nothing, e.g. an artifact delta
-    is printed inline by the caller)."""
+    """A terminal line for one event of the chat's SSE contract (None: print nothing: an artifact delta is
+    printed inline by the caller, and the user's own message is already on the screen)."""
     data = event.json()
     if not isinstance(data, dict):
         return f"[{event.event}] {data}"
@@ -95,6 +95,8 @@ def render(event: SseEvent) -> str | None:
             return f"\n  └ {meta.get('wordCount', '?')} words{verdict}"
         return None
     if kind == "message":
+        if data.get("role") == "user":
+            return None
         return f"\n{data.get('role', 'assistant')}> {data.get('content', '')}"
     if kind == "done":
         usage = data.get("usage")

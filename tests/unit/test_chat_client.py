@@ -66,6 +66,7 @@ class TestRender:
         error = SseEvent(event="error", data=json.dumps({"code": "turn_timeout", "message": "Too long",
                                                          "retryable": True}))
         assert render(error) == "  ✗ turn_timeout: Too long (retryable)"
+        assert render(SseEvent(event="message", data=json.dumps({"role": "user", "content": "hi"}))) is None
 
 
 @pytest.fixture
