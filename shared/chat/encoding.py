@@ -129,11 +129,20 @@ class ContractRenderer:
 
 
 class AgUiRenderer:
-    """AG-UI events from `ag_ui.core`, encoded by the official `EventEncoder`, each frame with the event's id."""
+    """AG-UI events from `ag_ui.core`, encoded by the official `EventEncoder`, each frame with the event's id.
+
+    AG-UI's event verifier allows nothing but a text message's own CONTENT/END while it is open, so an
+    open reply is ended before any other event (a tool call, reasoning, a step, the run's end); deltas
+    that follow open a new segment, `<messageId>#2`, `#3`, ... The reply's final `message` event ends the
+    open segment, or is skipped when its text was already streamed.
+    """
 
     def __init__(self) -> None:
         self.encoder = EventEncoder()
-        self.open_messages: set[str] = set()
+        self.open: dict[str, str] = {}
+        """Message id → the id of its open AG-UI text message (segment)."""
+        self.segments: dict[str, int] = {}
+        """Message id → how many segments of it were started."""
 
     def prime(self, events: Iterable[tuple[int, str, TurnEvent]]) -> None:
         for event_id, turn_id, event in events:
@@ -143,7 +152,31 @@ class AgUiRenderer:
         return "".join(f"id: {event_id}\n{self.encoder.encode(e)}" for e in self.agui(event_id, turn_id, event))
 
     def agui(self, event_id: int, turn_id: str, event: TurnEvent) -> list[BaseEvent]:
-        """The AG-UI events for one turn event (updating which messages are open)."""
+        """The AG-UI events for one turn event (updating which text messages are open)."""
+        if isinstance(event, MessageDelta):
+            return self._delta(event)
+        if isinstance(event, MessageEvent) and (event.messageId in self.open or event.messageId in self.segments):
+            segment = self.open.pop(event.messageId, None)
+            return [TextMessageEndEvent(message_id=segment)] if segment is not None else []
+        return [*self._close_open(), *self._render(event_id, turn_id, event)]
+
+    def _delta(self, event: MessageDelta) -> list[BaseEvent]:
+        opened: list[BaseEvent] = []
+        segment = self.open.get(event.messageId)
+        if segment is None:
+            closing = self._close_open()
+            count = self.segments[event.messageId] = self.segments.get(event.messageId, 0) + 1
+            segment = self.open[event.messageId] = event.messageId if count == 1 else f"{event.messageId}#{count}"
+            opened = [*closing, TextMessageStartEvent(message_id=segment, role="assistant")]
+        return [*opened, TextMessageContentEvent(message_id=segment, delta=event.delta)]
+
+    def _close_open(self) -> list[BaseEvent]:
+        closing: list[BaseEvent] = [TextMessageEndEvent(message_id=m) for m in self.open.values()]
+        self.open.clear()
+        return closing
+
+    @staticmethod
+    def _render(event_id: int, turn_id: str, event: TurnEvent) -> list[BaseEvent]:
         match event:
             case TurnStarted():
                 return [RunStartedEvent(thread_id=event.conversationId, run_id=turn_id)]
@@ -167,28 +200,15 @@ class AgUiRenderer:
                 return [CustomEvent(name="analysis", value=event.data())]
             case ArtifactEvent():
                 return [CustomEvent(name="artifact", value=event.data())]
-            case MessageDelta():
-                opened: list[BaseEvent] = []
-                if event.messageId not in self.open_messages:
-                    self.open_messages.add(event.messageId)
-                    opened.append(TextMessageStartEvent(message_id=event.messageId, role="assistant"))
-                return [*opened, TextMessageContentEvent(message_id=event.messageId, delta=event.delta)]
             case MessageEvent():
-                if event.messageId in self.open_messages:
-                    self.open_messages.discard(event.messageId)
-                    return [TextMessageEndEvent(message_id=event.messageId)]
                 content = [TextMessageContentEvent(message_id=event.messageId, delta=event.content)] \
                     if event.content else []
                 return [TextMessageStartEvent(message_id=event.messageId, role=event.role), *content,
                         TextMessageEndEvent(message_id=event.messageId)]
             case Done():
-                return [*self._close_messages(),
-                        RunFinishedEvent(thread_id=event.conversationId, run_id=turn_id,
+                return [RunFinishedEvent(thread_id=event.conversationId, run_id=turn_id,
                                          result={"messageCount": event.messageCount, "usage": event.usage})]
             case ErrorEvent():
-                return [*self._close_messages(), RunErrorEvent(message=event.message, code=event.code)]
-
-    def _close_messages(self) -> list[BaseEvent]:
-        closing: list[BaseEvent] = [TextMessageEndEvent(message_id=m) for m in sorted(self.open_messages)]
-        self.open_messages.clear()
-        return closing
+                return [RunErrorEvent(message=event.message, code=event.code)]
+            case MessageDelta():
+                raise AssertionError("deltas are rendered by `_delta`")

@@ -15,7 +15,17 @@ from pydantic import BaseModel, TypeAdapter
 
 from shared.auth import Principal
 from shared.chat.encoding import AgUiRenderer, ContractRenderer
-from shared.chat.events import Done, ErrorEvent, EventSink, MessageDelta, MessageEvent, Reasoning, TurnStarted
+from shared.chat.events import (
+    Done,
+    ErrorEvent,
+    EventSink,
+    MessageDelta,
+    MessageEvent,
+    Reasoning,
+    ToolFinished,
+    ToolStarted,
+    TurnStarted,
+)
 from shared.chat.service import ChatRequest, ChatService, TurnRequest
 from shared.chat.sink import Feed, PostgresEventSink, TurnEnded
 from shared.chat.turns import LeaseKeeper, TurnRunning, claim_turn, heal_expired_turns
@@ -338,7 +348,7 @@ def test_a_turn_stuck_past_its_wall_time_stops_renewing_and_is_healed(pool: Conn
 
 
 class StreamingOrchestrator:
-    """Streams its reply in three deltas, pausing after the first until `release` is set."""
+    """Streams its reply in three deltas with a tool call after the first, pausing there until `release`."""
 
     def __init__(self) -> None:
         self.release = threading.Event()
@@ -346,6 +356,10 @@ class StreamingOrchestrator:
     def answer(self, turn: TurnInput) -> TurnAnswer:
         turn.events.emit(MessageDelta(messageId=turn.message_id, delta="Diwali "))
         self.release.wait(10)
+        turn.events.emit(ToolStarted(callId="c1", tool="knowledge_search", args={"query": "hampers"},
+                                     content="Searching your knowledge for 'hampers'"))
+        turn.events.emit(ToolFinished(callId="c1", tool="knowledge_search", ok=True, content="2 passages",
+                                      result={"hits": 2}))
         turn.events.emit(MessageDelta(messageId=turn.message_id, delta="hampers, "))
         turn.events.emit(MessageDelta(messageId=turn.message_id, delta="delivered."))
         return TurnAnswer(reply="Diwali hampers, delivered.")
@@ -373,14 +387,58 @@ def test_an_ag_ui_stream_resumed_mid_message_continues_it_without_reopening(pool
     cut = max(int(line[4:]) for line in seen.splitlines() if line.startswith("id: "))
     rest = "".join(service.events(member.principal, uuid.UUID(started.conversation_id), cut, AgUiRenderer()))
     before, after = _ag_ui(seen), _ag_ui(rest)
-    assert [e.type for e in before][0] == EventType.RUN_STARTED
+    verify_ag_ui(before + after)
     assert [(e.type, getattr(e, "message_id", None)) for e in after if "TEXT" in e.type] == [
-        (EventType.TEXT_MESSAGE_CONTENT, reply_id), (EventType.TEXT_MESSAGE_CONTENT, reply_id),
-        (EventType.TEXT_MESSAGE_END, reply_id)]
+        (EventType.TEXT_MESSAGE_END, reply_id), (EventType.TEXT_MESSAGE_START, f"{reply_id}#2"),
+        (EventType.TEXT_MESSAGE_CONTENT, f"{reply_id}#2"), (EventType.TEXT_MESSAGE_CONTENT, f"{reply_id}#2"),
+        (EventType.TEXT_MESSAGE_END, f"{reply_id}#2")]
     assert after[-1].type == EventType.RUN_FINISHED and after[-1].run_id == started.turn_id
     text = "".join(e.delta for e in before + after if e.type == EventType.TEXT_MESSAGE_CONTENT
-                   and e.message_id == reply_id)
+                   and e.message_id.startswith(reply_id))
     assert text == "Diwali hampers, delivered."
+    whole = "".join(service.events(member.principal, uuid.UUID(started.conversation_id), 0, AgUiRenderer()))
+    verify_ag_ui(_ag_ui(whole))
+    assert [e.type for e in _ag_ui(whole)] == [e.type for e in before + after]
+
+
+def verify_ag_ui(events: list[Any]) -> None:
+    """AG-UI's event-order rules (as its client's verifier applies them) over one run."""
+    assert events and events[0].type == EventType.RUN_STARTED
+    text: str | None = None
+    tools: set[str] = set()
+    ended_tools: set[str] = set()
+    steps: list[str] = []
+    started_texts: set[str] = set()
+    for i, e in enumerate(events):
+        kind = e.type
+        if text is not None:
+            assert kind in (EventType.TEXT_MESSAGE_CONTENT, EventType.TEXT_MESSAGE_END) and e.message_id == text, \
+                f"{kind} while text message {text} is open (event {i})"
+        if kind == EventType.TEXT_MESSAGE_START:
+            assert e.message_id not in started_texts
+            started_texts.add(text := e.message_id)
+        elif kind == EventType.TEXT_MESSAGE_END:
+            text = None
+        elif kind == EventType.TEXT_MESSAGE_CONTENT:
+            assert text == e.message_id
+        elif kind == EventType.TOOL_CALL_START:
+            assert e.tool_call_id not in tools | ended_tools
+            tools.add(e.tool_call_id)
+        elif kind in (EventType.TOOL_CALL_ARGS, EventType.TOOL_CALL_END):
+            assert e.tool_call_id in tools
+            if kind == EventType.TOOL_CALL_END:
+                tools.discard(e.tool_call_id)
+                ended_tools.add(e.tool_call_id)
+        elif kind == EventType.TOOL_CALL_RESULT:
+            assert e.tool_call_id in ended_tools
+        elif kind == EventType.STEP_STARTED:
+            steps.append(e.step_name)
+        elif kind == EventType.STEP_FINISHED:
+            assert e.step_name in steps
+            steps.remove(e.step_name)
+        elif kind in (EventType.RUN_FINISHED, EventType.RUN_ERROR):
+            assert i == len(events) - 1 and text is None and not tools
+            assert kind == EventType.RUN_ERROR or not steps
 
 
 def _ag_ui(text: str) -> list[Any]:
