@@ -71,12 +71,6 @@ class Served:
         """Headers of one member, made on first use and kept for the module."""
         return self.member()
 
-    @property
-    def member_workspace(self) -> str:
-        """The workspace of `member_headers`."""
-        claims = jwt.decode(self.member_headers["Authorization"][7:], options={"verify_signature": False})
-        return str(claims["app_metadata"]["workspace_id"])
-
     def member(self, *, claims: dict[str, Any] | None = None) -> dict[str, str]:
         """Headers of a new workspace's only member (`claims` override the token's)."""
         slug = f"sv-{uuid.uuid4().hex[:10]}"
