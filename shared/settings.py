@@ -221,8 +221,9 @@ class Settings(BaseSettings):
     """Classifier calls per ingested resource; borderline chunks past it stay `medium`."""
 
     # Chat caches on Upstash Redis (issue 8, shared.chat.caches): lifetimes, and how an outage is cut short.
-    chat_session_cache_seconds: int = Field(1800, alias="MUSE_CHAT_SESSION_CACHE_SECONDS", ge=1)
-    """How long a conversation's recent window stays cached after its last message."""
+    chat_session_cache_seconds: int = Field(1800, alias="MUSE_CHAT_SESSION_CACHE_SECONDS", ge=0)
+    """How long a conversation's recent window stays cached after its last message; 0 turns that cache off
+    (where Postgres answers the window faster than Redis: `make bench`, `chat_cache_window_*`)."""
     chat_canon_cache_seconds: int = Field(7 * 86400, alias="MUSE_CHAT_CANON_CACHE_SECONDS", ge=1)
     """Lifetime of a cached canon entry (keyed by canon version, so an edited canon is never served stale)."""
     chat_knowledge_cache_seconds: int = Field(86400, alias="MUSE_CHAT_KNOWLEDGE_CACHE_SECONDS", ge=1)

@@ -388,8 +388,11 @@ class ChatCaches:
     appended: Appended = field(default_factory=Appended, init=False)
     _canon: Canon | None = field(default=None, init=False)
 
-    def messages(self, store: MessageStore) -> CachedMessageStore:
-        """`store` with its recent windows cached; wrappers made here share what this process appended."""
+    def messages(self, store: MessageStore) -> MessageStore:
+        """`store` with its recent windows cached (wrappers made here share what this process appended);
+        `store` itself when `MUSE_CHAT_SESSION_CACHE_SECONDS` is 0."""
+        if self.settings.chat_session_cache_seconds == 0:
+            return store
         return CachedMessageStore(inner=store, cache=self.cache, ttl_seconds=self.settings.chat_session_cache_seconds,
                                   appended=self.appended)
 

@@ -240,3 +240,10 @@ class TestOutage:
         assert caches.cache.stats.count("knowledge", "skipped") == 2
         assert elapsed < 1.5, f"an outage cost {elapsed:.2f} s"
         assert not caches.forget_conversation(workspace, conversation)
+
+
+def test_a_zero_session_lifetime_turns_the_session_cache_off(pool: ConnectionPool) -> None:
+    settings = _settings(UNREACHABLE_URL, MUSE_CHAT_SESSION_CACHE_SECONDS="0")
+    caches = ChatCaches(cache=chat_cache(settings), settings=settings, version=partial(knowledge_version, pool))
+    repo = ConversationRepository(pool)
+    assert caches.messages(repo) is repo
