@@ -196,3 +196,54 @@ def test_bad_query_and_headers_get_a_400_naming_them(stack: Stack, auth: dict[st
     not_an_id = stack.http.get(f"{_chat(stack)}/not-a-conversation/events", headers=auth)
     assert not_an_id.status_code == 400 and not_an_id.json()["error"]["details"]["field"] == "conversationId"
     assert stack.http.get(f"{_chat(stack)}/stream", headers=auth).status_code == 405
+
+
+def _ready(stack: Stack, auth: dict[str, str], document_id: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        view = stack.http.get(f"{stack.api}/api/v1/knowledge/{document_id}", headers=auth).json()
+        if view["status"] in ("ready", "failed"):
+            assert view["status"] == "ready", view
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"knowledge resource {document_id} not ready after {timeout}s")
+
+
+def test_a_turn_that_searches_knowledge_and_writes_an_email_streams_in_the_contract_order(stack: Stack) -> None:
+    auth = stack.new_workspace()
+    added = stack.http.post(f"{stack.api}/api/v1/knowledge", headers=auth, json={
+        "kind": "text", "title": "Diwali brief",
+        "content": "Diwali hampers ship from 1 October. Each hamper is hand-packed with Darjeeling first flush."})
+    assert added.status_code == 202, added.text
+    _ready(stack, auth, added.json()["id"])
+    marker = f"hampers{uuid.uuid4().hex[:8]}"
+    brief = {"objective": f"Sell Diwali hampers ({marker})", "audience": "Existing customers", "tone": ["warm"],
+             "key_messages": ["Hand-packed hampers", "Ships from 1 October"], "facts": ["Ships from 1 October"]}
+    strong = {"model": "gemini-2.5-pro", "contains": marker}
+    stack.emulator("POST", "/gemini/_emulator/script", json={"rules": [
+        {"match": strong, "times": 1,
+         "response": {"function_calls": [{"name": "knowledge_search", "args": {"query": "Diwali hampers"}}]}},
+        {"match": strong, "times": 1,
+         "response": {"function_calls": [{"name": "content_execution", "args": {"channel": "email", "brief": brief}}]}},
+        {"match": strong, "times": 1, "response": {"text": "Here is your Diwali email. Want a WhatsApp version too?"}},
+    ]})
+    response = _post(stack, auth, {"message": f"Write an email for our Diwali hampers ({marker})",
+                                   "context": {"includeResources": True, "enableWebSearch": False}})
+    assert response.status_code == 200, response.text
+    events = frames(response.text)
+    names = [e["event"] for e in events]
+    assert "error" not in names, events
+    first = {name: names.index(name) for name in ("thinking", "analysis", "artifact")}
+    artifacts = [e["data"] for e in events if e["event"] == "artifact"]
+    reply = [i for i, e in enumerate(events) if e["event"] == "message" and e["data"]["role"] == "assistant"]
+    assert names[0] == "message" and first["thinking"] < first["analysis"] < first["artifact"] < reply[0]
+    assert reply == [len(events) - 2] and names[-1] == "done"
+    assert [a["type"] for a in artifacts][0] == "start" and [a["type"] for a in artifacts][-1] == "end"
+    assert "delta" in [a["type"] for a in artifacts] and all(a["type"] != "start" for a in artifacts[1:])
+    assert artifacts[-1]["metadata"]["contentType"] == "email" and artifacts[-1]["metadata"]["wordCount"] > 0
+    assert "qa" in artifacts[-1]["metadata"]
+    tool = next(e["data"] for e in events if e["event"] == "thinking" and e["data"]["type"] == "tool_status")
+    assert tool["tool"] == "knowledge_search"
+    analysis = next(e["data"] for e in events if e["event"] == "analysis")
+    assert analysis["type"] == "knowledge_summary" and analysis["sources"]
+    assert events[reply[0]]["data"]["content"].startswith("Here is your Diwali email")
