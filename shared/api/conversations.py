@@ -9,7 +9,8 @@
 - `DELETE /api/v1/conversations/{id}`: the conversation, its messages, its LangGraph checkpoints, its
   chat turns and events go in one transaction, audited (`conversation.deleted`); then its cached
   context is dropped (if the cache is unreachable, the entry expires with its TTL, and the report says
-  so). A repeated DELETE is a 404 and changes nothing.
+  so). A repeated DELETE is a 404 and changes nothing; while a turn of the conversation runs, a 409
+  naming it (the turn would otherwise write checkpoints for a conversation that is gone).
 
 Reads and the title run as the caller under row-level security: another workspace's conversation is a
 404, whether it exists or not.
@@ -36,7 +37,7 @@ from shared.db import audit
 from shared.db import conversations as db
 from shared.db.campaigns import memberships
 from shared.db.pool import Pool, as_runtime, as_user, create_pool
-from shared.errors import InvalidRequest, NotFound
+from shared.errors import Conflict, InvalidRequest, NotFound
 from shared.http import json_response, parse_body
 from shared.settings import get_settings
 
@@ -228,9 +229,13 @@ class ConversationsApi:
             if row is None:
                 raise _missing(conversation_id)
             as_runtime(conn)
-            rows = db.delete_conversation(conn, conversation_id)
-            if rows is None:
+            if not db.lock_conversation(conn, conversation_id):
                 raise _missing(conversation_id)
+            running = db.running_turn(conn, conversation_id)
+            if running is not None:
+                raise Conflict(f"Conversation {conversation_id} has a running turn ({running}); wait for its `done` "
+                               "or `error` event, then delete.", details={"turn_id": running})
+            rows = db.delete_conversation(conn, conversation_id)
             audit.record(conn, workspace_id=row["workspace_id"], actor=str(principal.user_id),
                          action="conversation.deleted", target_type="conversation", target_id=str(conversation_id),
                          details={"messages": rows["conversation_messages"]},
@@ -341,7 +346,7 @@ PATHS: dict[str, Any] = {
                        "(audited; a repeated DELETE is a 404)",
             "parameters": [_CONVERSATION],
             "responses": {"200": {"description": "What was deleted", "content": json_content(ConversationDeleted)},
-                          **errors(400, 401, 404)},
+                          **errors(400, 401, 404, 409)},
         },
     },
 }

@@ -153,6 +153,9 @@ _LOCK = "SELECT workspace_id::text AS workspace_id FROM public.conversations WHE
 _DELETE = "DELETE FROM public.conversations WHERE id = %s"
 _MESSAGES_OF = "SELECT count(*) AS n FROM public.conversation_messages WHERE conversation_id = %s"
 _EXISTING = "SELECT to_regclass(%s) IS NOT NULL AS present"
+_RUNNING = """
+SELECT id FROM public.chat_turns WHERE conversation_id = %s AND status = 'running' AND lease_until > now()
+"""
 CHECKPOINT_TABLES = ("checkpoint_writes", "checkpoint_blobs", "checkpoints")
 """LangGraph's tables, keyed by `thread_id`: a conversation's id is its thread id."""
 CHAT_TABLES = ("chat_events", "chat_turns")
@@ -208,15 +211,29 @@ def retitle(conn: Conn, conversation_id: uuid.UUID, title: str | None) -> Conver
     return None if row is None else ConversationRow(**row)  # type: ignore[typeddict-item]
 
 
-def delete_conversation(conn: Conn, conversation_id: uuid.UUID) -> dict[str, int] | None:
+def lock_conversation(conn: Conn, conversation_id: uuid.UUID) -> bool:
+    """Lock the conversation's row for the rest of the transaction; False if it does not exist.
+
+    Held, it keeps a new chat turn from being claimed (its row references the conversation) until the
+    transaction ends.
+    """
+    return conn.execute(_LOCK, (conversation_id,)).fetchone() is not None
+
+
+def running_turn(conn: Conn, conversation_id: uuid.UUID) -> str | None:
+    """The id of the conversation's running chat turn whose lease is live, if the schema has chat turns."""
+    if not one(conn.execute(_EXISTING, ("public.chat_turns",)))["present"]:
+        return None
+    row = conn.execute(_RUNNING, (conversation_id,)).fetchone()
+    return None if row is None else str(row["id"])
+
+
+def delete_conversation(conn: Conn, conversation_id: uuid.UUID) -> dict[str, int]:
     """Delete the conversation, its messages, checkpoints and chat turns/events; rows deleted per table.
 
-    Runs with the service's rights (the caller checked visibility first), in the caller's transaction.
-    The conversation row is locked first, so a turn committing now finishes before and is deleted with
-    the rest. None when the conversation does not exist (a repeated delete changes nothing).
+    Runs with the service's rights (the caller checked visibility and locked the row with
+    `lock_conversation`), in the caller's transaction.
     """
-    if conn.execute(_LOCK, (conversation_id,)).fetchone() is None:
-        return None
     counts: dict[str, int] = {}
     for table in CHECKPOINT_TABLES:
         counts[table] = conn.execute(sql.SQL("DELETE FROM {} WHERE thread_id = %s").format(

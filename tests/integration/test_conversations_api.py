@@ -127,3 +127,24 @@ def test_bad_input_is_a_400_naming_the_field(served: Served, method: str, path: 
     response = getattr(served.client(), method)(path, json=body, headers=served.member_headers)
     assert response.status_code == 400, response.get_json()
     assert field in response.get_json()["error"]["message"]
+
+
+def test_a_running_turn_holds_off_the_delete_until_it_ends(served: Served, pool: ConnectionPool) -> None:
+    headers = served.member()
+    client = served.client()
+    workspace = client.get(BASE, headers=headers).get_json()["workspace_id"]
+    conversation, turn = _chat(pool, workspace, 1), str(uuid.uuid4())
+    with connect(served.dsn) as conn, conn.transaction():
+        conn.execute("INSERT INTO public.chat_turns (id, conversation_id, workspace_id, lease_until, deadline) "
+                     "VALUES (%s, %s, %s, now() + interval '1 minute', now() + interval '4 minutes')",
+                     (turn, conversation, workspace))
+        conn.execute("INSERT INTO public.chat_events (conversation_id, turn_id, workspace_id, kind, data) "
+                     "VALUES (%s, %s, %s, 'turn.started', '{}')", (conversation, turn, workspace))
+    refused = client.delete(f"{BASE}/{conversation}", headers=headers)
+    assert refused.status_code == 409 and turn in refused.get_json()["error"]["message"]
+    assert _rows(served.dsn, conversation)["messages"] == 2, "nothing was deleted"
+
+    with connect(served.dsn) as conn, conn.transaction():
+        conn.execute("UPDATE public.chat_turns SET lease_until = now() - interval '1 second' WHERE id = %s", (turn,))
+    deleted = client.delete(f"{BASE}/{conversation}", headers=headers).get_json()
+    assert deleted["rows"]["chat_turns"] == 1 and deleted["rows"]["chat_events"] == 1, "a dead turn does not block"
