@@ -10,7 +10,8 @@
   chat turns and events go in one transaction, audited (`conversation.deleted`); then its cached
   context is dropped (if the cache is unreachable, the entry expires with its TTL, and the report says
   so). A repeated DELETE is a 404 and changes nothing; while a turn of the conversation runs, a 409
-  naming it (the turn would otherwise write checkpoints for a conversation that is gone).
+  naming it (the turn would otherwise write checkpoints for a conversation that is gone), and a
+  campaign's own history (`kind: campaign`) is a 409 too: it goes with the campaign.
 
 Reads and the title run as the caller under row-level security: another workspace's conversation is a
 404, whether it exists or not.
@@ -228,6 +229,9 @@ class ConversationsApi:
             row = db.get_conversation(conn, conversation_id)
             if row is None:
                 raise _missing(conversation_id)
+            if row["kind"] != "chat":
+                raise Conflict(f"Conversation {conversation_id} is a campaign's own history; it goes when the "
+                               "campaign's data is erased, not on its own.", details={"kind": row["kind"]})
             as_runtime(conn)
             if not db.lock_conversation(conn, conversation_id):
                 raise _missing(conversation_id)

@@ -148,3 +148,16 @@ def test_a_running_turn_holds_off_the_delete_until_it_ends(served: Served, pool:
         conn.execute("UPDATE public.chat_turns SET lease_until = now() - interval '1 second' WHERE id = %s", (turn,))
     deleted = client.delete(f"{BASE}/{conversation}", headers=headers).get_json()
     assert deleted["rows"]["chat_turns"] == 1 and deleted["rows"]["chat_events"] == 1, "a dead turn does not block"
+
+
+def test_a_campaigns_own_history_is_not_deleted_on_its_own(served: Served) -> None:
+    headers = served.member()
+    client = served.client()
+    workspace = client.get(BASE, headers=headers).get_json()["workspace_id"]
+    conversation = str(uuid.uuid4())
+    with connect(served.dsn) as conn, conn.transaction():
+        conn.execute("INSERT INTO public.conversations (id, workspace_id, kind) VALUES (%s, %s, 'campaign')",
+                     (conversation, workspace))
+    refused = client.delete(f"{BASE}/{conversation}", headers=headers)
+    assert refused.status_code == 409 and "campaign" in refused.get_json()["error"]["message"]
+    assert client.get(f"{BASE}/{conversation}", headers=headers).get_json()["kind"] == "campaign"
