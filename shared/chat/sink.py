@@ -105,16 +105,21 @@ class PostgresEventSink:
     turn_id: str
     workspace_id: str
     feed: Feed
+    ended: bool = False
+    """A terminal event was committed (or refused) through this sink: later events are refused."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def emit(self, event: TurnEvent) -> int:
         """Commit `event` as the turn's next event and return its id.
 
         Terminal events go through `finish`, which also ends the turn; emitting one here does the same.
+        Raises `TurnEnded` once the turn has ended (e.g. interrupted by a shutdown while a node still ran).
         """
         if isinstance(event, Done | ErrorEvent):
             return self.finish(event)
         with self._lock, self.pool.connection() as conn:
+            if self.ended:
+                raise TurnEnded(self.turn_id)
             event_id = db.append(conn, conversation_id=self.conversation_id, turn_id=self.turn_id,
                                  workspace_id=self.workspace_id, kind=event.kind, data=event.data())
             self.feed.publish(Emitted(event_id, self.turn_id, event))
@@ -129,6 +134,9 @@ class PostgresEventSink:
         status = "done" if isinstance(event, Done) else "failed"
         error = event.code if isinstance(event, ErrorEvent) else None
         with self._lock:
+            if self.ended:
+                raise TurnEnded(self.turn_id)
+            self.ended = True
             try:
                 with as_service(self.pool) as conn:
                     event_id = db.append(conn, conversation_id=self.conversation_id, turn_id=self.turn_id,

@@ -183,6 +183,8 @@ def test_the_sink_commits_each_event_before_listeners_see_it(pool: ConnectionPoo
     assert ids == sorted(ids) and [i for i, _ in seen] == ids
     assert all(event_id in committed for event_id, committed in seen)
     assert db.running(pool, conversation_id) is None
+    with pytest.raises(TurnEnded):  # a node still running after the turn ended cannot add to it
+        sink.emit(Reasoning(content="One more thought."))
     assert [e.kind for e in _events(pool, conversation_id)] == ["turn.started", "message", "error"]
 
 
