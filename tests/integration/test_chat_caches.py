@@ -247,3 +247,11 @@ def test_a_zero_session_lifetime_turns_the_session_cache_off(pool: ConnectionPoo
     caches = ChatCaches(cache=chat_cache(settings), settings=settings, version=partial(knowledge_version, pool))
     repo = ConversationRepository(pool)
     assert caches.messages(repo) is repo
+
+
+def test_a_workspace_id_that_is_no_uuid_searches_uncached(pool: ConnectionPool, cache: ChatCache) -> None:
+    inner = WorkspaceSearch()
+    search = CachedKnowledgeSearch(inner=inner, cache=cache, version=partial(knowledge_version, pool))
+    search.search("not-a-uuid", "offers")
+    search.search("not-a-uuid", "offers")
+    assert len(inner.calls) == 2
