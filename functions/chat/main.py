@@ -9,12 +9,9 @@ import flask
 import functions_framework
 
 from shared.chat.app import dispatch
-from shared.http import any_error_response
+from shared.http import json_errors
 
-
-@functions_framework.errorhandler(Exception)
-def _json_errors(exc: Exception) -> flask.Response:
-    return any_error_response(exc)
+json_errors()
 
 
 @functions_framework.http
