@@ -53,7 +53,8 @@ from shared.chat.campaign_tools import (
     describe,
     execute,
 )
-from shared.chat.events import (
+from shared.conversations.compaction import CompactionPolicy
+from shared.conversations.events import (
     Analysis,
     ArtifactEvent,
     ArtifactMetadata,
@@ -64,7 +65,6 @@ from shared.chat.events import (
     ToolStarted,
     TurnEvent,
 )
-from shared.conversations.compaction import CompactionPolicy
 from shared.conversations.graph import ChatDeps, ChatOptions, MessageStore, TurnAnswer, TurnInput
 from shared.db.brandkits import get_kit, workspace_settings
 from shared.db.conversations import ConversationRepository

@@ -42,7 +42,7 @@ from ag_ui.core import (
 )
 from ag_ui.encoder import AGUI_MEDIA_TYPE, EventEncoder
 
-from shared.chat.events import (
+from shared.conversations.events import (
     Analysis,
     ArtifactEvent,
     Done,

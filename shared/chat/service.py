@@ -31,7 +31,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from shared.auth import Principal, choose_workspace
 from shared.chat.agent import chat_deps
 from shared.chat.encoding import RETRY, Renderer
-from shared.chat.events import (
+from shared.chat.sink import Feed, Listeners, PostgresEventSink, TurnEnded, stored_event
+from shared.chat.turns import LeaseKeeper, claim_turn, heal_turn
+from shared.conversations import ChatDeps, ChatOptions, chat_config
+from shared.conversations.events import (
     Done,
     ErrorEvent,
     EventSink,
@@ -40,9 +43,6 @@ from shared.chat.events import (
     StepStarted,
     TurnStarted,
 )
-from shared.chat.sink import Feed, Listeners, PostgresEventSink, TurnEnded, stored_event
-from shared.chat.turns import LeaseKeeper, claim_turn, heal_turn
-from shared.conversations import ChatDeps, ChatOptions, chat_config
 from shared.conversations.graph import ChatGraph, ChatState
 from shared.db import chat as db
 from shared.db.campaigns import memberships

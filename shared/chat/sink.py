@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from pydantic import TypeAdapter
 
-from shared.chat.events import TERMINAL_KINDS, Done, ErrorEvent, TurnEvent
+from shared.conversations.events import TERMINAL_KINDS, Done, ErrorEvent, TurnEvent
 from shared.db import chat as db
 from shared.db.pool import Pool, as_service
 

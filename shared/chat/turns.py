@@ -13,7 +13,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
-from shared.chat.events import ErrorEvent
+from shared.conversations.events import ErrorEvent
 from shared.db import chat as db
 from shared.db.pool import Pool, as_service
 from shared.errors import Conflict

@@ -3,6 +3,7 @@
 - `compaction`: `compact(summary, unsummarized, model, policy)` folds old items of any history (chat
   messages, campaign events via `events_as_history`) into a cited `RollingSummary`;
   `render_context(summary, window)` is what a model is shown.
+- `events`: the one event model a turn emits (`TurnEvent`) and the `EventSink` it goes to.
 - `graph`: `build_chat_graph()` (uncompiled), `compile_chat_graph(create_checkpointer(pool))`,
   `run_turn(...)`, `resume_turn(...)` and `prune_history(...)`; see its docstring for why messages
   live in `conversation_messages` rather than in the checkpoint.

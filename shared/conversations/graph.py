@@ -47,7 +47,6 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command, Durability
 from pydantic import BaseModel
 
-from shared.chat.events import EventSink, MessageEvent
 from shared.conversations.compaction import (
     CompactionPolicy,
     HistoryItem,
@@ -56,6 +55,7 @@ from shared.conversations.compaction import (
     needs_compaction,
     render_context,
 )
+from shared.conversations.events import EventSink, MessageEvent
 from shared.db.conversations import StoredMessage
 from shared.errors import Conflict, NotFound
 from shared.ports import ModelTier, StructuredModel, Usage

@@ -21,8 +21,8 @@ from shared.api.listing import CampaignQuery
 from shared.api.service import Api
 from shared.auth import Principal
 from shared.chat.agent import ChatOverrides, MemorySink, chat_deps
-from shared.chat.events import ArtifactEvent, ToolFinished
 from shared.conversations import ChatDeps, ChatOptions, CompactionPolicy, TurnInput, compile_chat_graph, run_turn
+from shared.conversations.events import ArtifactEvent, ToolFinished
 from shared.conversations.fake import EchoChatModel
 from shared.db.brandkits import save_kit
 from shared.db.pool import connect

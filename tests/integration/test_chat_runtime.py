@@ -15,7 +15,11 @@ from pydantic import BaseModel, TypeAdapter
 
 from shared.auth import Principal
 from shared.chat.encoding import AgUiRenderer, ContractRenderer
-from shared.chat.events import (
+from shared.chat.service import ChatRequest, ChatService, TurnRequest
+from shared.chat.sink import Feed, PostgresEventSink, TurnEnded
+from shared.chat.turns import LeaseKeeper, TurnRunning, claim_turn, heal_expired_turns
+from shared.conversations import ChatDeps, TurnAnswer, TurnInput, compile_chat_graph
+from shared.conversations.events import (
     Done,
     ErrorEvent,
     EventSink,
@@ -26,10 +30,6 @@ from shared.chat.events import (
     ToolStarted,
     TurnStarted,
 )
-from shared.chat.service import ChatRequest, ChatService, TurnRequest
-from shared.chat.sink import Feed, PostgresEventSink, TurnEnded
-from shared.chat.turns import LeaseKeeper, TurnRunning, claim_turn, heal_expired_turns
-from shared.conversations import ChatDeps, TurnAnswer, TurnInput, compile_chat_graph
 from shared.conversations.fake import EchoChatModel
 from shared.db import chat as db
 from shared.db.conversations import ConversationRepository

@@ -13,8 +13,8 @@ from google.genai import types
 from shared.api.models import Decision
 from shared.chat.agent import ChatOrchestrator, MemorySink, _partial_fields, render_copy, resolve_model
 from shared.chat.campaign_tools import STRICT_AFFIRMATIVES, confirmed
-from shared.chat.events import ToolFinished
 from shared.conversations import ChatOptions, TurnInput
+from shared.conversations.events import ToolFinished
 from shared.errors import InvalidRequest
 from shared.models import ModelRouter
 from shared.safety.untrusted import UNTRUSTED_RULE
