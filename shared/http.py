@@ -20,9 +20,9 @@ from typing import Any, TypeVar
 import flask
 import functions_framework
 from pydantic import BaseModel, ValidationError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from shared.errors import InvalidRequest, MuseError, QuotaExceeded, ThreadBusy
+from shared.errors import InvalidRequest, MuseError, NotFound, QuotaExceeded, ThreadBusy
 from shared.safety.pii import install_log_masking
 from shared.settings import get_settings
 
@@ -243,6 +243,55 @@ def handle_errors(view: Callable[..., flask.Response]) -> Callable[..., flask.Re
     wrapper.__name__ = view.__name__
     wrapper.__doc__ = view.__doc__
     return wrapper
+
+
+MAX_EVENT_ID = 2**63 - 1
+"""Largest event id a stream can resume after (event tables use bigserial ids)."""
+
+Route = tuple[str, re.Pattern[str], Callable[..., flask.Response]]
+"""(method, path pattern, view): the view gets the pattern's named groups as keyword arguments."""
+
+
+def last_event_id(request: flask.Request) -> int:
+    """The event id to resume after: `Last-Event-ID` (what browsers resend), else `?last_event_id=`, else 0."""
+    header = request.headers.get("Last-Event-ID")
+    name, raw = ("Last-Event-ID", header) if header else ("last_event_id", request.args.get("last_event_id"))
+    if not raw:
+        return 0
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 19 and int(raw) <= MAX_EVENT_ID):
+        raise InvalidRequest(f"`{name}` must be an event id: ASCII digits from 0 to {MAX_EVENT_ID}, got {raw!r}.",
+                             details={"field": name, "value": raw})
+    return int(raw)
+
+
+def route(request: flask.Request, routes: Iterable[Route], path: str, *,
+          before: Callable[[flask.Request], None] | None = None, not_found: str) -> flask.Response:
+    """Serve `request` with the first route matching `path` and its method (after the edge's input checks).
+
+    A body over `MUSE_API_MAX_BODY_BYTES` is a 413 before anything is read; a path served for other
+    methods only is a JSON 405 with `Allow`; no match at all is a 404 saying `not_found`.
+    """
+    limit = get_settings().api_max_body_bytes
+    request.max_content_length = limit
+    if request.content_length is not None and request.content_length > limit:
+        raise RequestEntityTooLarge()
+    allowed: list[str] = []
+    for method, pattern, view in routes:
+        match = pattern.match(path)
+        if match is None:
+            continue
+        if method != request.method:
+            allowed.append(method)
+            continue
+        check_request_text(request, match.groupdict().items())
+        if before is not None:
+            before(request)
+        return view(request, **match.groupdict())
+    if allowed:
+        return json_response({"error": {"code": "method_not_allowed",
+                                        "message": f"{request.method} is not allowed on {path}; use {allowed}."}},
+                             405, {"Allow": ", ".join(allowed)})
+    return error_response(NotFound(not_found))
 
 
 def qstash_response(handler: Callable[[], Any]) -> flask.Response:

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from functools import lru_cache
 from uuid import UUID
 
 import flask
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from shared.api.listing import CampaignQuery
-from shared.api.models import IDEMPOTENCY_KEY_PATTERN, MAX_EVENT_ID, CreateCampaign, Decision
+from shared.api.models import IDEMPOTENCY_KEY_PATTERN, CreateCampaign, Decision
 from shared.api.modules import routes
 from shared.api.openapi import openapi_document
 from shared.api.service import Api
 from shared.auth import Principal, verify_token
 from shared.db.pool import create_pool
-from shared.errors import InvalidRequest, NotFound
-from shared.http import check_request_text, error_response, handle_errors, json_response, parse_body
+from shared.errors import InvalidRequest
+from shared.http import Route, handle_errors, json_response, last_event_id, parse_body, route
 from shared.integrations.cache import upstash_cache
 from shared.integrations.phonepe import PhonePeClient, phonepe_client
 from shared.queue import qstash_queue
@@ -125,18 +124,6 @@ def refuse_undocumented_query(request: flask.Request) -> None:
             return
 
 
-def last_event_id(request: flask.Request) -> int:
-    """The event id to resume after: `Last-Event-ID` (what browsers resend), else `?last_event_id=`, else 0."""
-    header = request.headers.get("Last-Event-ID")
-    name, raw = ("Last-Event-ID", header) if header else ("last_event_id", request.args.get("last_event_id"))
-    if not raw:
-        return 0
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 19 and int(raw) <= MAX_EVENT_ID):
-        raise InvalidRequest(f"`{name}` must be an event id: ASCII digits from 0 to {MAX_EVENT_ID}, got {raw!r}.",
-                             details={"field": name, "value": raw})
-    return int(raw)
-
-
 def _chain(first: str, rest: Iterator[str]) -> Iterator[str]:
     yield first
     yield from rest
@@ -146,7 +133,7 @@ def openapi(request: flask.Request) -> flask.Response:
     return json_response(openapi_document())
 
 
-ROUTES: list[tuple[str, re.Pattern[str], Callable[..., flask.Response]]] = [
+ROUTES: list[Route] = [
     ("POST", re.compile(_PREFIX + r"/campaigns/?$"), create_campaign),
     ("GET", re.compile(_PREFIX + r"/campaigns/?$"), list_campaigns),
     ("GET", re.compile(_PREFIX + rf"/campaigns/{_ID}/?$"), get_campaign),
@@ -161,26 +148,5 @@ ROUTES += routes()
 @handle_errors
 def dispatch(request: flask.Request) -> flask.Response:
     """Serve one API request: route it, refuse text Postgres cannot store, then run the operation."""
-    limit = get_settings().api_max_body_bytes
-    request.max_content_length = limit
-    if request.content_length is not None and request.content_length > limit:
-        raise RequestEntityTooLarge()
-    path = request.path
-    allowed: list[str] = []
-    for method, pattern, view in ROUTES:
-        match = pattern.match(path)
-        if match is None:
-            continue
-        if method != request.method:
-            allowed.append(method)
-            continue
-        check_request_text(request, match.groupdict().items())
-        refuse_undocumented_query(request)
-        return view(request, **match.groupdict())
-    if allowed:
-        response = json_response({"error": {"code": "method_not_allowed",
-                                            "message": f"{request.method} is not allowed on {path}; use {allowed}."}},
-                                 405, {"Allow": ", ".join(allowed)})
-        return response
-    return error_response(NotFound(f"No route for {request.method} {path}; see /api/v1/openapi.json."))
-
+    return route(request, ROUTES, request.path, before=refuse_undocumented_query,
+                 not_found=f"No route for {request.method} {request.path}; see /api/v1/openapi.json.")

@@ -13,7 +13,6 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -29,7 +28,7 @@ from shared.db import audit as db
 from shared.db.campaigns import memberships
 from shared.db.pool import Pool, as_user, create_pool
 from shared.errors import InvalidRequest
-from shared.http import json_response
+from shared.http import Route, json_response
 from shared.settings import get_settings
 
 _PREFIX = r"^(?:/api)?/v1"
@@ -192,7 +191,7 @@ def list_audit(request: flask.Request) -> flask.Response:
     return json_response(page.model_dump(mode="json"))
 
 
-ROUTES: list[tuple[str, re.Pattern[str], Callable[..., flask.Response]]] = [
+ROUTES: list[Route] = [
     ("GET", re.compile(_PREFIX + r"/audit/?$"), list_audit),
 ]
 

@@ -24,7 +24,7 @@ from shared.db import brandkits as db
 from shared.db.campaigns import memberships
 from shared.db.pool import Conn, Pool, as_user, create_pool
 from shared.errors import Conflict, InvalidRequest
-from shared.http import json_response, parse_body
+from shared.http import Route, json_response, parse_body
 from shared.integrations.gemini import structured_model
 from shared.ports import StructuredModel
 from shared.qa.correction import SelfCorrectionConfig
@@ -214,7 +214,7 @@ def qa_check(request: flask.Request) -> flask.Response:
     return json_response({**report.model_dump(mode="json"), "kit_version": version})
 
 
-ROUTES: list[tuple[str, re.Pattern[str], Callable[..., flask.Response]]] = [
+ROUTES: list[Route] = [
     ("GET", re.compile(_PREFIX + r"/brand-kit/?$"), get_brand_kit),
     ("PUT", re.compile(_PREFIX + r"/brand-kit/?$"), put_brand_kit),
     ("POST", re.compile(_PREFIX + r"/qa/check/?$"), qa_check),

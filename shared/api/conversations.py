@@ -20,7 +20,7 @@ Reads and the title run as the caller under row-level security: another workspac
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -39,7 +39,7 @@ from shared.db import conversations as db
 from shared.db.campaigns import memberships
 from shared.db.pool import Pool, as_runtime, as_user, create_pool
 from shared.errors import Conflict, InvalidRequest, NotFound
-from shared.http import json_response, parse_body
+from shared.http import Route, json_response, parse_body
 from shared.settings import get_settings
 
 _PREFIX = r"^(?:/api)?/v1"
@@ -293,7 +293,7 @@ def delete_conversation(request: flask.Request, conversation_id: str) -> flask.R
 
 
 _ONE = _PREFIX + r"/conversations/(?P<conversation_id>[^/]+)/?$"
-ROUTES: list[tuple[str, re.Pattern[str], Callable[..., flask.Response]]] = [
+ROUTES: list[Route] = [
     ("GET", re.compile(_PREFIX + r"/conversations/?$"), list_conversations),
     ("GET", re.compile(_ONE), get_conversation),
     ("PATCH", re.compile(_ONE), patch_conversation),

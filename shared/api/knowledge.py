@@ -12,7 +12,6 @@ Every query runs under the caller's row-level security; another workspace's reso
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from functools import lru_cache
 from typing import Any, TypeVar
 from uuid import UUID
@@ -23,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 from shared.api.spec import NOT_BLANK_PATTERN, TEXT_PATTERN, errors, json_content
 from shared.auth import Principal, verify_token
 from shared.errors import InvalidRequest, PayloadTooLarge
-from shared.http import json_response, parse_body
+from shared.http import Route, json_response, parse_body
 from shared.knowledge.models import (
     MAX_TAGS,
     ResourceAccepted,
@@ -137,7 +136,7 @@ def delete(request: flask.Request, document_id: str) -> flask.Response:
     return flask.Response(status=204)
 
 
-ROUTES: list[tuple[str, re.Pattern[str], Callable[..., flask.Response]]] = [
+ROUTES: list[Route] = [
     ("POST", re.compile(_PREFIX + r"/knowledge/?$"), submit),
     ("GET", re.compile(_PREFIX + r"/knowledge/search/?$"), search),
     ("GET", re.compile(_PREFIX + r"/knowledge/(?!search/?$)(?P<document_id>[^/]+)/?$"), fetch),

@@ -29,8 +29,6 @@ class CampaignAccepted(BaseModel):
     links: dict[str, str]
 
 
-MAX_EVENT_ID = 2**63 - 1
-"""Event ids are Postgres `bigint`s."""
 IDEMPOTENCY_KEY_PATTERN = r"^[!-~](?:[ -~]{0,198}[!-~])?$"
 """1-200 printable ASCII characters, no leading or trailing space (HTTP would strip it)."""
 WHITESPACE = "\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"

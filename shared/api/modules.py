@@ -7,16 +7,12 @@ both the router and the OpenAPI document pick it up.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-import flask
-
 from shared.api import audit, brandkit, conversations, knowledge, privacy, workspace
+from shared.http import Route
 
-Route = tuple[str, re.Pattern[str], Callable[..., flask.Response]]
 MODULES: tuple[ModuleType, ...] = (knowledge, brandkit, privacy, audit, workspace, conversations)
 
 

@@ -18,7 +18,6 @@ from pydantic_core import core_schema
 from shared.api.listing import CAMPAIGN_KINDS, CAMPAIGN_STATUSES, DEFAULT_LIMIT, MAX_LIMIT
 from shared.api.models import (
     IDEMPOTENCY_KEY_PATTERN,
-    MAX_EVENT_ID,
     TEXT_PATTERN,
     CampaignAccepted,
     CampaignEvent,
@@ -40,6 +39,7 @@ from shared.api.spec import (
     ref,
     uuid_path,
 )
+from shared.http import MAX_EVENT_ID
 
 _MODELS = (CreateCampaign, CampaignAccepted, CampaignPage, Decision, DecisionAccepted, CampaignView, Checkout,
            CampaignEvent, ErrorBody)

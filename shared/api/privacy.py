@@ -11,7 +11,6 @@ writes nothing.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -27,7 +26,7 @@ from shared.db import audit
 from shared.db import privacy as db
 from shared.db.campaigns import memberships
 from shared.db.pool import Conn, Pool, as_user, create_pool
-from shared.http import json_response, parse_body
+from shared.http import Route, json_response, parse_body
 from shared.safety.pii import KINDS, PiiKind, PiiMode, PiiPolicy
 from shared.settings import get_settings
 
@@ -125,7 +124,7 @@ def put_privacy(request: flask.Request) -> flask.Response:
     return json_response(doc.model_dump(mode="json"), headers={"ETag": f'"{doc.version}"'})
 
 
-ROUTES: list[tuple[str, re.Pattern[str], Callable[..., flask.Response]]] = [
+ROUTES: list[Route] = [
     ("GET", re.compile(_PREFIX + r"/workspace/privacy/?$"), get_privacy),
     ("PUT", re.compile(_PREFIX + r"/workspace/privacy/?$"), put_privacy),
 ]

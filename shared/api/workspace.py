@@ -12,7 +12,7 @@ Both are recorded in the audit log with who asked.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from functools import lru_cache
 from typing import IO, Any
 
@@ -22,7 +22,7 @@ from shared.api.spec import errors, json_content
 from shared.auth import Principal, verify_token
 from shared.db.pool import create_pool
 from shared.errors import InvalidRequest
-from shared.http import json_response
+from shared.http import Route, json_response
 from shared.integrations.cache import upstash_cache
 from shared.integrations.storage import supabase_object_store
 from shared.settings import get_settings
@@ -81,7 +81,7 @@ def erase(request: flask.Request) -> flask.Response:
     return json_response(report.model_dump(mode="json"))
 
 
-ROUTES: list[tuple[str, re.Pattern[str], Callable[..., flask.Response]]] = [
+ROUTES: list[Route] = [
     ("GET", re.compile(_PREFIX + r"/workspace/export/?$"), export),
     ("DELETE", re.compile(_PREFIX + r"/workspace/data/?$"), erase),
 ]

@@ -12,20 +12,19 @@ function answers the same whether it is served at `/` (its own Cloud Run service
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from functools import lru_cache
 from uuid import UUID
 
 import flask
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from shared.auth import Principal, verify_token
 from shared.chat.encoding import choose_protocol, renderer_for
 from shared.chat.service import ChatRequest, ChatService
 from shared.conversations import compile_chat_graph
 from shared.db.pool import create_pool
-from shared.errors import InvalidRequest, NotFound
-from shared.http import check_request_text, error_response, handle_errors, json_response, parse_body
+from shared.errors import InvalidRequest
+from shared.http import Route, handle_errors, last_event_id, parse_body, route
 from shared.runtime.checkpointer import create_checkpointer
 from shared.settings import get_settings
 
@@ -33,8 +32,6 @@ _PREFIX = r"^(?:/api)?/v1/chat"
 MIN_POOL = 8
 """Connections this instance may hold at least: its running turns emit, checkpoint and renew leases from
 worker threads concurrently, and a lease renewal starved of a connection would let a live turn look dead."""
-MAX_EVENT_ID = 2**63 - 1
-"""Largest id of a `chat_events` row (bigserial)."""
 _STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -53,18 +50,6 @@ def _principal(request: flask.Request) -> Principal:
 def _sse(body: Iterator[str], headers: dict[str, str] | None = None) -> flask.Response:
     return flask.Response(flask.stream_with_context(body), mimetype="text/event-stream",
                           headers={**_STREAM_HEADERS, **(headers or {})})
-
-
-def last_event_id(request: flask.Request) -> int:
-    """The event id to resume after: `Last-Event-ID` (what browsers resend), else `?last_event_id=`, else 0."""
-    header = request.headers.get("Last-Event-ID")
-    name, raw = ("Last-Event-ID", header) if header else ("last_event_id", request.args.get("last_event_id"))
-    if not raw:
-        return 0
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 19 and int(raw) <= MAX_EVENT_ID):
-        raise InvalidRequest(f"`{name}` must be an event id: ASCII digits from 0 to {MAX_EVENT_ID}, got {raw!r}.",
-                             details={"field": name, "value": raw})
-    return int(raw)
 
 
 def stream(request: flask.Request) -> flask.Response:
@@ -91,7 +76,7 @@ def events(request: flask.Request, conversation_id: str) -> flask.Response:
     return _sse(body, {"X-Chat-Protocol": protocol})
 
 
-ROUTES: list[tuple[str, re.Pattern[str], Callable[..., flask.Response]]] = [
+ROUTES: list[Route] = [
     ("POST", re.compile(_PREFIX + r"/stream/?$"), stream),
     ("GET", re.compile(_PREFIX + r"/(?P<conversation_id>[^/]+)/events/?$"), events),
 ]
@@ -100,24 +85,7 @@ ROUTES: list[tuple[str, re.Pattern[str], Callable[..., flask.Response]]] = [
 @handle_errors
 def dispatch(request: flask.Request) -> flask.Response:
     """Serve one chat request: route it, refuse text Postgres cannot store, then run the operation."""
-    limit = get_settings().api_max_body_bytes
-    request.max_content_length = limit
-    if request.content_length is not None and request.content_length > limit:
-        raise RequestEntityTooLarge()
     path = request.script_root + request.path
-    allowed: list[str] = []
-    for method, pattern, view in ROUTES:
-        match = pattern.match(path)
-        if match is None:
-            continue
-        if method != request.method:
-            allowed.append(method)
-            continue
-        check_request_text(request, match.groupdict().items())
-        return view(request, **match.groupdict())
-    if allowed:
-        return json_response({"error": {"code": "method_not_allowed",
-                                        "message": f"{request.method} is not allowed on {path}; use {allowed}."}},
-                             405, {"Allow": ", ".join(allowed)})
-    return error_response(NotFound(f"No chat route for {request.method} {path}; the chat function serves "
-                                   "POST /api/v1/chat/stream and GET /api/v1/chat/{conversationId}/events."))
+    return route(request, ROUTES, path,
+                 not_found=f"No chat route for {request.method} {path}; the chat function serves "
+                           "POST /api/v1/chat/stream and GET /api/v1/chat/{conversationId}/events.")
