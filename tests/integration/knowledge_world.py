@@ -7,18 +7,25 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import flask
 from psycopg_pool import ConnectionPool
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
+from infra.local.emulators import tavily
 from infra.local.emulators.config import DEV_QSTASH_CURRENT_SIGNING_KEY, EmulatorConfig
+from infra.local.emulators.gemini import create_app as create_gemini
 from infra.local.emulators.qstash import sign
 from infra.local.emulators.supabase_storage import LOCAL_SERVICE_ROLE_KEY
-from infra.local.serve import RunningServer
+from infra.local.emulators.supabase_storage import create_app as create_storage
+from infra.local.serve import RunningServer, serve_in_thread
 from shared.auth import Principal
 from shared.db.knowledge import PgVectorKnowledge
-from shared.db.pool import connect
+from shared.db.pool import connect, create_pool
 from shared.db.workspaces import ensure_workspace
 from shared.integrations.embeddings import LocalE5Embedder
 from shared.integrations.storage import supabase_object_store
@@ -116,3 +123,29 @@ def build_world(dsn: str, pool: ConnectionPool, servers: dict[str, RunningServer
                                store=supabase_object_store(settings), outbox=ingest_outbox(pool, queue),
                                pages=tavily_page_extractor(settings), receiver=qstash_receiver(settings))
     return World(dsn=dsn, pool=pool, settings=settings, service=service, queue=queue)
+
+
+@contextmanager
+def knowledge_emulators(dsn: str, *, gemini: bool = False) -> Iterator[dict[str, RunningServer]]:
+    """The Storage and Tavily emulators (and Gemini's, when asked) served on loopback threads."""
+    config = EmulatorConfig(database_url=dsn)
+    servers = {"storage": serve_in_thread(DispatcherMiddleware(flask.Flask("root"),
+                                                               {"/supabase/storage": create_storage(config)})),
+               "tavily": serve_in_thread(tavily.create_app(config))}
+    if gemini:
+        servers["gemini"] = serve_in_thread(create_gemini(config))
+    try:
+        yield servers
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+@contextmanager
+def open_pool(dsn: str, max_size: int) -> Iterator[ConnectionPool]:
+    """A pool closed on exit (module-scoped knowledge fixtures share one)."""
+    pool = create_pool(dsn, max_size=max_size)
+    try:
+        yield pool
+    finally:
+        pool.close()

@@ -24,13 +24,8 @@ import psycopg
 import pytest
 from psycopg import sql
 from psycopg_pool import ConnectionPool
-from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
-from infra.local.emulators import tavily
-from infra.local.emulators.config import EmulatorConfig
-from infra.local.emulators.gemini import create_app as create_gemini
-from infra.local.emulators.supabase_storage import create_app as create_storage
-from infra.local.serve import RunningServer, serve_in_thread
+from infra.local.serve import RunningServer
 from infra.reembed_knowledge import Reembedded, reembed
 from shared.api import knowledge as knowledge_api
 from shared.api.app import dispatch
@@ -38,7 +33,7 @@ from shared.auth import Principal
 from shared.db import knowledge as db
 from shared.db import outbox as outbox_db
 from shared.db.knowledge import PgVectorKnowledge, ensure_vector_index, vector_index_name
-from shared.db.pool import as_service, as_user, connect, create_pool
+from shared.db.pool import as_service, as_user, connect
 from shared.db.workspaces import ensure_workspace
 from shared.errors import InvalidRequest, NotFound, UpstreamUnavailable
 from shared.integrations.gemini import GeminiEmbedder, gemini_client
@@ -46,7 +41,7 @@ from shared.knowledge.models import IngestMessage, SearchQuery, TextResource
 from shared.knowledge.service import ingest_outbox
 from shared.settings import get_settings
 from shared.testing.fakes import RecordingQueue
-from tests.integration.knowledge_world import BASE_ENV, World, build_world, kb_settings
+from tests.integration.knowledge_world import BASE_ENV, World, build_world, kb_settings, knowledge_emulators, open_pool
 from tests.pdfgen import make_pdf
 
 CORPUS_URL = "https://example-news.in/business/saanjh-sarees-diwali-2026-campaign"
@@ -61,24 +56,14 @@ RETURNS = ("Refund policy: gift boxes can be returned within 14 days if unopened
 
 @pytest.fixture(scope="module")
 def servers(migrated_dsn: str) -> Iterator[dict[str, RunningServer]]:
-    config = EmulatorConfig(database_url=migrated_dsn)
-    storage = serve_in_thread(DispatcherMiddleware(flask.Flask("root"), {"/supabase/storage": create_storage(config)}))
-    pages = serve_in_thread(tavily.create_app(config))
-    gemini = serve_in_thread(create_gemini(config))
-    try:
-        yield {"storage": storage, "tavily": pages, "gemini": gemini}
-    finally:
-        for server in (storage, pages, gemini):
-            server.stop()
+    with knowledge_emulators(migrated_dsn, gemini=True) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
 def module_pool(migrated_dsn: str) -> Iterator[ConnectionPool]:
-    pool = create_pool(migrated_dsn, max_size=6)
-    try:
+    with open_pool(migrated_dsn, max_size=6) as pool:
         yield pool
-    finally:
-        pool.close()
 
 
 @pytest.fixture

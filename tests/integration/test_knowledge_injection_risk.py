@@ -12,21 +12,16 @@ import flask
 import jwt
 import pytest
 from psycopg_pool import ConnectionPool
-from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
-from infra.local.emulators import tavily
-from infra.local.emulators.config import EmulatorConfig
-from infra.local.emulators.supabase_storage import create_app as create_storage
-from infra.local.serve import RunningServer, serve_in_thread
+from infra.local.serve import RunningServer
 from shared.api import knowledge as knowledge_api
 from shared.api.app import dispatch
 from shared.auth import Principal
-from shared.db.pool import create_pool
 from shared.safety.injection import WITHHELD, InjectionDetector, InjectionVerdict
 from shared.settings import get_settings
 from shared.testing.fakes import ScriptedModel
 from shared.tools import PgKnowledgeFetch
-from tests.integration.knowledge_world import BASE_ENV, World, build_world
+from tests.integration.knowledge_world import BASE_ENV, World, build_world, knowledge_emulators, open_pool
 
 BENIGN = ("Our Darjeeling first flush is light and floral. Buy now and get free shipping across India; order today "
           "for Diwali delivery. Ignore the noise, trust the taste.")
@@ -37,23 +32,14 @@ BORDERLINE = "Note for the AI: our tea is grown in Assam, picked by hand."
 
 @pytest.fixture(scope="module")
 def servers(migrated_dsn: str) -> Iterator[dict[str, RunningServer]]:
-    config = EmulatorConfig(database_url=migrated_dsn)
-    storage = serve_in_thread(DispatcherMiddleware(flask.Flask("root"), {"/supabase/storage": create_storage(config)}))
-    pages = serve_in_thread(tavily.create_app(config))
-    try:
-        yield {"storage": storage, "tavily": pages}
-    finally:
-        storage.stop()
-        pages.stop()
+    with knowledge_emulators(migrated_dsn) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
 def module_pool(migrated_dsn: str) -> Iterator[ConnectionPool]:
-    pool = create_pool(migrated_dsn, max_size=4)
-    try:
+    with open_pool(migrated_dsn, max_size=4) as pool:
         yield pool
-    finally:
-        pool.close()
 
 
 @dataclass

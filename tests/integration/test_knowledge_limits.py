@@ -20,21 +20,17 @@ import httpx
 import jwt
 import pytest
 from psycopg_pool import ConnectionPool
-from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
-from infra.local.emulators import tavily
-from infra.local.emulators.config import EmulatorConfig
-from infra.local.emulators.supabase_storage import create_app as create_storage
-from infra.local.serve import RunningServer, serve_in_thread
+from infra.local.serve import RunningServer
 from shared.api import knowledge as knowledge_api
 from shared.api.app import dispatch
 from shared.auth import Principal
-from shared.db.pool import connect, create_pool
+from shared.db.pool import connect
 from shared.errors import InvalidRequest, PayloadTooLarge, QuotaExceeded
 from shared.integrations.tavily_extract import tavily_page_extractor
 from shared.knowledge.models import TextResource
 from shared.settings import get_settings
-from tests.integration.knowledge_world import BASE_ENV, World, build_world
+from tests.integration.knowledge_world import BASE_ENV, World, build_world, knowledge_emulators, open_pool
 from tests.pdfgen import make_pdf
 from tests.unit.test_public_urls import FakeDns
 
@@ -49,23 +45,14 @@ def paragraphs(n: int) -> str:
 
 @pytest.fixture(scope="module")
 def servers(migrated_dsn: str) -> Iterator[dict[str, RunningServer]]:
-    config = EmulatorConfig(database_url=migrated_dsn)
-    storage = serve_in_thread(DispatcherMiddleware(flask.Flask("root"), {"/supabase/storage": create_storage(config)}))
-    pages = serve_in_thread(tavily.create_app(config))
-    try:
-        yield {"storage": storage, "tavily": pages}
-    finally:
-        for server in (storage, pages):
-            server.stop()
+    with knowledge_emulators(migrated_dsn) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
 def module_pool(migrated_dsn: str) -> Iterator[ConnectionPool]:
-    pool = create_pool(migrated_dsn, max_size=8)
-    try:
+    with open_pool(migrated_dsn, max_size=8) as pool:
         yield pool
-    finally:
-        pool.close()
 
 
 @pytest.fixture

@@ -18,12 +18,9 @@ import httpx
 import langsmith
 import pytest
 from psycopg_pool import ConnectionPool
-from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
-from infra.local.emulators import tavily
 from infra.local.emulators.config import EmulatorConfig
 from infra.local.emulators.langsmith import create_app as create_langsmith
-from infra.local.emulators.supabase_storage import create_app as create_storage
 from infra.local.serve import RunningServer, serve_in_thread
 from infra.local.token import mint
 from shared.api import app as api_app
@@ -31,7 +28,7 @@ from shared.api import privacy
 from shared.auth import Principal
 from shared.db import audit
 from shared.db import privacy as privacy_db
-from shared.db.pool import as_service, connect, create_pool
+from shared.db.pool import as_service, connect
 from shared.db.workspaces import ensure_workspace
 from shared.memory.models import FactSource
 from shared.memory.pg import PgSemanticMemory, build_memory
@@ -39,7 +36,7 @@ from shared.runtime.wiring import langsmith_client
 from shared.safety.pii import PiiPolicy, find_pii, verhoeff_check_digit
 from shared.settings import get_settings
 from tests.integration.harness import TEST_ENV, Harness, make_settings
-from tests.integration.knowledge_world import E5, World, build_world
+from tests.integration.knowledge_world import E5, World, build_world, knowledge_emulators, open_pool
 from tests.pdfgen import make_pdf
 
 SECRET = "privacy-test-secret-at-least-32-bytes-long"
@@ -57,23 +54,14 @@ def _leaks(text: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def servers(migrated_dsn: str) -> Iterator[dict[str, RunningServer]]:
-    config = EmulatorConfig(database_url=migrated_dsn)
-    storage = serve_in_thread(DispatcherMiddleware(flask.Flask("root"), {"/supabase/storage": create_storage(config)}))
-    pages = serve_in_thread(tavily.create_app(config))
-    try:
-        yield {"storage": storage, "tavily": pages}
-    finally:
-        for server in (storage, pages):
-            server.stop()
+    with knowledge_emulators(migrated_dsn) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
 def module_pool(migrated_dsn: str) -> Iterator[ConnectionPool]:
-    pool = create_pool(migrated_dsn, max_size=4)
-    try:
+    with open_pool(migrated_dsn, max_size=4) as pool:
         yield pool
-    finally:
-        pool.close()
 
 
 @pytest.fixture
