@@ -6,6 +6,14 @@ for the model that answered and what was tried before it.
 """
 
 from shared.models.breaker import BreakerState, CircuitBreaker, CircuitBreakers, FakeClock
+from shared.models.pricing import (
+    PriceTable,
+    ToolUsage,
+    cost_micro_usd,
+    load_price_table,
+    micro_usd_to_inr,
+    micro_usd_to_usd,
+)
 from shared.models.router import AllModelsFailed, ModelBackend, ModelCallFailed, ModelRouter, Routed
 from shared.models.routing import TASK_TIERS, TaskKind, WorkspaceModels, tier_for, workspace_models
 from shared.models.usage import (
@@ -30,13 +38,19 @@ __all__ = (
     "ModelCallFailed",
     "ModelPrice",
     "ModelRouter",
+    "PriceTable",
     "Routed",
     "TaskKind",
+    "ToolUsage",
     "UsageLedger",
     "UsageTotals",
     "WorkspaceModels",
+    "cost_micro_usd",
     "cost_usd",
+    "load_price_table",
     "load_prices",
+    "micro_usd_to_inr",
+    "micro_usd_to_usd",
     "tier_for",
     "total",
     "totals_by",

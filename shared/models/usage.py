@@ -8,19 +8,23 @@ that are not graph nodes (the tool belt, the agent loop). Persisting is the call
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from shared.models.pricing import (
+    MICRO,
+    PRICES_PATH,
+    ModelPrice,
+    PriceTable,
+    PriceVersion,
+    cost_micro_usd,
+    load_price_table,
+)
 from shared.ports import Generated, Usage
-
-PRICES_PATH = Path(__file__).with_name("prices.json")
 
 
 @dataclass
@@ -115,33 +119,18 @@ class UsageLedger:
         return total(self.entries(campaign_id))
 
 
-class ModelPrice(BaseModel):
-    """USD per million tokens of one model (thinking tokens bill as output)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    input: float = Field(ge=0)
-    output: float = Field(ge=0)
-    cached_input: float = Field(ge=0)
-
-
-@lru_cache(maxsize=4)
 def load_prices(path: Path = PRICES_PATH) -> dict[str, ModelPrice]:
-    """The price table (model id → price) from a JSON file; edit the file when Google's prices change."""
-    raw = json.loads(path.read_text(encoding="utf-8"))
-    return {model: ModelPrice.model_validate(price) for model, price in raw["models"].items()}
+    """The model prices in effect today (model id → price); the versions live in `shared.models.pricing`."""
+    return dict(load_price_table(path).at().models)
 
 
 def cost_usd(usage: Usage | Mapping[str, Any], prices: Mapping[str, ModelPrice] | None = None) -> float | None:
-    """Estimated cost of one call: `(prompt − cached)·input + cached·cached_input + (output + thinking)·output`.
+    """Cost of one call in USD: `cost_micro_usd` in dollars, against today's prices or the `prices` given.
 
     None when the model has no price in the table (the caller shows "unknown", never a wrong zero).
     """
-    data = usage.as_dict() if isinstance(usage, Usage) else usage
-    table = prices if prices is not None else load_prices()
-    price = table.get(str(data.get("model") or "").removeprefix("models/"))
-    if price is None:
-        return None
-    prompt, cached = int(data.get("prompt_tokens") or 0), int(data.get("cached_tokens") or 0)
-    billed_output = int(data.get("output_tokens") or 0) + int(data.get("thinking_tokens") or 0)
-    return ((prompt - cached) * price.input + cached * price.cached_input + billed_output * price.output) / 1e6
+    table = None
+    if prices is not None:
+        table = PriceTable(versions=[PriceVersion(effective_from=date(1970, 1, 1), models=dict(prices))])
+    micro = cost_micro_usd(usage, table=table)
+    return None if micro is None else micro / MICRO
