@@ -102,6 +102,16 @@ class QuotaExceeded(MuseError):
         self.retry_after_seconds = retry_after_seconds
 
 
+class BudgetExceeded(QuotaExceeded):
+    """An AI-spend cap (the workspace's month or one campaign) would be passed by the next call.
+
+    Nothing was spent for that call. A campaign pauses on a `budget` decision (raise the cap or cancel);
+    elsewhere it is a 429 naming the cap (`details.scope`, `cap_usd`, `spent_usd`).
+    """
+
+    code = "budget_exceeded"
+
+
 class UpstreamUnavailable(MuseError):
     """A dependency (model, search, PhonePe, QStash, Postgres) failed in a way a retry may fix."""
 

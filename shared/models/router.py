@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from shared.errors import UpstreamUnavailable
 from shared.models.breaker import CircuitBreakers, Clock
 from shared.models.routing import cascade, merge_cascades, workspace_models
+from shared.models.spend import Hold, SpendGate
 from shared.ports import AttemptOutcome, Generated, ModelTier, Route, RouteAttempt, Usage
 
 T = TypeVar("T", bound=BaseModel)
@@ -85,6 +86,8 @@ class ModelRouter:
     """Seconds one model may take before the call moves on to the next."""
     timer: Clock = time.perf_counter
     """Measures attempt latency (separate from the breakers' clock)."""
+    budget: SpendGate | None = None
+    """Reserves each attempt's worst-case cost before it is sent and settles its usage after; None: no caps."""
 
     def __post_init__(self) -> None:
         cascades = {tier: cascade(models) for tier, models in self.cascades.items()}
@@ -103,6 +106,10 @@ class ModelRouter:
         if overrides.fast is None and overrides.strong is None:
             return self
         return replace(self, cascades=merge_cascades(self.cascades, overrides))
+
+    def with_budget(self, budget: SpendGate | None) -> ModelRouter:
+        """This router with every attempt checked against `budget` (a campaign's caps) before it is sent."""
+        return replace(self, budget=budget)
 
     def with_cascades(self, **cascades: Sequence[str]) -> ModelRouter:
         """This router with some tiers' cascades replaced (e.g. `with_cascades(strong=[...])`)."""
@@ -130,9 +137,16 @@ class ModelRouter:
                 attempts.append(RouteAttempt(model=model, outcome="circuit_open", detail="breaker open"))
                 continue
             started = self.timer()
+            hold: Hold | None = None
             try:
+                if self.budget is not None:
+                    hold = self.budget.reserve_model(model)
                 value = call(model, timeout)
             except ModelCallFailed as exc:
+                if hold is not None and exc.usage is not None:
+                    hold.settle_model(exc.usage)
+                elif hold is not None:
+                    hold.cancel()
                 elapsed = (self.timer() - started) * 1000
                 if exc.outcome in _UNHEALTHY:
                     breaker.record_failure()
@@ -142,9 +156,27 @@ class ModelRouter:
                                              detail=exc.message[:300], usage=exc.usage))
                 continue
             except BaseException:
+                if hold is not None:
+                    hold.cancel()
                 breaker.release()
                 raise
+            if hold is not None:
+                hold.settle_model(_usage_in(value))
             breaker.record_success()
             attempts.append(RouteAttempt(model=model, outcome="ok", latency_ms=(self.timer() - started) * 1000))
             return Routed(value=value, route=Route(tier=tier, model=model, attempts=tuple(attempts)))
         raise AllModelsFailed(tier, attempts)
+
+
+def _usage_in(value: object) -> Usage | None:
+    """The usage a call returned: a `(value, Usage)` pair, or a response carrying Gemini's `usage_metadata`."""
+    if isinstance(value, tuple) and value and isinstance(value[-1], Usage):
+        return value[-1]
+    metadata = getattr(value, "usage_metadata", None)
+    if metadata is None:
+        return None
+    model = str(getattr(value, "model_version", None) or "")
+    return Usage(model=model, prompt_tokens=metadata.prompt_token_count or 0,
+                 cached_tokens=metadata.cached_content_token_count or 0,
+                 output_tokens=metadata.candidates_token_count or 0,
+                 thinking_tokens=metadata.thoughts_token_count or 0)
