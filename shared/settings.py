@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     langsmith_endpoint: str = Field("https://api.smith.langchain.com", alias="LANGSMITH_ENDPOINT")
     langsmith_api_key: SecretStr | None = Field(None, alias="LANGSMITH_API_KEY")
     langsmith_project: str = Field("muse", alias="LANGSMITH_PROJECT")
+    # One trace per campaign: how long a function waits for its runs to reach LangSmith before answering.
+    trace_flush_seconds: float = Field(5.0, alias="MUSE_TRACE_FLUSH_SECONDS", gt=0)
+    """Upper bound on the flush a step (or the API, after starting a campaign's root run) does before it
+    answers; an unreachable LangSmith costs at most this much and never fails the request."""
 
     lease_seconds: float = Field(30.0, alias="MUSE_LEASE_SECONDS", gt=0)
     """How long a step owns its thread without renewing; a live step renews every third of it, so a
@@ -233,6 +237,20 @@ class Settings(BaseSettings):
     chat_cache_cooldown_seconds: float = Field(10.0, alias="MUSE_CHAT_CACHE_COOLDOWN_SECONDS", ge=0)
     """After a failed cache call, the caches are skipped (all misses) this long before Redis is tried again."""
 
+    # Economy caches (issue 9, shared.caching): web search, query embeddings, deterministic answers, research.
+    web_cache_seconds: int = Field(6 * 3600, alias="MUSE_WEB_CACHE_SECONDS", ge=1)
+    """How long a Tavily search answer is reused (a hit costs 0 credits)."""
+    embedding_cache_seconds: int = Field(30 * 86400, alias="MUSE_EMBEDDING_CACHE_SECONDS", ge=0)
+    """How long a query embedding is kept (keyed by model, task and text hash); 0 turns the cache off."""
+    response_cache_seconds: int = Field(7 * 86400, alias="MUSE_RESPONSE_CACHE_SECONDS", ge=0)
+    """How long a deterministic model answer (classification, summaries, the QA judge) is kept; 0 = off."""
+    semantic_cache_threshold: float = Field(0.983, alias="MUSE_SEMANTIC_CACHE_THRESHOLD", gt=0, le=1.0)
+    """Cosine similarity above which a workspace's earlier research query answers a new one. Calibrated for
+    multilingual-e5-small on infra/data/research_query_pairs.json (`python -m infra.bench_cache`);
+    recalibrate for another embedding model. 1 turns the semantic cache off."""
+    semantic_cache_entries: int = Field(64, alias="MUSE_SEMANTIC_CACHE_ENTRIES", ge=1, le=512)
+    """Research queries remembered per workspace for the semantic cache (the oldest are forgotten)."""
+
     # Chat runtime (issue 8, shared.chat): durable turns with a lease, streamed as SSE or AG-UI.
     chat_lease_seconds: float = Field(15.0, alias="MUSE_CHAT_LEASE_SECONDS", gt=0)
     """A running chat turn renews its lease every third of this; a turn whose process died is healed after it."""
@@ -246,6 +264,29 @@ class Settings(BaseSettings):
     """Model calls one chat turn may make; the last one has function calling off, so it answers."""
     chat_max_turn_seconds: float = Field(90.0, alias="MUSE_CHAT_MAX_TURN_SECONDS", gt=0)
     """Wall time after which a turn's next model call has function calling off and answers with what it has."""
+
+    # Plans and rate limits (issue 9, shared.plans): the tier of a workspace with no plan, and how an outage
+    # of the rate limiter (Upstash Redis) is cut short; limits fail open.
+    plan_default_tier: Literal["free", "pro", "agency"] = Field("free", alias="MUSE_PLAN_DEFAULT_TIER")
+    """Tier of a workspace billing never set (free in production; the local stack's load runs use agency)."""
+    plan_cache_seconds: float = Field(30.0, alias="MUSE_PLAN_CACHE_SECONDS", ge=0)
+    """How long the API edge reuses a caller's workspace and tier before reading them again."""
+    rate_limit_timeout_seconds: float = Field(0.5, alias="MUSE_RATE_LIMIT_TIMEOUT_SECONDS", gt=0)
+    """Longest a rate-limit check may take; past it the request passes unchecked (logged)."""
+    rate_limit_cooldown_seconds: float = Field(10.0, alias="MUSE_RATE_LIMIT_COOLDOWN_SECONDS", ge=0)
+    """After a failed check, requests pass unchecked this long before the limiter is asked again."""
+
+    # Money (issue 9, shared.economics): AI-spend caps, the reserve per call, the rupee rate shown in the APIs.
+    usd_inr_rate: float = Field(88.0, alias="MUSE_USD_INR_RATE", gt=0)
+    """Rupees per US dollar for showing costs (prices and caps are kept in micro-USD)."""
+    budget_monthly_cap_usd: float = Field(25.0, alias="MUSE_BUDGET_MONTHLY_CAP_USD", ge=0)
+    """A workspace's AI-spend cap per calendar month (UTC) unless it set its own (`PUT /api/v1/budgets`)."""
+    budget_campaign_cap_usd: float = Field(1.0, alias="MUSE_BUDGET_CAMPAIGN_CAP_USD", ge=0)
+    """One campaign's AI-spend cap unless its workspace or the campaign set another."""
+    budget_reserve_prompt_tokens: int = Field(32_000, alias="MUSE_BUDGET_RESERVE_PROMPT_TOKENS", ge=0)
+    budget_reserve_output_tokens: int = Field(8_192, alias="MUSE_BUDGET_RESERVE_OUTPUT_TOKENS", ge=0)
+    """A model call reserves these prompt and output tokens at its model's prices before it is sent (the
+    worst case a step's prompts and answers reach); it is settled at its actual usage right after."""
 
 
 @lru_cache(maxsize=1)

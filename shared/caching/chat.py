@@ -27,122 +27,29 @@ import hashlib
 import json
 import logging
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal, Protocol, get_args
+from typing import Any, Protocol
 
-import httpx
-from upstash_redis.errors import UpstashError
-
+from shared.caching.best_effort import CACHE_FAILURES as CACHE_FAILURES
+from shared.caching.best_effort import CACHE_NAMES as CACHE_NAMES
+from shared.caching.best_effort import CacheName as CacheName
+from shared.caching.best_effort import CacheStats as CacheStats
+from shared.caching.best_effort import ChatCache as ChatCache
+from shared.caching.best_effort import Outcome as Outcome
 from shared.db.conversations import StoredMessage
 from shared.db.knowledge_version import knowledge_version
 from shared.db.pool import Pool
-from shared.integrations.cache import UpstashCache, upstash_cache, workspace_key
+from shared.integrations.cache import upstash_cache, workspace_key
 from shared.ports import Finding, KnowledgeSearch, Usage
 from shared.settings import Settings
 from shared.tools.canon import CANON_PATH, Canon, parse_canon
 from shared.tools.catalog import ToolDeps
 
 log = logging.getLogger("muse.caching.chat")
-
-CacheName = Literal["session", "canon", "knowledge"]
-CACHE_NAMES: tuple[CacheName, ...] = get_args(CacheName)
-Outcome = Literal["hit", "miss", "error", "skipped"]
-CACHE_FAILURES: tuple[type[Exception], ...] = (httpx.HTTPError, UpstashError, OSError, ValueError, TypeError)
-"""What an unreachable, slow or confused cache raises (transport, Upstash's error answers, bad JSON)."""
-
-
-@dataclass
-class CacheStats:
-    """Counts and timings (milliseconds) of cache lookups, per cache and outcome."""
-
-    counts: dict[str, int] = field(default_factory=dict)
-    timings_ms: dict[str, list[float]] = field(default_factory=dict)
-
-    def record(self, name: CacheName, outcome: Outcome, elapsed_ms: float) -> None:
-        label = f"{name}.{outcome}"
-        self.counts[label] = self.counts.get(label, 0) + 1
-        self.timings_ms.setdefault(label, []).append(elapsed_ms)
-
-    def count(self, name: CacheName, outcome: Outcome) -> int:
-        return self.counts.get(f"{name}.{outcome}", 0)
-
-
-@dataclass
-class ChatCache:
-    """Best-effort JSON cache: every failure is logged and answered as a miss, then Redis rests a while."""
-
-    cache: UpstashCache
-    cooldown_seconds: float = 10.0
-    clock: Callable[[], float] = time.monotonic
-    stats: CacheStats = field(default_factory=CacheStats)
-    _down_until: float = field(default=0.0, init=False)
-
-    def available(self) -> bool:
-        """False during the cool-down after a failed call."""
-        return self.clock() >= self._down_until
-
-    def _failed(self, what: str, exc: Exception) -> None:
-        self._down_until = self.clock() + self.cooldown_seconds
-        log.warning("chat cache %s failed, treated as a miss for %.0f s: %s: %s", what, self.cooldown_seconds,
-                    type(exc).__name__, exc)
-
-    def get(self, name: CacheName, key: str) -> Any | None:
-        """The cached value, or None (absent, unreadable, or the cache is resting)."""
-        started = time.perf_counter()
-        if not self.available():
-            self.stats.record(name, "skipped", 0.0)
-            return None
-        try:
-            value = self.cache.get_json(key)
-        except CACHE_FAILURES as exc:
-            self._failed(f"get {name}", exc)
-            self.stats.record(name, "error", (time.perf_counter() - started) * 1000)
-            return None
-        self.stats.record(name, "miss" if value is None else "hit", (time.perf_counter() - started) * 1000)
-        return value
-
-    def put(self, name: CacheName, key: str, value: Any, *, ttl_seconds: int) -> bool:
-        """Cache `value`; False when it could not be (the caller goes on without it)."""
-        if not self.available():
-            return False
-        try:
-            self.cache.set_json(key, value, ttl_seconds=ttl_seconds)
-        except CACHE_FAILURES as exc:
-            self._failed(f"put {name}", exc)
-            return False
-        return True
-
-    def script(self, name: CacheName, source: str, key: str, args: list[Any]) -> int | None:
-        """Run a Lua script on `key` (under the cache's prefix); its integer answer, or None when it failed."""
-        started = time.perf_counter()
-        if not self.available():
-            self.stats.record(name, "skipped", 0.0)
-            return None
-        try:
-            answer = int(self.cache.redis.eval(source, keys=[self.cache.prefix + key], args=[str(a) for a in args]))
-        except CACHE_FAILURES as exc:
-            self._failed(f"script {name}", exc)
-            self.stats.record(name, "error", (time.perf_counter() - started) * 1000)
-            return None
-        self.stats.record(name, "hit" if answer > 0 else "miss", (time.perf_counter() - started) * 1000)
-        return answer
-
-    def forget(self, key: str) -> bool:
-        """Delete `key`; False when the cache could not be reached or is resting (the entry then expires by its TTL)."""
-        if not self.available():
-            return False
-        try:
-            self.cache.delete(key)
-        except CACHE_FAILURES as exc:
-            self._failed("delete", exc)
-            return False
-        return True
-
 
 def chat_cache(settings: Settings) -> ChatCache:
     """The chat caches' access to this deployment's Upstash Redis: short timeout, no SDK retry."""

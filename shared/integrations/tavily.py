@@ -1,17 +1,26 @@
-"""Web search through the official `tavily-python` SDK, cached in Upstash Redis."""
+"""Web search through the official `tavily-python` SDK, cached in Upstash Redis.
+
+Two cache layers sit in front of Tavily: the exact one (the same query and result count within the
+TTL, shared by all workspaces: web results are public) and, when a workspace is known, the semantic one
+(`shared.caching.semantic`: a paraphrase of one of the workspace's earlier queries). A hit costs no
+Tavily credit and says so (`WebResults.cached`), so the tool run records 0 credits. Both caches are
+best effort: an unreachable Redis is a miss, and the search goes to Tavily.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property, partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
+from shared.caching.best_effort import ChatCache
+from shared.caching.semantic import SemanticQueryCache
 from shared.errors import ConfigurationError, UpstreamUnavailable
 from shared.integrations.cache import UpstashCache
 from shared.lazy import lazy_module
-from shared.ports import Finding
+from shared.ports import Finding, WebSearch
 from shared.settings import Settings
 
 if TYPE_CHECKING:
@@ -22,44 +31,93 @@ else:
     tavily_errors = lazy_module("tavily.errors")
 
 CACHE_TTL_SECONDS = 6 * 3600
+CachedBy = Literal["exact", "semantic"]
+
+
+@dataclass(frozen=True)
+class WebResults:
+    """A search's findings and, when they came from a cache, which one (then no credit was spent)."""
+
+    findings: list[Finding]
+    cached: CachedBy | None = None
+    similar_to: str | None = None
+    """For a semantic hit: the earlier query whose answer was served."""
+
+
+def _findings(results: list[dict[str, Any]]) -> list[Finding]:
+    return [
+        Finding(source_id="web:" + hashlib.sha256(r["url"].encode()).hexdigest()[:10], title=r.get("title", ""),
+                content=r.get("content", ""), url=r["url"], score=float(r.get("score") or 0.0))
+        for r in results
+    ]
 
 
 @dataclass
 class TavilyWebSearch:
-    """`WebSearch` over Tavily; identical queries within the TTL are served from the cache."""
+    """`WebSearch` over Tavily; identical queries within the TTL (and, per workspace, paraphrases of
+    earlier ones) are served from the cache."""
 
     connect: Callable[[], tavily.TavilyClient]
     """Creates the SDK client; called once, on the first search (see `shared.lazy`)."""
-    cache: UpstashCache | None = None
+    cache: ChatCache | None = None
+    semantic: SemanticQueryCache | None = None
+    ttl_seconds: int = CACHE_TTL_SECONDS
+    calls: int = field(default=0, init=False)
+    """Searches that reached Tavily (each one billed) since this object was made."""
 
     @cached_property
     def client(self) -> tavily.TavilyClient:
         """The SDK client, created on first use."""
         return self.connect()
 
+    @staticmethod
+    def key(query: str, max_results: int) -> str:
+        """The exact cache key of a search (public data: no workspace)."""
+        return "tavily:" + hashlib.sha256(f"{max_results}|{query}".encode()).hexdigest()
+
     def search(self, query: str, *, max_results: int = 5) -> list[Finding]:
-        key = "tavily:" + hashlib.sha256(f"{max_results}|{query}".encode()).hexdigest()
-        cached = self.cache.get_json(key) if self.cache else None
-        if cached is None:
-            try:
-                response = self.client.search(query, max_results=max_results, search_depth="basic")
-            except tavily_errors.InvalidAPIKeyError as exc:
-                raise ConfigurationError("Tavily rejected the API key; check TAVILY_API_KEY.") from exc
-            except (tavily_errors.UsageLimitExceededError, tavily_errors.TimeoutError, OSError) as exc:
-                raise UpstreamUnavailable(f"Tavily search for {query!r} failed: {exc}") from exc
-            cached = response.get("results", [])
-            if self.cache:
-                self.cache.set_json(key, cached, ttl_seconds=CACHE_TTL_SECONDS)
-        return [
-            Finding(source_id="web:" + hashlib.sha256(r["url"].encode()).hexdigest()[:10], title=r.get("title", ""),
-                    content=r.get("content", ""), url=r["url"], score=float(r.get("score") or 0.0))
-            for r in cached
-        ]
+        return self.search_costed(query, max_results=max_results).findings
+
+    def search_costed(self, query: str, *, max_results: int = 5, workspace_id: str | None = None) -> WebResults:
+        """Search, saying which cache answered (if any); the semantic cache is used when `workspace_id` is given."""
+        key = self.key(query, max_results)
+        kind = f"web:{max_results}"
+        cached = self.cache.get("web", key) if self.cache else None
+        if isinstance(cached, list):
+            return WebResults(_findings(cached), cached="exact")
+        if self.semantic is not None and workspace_id is not None and self.cache is not None:
+            hit = self.semantic.lookup(workspace_id, kind, query)
+            if hit is not None:
+                answer = self.cache.get("web", hit.answer_key)
+                if isinstance(answer, list):
+                    return WebResults(_findings(answer), cached="semantic", similar_to=hit.query)
+        try:
+            self.calls += 1
+            response = self.client.search(query, max_results=max_results, search_depth="basic")
+        except tavily_errors.InvalidAPIKeyError as exc:
+            raise ConfigurationError("Tavily rejected the API key; check TAVILY_API_KEY.") from exc
+        except (tavily_errors.UsageLimitExceededError, tavily_errors.TimeoutError, OSError) as exc:
+            raise UpstreamUnavailable(f"Tavily search for {query!r} failed: {exc}") from exc
+        results = response.get("results", [])
+        if self.cache is not None and self.cache.put("web", key, results, ttl_seconds=self.ttl_seconds) \
+                and self.semantic is not None and workspace_id is not None:
+            self.semantic.remember(workspace_id, kind, query, key)
+        return WebResults(_findings(results))
 
 
-def tavily_search(settings: Settings, cache: UpstashCache | None) -> TavilyWebSearch:
-    """Tavily at `TAVILY_BASE_URL` (the SDK has no base-URL variable of its own)."""
-    return TavilyWebSearch(connect=partial(tavily_client, settings), cache=cache)
+def search_costed(web: WebSearch, query: str, *, max_results: int, workspace_id: str | None) -> WebResults:
+    """`web.search` with what the cache says about it, for any `WebSearch` (fakes report no cache)."""
+    if isinstance(web, TavilyWebSearch):
+        return web.search_costed(query, max_results=max_results, workspace_id=workspace_id)
+    return WebResults(web.search(query, max_results=max_results))
+
+
+def tavily_search(settings: Settings, cache: UpstashCache | ChatCache | None,
+                  semantic: SemanticQueryCache | None = None) -> TavilyWebSearch:
+    """Tavily at `TAVILY_BASE_URL`; `cache` (made best effort when it is a bare `UpstashCache`) holds answers."""
+    best_effort = ChatCache(cache=cache) if isinstance(cache, UpstashCache) else cache
+    return TavilyWebSearch(connect=partial(tavily_client, settings), cache=best_effort, semantic=semantic,
+                           ttl_seconds=settings.web_cache_seconds)
 
 
 def tavily_client(settings: Settings) -> tavily.TavilyClient:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.channels import CHANNEL_SCHEMAS, Channel
 from shared.errors import NotFound
+from shared.integrations.tavily import search_costed
 from shared.models.routing import tier_for
 from shared.ports import Finding, KnowledgeSearch, StructuredModel, Usage, WebSearch
 from shared.safety.untrusted import quote_lines, with_rule
@@ -157,10 +158,12 @@ class ToolDeps:
     canon: Canon = field(default_factory=load_canon)
 
 
-def _web_search(deps: ToolDeps) -> Callable[[WebSearchInput, ToolContext], SearchOutput]:
-    def run(args: WebSearchInput, ctx: ToolContext) -> SearchOutput:
-        return SearchOutput(results=[FindingOut.of(f) for f in deps.web.search(args.query,
-                                                                                 max_results=args.max_results)])
+def _web_search(deps: ToolDeps) -> Callable[[WebSearchInput, ToolContext], Costed[SearchOutput]]:
+    def run(args: WebSearchInput, ctx: ToolContext) -> Costed[SearchOutput]:
+        found = search_costed(deps.web, args.query, max_results=args.max_results, workspace_id=ctx.workspace_id)
+        credits = 0.0 if found.cached else TAVILY_CREDITS_PER_BASIC_SEARCH
+        return Costed(output=SearchOutput(results=[FindingOut.of(f) for f in found.findings]),
+                      cost=ToolCost(credits=credits))
     return run
 
 

@@ -7,12 +7,20 @@ configurable base URL, so nothing here is imported by `shared/` or `functions/`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 DEV_QSTASH_TOKEN = "eyJVc2VySUQiOiJkZWZhdWx0VXNlciIsIlBhc3N3b3JkIjoiZGVmYXVsdFBhc3N3b3JkIn0="
 """The public user-1 token of the official QStash dev server, so one `.env` fits both."""
 DEV_QSTASH_CURRENT_SIGNING_KEY = "sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r"
 DEV_QSTASH_NEXT_SIGNING_KEY = "sig_5ZB6DVzB1wjE8S6rZ7eenA8Pdnhs"
+
+REALISTIC_GEMINI_LATENCY_SECONDS: Mapping[str, float] = {"flash": 0.8, "pro": 2.5}
+"""Assumed time to answer one `generateContent` call, by model family (a substring of the model name):
+a short structured answer from Gemini Flash ~0.8 s, from Gemini Pro ~2.5 s. Used by `infra/bench_cache.py`
+so that caching shows up in timings; tests keep the default of no latency."""
+REALISTIC_TAVILY_LATENCY_SECONDS = 1.2
+"""Assumed time of one Tavily basic search (~1.2 s)."""
 
 
 @dataclass(frozen=True)
@@ -48,3 +56,13 @@ class EmulatorConfig:
     supabase_jwks: dict = field(default_factory=dict)
     """The JWKS document served at `/auth/v1/.well-known/jwks.json`."""
     langsmith_api_key: str = "local-langsmith-key"
+    gemini_latency_seconds: Mapping[str, float] = field(default_factory=dict)
+    """Seconds each `generateContent` call waits before answering, by model: the first key that is a
+    substring of the model name wins (e.g. `REALISTIC_GEMINI_LATENCY_SECONDS`); none by default."""
+    tavily_latency_seconds: float = 0.0
+    """Seconds each Tavily `/search` call waits before answering (`REALISTIC_TAVILY_LATENCY_SECONDS`)."""
+
+
+def model_latency(latencies: Mapping[str, float], model: str) -> float:
+    """The configured latency of `model`: that of the first family whose name occurs in it, else 0."""
+    return next((seconds for family, seconds in latencies.items() if family in model), 0.0)

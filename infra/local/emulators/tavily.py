@@ -67,6 +67,7 @@ def create_app(config: EmulatorConfig) -> flask.Flask:
 
     @app.post("/search")
     def search() -> flask.Response:
+        time.sleep(config.tavily_latency_seconds)
         return control.serve("search", lambda body: _search(index, body))
 
     @app.post("/extract")

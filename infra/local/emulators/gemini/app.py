@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import flask
 from werkzeug.exceptions import HTTPException
 
 from infra.local.emulators._scripting import register_script_routes
-from infra.local.emulators.config import EmulatorConfig
+from infra.local.emulators.config import EmulatorConfig, model_latency
 from infra.local.emulators.gemini.actions import MODEL_ACTIONS
 from infra.local.emulators.gemini.errors import error_response
 from infra.local.emulators.gemini.scripting import State
@@ -46,6 +48,8 @@ def create_app(config: EmulatorConfig) -> flask.Flask:
         handler = MODEL_ACTIONS.get(action)
         if handler is None:
             return error_response(404, f"Method {action!r} is not supported by the emulator.")
+        if action in ("generateContent", "streamGenerateContent"):
+            time.sleep(model_latency(config.gemini_latency_seconds, model))
         return handler(state, model, action, body)
 
     @app.post("/<version>/cachedContents")
