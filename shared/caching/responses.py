@@ -1,7 +1,7 @@
 """The model-response cache: deterministic calls answered again from Upstash Redis.
 
 `CachedModel` wraps the deployment's model port. A call whose schema is deterministic
-(`shared.caching.deterministic`: classification, summaries, the QA judge per guideline, all asked at
+(`shared.models.deterministic`: classification, summaries, the QA judge per guideline, all asked at
 temperature 0) made inside a workspace's scope (`shared.caching.scope`) is keyed by the workspace,
 the tier's first model, a hash of system prompt and prompt, and a hash of the schema:
 
@@ -26,9 +26,9 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from shared.caching.best_effort import ChatCache
-from shared.caching.deterministic import is_deterministic
 from shared.caching.scope import current_workspace
 from shared.integrations.cache import workspace_key
+from shared.models.deterministic import is_deterministic
 from shared.ports import Generated, ModelTier, RoutableModel, Route, Usage
 
 T = TypeVar("T", bound=BaseModel)

@@ -21,12 +21,17 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypedDict
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
 from shared.caching.best_effort import ChatCache
 from shared.integrations.cache import workspace_key
+from shared.integrations.tavily import SemanticHit
+from shared.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy")
 
 PAIRS_PATH = Path(__file__).resolve().parents[2] / "infra" / "data" / "research_query_pairs.json"
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
@@ -57,15 +62,6 @@ class Calibration(TypedDict):
     highest_non_paraphrase: float
 
 
-@dataclass(frozen=True)
-class SemanticHit:
-    """An earlier query close enough to the new one, and where its answer is cached."""
-
-    query: str
-    similarity: float
-    answer_key: str
-
-
 def numbers_of(query: str) -> frozenset[str]:
     """The numbers a query names (two queries must name the same ones to share an answer)."""
     return frozenset(n.replace(",", "") for n in _NUMBER.findall(query))
@@ -82,7 +78,7 @@ def _pack(vector: Sequence[float]) -> str:
     return base64.b64encode((unit / norm).astype(np.float16).tobytes()).decode()
 
 
-def _unpack(packed: str) -> np.ndarray:
+def _unpack(packed: str) -> np.ndarray[Any, Any]:
     return np.frombuffer(base64.b64decode(packed), dtype=np.float16).astype(np.float32)
 
 

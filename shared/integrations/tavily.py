@@ -10,13 +10,12 @@ best effort: an unreachable Redis is a miss, and the search goes to Tavily.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property, partial
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from shared.caching.best_effort import ChatCache
-from shared.caching.semantic import SemanticQueryCache
 from shared.errors import ConfigurationError, UpstreamUnavailable
 from shared.integrations.cache import UpstashCache
 from shared.lazy import lazy_module
@@ -32,6 +31,54 @@ else:
 
 CACHE_TTL_SECONDS = 6 * 3600
 CachedBy = Literal["exact", "semantic"]
+log = logging.getLogger("muse.integrations.tavily")
+
+
+class AnswerCache(Protocol):
+    """A best-effort JSON cache (`shared.caching.best_effort.ChatCache`): failures are misses, never errors."""
+
+    def get(self, name: Literal["web"], key: str) -> Any | None: ...
+
+    def put(self, name: Literal["web"], key: str, value: Any, *, ttl_seconds: int) -> bool: ...
+
+
+@dataclass(frozen=True)
+class SemanticHit:
+    """An earlier query close enough to a new one, and where its answer is cached."""
+
+    query: str
+    similarity: float
+    answer_key: str
+
+
+class SemanticLookup(Protocol):
+    """A workspace's nearest earlier research query (`shared.caching.semantic.SemanticQueryCache`)."""
+
+    def lookup(self, workspace_id: str, kind: str, query: str) -> SemanticHit | None: ...
+
+    def remember(self, workspace_id: str, kind: str, query: str, answer_key: str) -> bool: ...
+
+
+@dataclass
+class GuardedCache:
+    """A bare `UpstashCache` as an `AnswerCache`: any failure is logged and answered as a miss."""
+
+    cache: UpstashCache
+
+    def get(self, name: Literal["web"], key: str) -> Any | None:
+        try:
+            return self.cache.get_json(key)
+        except Exception as exc:
+            log.warning("%s cache get failed, treated as a miss: %s", name, exc)
+            return None
+
+    def put(self, name: Literal["web"], key: str, value: Any, *, ttl_seconds: int) -> bool:
+        try:
+            self.cache.set_json(key, value, ttl_seconds=ttl_seconds)
+        except Exception as exc:
+            log.warning("%s cache put failed: %s", name, exc)
+            return False
+        return True
 
 
 @dataclass(frozen=True)
@@ -59,8 +106,8 @@ class TavilyWebSearch:
 
     connect: Callable[[], tavily.TavilyClient]
     """Creates the SDK client; called once, on the first search (see `shared.lazy`)."""
-    cache: ChatCache | None = None
-    semantic: SemanticQueryCache | None = None
+    cache: AnswerCache | None = None
+    semantic: SemanticLookup | None = None
     ttl_seconds: int = CACHE_TTL_SECONDS
     calls: int = field(default=0, init=False)
     """Searches that reached Tavily (each one billed) since this object was made."""
@@ -112,10 +159,10 @@ def search_costed(web: WebSearch, query: str, *, max_results: int, workspace_id:
     return WebResults(web.search(query, max_results=max_results))
 
 
-def tavily_search(settings: Settings, cache: UpstashCache | ChatCache | None,
-                  semantic: SemanticQueryCache | None = None) -> TavilyWebSearch:
-    """Tavily at `TAVILY_BASE_URL`; `cache` (made best effort when it is a bare `UpstashCache`) holds answers."""
-    best_effort = ChatCache(cache=cache) if isinstance(cache, UpstashCache) else cache
+def tavily_search(settings: Settings, cache: UpstashCache | AnswerCache | None,
+                  semantic: SemanticLookup | None = None) -> TavilyWebSearch:
+    """Tavily at `TAVILY_BASE_URL`; `cache` (guarded when it is a bare `UpstashCache`) holds answers."""
+    best_effort = GuardedCache(cache) if isinstance(cache, UpstashCache) else cache
     return TavilyWebSearch(connect=partial(tavily_client, settings), cache=best_effort, semantic=semantic,
                            ttl_seconds=settings.web_cache_seconds)
 

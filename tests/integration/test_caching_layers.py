@@ -25,11 +25,12 @@ from infra.local.emulators import upstash_redis as upstash_emulator
 from infra.local.emulators.config import EmulatorConfig
 from infra.local.serve import serve_in_thread
 from shared.caching.best_effort import ChatCache, best_effort_cache
+from shared.caching.embeddings import CachedEmbedder
 from shared.caching.responses import CachedModel
 from shared.caching.scope import current_workspace, workspace_scope
 from shared.caching.semantic import SemanticQueryCache
 from shared.campaigns.schemas import Plan, ResearchSummary
-from shared.integrations.embeddings import CachedEmbedder, LocalE5Embedder
+from shared.integrations.embeddings import LocalE5Embedder
 from shared.integrations.tavily import TavilyWebSearch, tavily_search
 from shared.qa.judge import JudgeVerdict
 from shared.settings import Settings

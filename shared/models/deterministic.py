@@ -3,7 +3,8 @@
 Classification (the prompt-injection classifier), summarization (the research summary, map-reduce
 drafts) and the QA judge (one verdict per guideline): their answer should depend on the prompt alone.
 Named by schema class, so this module imports nothing and both the Gemini backend (temperature) and
-`shared.caching.responses` (caching) can ask it.
+`shared.caching.responses` (caching) can ask it. Lives with the models so that the integrations,
+which `shared.caching` builds on, need not import it.
 """
 
 from __future__ import annotations
