@@ -39,6 +39,7 @@ AuditAction = Literal[
     "workspace.export_requested",
     "workspace.erase_requested",
     "conversation.deleted",
+    "plan.changed",
 ]
 """Everything the log records; channel connections and refunds arrive with later issues."""
 AUDIT_ACTIONS: tuple[AuditAction, ...] = get_args(AuditAction)

@@ -7,15 +7,24 @@ as `"true"`/`"false"`); results are RESP2 values as JSON. With `Upstash-Encoding
 except the literal `"OK"` is base64-encoded (the SDK decodes `"PONG"` too); without it, invalid UTF-8
 becomes U+FFFD.
 
+Lua scripts may open with a shebang (`#!lua flags=no-writes,allow-key-locking`), as Redis 7 and Upstash
+accept them and `upstash-ratelimit` sends them (`allow-key-locking` is Upstash's own flag, which even
+Redis 7 refuses): the emulator checks the engine and flags as Upstash does, hands the backing Redis the
+script with the shebang line blanked (line numbers kept), and answers with the SHA1 of the script as
+sent, so `SCRIPT LOAD`, `EVALSHA` and `SCRIPT EXISTS` agree with what the client computes. Flags are not
+enforced (a `no-writes` script may write).
+
 The redis-py client behind the app is `app.extensions["upstash_redis"]`; close it when the app is discarded.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 import itertools
 import json
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -52,8 +61,61 @@ UNSUPPORTED_COMMANDS = frozenset(
 """Blocking, transaction, connection-state, cluster and admin commands Upstash refuses over REST."""
 
 
+SCRIPT_FLAGS = frozenset({"no-writes", "allow-oom", "allow-stale", "no-cluster", "allow-cross-slot-keys",
+                          "allow-key-locking"})
+"""Shebang flags Upstash accepts: Redis 7's, plus its own `allow-key-locking`."""
+
+
 class CommandError(Exception):
     """A request Upstash rejects before it reaches Redis; the message is sent as `{"error": ...}`."""
+
+
+class Scripts:
+    """Lua scripts with a shebang over a Redis that may not read one: shebangs checked, then blanked."""
+
+    def __init__(self) -> None:
+        self._backend_sha: dict[bytes, bytes] = {}
+        self._lock = threading.Lock()
+
+    def translate(self, args: list[bytes]) -> tuple[list[bytes], bytes | None]:
+        """The arguments to send to Redis, and the reply to give instead of Redis's (a loaded script's SHA1)."""
+        name = args[0].upper()
+        sub = args[1].upper() if len(args) > 1 else b""
+        if name in (b"EVAL", b"EVAL_RO") and len(args) > 1:
+            return [args[0], self._load(args[1])[0], *args[2:]], None
+        if name == b"SCRIPT" and sub == b"LOAD" and len(args) == 3:
+            script, sha = self._load(args[2])
+            return [args[0], args[1], script], sha
+        if name in (b"EVALSHA", b"EVALSHA_RO") and len(args) > 1:
+            return [args[0], self._backend(args[1]), *args[2:]], None
+        if name == b"SCRIPT" and sub == b"EXISTS":
+            return [args[0], args[1], *(self._backend(sha) for sha in args[2:])], None
+        return args, None
+
+    def _backend(self, sha: bytes) -> bytes:
+        with self._lock:
+            return self._backend_sha.get(sha.lower(), sha)
+
+    def _load(self, script: bytes) -> tuple[bytes, bytes]:
+        """(script for Redis, SHA1 of the script as sent); a bad shebang is refused as Upstash refuses it."""
+        sha = hashlib.sha1(script).hexdigest().encode()
+        if not script.startswith(b"#!"):
+            return script, sha
+        line, newline, body = script.partition(b"\n")
+        engine, *options = line[2:].decode(errors="replace").split()
+        if engine != "lua":
+            raise CommandError(f"ERR Could not find engine '{engine}'")
+        for option in options:
+            name, _, value = option.partition("=")
+            if name != "flags":
+                raise CommandError(f"ERR Unknown lua shebang option: {name}")
+            for flag in filter(None, value.split(",")):
+                if flag not in SCRIPT_FLAGS:
+                    raise CommandError(f"ERR Unexpected flag in script shebang: {flag}")
+        blanked = newline + body
+        with self._lock:
+            self._backend_sha[sha] = hashlib.sha1(blanked).hexdigest().encode()
+        return blanked, sha
 
 
 def create_app(config: EmulatorConfig) -> flask.Flask:
@@ -62,6 +124,7 @@ def create_app(config: EmulatorConfig) -> flask.Flask:
     client = _redis_client(config.redis_url)
     app.extensions["upstash_redis"] = client
     sync_tokens = itertools.count(1)
+    scripts = Scripts()
 
     @app.before_request
     def _authenticate() -> Any:
@@ -96,22 +159,22 @@ def create_app(config: EmulatorConfig) -> flask.Flask:
     @app.route("/", methods=["POST", "PUT"])
     def single() -> Any:
         assert client is not None
-        return _single(client, _parse_command(_json_body()))
+        return _single(client, scripts, _parse_command(_json_body()))
 
     @app.post("/pipeline")
     def pipeline() -> Any:
         assert client is not None
-        return _pipeline(client, _json_body())
+        return _pipeline(client, scripts, _json_body())
 
     @app.post("/multi-exec")
     def multi_exec() -> Any:
         assert client is not None
-        return _multi_exec(client, _json_body())
+        return _multi_exec(client, scripts, _json_body())
 
     @app.route("/<path:path>", methods=["GET", "POST", "PUT"])
     def path_style(path: str) -> Any:
         assert client is not None
-        return _single(client, _path_command(path))
+        return _single(client, scripts, _path_command(path))
 
     app.wsgi_app = _empty_path_is_root(app.wsgi_app)
     return app
@@ -252,13 +315,14 @@ def _reply(value: Any) -> dict[str, JSONValue]:
     return {"result": _encode(value, as_base64=_wants_base64())}
 
 
-def _single(client: redis.Redis, args: list[bytes]) -> Any:
+def _single(client: redis.Redis, scripts: Scripts, args: list[bytes]) -> Any:
+    sent, instead = scripts.translate(args)
     with _connection(client) as connection:
         try:
-            value = _execute(connection, args)
+            value = _execute(connection, sent)
         except redis.ResponseError as error:
             return {"error": _error_text(error)}, 400
-    return _reply(value)
+    return _reply(value if instead is None else instead)
 
 
 def _parse_batch(raw: Any) -> list[Any]:
@@ -267,13 +331,15 @@ def _parse_batch(raw: Any) -> list[Any]:
     return raw
 
 
-def _pipeline(client: redis.Redis, raw: Any) -> Any:
+def _pipeline(client: redis.Redis, scripts: Scripts, raw: Any) -> Any:
     """Run commands in order on one connection; each gets its own result or error (not atomic)."""
     replies: list[dict[str, JSONValue]] = []
     with _connection(client) as connection:
         for command in _parse_batch(raw):
             try:
-                replies.append(_reply(_execute(connection, _parse_command(command))))
+                sent, instead = scripts.translate(_parse_command(command))
+                value = _execute(connection, sent)
+                replies.append(_reply(value if instead is None else instead))
             except CommandError as error:
                 replies.append({"error": str(error)})
             except redis.ResponseError as error:
@@ -281,9 +347,10 @@ def _pipeline(client: redis.Redis, raw: Any) -> Any:
     return replies
 
 
-def _multi_exec(client: redis.Redis, raw: Any) -> Any:
+def _multi_exec(client: redis.Redis, scripts: Scripts, raw: Any) -> Any:
     """Run the commands as one MULTI/EXEC; a rejected command discards the whole transaction."""
-    commands = [_parse_command(command) for command in _parse_batch(raw)]
+    translated = [scripts.translate(_parse_command(command)) for command in _parse_batch(raw)]
+    commands = [sent for sent, _ in translated]
     with _connection(client) as connection:
         _execute(connection, [b"MULTI"])
         queue_error: redis.ResponseError | None = None
@@ -296,4 +363,5 @@ def _multi_exec(client: redis.Redis, raw: Any) -> Any:
             results = _execute(connection, [b"EXEC"])
         except redis.ResponseError as error:
             return {"error": _error_text(queue_error or error)}, 400
-    return [_reply(value) for value in results]
+    return [_reply(value if instead is None or isinstance(value, redis.ResponseError) else instead)
+            for value, (_, instead) in zip(results, translated, strict=True)]
