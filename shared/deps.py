@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NoReturn, cast
 
+from shared.models.spend import Budgets, SpendGate
 from shared.ports import (
     ArtifactStore,
     CampaignContext,
@@ -45,6 +46,11 @@ class Deps:
     campaign: CampaignContext
     """The campaign being advanced. The instance's Deps holds `NO_CAMPAIGN`; each step binds its own
     (`shared.campaigns.context.load_step_context`)."""
+    budgets: Budgets | None = None
+    """AI-spend caps (`shared.economics.budgets`), making each campaign's gate. None (a test's choice): no caps."""
+    budget: SpendGate | None = None
+    """The gate of the campaign being advanced (bound with `campaign`); every model and paid tool call of the
+    step, in any of its threads, is reserved against it first (`shared.models.spend.current_budget`)."""
 
 
 @dataclass(frozen=True)

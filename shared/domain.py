@@ -34,8 +34,9 @@ class CampaignStatus(StrEnum):
 
 TERMINAL_STATUSES = frozenset({CampaignStatus.COMPLETED, CampaignStatus.FAILED, CampaignStatus.EXPIRED})
 
-DecisionKind = Literal["strategy_approval", "qa_review", "payment"]
-HUMAN_DECISIONS: frozenset[str] = frozenset({"strategy_approval", "qa_review"})
+DecisionKind = Literal["strategy_approval", "qa_review", "payment", "budget"]
+HUMAN_DECISIONS: frozenset[str] = frozenset({"strategy_approval", "qa_review", "budget"})
+"""`budget`: an AI-spend cap would be passed; approve once the cap is raised (the node runs again), reject cancels."""
 DecisionAction = Literal["approve", "reject", "edit", "expire"]
 DecisionSource = Literal["user", "timeout"]
 

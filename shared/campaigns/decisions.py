@@ -2,10 +2,41 @@
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from langgraph.types import interrupt
 
 from shared.domain import HUMAN_DECISIONS, AppliedDecision, ConfirmedPayment, PendingDecision
+from shared.errors import BudgetExceeded, PermanentStepError
 from shared.ports import WorkspacePolicy
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def budgeted(action: F) -> F:
+    """The node `action`, pausing on a `budget` decision whenever one of its calls would pass an AI-spend cap.
+
+    Nothing of the refused call was spent. The decision's payload names the cap (`scope`, amounts in
+    micro-USD and the message); approving it (after raising the cap, `PUT /api/v1/budgets`) runs the node
+    again, and a cap still too low pauses it again, never silently; rejecting it cancels the campaign.
+    On resume LangGraph re-runs the node from its start, so each pause is one `interrupt` of this loop.
+    """
+
+    @functools.wraps(action)
+    def node(*args: Any, **kwargs: Any) -> Any:
+        while True:
+            try:
+                return action(*args, **kwargs)
+            except BudgetExceeded as exc:
+                answer = interrupt({"kind": "budget", "node": action.__name__, "message": exc.message,
+                                    **{k: v for k, v in exc.details.items() if k != "retry_after_seconds"}})
+                if (answer or {}).get("action") == "reject":
+                    raise PermanentStepError("Cancelled at the budget decision: the AI-spend cap was not raised. "
+                                             f"{exc.message}") from exc
+
+    return node  # type: ignore[return-value]  # functools.wraps keeps the signature LangGraph inspects
 
 
 def user_answer(pending: PendingDecision, decision_id: str | None,

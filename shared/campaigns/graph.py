@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from langgraph.graph import END, START, StateGraph
 
 from shared.campaigns import nodes, routing
+from shared.campaigns.decisions import budgeted
 from shared.campaigns.state import CampaignState, SpecialistTask
 from shared.deps import Deps
 
@@ -54,7 +55,7 @@ def build_campaign_graph(function: str | None = None) -> StateGraph[CampaignStat
     modules = {owner: importlib.import_module(f"{nodes.__name__}.{owner}") for owner in owned}
     graph = StateGraph(CampaignState, context_schema=Deps)
     for name, owner in NODE_OWNERS.items():
-        action = getattr(modules[owner], name) if owner in owned else _foreign(name, owner)
+        action = budgeted(getattr(modules[owner], name)) if owner in owned else _foreign(name, owner)
         graph.add_node(name, action, input_schema=_NODE_INPUTS.get(name, CampaignState))
 
     graph.add_edge(START, "plan")

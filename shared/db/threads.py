@@ -13,6 +13,7 @@ from shared.db import audit, outbox
 from shared.db.batch import ASYNC_COMMIT, Params, execute_batch
 from shared.db.pool import Conn, Pool, as_service
 from shared.domain import AppliedDecision, CampaignId, CampaignStatus, OutboxItem, OutboxRow, PendingDecision
+from shared.models.pricing import cost_micro_usd
 
 _ACQUIRE = """
 UPDATE public.campaigns
@@ -83,8 +84,8 @@ ORDER BY c.updated_at LIMIT %s
 _TOUCH = "UPDATE public.campaigns SET updated_at = now() WHERE id = %s AND fence = %s"
 _USAGE = """
 INSERT INTO public.model_usage (campaign_id, workspace_id, node, model, prompt_tokens, cached_tokens, output_tokens,
-    thinking_tokens, fallbacks)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+    thinking_tokens, fallbacks, cost_micro_usd)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 """
 _DECIDED = "SELECT source FROM public.decisions WHERE id = %s"
 _RECORD_DECISION = """
@@ -294,7 +295,8 @@ class ThreadRepository:
         statements += [(_EVENT, (grant.campaign_id, grant.workspace_id, e.type, Jsonb(e.data))) for e in events]
         statements += [(_USAGE, (grant.campaign_id, grant.workspace_id, u.get("node", "?"), u.get("model", "?"),
                                  u.get("prompt_tokens", 0), u.get("cached_tokens", 0), u.get("output_tokens", 0),
-                                 u.get("thinking_tokens", 0), (u.get("route") or {}).get("fallbacks", 0)))
+                                 u.get("thinking_tokens", 0), (u.get("route") or {}).get("fallbacks", 0),
+                                 cost_micro_usd(u)))
                        for u in usage or []]
         statements += [outbox.insert_statement(grant.campaign_id, item) for item in outcome.outbox]
         results = execute_batch(conn, statements)

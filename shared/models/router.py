@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from shared.errors import UpstreamUnavailable
 from shared.models.breaker import CircuitBreakers, Clock
 from shared.models.routing import cascade, merge_cascades, workspace_models
-from shared.models.spend import Hold, SpendGate
+from shared.models.spend import Hold, SpendGate, current_budget
 from shared.ports import AttemptOutcome, Generated, ModelTier, Route, RouteAttempt, Usage
 
 T = TypeVar("T", bound=BaseModel)
@@ -87,7 +87,8 @@ class ModelRouter:
     timer: Clock = time.perf_counter
     """Measures attempt latency (separate from the breakers' clock)."""
     budget: SpendGate | None = None
-    """Reserves each attempt's worst-case cost before it is sent and settles its usage after; None: no caps."""
+    """Reserves each attempt's worst-case cost before it is sent and settles its usage after; None: the
+    context's (`shared.models.spend.current_budget`, bound by each campaign step), else no caps."""
 
     def __post_init__(self) -> None:
         cascades = {tier: cascade(models) for tier, models in self.cascades.items()}
@@ -131,6 +132,7 @@ class ModelRouter:
         """
         attempts: list[RouteAttempt] = []
         timeout = self.timeouts[tier]
+        budget = self.budget if self.budget is not None else current_budget()
         for model in self.cascades[tier]:
             breaker = self.breakers.get(model)
             if not breaker.allow():
@@ -139,8 +141,8 @@ class ModelRouter:
             started = self.timer()
             hold: Hold | None = None
             try:
-                if self.budget is not None:
-                    hold = self.budget.reserve_model(model)
+                if budget is not None:
+                    hold = budget.reserve_model(model)
                 value = call(model, timeout)
             except ModelCallFailed as exc:
                 if hold is not None and exc.usage is not None:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.errors import UpstreamUnavailable
+from shared.models.spend import with_caller_context
 from shared.ports import Finding, ModelTier, StructuredModel
 from shared.summarize import prompts
 from shared.summarize.chunking import Passage, Source, pack, split_passages
@@ -212,7 +213,7 @@ class _Run:
         if not calls:
             return []
         self.calls_per_round.append(len(calls))
-        return list(executor.map(self.call, calls))
+        return list(executor.map(with_caller_context(self.call), calls))
 
     def call(self, call: _Call) -> list[Claim]:
         cfg = self.cfg

@@ -60,7 +60,8 @@ def test_a_step_binds_its_workspace_context_track_record_and_models() -> None:
     workspace_id = str(uuid.uuid4())
     memory.selector.record(workspace_id, "campaign", "writer", "storytelling", success=True, quality=0.9,
                            run_key="c1")
-    grant = SimpleNamespace(workspace_id=uuid.UUID(workspace_id), kind="campaign", created_by=None,
+    grant = SimpleNamespace(workspace_id=uuid.UUID(workspace_id), campaign_id=uuid.uuid4(), kind="campaign",
+                            created_by=None,
                             workspace_settings={"qa_max_revisions": 3, "models": {"fast": ["gemini-2.0-flash"]}},
                             brand_kit={"banned_terms": {"cheap": "affordable"}})
 
