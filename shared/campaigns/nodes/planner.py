@@ -11,6 +11,7 @@ from shared.campaigns.prompts import BRIEFER, PLANNER, STRATEGIST, brief_prompt,
 from shared.campaigns.schemas import BudgetLine, ContentBrief, Plan, Strategy
 from shared.campaigns.state import CampaignState
 from shared.deps import Deps
+from shared.economics.media import split_budget
 from shared.models.usage import usage_entries
 
 MAX_CHANNELS = {"campaign": 4, "move": 2}
@@ -68,17 +69,16 @@ def strategy(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
 def bounded_strategy(proposed: Strategy, *, channels: list[str], brief_budget: int | None,
                      workspace_max: int | None) -> Strategy:
     """The model's strategy within what code and humans decided: the brief's budget when it names one, never
-    above the workspace's `max_budget_inr`, and a split only over the plan's channels summing to at most the
-    budget (scaled down when the model asked for more). Whatever the research said, the model cannot widen them.
+    above the workspace's `max_budget_inr`, and a split over exactly the plan's channels that sums to the budget
+    (the model's amounts are only proportions; whole rupees by largest remainder, `shared.economics.media`).
+    Whatever the research said, the model cannot widen them.
     """
     budget = int(brief_budget) if brief_budget else proposed.budget_inr
     if workspace_max is not None:
         budget = min(budget, int(workspace_max))
     budget = max(budget, 100)
-    lines = [line for line in proposed.budget_split if line.channel in channels]
-    total = sum(line.amount_inr for line in lines)
-    if total > budget:
-        lines = [BudgetLine(channel=line.channel, amount_inr=line.amount_inr * budget // total) for line in lines]
+    split = split_budget(budget, [(line.channel, line.amount_inr) for line in proposed.budget_split], channels)
+    lines = [BudgetLine.model_validate(line) for line in split]
     return proposed.model_copy(update={"budget_inr": budget, "budget_split": lines})
 
 
@@ -103,6 +103,9 @@ def approve_strategy(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, 
         decision_id=str(decision.get("decision_id") or state["campaign_id"]))
     if action == "edit":
         edited = Strategy.model_validate({**proposed, **(decision.get("edits") or {})})
+        split = split_budget(edited.budget_inr, [(line.channel, line.amount_inr) for line in edited.budget_split],
+                             state["plan"]["channels"])
+        edited = edited.model_copy(update={"budget_split": [BudgetLine.model_validate(line) for line in split]})
         return {"approval": "approved", "strategy": edited.model_dump(), "usage": learned}
     return {"approval": "approved", "usage": learned}
 
