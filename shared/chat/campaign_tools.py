@@ -36,7 +36,7 @@ from shared.auth import Principal
 from shared.campaigns.schemas import Brief
 from shared.db import campaigns as campaigns_db
 from shared.db.pool import as_user
-from shared.errors import InvalidRequest, NotFound, Unprocessable
+from shared.errors import InvalidRequest, NotFound, QuotaExceeded, Unprocessable
 from shared.tools.belt import RetryPolicy, Tool, ToolContext
 
 PendingKind = Literal["decide", "checkout"]
@@ -213,8 +213,12 @@ def campaign_tools(service: CampaignService, proposals: Proposals, *,
     """The four campaign tools of one turn; `idempotency_key()` gives each create call of the turn its key."""
 
     def create(args: CreateCampaignInput, ctx: ToolContext) -> CampaignToolOutput:
-        result = service.create(args.kind, args.brief.model_dump(mode="json", exclude_none=True),
-                                idempotency_key=idempotency_key())
+        try:
+            result = service.create(args.kind, args.brief.model_dump(mode="json", exclude_none=True),
+                                    idempotency_key=idempotency_key())
+        except QuotaExceeded as exc:
+            return _output(created=False, limit=exc.details.get("limit"), retry_after_seconds=exc.retry_after_seconds,
+                           message=f"Not started: {exc.message} Tell the user; do not try again in this turn.")
         return CampaignToolOutput.model_validate(result)
 
     def status(args: CampaignRef, ctx: ToolContext) -> CampaignToolOutput:

@@ -1,8 +1,8 @@
-"""SQL of plan tiers: a workspace's plan row, its tier change, and the model usage of a period."""
+"""SQL of plan tiers: a workspace's plan row and its tier change."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import TypedDict
 
 from shared.db.pool import Conn
@@ -14,18 +14,6 @@ class PlanRow(TypedDict):
     workspace_id: str
     tier: str | None
     since: datetime | None
-
-
-class UsageGroup(TypedDict):
-    """Token counts of one model on one UTC day."""
-
-    model: str
-    day: date
-    calls: int
-    prompt_tokens: int
-    cached_tokens: int
-    output_tokens: int
-    thinking_tokens: int
 
 
 _PLAN = """
@@ -47,16 +35,6 @@ ON CONFLICT (workspace_id) DO UPDATE
 SET tier = EXCLUDED.tier, updated_at = now(), updated_by = EXCLUDED.updated_by,
     since = CASE WHEN p.tier = EXCLUDED.tier THEN p.since ELSE now() END
 """
-_USAGE = """
-SELECT model, (created_at AT TIME ZONE 'UTC')::date AS day, count(*)::int AS calls,
-       sum(prompt_tokens)::bigint AS prompt_tokens, sum(cached_tokens)::bigint AS cached_tokens,
-       sum(output_tokens)::bigint AS output_tokens, sum(thinking_tokens)::bigint AS thinking_tokens
-FROM public.model_usage
-WHERE workspace_id = %s AND created_at >= %s AND created_at < %s
-GROUP BY 1, 2
-"""
-
-
 def workspace_plan(conn: Conn, workspace_id: str) -> PlanRow | None:
     """The workspace's plan (visible to its members, or on a service connection); None if no such workspace."""
     row = conn.execute(_PLAN, (workspace_id,)).fetchone()
@@ -78,11 +56,3 @@ def set_tier(conn: Conn, *, workspace_id: str, tier: str, actor: str) -> tuple[b
         return False, None
     conn.execute(_SET_TIER, {"workspace_id": workspace_id, "tier": tier, "actor": actor})
     return True, row["tier"]
-
-
-def usage_between(conn: Conn, workspace_id: str, start: datetime, end: datetime) -> list[UsageGroup]:
-    """The workspace's model calls in [start, end), summed per model and UTC day (what pricing needs)."""
-    return [UsageGroup(model=r["model"], day=r["day"], calls=r["calls"], prompt_tokens=int(r["prompt_tokens"]),
-                       cached_tokens=int(r["cached_tokens"]), output_tokens=int(r["output_tokens"]),
-                       thinking_tokens=int(r["thinking_tokens"]))
-            for r in conn.execute(_USAGE, (workspace_id, start, end))]

@@ -1,8 +1,8 @@
 """A workspace's plan in force: its tier, the current period and the AI credits it has used.
 
-A period is the calendar month (UTC), the period the spend ledger keeps. Credits used are read from the
-spend accounting of `shared.models` (the period's `model_usage` calls, priced by
-`shared.models.pricing` at the prices in effect on each call's day), never counted twice. When the
+A period is the calendar month (UTC), the period the spend ledger keeps. Credits used are read from that
+ledger (`spend_periods`: every paid model and tool call is reserved there before it is sent and settled
+at its price after, `shared.db.budgets`), never counted a second time; a reservation in flight counts. When the
 allowance is used up, new paid work (starting a campaign or move) is refused with a 429 naming
 `monthly_ai_credits` and a `Retry-After` reaching the next period; work already running is governed by
 the budget caps, not by the plan. A tier change applies to the current period at once (an upgrade's
@@ -14,17 +14,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, get_args
 
-from shared.db import audit
+from shared.db import audit, budgets
 from shared.db import plans as db
 from shared.db.pool import Conn, Pool, as_service
 from shared.errors import NotFound, QuotaExceeded
-from shared.models.pricing import cost_micro_usd
 from shared.plans.tiers import MICRO_USD_PER_CREDIT, Tier, TierName, credits_for, tier
-
-_TokenKey = Literal["prompt_tokens", "cached_tokens", "output_tokens", "thinking_tokens"]
-_TOKENS: tuple[_TokenKey, ...] = get_args(_TokenKey)
 
 
 def current_period(now: datetime) -> tuple[datetime, datetime]:
@@ -43,9 +38,14 @@ class PlanState:
     tier: Tier
     period_start: datetime
     period_end: datetime
-    used_micro_usd: int
-    unpriced_calls: int
-    """Model calls of the period whose model the price table does not know (counted as zero)."""
+    spent_micro_usd: int
+    """AI spend settled this period (the spend ledger's month)."""
+    reserved_micro_usd: int
+    """AI spend reserved by calls in flight; it counts as used until they settle."""
+
+    @property
+    def used_micro_usd(self) -> int:
+        return self.spent_micro_usd + self.reserved_micro_usd
 
     @property
     def used_credits(self) -> int:
@@ -60,36 +60,15 @@ class PlanState:
         return self.used_micro_usd >= self.tier.monthly_ai_credits * MICRO_USD_PER_CREDIT
 
 
-def spent_micro_usd(conn: Conn, workspace_id: str, start: datetime, end: datetime) -> tuple[int, int]:
-    """(AI spend in micro-USD, unpriced calls) of the workspace's model calls in [start, end).
-
-    Calls are summed per model and UTC day in SQL and priced at that day's prices as that many calls of
-    the group's average size (the last one taking the remainder), so a call's price regime (long-context
-    prices above a prompt size) is judged per call, not on the day's total.
-    """
-    spent, unpriced = 0, 0
-    for group in db.usage_between(conn, workspace_id, start, end):
-        calls = max(1, group["calls"])
-        average: dict[str, Any] = {key: group[key] // calls for key in _TOKENS}
-        last: dict[str, Any] = {key: group[key] - average[key] * (calls - 1) for key in _TOKENS}
-        one = cost_micro_usd({**average, "model": group["model"]}, at=group["day"])
-        final = cost_micro_usd({**last, "model": group["model"]}, at=group["day"])
-        if one is None or final is None:
-            unpriced += group["calls"]
-        else:
-            spent += one * (calls - 1) + final
-    return spent, unpriced
-
-
 def plan_state(conn: Conn, workspace_id: str, *, default_tier: TierName, now: datetime | None = None) -> PlanState:
     """The workspace's plan in force at `now` (default: the current time); `NotFound` for no such workspace."""
     row = db.workspace_plan(conn, workspace_id)
     if row is None:
         raise NotFound(f"Workspace {workspace_id} does not exist in your workspaces.")
     start, end = current_period(now or datetime.now(UTC))
-    spent, unpriced = spent_micro_usd(conn, workspace_id, start, end)
+    spend = budgets.period_spend(conn, workspace_id, budgets.month_of(start.date()))
     return PlanState(workspace_id=workspace_id, tier=tier(row["tier"] or default_tier), period_start=start,
-                     period_end=end, used_micro_usd=spent, unpriced_calls=unpriced)
+                     period_end=end, spent_micro_usd=spend["spent"], reserved_micro_usd=spend["reserved"])
 
 
 def ensure_credits(state: PlanState, *, now: datetime | None = None) -> None:

@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 
+from shared.chat.campaign_tools import CampaignToolOutput, CreateCampaignInput, Proposals, campaign_tools
 from shared.errors import QuotaExceeded
 from shared.plans import TIER_NAMES, TIERS, PlanState, RateLimiter, current_period, ensure_credits, tier
 from shared.plans.tiers import MICRO_USD_PER_CREDIT, credits_for
+from shared.tools.belt import ToolContext
 
 USD_INR = 88
 
@@ -60,7 +62,7 @@ def test_the_period_is_the_calendar_month_in_utc(now: datetime, start: datetime,
 def _state(used_micro_usd: int, *, name: str = "free") -> PlanState:
     start = datetime(2026, 11, 1, tzinfo=UTC)
     return PlanState(workspace_id="w", tier=tier(name), period_start=start, period_end=start + timedelta(days=30),
-                     used_micro_usd=used_micro_usd, unpriced_calls=0)
+                     spent_micro_usd=used_micro_usd - 1, reserved_micro_usd=1)
 
 
 def test_credits_left_let_work_start() -> None:
@@ -109,3 +111,24 @@ def test_a_limiter_outage_lets_requests_through_and_rests(caplog: pytest.LogCapt
     assert limiter.enforce("campaign_starts_per_day", "w", TIERS["free"]).allowed and redis.calls == 1
     clock.now += 2
     assert limiter.enforce("campaign_starts_per_day", "w", TIERS["free"]).allowed and redis.calls == 2
+
+
+@dataclass
+class StartsUsedUp:
+    """A campaign service whose workspace has used today's starts."""
+
+    def create(self, kind: str, brief: dict[str, Any], *, idempotency_key: str) -> dict[str, Any]:
+        raise QuotaExceeded("The free plan allows 5 campaign starts per day; this workspace has used them.",
+                            retry_after_seconds=3600, details={"limit": "campaign_starts_per_day"})
+
+
+def test_the_chat_create_tool_tells_the_model_a_start_was_refused_and_why() -> None:
+    tools = {tool.name: tool for tool in campaign_tools(StartsUsedUp(), Proposals(turn=1),  # type: ignore[arg-type]
+                                                        idempotency_key=lambda: "turn-1")}
+    args = CreateCampaignInput.model_validate({"kind": "move", "brief": {"title": "Diwali", "objective": "Sell",
+                                                                         "channels": ["email"]}})
+    result = tools["create_campaign"].run(args, ToolContext(workspace_id="w"))
+    assert isinstance(result, CampaignToolOutput)
+    told = result.model_dump()
+    assert told["created"] is False and told["limit"] == "campaign_starts_per_day"
+    assert told["retry_after_seconds"] == 3600 and "5 campaign starts per day" in told["message"]
