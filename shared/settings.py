@@ -250,6 +250,11 @@ class Settings(BaseSettings):
     recalibrate for another embedding model. 1 turns the semantic cache off."""
     semantic_cache_entries: int = Field(64, alias="MUSE_SEMANTIC_CACHE_ENTRIES", ge=1, le=512)
     """Research queries remembered per workspace for the semantic cache (the oldest are forgotten)."""
+    context_cache_seconds: int = Field(600, alias="MUSE_CONTEXT_CACHE_SECONDS", ge=0)
+    """Lifetime of a Gemini explicit context cache (a stable prompt part shared by several calls, e.g. the
+    QA judge's brand kit + copy across guidelines); 0 sends every call inline."""
+    context_cache_min_tokens: int = Field(1024, alias="MUSE_CONTEXT_CACHE_MIN_TOKENS", ge=1)
+    """Smallest shared part (estimated tokens) worth a cache: Gemini's minimum for Flash is 1,024."""
 
     # Chat runtime (issue 8, shared.chat): durable turns with a lease, streamed as SSE or AG-UI.
     chat_lease_seconds: float = Field(15.0, alias="MUSE_CHAT_LEASE_SECONDS", gt=0)

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from shared.brandkit import BrandKit
+from shared.models.context import shared_context
 from shared.models.spend import with_caller_context
 from shared.ports import Generated, StructuredModel
 from shared.qa.content import Copy
@@ -84,7 +85,7 @@ def judge(items: Mapping[str, Copy], ledgers: Mapping[str, Ledger], model: Struc
     if not tested:
         return []
     context = _context(kit, items)
-    with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(tested)))) as pool:
+    with shared_context(context), ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(tested)))) as pool:
         answers = list(pool.map(with_caller_context(lambda g: _ask(model, g, context)), tested))
     usage: list[dict[str, Any]] = []
     for guideline, answer in zip(tested, answers, strict=True):
