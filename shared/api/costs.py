@@ -22,6 +22,7 @@ from typing import Any, Literal
 import flask
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared.api.models import Money
 from shared.api.spec import WORKSPACE_HEADER, errors, json_content
 from shared.auth import Principal, choose_workspace, verify_token
 from shared.campaigns.schemas import Brief
@@ -41,14 +42,6 @@ from shared.settings import Settings, get_settings
 _PREFIX = r"^(?:/api)?/v1"
 _MONTH = re.compile(r"^(20[2-9][0-9])-(0[1-9]|1[0-2])$")
 MAX_CAP_INR = 10_000_000
-
-
-class Money(BaseModel):
-    """An amount in micro-USD, US dollars and rupees (at the configured rate)."""
-
-    micro_usd: int
-    usd: float
-    inr: float
 
 
 class CostLineView(BaseModel):
@@ -369,5 +362,5 @@ PATHS: dict[str, Any] = {
                               **errors(400, 401, 404), **_FORBIDDEN}},
     },
 }
-MODELS: tuple[type, ...] = (CostReport, CostEstimateRequest, CostEstimate, BudgetView, BudgetUpdate, Money,
+MODELS: tuple[type, ...] = (CostReport, CostEstimateRequest, CostEstimate, BudgetView, BudgetUpdate,
                             CostLineView, DayCost, CampaignCost, NodeCost, SpendView)

@@ -144,6 +144,34 @@ class UsageView(BaseModel):
     by_node: list[UsageLine] = Field(default_factory=list)
 
 
+class Money(BaseModel):
+    """An amount in micro-USD, US dollars and rupees (at `MUSE_USD_INR_RATE`)."""
+
+    micro_usd: int
+    usd: float
+    inr: float
+
+
+class CostNodeLine(BaseModel):
+    """The calls of one node and model (a tool as `vendor:tool`) and what they cost."""
+
+    node: str
+    model: str
+    kind: Literal["model", "tool"]
+    calls: int
+    cost: Money
+    unpriced: int = Field(0, description="Calls whose model has no price (not in `cost`).")
+
+
+class CampaignCostView(BaseModel):
+    """What a campaign's AI work cost so far, and its cap."""
+
+    total: Money
+    cap: Money
+    reserved: Money = Field(description="Held by calls in flight.")
+    by_node: list[CostNodeLine]
+
+
 class CampaignView(BaseModel):
     """`GET /api/v1/campaigns/{id}`."""
 
@@ -157,6 +185,7 @@ class CampaignView(BaseModel):
     artifacts: list[ArtifactView]
     payment: PaymentView | None
     usage: UsageView = Field(default_factory=UsageView)
+    cost: CampaignCostView | None = None
     created_at: datetime
     updated_at: datetime
 

@@ -3,8 +3,7 @@
 History: at least `MIN_HISTORY` completed campaigns of the same kind; the estimate is the median cost per
 channel × the brief's channels (low/high: the cheapest and dearest per channel seen). Profile: the calls a
 campaign makes per node (below, measured on the standard campaign of `infra/bench_costs.py`), priced at
-the deployment's fast/strong models; low is the profile with every prompt cached-free and no QA retry,
-high one full QA revision more.
+the deployment's fast/strong models; low leaves out the memory calls, high adds one full QA revision.
 """
 
 from __future__ import annotations
@@ -34,18 +33,20 @@ class NodeCalls:
 
 
 PROFILE: tuple[NodeCalls, ...] = (
-    NodeCalls("plan", "strong", 1, 0, 2_500, 500),
-    NodeCalls("review", "fast", 1, 0, 2_000, 300),
-    NodeCalls("summarize", "fast", 2, 0, 5_000, 700),
-    NodeCalls("strategy", "strong", 1, 0, 3_000, 600),
-    NodeCalls("brief", "strong", 0, 1, 3_000, 600),
-    NodeCalls("content", "fast", 0, 1, 1_500, 500),
-    NodeCalls("qa_gate", "fast", 0, 3, 1_000, 80),
-    NodeCalls("memory", "fast", 2, 0, 800, 100),
+    NodeCalls("plan", "strong", 1, 0, 200, 100),
+    NodeCalls("review", "fast", 1, 0, 320, 40),
+    NodeCalls("summarize", "fast", 1, 0, 180, 100),
+    NodeCalls("strategy", "strong", 1, 0, 400, 50),
+    NodeCalls("brief", "strong", 0, 1, 620, 160),
+    NodeCalls("content", "fast", 0, 1, 320, 30),
+    NodeCalls("qa", "fast", 2, 1, 300, 80),
+    NodeCalls("memory", "fast", 4, 0, 250, 25),
 )
-"""Model calls of a campaign by node; `per_channel` counts each channel's variant."""
-SEARCHES = {"campaign": 5, "move": 3}
-"""Web searches (Tavily basic, 1 credit each) of the research step: the plan's queries plus a competitor scan."""
+"""Model calls of a campaign by node (`per_channel` counts each channel's variant), with their mean prompt and
+output tokens as measured on the standard campaign of `infra/bench_costs.py` against the Gemini emulator. Real
+Gemini answers are longer (and think), so a workspace's own history replaces the profile once it has some."""
+SEARCHES = {"campaign": 1, "move": 1}
+"""Tavily credits of the research step as measured (its searches after the web-search and semantic caches)."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def estimate(kind: str, channels: int, variants: int, history: Sequence[PastCamp
                         low=round(min(per_channel) * channels), high=round(max(per_channel) * channels),
                         by_node=profile)
     expected = sum(profile.values())
-    revision = profile.get("content", 0) + profile.get("qa_gate", 0)
+    revision = profile.get("content", 0) + profile.get("qa", 0)
     return Estimate(basis="profile", samples=len(usable), expected=expected,
                     low=expected - profile.get("memory", 0), high=expected + revision, by_node=profile)
 
