@@ -33,8 +33,16 @@ if TYPE_CHECKING:
 else:
     np = lazy_module("numpy")
 
+CALIBRATED_MODEL = "multilingual-e5-small"
+"""The embedding model the default threshold (`MUSE_SEMANTIC_CACHE_THRESHOLD`) was calibrated for."""
 PAIRS_PATH = Path(__file__).resolve().parents[2] / "infra" / "data" / "research_query_pairs.json"
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+def threshold_for(model: str, configured: float, *, explicit: bool) -> float:
+    """The threshold to use with embedding `model`: the configured one when it was calibrated for this
+    model or set explicitly, else 1 (the semantic cache stays off rather than guess)."""
+    return configured if explicit or model == CALIBRATED_MODEL else 1.0
 
 
 class QueryEmbedder(Protocol):

@@ -15,6 +15,7 @@ from shared.caching.semantic import (
     numbers_of,
     pair_similarities,
     same_intent,
+    threshold_for,
 )
 from shared.integrations.embeddings import LocalE5Embedder
 from shared.settings import Settings
@@ -73,3 +74,9 @@ def test_the_emulators_wait_the_configured_latency_per_model_and_per_search() ->
     assert found.status_code == 200
     assert time.perf_counter() - started >= 0.2
     assert timings["gemini-2.5-pro"] >= 0.3 > timings["gemini-2.5-flash"]
+
+
+def test_an_uncalibrated_embedding_model_keeps_the_semantic_cache_off_unless_told() -> None:
+    assert threshold_for("multilingual-e5-small", 0.983, explicit=False) == 0.983
+    assert threshold_for("gemini-embedding-001", 0.983, explicit=False) == 1.0
+    assert threshold_for("gemini-embedding-001", 0.95, explicit=True) == 0.95
