@@ -110,9 +110,15 @@ def record_tool_usage(conn: Conn, *, reservation_id: UUID, workspace_id: str, ca
                                cost_micro_usd))
 
 
-def stale_reservations(conn: Conn, *, older_than_seconds: float, limit: int = 100) -> list[UUID]:
-    """Reservations a dead process never settled (the sweeper settles them at their reserved amount)."""
-    return [row["id"] for row in conn.execute(_STALE, (older_than_seconds, limit))]
+STALE_RESERVATION_SECONDS = 900.0
+"""A reservation open this long belongs to a process that died mid-call (a call's whole cascade is shorter)."""
+
+
+def settle_stale(conn: Conn, *, older_than_seconds: float = STALE_RESERVATION_SECONDS, limit: int = 100) -> int:
+    """Settle reservations a dead process left open at their reserved amount (the call may have been billed),
+    so they stop holding the caps; returns how many (the sweeper runs it every pass)."""
+    stale = [row["id"] for row in conn.execute(_STALE, (older_than_seconds, limit))]
+    return sum(settle(conn, reservation, None) for reservation in stale)
 
 
 def caps(conn: Conn, workspace_id: str) -> Caps:

@@ -9,7 +9,6 @@ the dearest model's price, so an unknown model never slips past a cap.
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,8 +21,6 @@ from shared.errors import BudgetExceeded
 from shared.models.pricing import MICRO, PriceTable, ToolUsage, cost_micro_usd, load_price_table, micro_usd_to_inr
 from shared.ports import Usage
 from shared.settings import Settings
-
-log = logging.getLogger("muse.budgets")
 
 BudgetScope = Literal["workspace", "campaign"]
 
@@ -168,16 +165,6 @@ class PostgresBudgets:
     def for_campaign(self, workspace_id: str, campaign_id: str | None) -> CampaignBudget:
         """The gate every paid call of this campaign passes."""
         return CampaignBudget(self.pool, workspace_id, campaign_id, self.defaults)
-
-    def settle_stale(self, *, older_than_seconds: float) -> int:
-        """Settle reservations a dead process left open, at their reserved amount (it may have been billed)."""
-        with as_service(self.pool) as conn:
-            stale = db.stale_reservations(conn, older_than_seconds=older_than_seconds)
-            for reservation in stale:
-                db.settle(conn, reservation, None)
-        if stale:
-            log.warning("settled %d reservations left open by dead processes at their reserved amount", len(stale))
-        return len(stale)
 
 
 def _seconds_to_next_month(today: date) -> int:

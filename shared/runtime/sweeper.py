@@ -10,6 +10,8 @@ engine decides whether a message still applies, so a sweep racing a live step ch
    a recorded but unapplied user decision re-sent, an open payment reconciled through Order Status.
 4. A chat turn whose lease ran out (its process died mid-turn) is ended with a retryable `error`
    event, so its conversation takes new messages again (`shared.db.chat.heal_expired`).
+5. An AI-spend reservation a dead process never settled is settled at its reserved amount, so it stops
+   holding the caps (`shared.db.budgets.settle_stale`).
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 from qstash import QStash, Receiver
 
+from shared.db import budgets as budgets_db
 from shared.db import chat as chat_db
 from shared.db import outbox as outbox_db
-from shared.db.pool import create_pool
+from shared.db.pool import as_service, create_pool
 from shared.db.threads import StalledThread, ThreadRepository
 from shared.delivery import FailureCallback, Reply, deliver
 from shared.domain import CampaignStatus, OutboxItem
@@ -59,10 +62,11 @@ class SweepReport:
     redriven: int = 0
     nudged: int = 0
     turns_healed: int = 0
+    reservations_settled: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {"published": self.published, "redriven": self.redriven, "nudged": self.nudged,
-                "turns_healed": self.turns_healed}
+                "turns_healed": self.turns_healed, "reservations_settled": self.reservations_settled}
 
 
 @dataclass
@@ -94,7 +98,7 @@ class Sweeper:
         return Reply(200, {"status": "ignored", "reason": "the next scheduled sweep runs anyway"})
 
     def sweep(self) -> SweepReport:
-        """Run the four repairs once."""
+        """Run the five repairs once."""
         report = SweepReport()
         report.published = self.outbox.publish(
             outbox_db.unpublished(self.threads.pool, older_than_seconds=self.publish_grace_seconds))
@@ -125,7 +129,12 @@ class Sweeper:
             report.turns_healed = chat_db.heal_expired(self.threads.pool, grace_seconds=self.lease_grace_seconds)
         except Exception:  # the chat's trouble must not stop the campaign repairs of the next pass
             log.exception("could not heal dead chat turns")
-        if report.published or report.redriven or report.nudged or report.turns_healed:
+        try:
+            with as_service(self.threads.pool) as conn:
+                report.reservations_settled = budgets_db.settle_stale(conn)
+        except Exception:  # budget repairs must not stop the campaign repairs of the next pass
+            log.exception("could not settle stale budget reservations")
+        if any(report.as_dict().values()):
             log.info("sweep: %s", report.as_dict())
         return report
 
