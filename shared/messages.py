@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MessageKind = Literal["start", "continue", "resume", "decision_timeout", "payment_event"]
 
@@ -40,6 +40,19 @@ class StepMessage(BaseModel):
     decision_id: str | None = None
     resume: dict[str, Any] | None = None
     payment: PaymentEvent | None = None
+    trace: dict[str, str] | None = None
+    """The campaign's LangSmith trace context (`langsmith-trace` dotted order and `baggage`), so every
+    step's runs join the campaign's one trace; optional (absent in messages sent before it existed)."""
+
+    @field_validator("trace")
+    @classmethod
+    def _trace_headers_only(cls, trace: dict[str, str] | None) -> dict[str, str] | None:
+        if trace is None:
+            return None
+        unknown = set(trace) - {"langsmith-trace", "baggage"}
+        if unknown or any(len(value) > 4096 for value in trace.values()):
+            raise ValueError("`trace` carries only the `langsmith-trace` and `baggage` headers, each under 4 KiB")
+        return trace
 
     @model_validator(mode="after")
     def _names_what_it_answers(self) -> StepMessage:

@@ -13,6 +13,7 @@ from shared.api.listing import CampaignQuery
 from shared.api.models import IDEMPOTENCY_KEY_PATTERN, CreateCampaign, Decision
 from shared.api.modules import routes
 from shared.api.openapi import openapi_document
+from shared.api.plan import limit_api_requests
 from shared.api.service import Api
 from shared.auth import Principal, verify_token
 from shared.db.pool import create_pool
@@ -22,6 +23,7 @@ from shared.integrations.cache import upstash_cache
 from shared.integrations.phonepe import PhonePeClient, phonepe_client
 from shared.queue import qstash_queue
 from shared.settings import get_settings
+from shared.tracing import langsmith_client
 
 _ID = r"(?P<campaign_id>[^/]+)"
 _PREFIX = r"^(?:/api)?/v1"
@@ -36,7 +38,7 @@ def api() -> Api:
         return phonepe_client(settings, upstash_cache(settings))
 
     return Api(settings=settings, pool=create_pool(settings.database_url, max_size=settings.database_pool_max),
-               queue=qstash_queue(settings), phonepe_factory=phonepe)
+               queue=qstash_queue(settings), phonepe_factory=phonepe, tracer=langsmith_client(settings))
 
 
 def _campaign_id(raw: str) -> UUID:
@@ -124,6 +126,12 @@ def refuse_undocumented_query(request: flask.Request) -> None:
             return
 
 
+def edge_checks(request: flask.Request) -> None:
+    """Before every operation: undocumented query parameters (400), then the plan's requests per minute (429)."""
+    refuse_undocumented_query(request)
+    limit_api_requests(request, api().plans)
+
+
 def _chain(first: str, rest: Iterator[str]) -> Iterator[str]:
     yield first
     yield from rest
@@ -148,5 +156,5 @@ ROUTES += routes()
 @handle_errors
 def dispatch(request: flask.Request) -> flask.Response:
     """Serve one API request: route it, refuse text Postgres cannot store, then run the operation."""
-    return route(request, ROUTES, request.path, before=refuse_undocumented_query,
+    return route(request, ROUTES, request.path, before=edge_checks,
                  not_found=f"No route for {request.method} {request.path}; see /api/v1/openapi.json.")

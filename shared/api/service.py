@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 from uuid import UUID
 
@@ -19,19 +19,24 @@ from pydantic import ValidationError
 from shared.api.listing import CampaignQuery, Cursor
 from shared.api.models import (
     CampaignAccepted,
+    CampaignCostView,
     CampaignPage,
     CampaignSummary,
     CampaignView,
     Checkout,
+    CostNodeLine,
     CreateCampaign,
     Decision,
     DecisionAccepted,
+    Money,
     UsageView,
 )
 from shared.auth import Principal, choose_workspace
 from shared.campaigns.schemas import CHANNEL_SCHEMAS, Strategy
 from shared.db import audit
+from shared.db import budgets as budgets_db
 from shared.db import campaigns as db
+from shared.db import costs as costs_db
 from shared.db import outbox as outbox_db
 from shared.db import payments as paydb
 from shared.db.pool import Conn, Pool, as_runtime, as_service, as_user
@@ -39,10 +44,16 @@ from shared.domain import CampaignStatus
 from shared.errors import Conflict, InvalidRequest, NotFound, Unprocessable
 from shared.integrations.phonepe import OrderAlreadyExists, PhonePeClient
 from shared.messages import StepMessage
+from shared.models.pricing import micro_usd_to_inr, micro_usd_to_usd
 from shared.outbox import Outbox, item
 from shared.payments.confirmation import reconcile_message
+from shared.plans import PlanGate, rate_limiter
 from shared.queue import StepQueue
 from shared.settings import Settings
+from shared.tracing import campaign_trace, new_campaign_id, start_campaign_run
+
+if TYPE_CHECKING:
+    import langsmith
 
 STRATEGY_EDITABLE = {"positioning", "key_messages", "budget_inr", "budget_split"}
 
@@ -62,6 +73,8 @@ class Api:
     queue: StepQueue
     phonepe_factory: Callable[[], PhonePeClient]
     """Builds the PhonePe client on first checkout (keeps cold start light)."""
+    tracer: langsmith.Client | None = None
+    """Starts each campaign's root LangSmith run (`shared.runtime.wiring.langsmith_client`); None: untraced."""
 
     @cached_property
     def phonepe(self) -> PhonePeClient:
@@ -74,6 +87,11 @@ class Api:
     def outbox(self) -> Outbox:
         return Outbox(pool=self.pool, queue=self.queue)
 
+    @cached_property
+    def plans(self) -> PlanGate:
+        """The plan checks of a campaign start (credits left, starts per day)."""
+        return PlanGate(pool=self.pool, settings=self.settings, limiter=rate_limiter(self.settings))
+
     def create_campaign(self, principal: Principal, body: CreateCampaign, *, idempotency_key: str | None,
                         workspace: str | None) -> tuple[CampaignAccepted, bool]:
         """Create the campaign and its first step message in one transaction.
@@ -82,13 +100,15 @@ class Api:
         campaign; with a different body it is `Unprocessable`.
 
         The message is published after the commit, so the planner never meets a campaign that is not there yet.
+        A new campaign is admitted by the workspace's plan in the same transaction (`QuotaExceeded` when its
+        credits or today's starts are used up), so a refused start leaves nothing and a retry is not counted.
         """
         rows = []
         with as_user(self.pool, principal.claims) as conn:
             workspace_id = self._workspace(conn, principal, workspace)
             fingerprint = body_fingerprint(body) if idempotency_key is not None else None
             campaign_id, created, stored = db.insert_campaign(
-                conn, campaign_id=uuid.uuid4(), workspace_id=workspace_id, kind=body.kind,
+                conn, campaign_id=new_campaign_id(), workspace_id=workspace_id, kind=body.kind,
                 brief=body.brief.model_dump(mode="json", exclude_none=True), idempotency_key=idempotency_key,
                 fingerprint=fingerprint)
             if not created and stored is not None and stored != fingerprint:
@@ -97,11 +117,20 @@ class Api:
                                     "body to retry.",
                                     details={"field": "Idempotency-Key", "campaign_id": str(campaign_id)})
             if created:
+                self.plans.admit_campaign_start(conn, workspace_id)
                 as_runtime(conn)
                 db.add_event(conn, campaign_id=campaign_id, workspace_id=workspace_id, type_="campaign.created",
                              data={"kind": body.kind, "title": body.brief.title})
-                rows = outbox_db.add(conn, campaign_id, [item("planner", StepMessage(kind="start",
-                                                                                     campaign_id=campaign_id))])
+                trace = campaign_trace(campaign_id, project=self.settings.langsmith_project,
+                                       metadata={"workspace_id": workspace_id}) if self.tracer else {}
+                start = StepMessage(kind="start", campaign_id=campaign_id, trace=trace or None)
+                rows = outbox_db.add(conn, campaign_id, [item("planner", start)])
+        if created:
+            start_campaign_run(self.tracer, campaign_id, project=self.settings.langsmith_project,
+                               inputs={"kind": body.kind, "brief": body.brief.model_dump(mode="json",
+                                                                                          exclude_none=True)},
+                               metadata={"workspace_id": str(workspace_id), "kind": body.kind},
+                               flush_seconds=self.settings.trace_flush_seconds)
         self.outbox.publish(rows)
         base = f"/api/v1/campaigns/{campaign_id}"
         accepted = CampaignAccepted(id=campaign_id, status="queued",
@@ -121,6 +150,7 @@ class Api:
             artifacts = db.campaign_artifacts(conn, campaign_id)
             payment = db.latest_payment(conn, campaign_id)
             usage = db.campaign_usage(conn, campaign_id)
+            cost = self._cost(conn, row)
         pending = row["pending_decision"]
         totals = {k: sum(line[k] for line in usage)
                   for k in ("prompt_tokens", "cached_tokens", "output_tokens", "thinking_tokens", "calls")}
@@ -129,9 +159,29 @@ class Api:
             pending_decision=None if not pending else {k: pending.get(k) for k in
                                                        ("id", "kind", "payload", "requested_at", "expires_at")},
             failure_reason=row["failure_reason"], brief=row["brief"], artifacts=artifacts, payment=payment,
-            usage=UsageView(**totals, by_node=usage),
+            usage=UsageView(**totals, by_node=usage), cost=cost,
             created_at=row["created_at"], updated_at=row["updated_at"],
         )
+
+    def _cost(self, conn: Conn, row: dict[str, Any]) -> CampaignCostView:
+        """The campaign's priced calls by node and model, its cap and what is held (`shared.db.costs`)."""
+        workspace_id, rate = str(row["workspace_id"]), self.settings.usd_inr_rate
+
+        def money(micro: int) -> Money:
+            return Money(micro_usd=micro, usd=micro_usd_to_usd(micro), inr=micro_usd_to_inr(micro, rate))
+
+        lines = costs_db.by_node(conn, workspace_id, row["created_at"], datetime.now(UTC) + timedelta(days=1),
+                                 campaign_id=str(row["id"]))
+        spend = budgets_db.campaign_spend(conn, str(row["id"]))
+        cap = spend["cap_micro_usd"] if spend["cap_micro_usd"] is not None else \
+            budgets_db.caps(conn, workspace_id)["campaign_cap_micro_usd"]
+        return CampaignCostView(
+            total=money(sum(int(line["cost_micro_usd"]) for line in lines)),
+            cap=money(cap if cap is not None else round(self.settings.budget_campaign_cap_usd * 1_000_000)),
+            reserved=money(spend["reserved"]),
+            by_node=[CostNodeLine(node=line["node"], model=line["model"], kind=line["kind"], calls=line["calls"],
+                                  cost=money(int(line["cost_micro_usd"])), unpriced=line["unpriced"])
+                     for line in lines])
 
     def decide(self, principal: Principal, campaign_id: UUID, decision: Decision) -> DecisionAccepted:
         """Record the answer to the pending decision and resume the graph through QStash."""

@@ -17,11 +17,15 @@ import httpx2
 from pydantic import BaseModel, ValidationError
 
 from shared.errors import ConfigurationError, PermanentStepError, UpstreamUnavailable
+from shared.integrations.gemini_context import ContextCaches
 from shared.lazy import lazy_module
 from shared.models.breaker import CircuitBreakers
+from shared.models.context import current_shared_context
+from shared.models.deterministic import is_deterministic
 from shared.models.router import ModelCallFailed, ModelRouter
 from shared.ports import AttemptOutcome, Usage
 from shared.settings import Settings
+from shared.tracing import llm_usage, span
 
 if TYPE_CHECKING:
     from google import genai
@@ -78,6 +82,8 @@ class GeminiBackend:
 
     connect: Callable[[], genai.Client]
     """Creates the client (`partial(gemini_client, settings)`); called once, on the first call."""
+    context: ContextCaches | None = None
+    """Explicit context caches for declared shared contexts (`shared.models.context`); None sends all inline."""
 
     @cached_property
     def client(self) -> genai.Client:
@@ -92,6 +98,17 @@ class GeminiBackend:
         model would not fix either.
         """
         config = config.model_copy(update={"http_options": types.HttpOptions(timeout=int(timeout_seconds * 1000))})
+        with span("gemini", "llm", {"model": model, "system": config.system_instruction, "contents": contents},
+                  metadata={"ls_provider": "google_genai", "ls_model_name": model}) as run:
+            response = self._call(model, contents, config, timeout_seconds)
+            run.record(lambda: ({"text": response.text if response.function_calls is None else None,
+                                 "function_calls": [c.model_dump(exclude_none=True)
+                                                    for c in response.function_calls or []]},
+                                llm_usage(usage_of(response, model))))
+            return response
+
+    def _call(self, model: str, contents: Any, config: types.GenerateContentConfig,
+              timeout_seconds: float) -> types.GenerateContentResponse:
         try:
             return self.client.models.generate_content(model=model, contents=contents, config=config)
         except genai_errors.APIError as exc:
@@ -117,9 +134,10 @@ class GeminiBackend:
             system_instruction=system,
             response_mime_type="application/json",
             response_json_schema=schema.model_json_schema(),
-            temperature=0.4,
+            temperature=0.0 if is_deterministic(schema) else 0.4,
         )
-        response = self.generate_content(model=model, contents=prompt, config=config, timeout_seconds=timeout_seconds)
+        response = self._generate_cached(model=model, system=system, prompt=prompt, config=config,
+                                         timeout_seconds=timeout_seconds)
         usage = usage_of(response, model)
         try:
             return schema.model_validate_json(response.text or ""), usage
@@ -131,10 +149,31 @@ class GeminiBackend:
             ) from exc
 
 
+    def _generate_cached(self, *, model: str, system: str, prompt: str, config: types.GenerateContentConfig,
+                         timeout_seconds: float) -> types.GenerateContentResponse:
+        """The call through an explicit context cache of its declared shared context, when there is one
+        (`shared.integrations.gemini_context`); inline otherwise, and again inline when the cache vanished."""
+        shared = current_shared_context()
+        split = self.context.split(self.client, model=model, system=system, prompt=prompt, shared=shared) \
+            if self.context is not None else None
+        if split is not None and self.context is not None and shared is not None:
+            cached = config.model_copy(update={"system_instruction": None, "cached_content": split.cache_name})
+            try:
+                return self.generate_content(model=model, contents=split.rest, config=cached,
+                                             timeout_seconds=timeout_seconds)
+            except (ModelCallFailed, PermanentStepError, ConfigurationError) as exc:
+                if isinstance(exc, ModelCallFailed) and exc.outcome != "not_found":
+                    raise
+                self.context.forget(model, system, shared)
+        return self.generate_content(model=model, contents=prompt, config=config, timeout_seconds=timeout_seconds)
+
+
 def model_router(settings: Settings, *, breakers: CircuitBreakers | None = None) -> ModelRouter:
     """The deployment's router: fast = `MUSE_MODEL_FAST` then its fallbacks, strong likewise."""
     return ModelRouter(
-        backend=GeminiBackend(partial(gemini_client, settings)),
+        backend=GeminiBackend(partial(gemini_client, settings), context=ContextCaches(
+            ttl_seconds=settings.context_cache_seconds, min_tokens=settings.context_cache_min_tokens)
+            if settings.context_cache_seconds else None),
         cascades={"fast": (settings.model_fast, *settings.model_fallbacks_fast),
                   "strong": (settings.model_strong, *settings.model_fallbacks_strong)},
         breakers=breakers or CircuitBreakers(failure_threshold=settings.model_breaker_failures,

@@ -59,6 +59,7 @@ from shared.payments.confirmation import PaymentConfirmer
 from shared.runtime.checkpointer import Fence, LeaseLost, StepWrites, fenced
 from shared.runtime.lease import Heartbeat
 from shared.settings import Settings
+from shared.tracing import CampaignEnd, campaign_trace, end_campaign_run, flush, step_trace
 
 if TYPE_CHECKING:
     from langchain_core.runnables import RunnableConfig
@@ -128,6 +129,13 @@ class StepRuntime:
         assert message.campaign_id is not None
         return self.advance(message, message.campaign_id)
 
+    def _trace_of(self, message: StepMessage, grant: Grant) -> dict[str, str]:
+        """The campaign's trace context: the message's, or (for one built without it) rebuilt from the id."""
+        if message.trace:
+            return message.trace
+        return campaign_trace(grant.campaign_id, project=self.settings.langsmith_project,
+                              metadata={"workspace_id": str(grant.workspace_id)})
+
     def advance(self, message: StepMessage, campaign_id: UUID, *, payment: ConfirmedPayment | None = None) -> Reply:
         """Apply one message to the campaign's thread, at most once."""
         lease_message = {"function": self.function, "message": message.model_dump(mode="json", exclude_none=True)}
@@ -150,9 +158,10 @@ class StepRuntime:
             self.threads.release(grant)
             self.outbox.publish(outbox_db.unpublished_for(self.threads.pool, grant.campaign_id))
             return Reply(200, {"status": "duplicate", "head": grant.head})
+        trace = self._trace_of(message, grant)
         if plan.expire:
             return self._expire(grant, plan)
-        return self._run(grant, plan)
+        return self._run(grant, plan, trace)
 
     def _plan(self, message: StepMessage, grant: Grant, payment: ConfirmedPayment | None) -> _Plan | None:
         """How this delivery applies to the thread, or None if it is a duplicate, stale or answers nothing."""
@@ -195,13 +204,13 @@ class StepRuntime:
             return _Plan(graph_input=None, expire=True, decision=applied)
         return _Plan(graph_input=Command(resume={pending["id"]: applied.payload}), decision=applied)
 
-    def _run(self, grant: Grant, plan: _Plan) -> Reply:
+    def _run(self, grant: Grant, plan: _Plan, trace: dict[str, str]) -> Reply:
         writes = StepWrites(self.threads.pool, Fence(str(grant.campaign_id), grant.fence))
         try:
             with Heartbeat(self.threads, grant, self.settings.lease_seconds):
-                with fenced(writes), self._traced(grant):
+                with fenced(writes), self._traced(grant, trace):
                     result = self._stream(grant, plan.graph_input)
-                outcome, events = self._outcome(grant, result)
+                outcome, events = self._outcome(grant, result, trace)
                 if plan.decision is not None:
                     events.insert(0, Event("decision.applied", {"id": plan.decision.id,
                                                                 "action": plan.decision.action,
@@ -233,12 +242,23 @@ class StepRuntime:
             self.threads.release(grant)
             raise
         self.outbox.publish(rows)
+        if outcome.status == CampaignStatus.COMPLETED:
+            self._end_trace(grant.campaign_id, "completed")
         return Reply(200, {"status": outcome.status.value, "step": outcome.current_step, "head": result.head})
 
     def _fail(self, grant: Grant, reason: str) -> None:
         outcome = Outcome(status=CampaignStatus.FAILED, current_step=None, failure_reason=reason)
         events = [Event("campaign.failed", {"reason": reason, "function": self.function})]
-        self._commit_alone(grant, outcome, events)
+        if self._commit_alone(grant, outcome, events) is not None:
+            self._end_trace(grant.campaign_id, "failed", reason)
+
+    def _end_trace(self, campaign_id: UUID, status: CampaignEnd, reason: str | None = None) -> None:
+        """End the campaign's root run (the campaign has ended) and flush it before the function answers."""
+        if self.tracer is None:
+            return
+        end_campaign_run(self.tracer, campaign_id, project=self.settings.langsmith_project, status=status,
+                         reason=reason)
+        flush(self.tracer, self.settings.trace_flush_seconds)
 
     def _commit_alone(self, grant: Grant, outcome: Outcome, events: list[Event],
                       decision: AppliedDecision | None = None) -> list[OutboxRow] | None:
@@ -253,22 +273,16 @@ class StepRuntime:
             return None
 
     @contextmanager
-    def _traced(self, grant: Grant) -> Iterator[None]:
-        """Trace the graph run to LangSmith when configured, flushing before the function answers.
+    def _traced(self, grant: Grant, trace: dict[str, str]) -> Iterator[None]:
+        """Trace the graph run to LangSmith, under the campaign's root run, when tracing is configured.
 
-        Cloud Run throttles CPU once a response is sent, so traces are flushed inside the request.
+        Traces are flushed before the function answers (Cloud Run throttles CPU once it has).
         """
-        if self.tracer is None:
-            yield
-            return
         metadata = {"campaign_id": str(grant.campaign_id), "workspace_id": str(grant.workspace_id),
                     "function": self.function}
-        try:
-            with langsmith.tracing_context(client=self.tracer, enabled=True, metadata=metadata,
-                                           project_name=self.settings.langsmith_project):
-                yield
-        finally:
-            self.tracer.flush(timeout=5)
+        with step_trace(self.tracer, trace, project=self.settings.langsmith_project, metadata=metadata,
+                        flush_seconds=self.settings.trace_flush_seconds):
+            yield
 
     def _stream(self, grant: Grant, graph_input: Any) -> RunResult:
         config: RunnableConfig = {
@@ -296,7 +310,7 @@ class StepRuntime:
                     result.updates.append((node, update))
         return result
 
-    def _outcome(self, grant: Grant, result: RunResult) -> tuple[Outcome, list[Event]]:
+    def _outcome(self, grant: Grant, result: RunResult, trace: dict[str, str]) -> tuple[Outcome, list[Event]]:
         events: list[Event] = []
         for node, update in result.updates:
             events.append(Event("step.completed", describe(node, update) | {"function": self.function}))
@@ -319,7 +333,7 @@ class StepRuntime:
             due = now + timedelta(seconds=timeout)
             pending["expires_at"] = due.isoformat()
             message = StepMessage(kind="decision_timeout", campaign_id=grant.campaign_id,
-                                  expected_checkpoint_id=result.head, decision_id=interrupt.id)
+                                  expected_checkpoint_id=result.head, decision_id=interrupt.id, trace=trace or None)
             return Outcome(status=CampaignStatus.AWAITING_DECISION, current_step=node, pending_decision=pending,
                            outbox=[item(owner, message, not_before=due)]), events
         if result.next_nodes:
@@ -327,7 +341,8 @@ class StepRuntime:
             if len(owners) != 1 or self.function in owners:
                 raise PermanentStepError(f"Nodes {result.next_nodes} cannot be scheduled from {self.function!r}.")
             [owner] = owners
-            message = StepMessage(kind="continue", campaign_id=grant.campaign_id, expected_checkpoint_id=result.head)
+            message = StepMessage(kind="continue", campaign_id=grant.campaign_id, expected_checkpoint_id=result.head,
+                                  trace=trace or None)
             return Outcome(status=CampaignStatus.RUNNING, current_step=",".join(result.next_nodes),
                            outbox=[item(owner, message)]), events
         events.append(Event("campaign.completed", {}))
@@ -343,6 +358,7 @@ class StepRuntime:
                                        plan.decision)
         if committed is None:
             return Reply(200, {"status": "duplicate", "reason": "a user answered the decision first"})
+        self._end_trace(grant.campaign_id, "expired", outcome.failure_reason)
         return Reply(200, {"status": "expired"})
 
     def _on_failure_callback(self, callback: FailureCallback) -> Reply:
@@ -369,4 +385,5 @@ class StepRuntime:
                   f"retries (last answer HTTP {callback.status}): {callback.answer()}")
         if campaign_id is not None:
             self.threads.fail(campaign_id, reason)
+            self._end_trace(campaign_id, "failed", reason)
         return Reply(200, {"status": "failed", "reason": reason})

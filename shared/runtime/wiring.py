@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, partial
 
-import langsmith
-
+from shared.caching.best_effort import best_effort_cache
+from shared.caching.chat import CachedKnowledgeSearch
+from shared.caching.embeddings import CachedEmbedder
+from shared.caching.responses import CachedModel
+from shared.caching.semantic import SemanticQueryCache, threshold_for
 from shared.campaigns.gate import LayeredGate
 from shared.campaigns.graph import build_campaign_graph
 from shared.campaigns.memory import MemoryPlans
 from shared.campaigns.summaries import RecursiveSummarizer
 from shared.db.artifacts import PostgresArtifactStore
 from shared.db.knowledge import PgVectorKnowledge
+from shared.db.knowledge_version import knowledge_version
 from shared.db.payments import PaymentRepository
 from shared.db.pool import Pool, create_pool
 from shared.db.threads import ThreadRepository
 from shared.db.workspaces import PostgresWorkspaceStore
 from shared.deps import NO_CAMPAIGN, Deps, DepsOverrides
+from shared.economics.budgets import PostgresBudgets
 from shared.integrations.cache import upstash_cache
 from shared.integrations.embeddings import embedder_from_settings
 from shared.integrations.gemini import structured_model
@@ -29,11 +34,13 @@ from shared.payments.confirmation import PaymentConfirmer
 from shared.queue import qstash_queue, qstash_receiver
 from shared.runtime.checkpointer import create_checkpointer
 from shared.runtime.step import StepRuntime
-from shared.safety.pii import PiiPolicy, trace_anonymizer
 from shared.settings import Settings, get_settings
 from shared.tools.canon import load_canon
 from shared.tools.catalog import ToolDeps, standard_belt
 from shared.tools.knowledge import PgKnowledgeFetch
+from shared.tracing import langsmith_client
+
+__all__ = ("build_deps", "build_step_runtime", "langsmith_client", "step_runtime")
 
 
 def build_deps(settings: Settings, pool: Pool, *, overrides: DepsOverrides = DepsOverrides()) -> Deps:
@@ -42,12 +49,18 @@ def build_deps(settings: Settings, pool: Pool, *, overrides: DepsOverrides = Dep
     Each step binds its campaign (`shared.campaigns.context.load_step_context`). `overrides` is the one
     seam for tests: it replaces boundary pieces, and everything else is built here as in production.
     """
-    cache = upstash_cache(settings)
-    embedder = embedder_from_settings(settings)
-    model = overrides.model if overrides.model is not None else structured_model(settings)
-    web = overrides.web if overrides.web is not None else tavily_search(settings, cache)
-    knowledge = overrides.knowledge if overrides.knowledge is not None else PgVectorKnowledge(pool=pool,
-                                                                                             embedder=embedder)
+    caches = best_effort_cache(settings)
+    embedder = CachedEmbedder(embedder_from_settings(settings), caches, ttl_seconds=settings.embedding_cache_seconds)
+    model = overrides.model if overrides.model is not None else CachedModel(
+        structured_model(settings), caches, ttl_seconds=settings.response_cache_seconds)
+    threshold = threshold_for(embedder.model, settings.semantic_cache_threshold,
+                              explicit="semantic_cache_threshold" in settings.model_fields_set)
+    semantic = SemanticQueryCache(caches, embedder, model=embedder.model, threshold=threshold,
+                                  entries=settings.semantic_cache_entries, ttl_seconds=settings.web_cache_seconds)
+    web = overrides.web if overrides.web is not None else tavily_search(settings, caches, semantic)
+    knowledge = overrides.knowledge if overrides.knowledge is not None else CachedKnowledgeSearch(
+        inner=PgVectorKnowledge(pool=pool, embedder=embedder), cache=caches, version=partial(knowledge_version, pool),
+        model=embedder.model, ttl_seconds=settings.chat_knowledge_cache_seconds)
     memory = overrides.memory if overrides.memory is not None else build_memory(pool, embedder)
     canon = load_canon()
     return Deps(
@@ -64,6 +77,7 @@ def build_deps(settings: Settings, pool: Pool, *, overrides: DepsOverrides = Dep
         tools=standard_belt(ToolDeps(web=web, knowledge=knowledge, documents=PgKnowledgeFetch(pool), model=model,
                                      canon=canon)),
         campaign=NO_CAMPAIGN,
+        budgets=PostgresBudgets.from_settings(pool, settings),
     )
 
 
@@ -82,21 +96,6 @@ def build_step_runtime(function: str, settings: Settings) -> StepRuntime:
         threads=ThreadRepository(pool), outbox=outbox, receiver=qstash_receiver(settings),
         payments=payments, tracer=langsmith_client(settings),
     )
-
-
-def langsmith_client(settings: Settings) -> langsmith.Client | None:
-    """A LangSmith client when tracing is on (`LANGSMITH_TRACING=true`), else None.
-
-    Every run's inputs, outputs, metadata and error are masked for personal data (`MUSE_PII_TRACE_MODE`,
-    default redact) before they leave the process. The SDK's `anonymizer` hook is used rather than
-    `hide_inputs`/`hide_outputs`: it covers errors and metadata too, and receives the run already
-    serialized to JSON, so messages and pydantic models are masked like plain strings.
-    """
-    if not settings.langsmith_tracing:
-        return None
-    api_key = settings.langsmith_api_key.get_secret_value() if settings.langsmith_api_key else None
-    return langsmith.Client(api_url=settings.langsmith_endpoint, api_key=api_key,
-                            anonymizer=trace_anonymizer(PiiPolicy(mode=settings.pii_trace_mode)))
 
 
 @cache

@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from shared.errors import ConfigurationError, InvalidRequest, MuseError, NotFound
+from shared.errors import BudgetExceeded, ConfigurationError, InvalidRequest, MuseError, NotFound
 from shared.lazy import lazy_module
+from shared.models.spend import Hold, SpendGate, current_budget
 from shared.ports import Usage
+from shared.tracing import span
 
 if TYPE_CHECKING:
     from google.genai import types
@@ -36,6 +38,8 @@ ToolErrorCode = Literal[
     "configuration_error", "internal_error",
 ]
 _TOOL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+RETRIEVERS = frozenset({"web_search", "knowledge_search"})
+"""Tools traced as LangSmith `retriever` runs; every other tool is a `tool` run."""
 
 
 class ToolError(BaseModel):
@@ -108,6 +112,8 @@ class Tool(Generic[InT, OutT]):
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     credits_per_call: float = 0.0
     """Flat vendor credits of one successful call, when the function does not report a `Costed`."""
+    vendor: str = "tavily"
+    """Who bills `credits_per_call` (a `tools` key of the price table); unused for tools that cost nothing."""
 
     def __post_init__(self) -> None:
         if not _TOOL_NAME.match(self.name):
@@ -221,6 +227,16 @@ class ToolBelt:
         self._timer = timer
         self._sleep = sleep
         self._recorder = recorder
+        self._budget: SpendGate | None = None
+
+    def with_budget(self, budget: SpendGate | None) -> ToolBelt:
+        """This belt with each paid call (`credits_per_call` > 0) reserved against `budget` before it runs.
+
+        A cap that would be passed raises `BudgetExceeded` (never a `ToolError`: the campaign must pause).
+        """
+        belt = ToolBelt(self._tools.values(), timer=self._timer, sleep=self._sleep, recorder=self._recorder)
+        belt._budget = budget
+        return belt
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -244,7 +260,17 @@ class ToolBelt:
 
     def run(self, name: str, arguments: Mapping[str, Any] | None, context: ToolContext, *,
             allowed: Collection[str] | None = None) -> ToolRun:
-        """Validate `arguments`, run tool `name` with timeout and retries, and report how it went."""
+        """Validate `arguments`, run tool `name` with timeout and retries, and report how it went.
+
+        When a step or turn is traced, the call is a `tool` run (a `retriever` run for the searches).
+        """
+        with span(name, "retriever" if name in RETRIEVERS else "tool", dict(arguments or {})) as traced:
+            run = self._run(name, arguments, context, allowed)
+            traced.record(lambda: ({**run.response(), **run.as_dict()}, None))
+            return run
+
+    def _run(self, name: str, arguments: Mapping[str, Any] | None, context: ToolContext,
+             allowed: Collection[str] | None) -> ToolRun:
         started = self._timer()
         args = dict(arguments or {})
         tool = self._tools.get(name)
@@ -260,6 +286,27 @@ class ToolBelt:
                               message=f"{name} arguments are invalid: {_argument_problems(exc)}")
             return self._finish(ToolRun(name, args, None, error, 0, self._elapsed(started)))
 
+        hold = self._reserve(tool, context)
+        try:
+            run = self._attempts(tool, args, parsed, context, started)
+        except BaseException:
+            if hold is not None:
+                hold.cancel()
+            raise
+        if hold is not None:
+            hold.settle_tool(credits=run.cost.credits, cached=run.ok and run.cost.credits == 0)
+        return self._finish(run)
+
+    def _reserve(self, tool: Tool[Any, Any], context: ToolContext) -> Hold | None:
+        budget = self._budget if self._budget is not None else current_budget()
+        if budget is None or tool.credits_per_call <= 0:
+            return None
+        return budget.reserve_tool(tool=tool.name, vendor=tool.vendor, node=context.node,
+                                         credits=tool.credits_per_call * tool.retry.max_attempts)
+
+    def _attempts(self, tool: Tool[Any, Any], args: dict[str, Any], parsed: BaseModel, context: ToolContext,
+                  started: float) -> ToolRun:
+        name = tool.name
         attempt = 0
         while True:
             attempt += 1
@@ -269,12 +316,14 @@ class ToolBelt:
                 error = ToolError(code="timeout", retryable=True,
                                   message=f"{name} did not finish within {tool.timeout_seconds:g}s "
                                           f"(attempt {attempt} of {tool.retry.max_attempts})")
+            except BudgetExceeded:
+                raise
             except Exception as exc:
                 error = _classify(name, exc)
             else:
-                return self._finish(self._success(tool, args, produced, attempt, started))
+                return self._success(tool, args, produced, attempt, started)
             if not error.retryable or attempt >= tool.retry.max_attempts:
-                return self._finish(ToolRun(name, args, None, error, attempt, self._elapsed(started)))
+                return ToolRun(name, args, None, error, attempt, self._elapsed(started))
             self._sleep(tool.retry.delay(attempt))
 
     def _success(self, tool: Tool[Any, Any], args: dict[str, Any], produced: Any, attempts: int,
