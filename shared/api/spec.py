@@ -56,7 +56,7 @@ def uuid_path(name: str) -> dict[str, Any]:
 def complete_operation(operation: dict[str, Any], *, secured: bool) -> dict[str, Any]:
     """`operation` with the responses the edge can give on it added (a module's own entries are kept)."""
     responses = dict(operation.get("responses", {}))
-    edge = [400, *([401] if secured else []), *([413] if "requestBody" in operation else [])]
+    edge = [400, *([401, 429] if secured else []), *([413] if "requestBody" in operation else [])]
     for status, response in errors(*edge).items():
         responses.setdefault(status, response)
     if "429" in responses:
