@@ -50,11 +50,12 @@ from schemathesis.transport.serialization import Binary
 
 from shared.api.listing import Cursor
 from shared.api.openapi import documented_models, openapi_document
-from shared.db.pool import connect
+from shared.db.pool import connect, create_pool
 from shared.db.workspaces import ensure_workspace
 from shared.errors import InvalidRequest
 from shared.http import check_json_strings
 from shared.knowledge.service import kind_of_upload, validate_original
+from shared.plans import set_workspace_tier
 from tests.integration import served_api
 from tests.integration.served_api import Served, token
 
@@ -208,10 +209,17 @@ def test_the_fuzzed_document_is_the_served_one(served: Served) -> None:
 
 @pytest.fixture(scope="module")
 def workspace(served: Served) -> str:
-    """The fuzzing member's workspace, created for `USER_ID`."""
+    """The fuzzing member's workspace, created for `USER_ID` on the agency tier: the run sends hundreds of
+    requests a minute and starts many campaigns, past the free tier's limits (the limiter stays on)."""
     slug = f"fz-{uuid.uuid4().hex[:10]}"
     with connect(served.dsn) as conn, conn.transaction():
-        return ensure_workspace(conn, slug=slug, name=slug, user_id=USER_ID)
+        workspace_id = ensure_workspace(conn, slug=slug, name=slug, user_id=USER_ID)
+    pool = create_pool(served.dsn, max_size=1)
+    try:
+        set_workspace_tier(pool, workspace_id=workspace_id, tier_name="agency", actor="system", key=f"fuzz-{slug}")
+    finally:
+        pool.close()
+    return workspace_id
 
 
 @schema.parametrize()
