@@ -314,7 +314,23 @@ def compile_filter(text: str) -> Callable[[dict[str, Any]], bool]:
     tree, rest = _parse(tokens)
     if rest:
         raise QueryError(f"unexpected {rest[0][1]!r} after the filter expression in {text!r}")
+    _check(tree)
     return lambda run: _evaluate(tree, run)
+
+
+def _check(node: Any) -> None:
+    """Refuse unknown functions and fields up front, as the server does, even when no run would be tested."""
+    if node[0] != "call":
+        raise QueryError(f"{node[1]!r} is not a condition")
+    function, args = node[1], node[2]
+    if function in ("and", "or", "not"):
+        for arg in args:
+            _check(arg)
+        return
+    if function not in (*_COMPARE, "has", "in", "search"):
+        raise QueryError(f"unknown filter function {function!r}")
+    if function != "search" and (len(args) != 2 or args[0][0] != "field" or args[0][1] not in _FIELDS):
+        raise QueryError(f"{function}() takes a field of {sorted(_FIELDS)} and a value")
 
 
 def _tokenize(text: str) -> list[tuple[str, Any]]:
@@ -375,6 +391,8 @@ def _evaluate(node: Any, run: dict[str, Any]) -> bool:
         return paired and all(results) if function == "and" else any(results)
     if function == "not":
         return not _evaluate(args[0], run)
+    if function == "search":
+        return str(_literal(args[-1])).lower() in json.dumps(run, default=str).lower()
     if len(args) != 2 or args[0][0] != "field":
         raise QueryError(f"{function}() takes a field and a value")
     name, expected = args[0][1], _literal(args[1])
@@ -396,8 +414,6 @@ def _evaluate(node: Any, run: dict[str, Any]) -> bool:
         return expected in (actual or [])
     if function == "in":
         return actual in (expected or [])
-    if function == "search":
-        return str(expected).lower() in json.dumps(run, default=str).lower()
     raise QueryError(f"unknown filter function {function!r}")
 
 

@@ -188,3 +188,35 @@ def test_zstd_multipart_with_attachment(http: httpx.Client) -> None:
     (run,) = _runs(http)
     assert run["name"] == "zipped" and run["inputs"] == {"q": "दी"}
     assert run["attachments"] == {"image": {"content_type": "image/png", "size": 256}}
+
+
+@pytest.mark.filterwarnings("ignore:(list_runs|read_run)\\(\\) is deprecated:DeprecationWarning")
+def test_the_sdk_queries_runs_by_project_trace_type_metadata_and_id(client: Client) -> None:
+    with ls.tracing_context(client=client, enabled=True, project_name="muse-queries",
+                            metadata={"campaign_id": "c-1"}):
+        write_caption("Holi")
+    with ls.tracing_context(client=client, enabled=True, project_name="muse-other"):
+        write_caption("Onam")
+    client.flush(timeout=10)
+
+    runs = list(client.list_runs(project_name="muse-queries"))
+    assert sorted(run.name for run in runs) == ["polish", "write_caption"]
+    root = next(run for run in runs if run.name == "write_caption")
+    assert [run.name for run in client.list_runs(project_name="muse-queries", trace_id=root.id)] \
+        and {run.trace_id for run in client.list_runs(trace_id=root.id)} == {root.id}
+    (llm,) = client.list_runs(project_name="muse-queries", run_type="llm")
+    assert llm.parent_run_id == root.id and llm.name == "polish"
+    assert [run.id for run in client.list_runs(project_name="muse-queries", is_root=True)] == [root.id]
+    by_metadata = client.list_runs(filter='and(eq(metadata_key, "campaign_id"), eq(metadata_value, "c-1"))')
+    assert {run.id for run in by_metadata} == {run.id for run in runs}
+    assert list(client.list_runs(filter='and(eq(metadata_key, "campaign_id"), eq(metadata_value, "c-2"))')) == []
+    assert [r.name for r in client.list_runs(filter='and(eq(run_type, "chain"), has(tags, "none"))')] == []
+    read = client.read_run(root.id)
+    assert read.outputs == {"caption": "Happy Holi!", "hashtags": ["#holi"]} and read.status == "success"
+    assert client.read_project(project_name="muse-other").name == "muse-other"
+
+
+def test_an_unknown_filter_is_a_400_naming_it(http: httpx.Client) -> None:
+    response = http.post("/runs/query", json={"filter": 'frobnicate(name, "x")'},
+                         headers={"x-api-key": CONFIG.langsmith_api_key})
+    assert response.status_code == 400 and "frobnicate" in response.json()["detail"]
