@@ -5,6 +5,8 @@ it refused: lengths, patterns, enums and bounds come from the models; rules one 
 `oneOf` (a decision's `feedback`/`edits` by `action`) or, when JSON Schema cannot say them (a brief's
 window, an opaque cursor), the parameter's `format` and description. Every status the API sends is listed,
 the edge's own (`spec.complete_operation`) included; Server-Sent Events are described by `CampaignEvent`.
+Operations other functions serve are documented here too: the PhonePe webhook and chat's (`shared.api.chat`,
+whose streams are described frame by frame in both encodings).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue, models_json_schema
 from pydantic_core import core_schema
 
+from shared.api import chat
 from shared.api.listing import CAMPAIGN_KINDS, CAMPAIGN_STATUSES, DEFAULT_LIMIT, MAX_LIMIT
 from shared.api.models import (
     IDEMPOTENCY_KEY_PATTERN,
@@ -67,8 +70,8 @@ class _StatedSchema(GenerateJsonSchema):
 
 
 def documented_models() -> tuple[type, ...]:
-    """Every model the document describes (the campaign routes' and every route module's)."""
-    return _MODELS + tuple(m for module in MODULES for m in module.MODELS)
+    """Every model the document describes (the campaign routes', every route module's and chat's)."""
+    return _MODELS + tuple(m for module in MODULES for m in module.MODELS) + chat.MODELS
 
 
 def _enum_list(name: str, allowed: tuple[str, ...]) -> dict[str, Any]:
@@ -144,7 +147,7 @@ def _campaign_paths() -> dict[str, Any]:
                 "description": "`text/event-stream`: first `retry: 1000`, then one frame per event (`id: <event "
                                "id>`, `event: <type>`, `data: <CampaignEvent JSON>`) until the campaign ends or "
                                "MUSE_SSE_MAX_SECONDS pass; reconnect with `Last-Event-ID`.",
-                "content": {"text/event-stream": {"schema": {"type": "string"},
+                "content": {"text/event-stream": {"schema": chat.sse_frame({"type": "string"}, ref(CampaignEvent)),
                                                   "x-sse-data": ref(CampaignEvent)}}},
                 **errors(400, 401, 404)},
         }},
@@ -198,5 +201,5 @@ def openapi_document() -> dict[str, Any]:
             "securitySchemes": {"supabase": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
         },
         "security": [{"supabase": []}],
-        "paths": _completed({**_campaign_paths(), **paths(), **_webhook_paths()}),
+        "paths": _completed({**_campaign_paths(), **paths(), **chat.PATHS, **_webhook_paths()}),
     }

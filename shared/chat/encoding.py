@@ -6,7 +6,7 @@ empty: the SSE contract has no `step.*` or `message.delta`). Every frame carries
 so a client resumes with `Last-Event-ID` from wherever it was cut off, in either encoding.
 
 - The SSE contract: `thinking`, `analysis`, `artifact`, `message`, `done`, `error`, with the JSON
-  data of issue 8.
+  data of issue 8 (`shared.api.chat.SSE_EVENTS`, the models the OpenAPI document states).
 - AG-UI: the official `ag_ui.core` event models, serialized by `ag_ui.encoder.EventEncoder`
   (RUN_STARTED, STEP_*, REASONING_*, TOOL_CALL_*, TEXT_MESSAGE_*, CUSTOM for analysis and artifacts,
   RUN_FINISHED, RUN_ERROR). AG-UI streams a message as START/CONTENT/END, so the renderer remembers
@@ -42,6 +42,7 @@ from ag_ui.core import (
 )
 from ag_ui.encoder import AGUI_MEDIA_TYPE, EventEncoder
 
+from shared.api.chat import SSE_SOURCES, ChatThinking
 from shared.conversations.events import (
     Analysis,
     ArtifactEvent,
@@ -97,24 +98,17 @@ def _frame(event_id: int, name: str, data: dict[str, Any]) -> str:
 
 
 def contract_event(event: TurnEvent) -> tuple[str, dict[str, Any]] | None:
-    """The SSE contract's event name and data for `event`, or None when the contract has no such event."""
+    """The SSE contract's event name and data for `event` (`shared.api.chat.SSE_EVENTS`, the document's), or
+    None when the contract has no such event."""
     match event:
         case Reasoning():
-            return "thinking", {"type": "agent_reasoning", "content": event.content}
+            return "thinking", ChatThinking(type="agent_reasoning", content=event.content).model_dump(
+                mode="json", exclude_none=True)
         case ToolStarted() | ToolFinished():
-            return "thinking", {"type": "tool_status", "content": event.content, "tool": event.tool}
-        case Analysis():
-            return "analysis", event.data()
-        case ArtifactEvent():
-            return "artifact", event.data()
-        case MessageEvent():
-            return "message", event.data()
-        case Done():
-            return "done", event.data()
-        case ErrorEvent():
-            return "error", event.data()
-        case TurnStarted() | StepStarted() | StepFinished() | MessageDelta():
-            return None
+            return "thinking", ChatThinking(type="tool_status", content=event.content, tool=event.tool).model_dump(
+                mode="json", exclude_none=True)
+    name = SSE_SOURCES.get(type(event))
+    return (name, event.data()) if name is not None else None
 
 
 class ContractRenderer:

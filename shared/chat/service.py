@@ -26,8 +26,8 @@ from typing import Any
 from uuid import UUID
 
 from langgraph.types import Durability
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from shared.api.chat import ChatRequest as ChatRequest  # re-exported: the chat edge parses it from here
 from shared.auth import Principal, choose_workspace
 from shared.chat.agent import chat_deps
 from shared.chat.encoding import RETRY, Renderer
@@ -54,7 +54,6 @@ from shared.settings import Settings
 
 log = logging.getLogger("muse.chat")
 
-MAX_MESSAGE_CHARS = 20_000
 DURABILITY: Durability = "sync"
 """Checkpoint after every node, not only at the end (the graph's default): a turn whose process is killed
 after `record_user` stored the message leaves a checkpoint at `respond`, so the user's next turn answers
@@ -62,41 +61,6 @@ the stored message first and then the new one. With one checkpoint per turn, the
 stored one's seq and be dropped in its favour."""
 POLL_SECONDS = 0.2
 """How often a stream served by another instance than the turn's reads `chat_events` for more."""
-
-
-class ChatContext(BaseModel):
-    """What the turn may reach beyond the conversation."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    includeResources: bool = True
-    """Search the workspace's knowledge (and canon) when it helps."""
-    enableWebSearch: bool = False
-    """Allow web search (Tavily)."""
-
-
-class ChatRequest(BaseModel):
-    """The body of `POST /api/v1/chat/stream`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    conversationId: UUID | None = None
-    """An existing conversation of the workspace; omitted, a new conversation is created."""
-    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
-    modelPreference: str | None = Field(None, min_length=1, max_length=100,
-                                        pattern=r"^(fast|strong|[a-z0-9][a-z0-9.\-]*)$")
-    """`fast`, `strong` (default) or a model name the workspace allows."""
-    context: ChatContext = Field(default_factory=ChatContext)
-    confirm: str | None = Field(None, min_length=1, max_length=200)
-    """The id of the action the assistant proposed last turn (deciding, paying) that this message confirms
-    explicitly; see `shared.chat.campaign_tools`."""
-
-    @field_validator("message")
-    @classmethod
-    def _has_text(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must contain text, not only whitespace")
-        return value
 
 
 @dataclass(frozen=True)

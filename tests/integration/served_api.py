@@ -1,11 +1,12 @@
-"""The `api` and `phonepe_webhook` functions in-process, as functions-framework serves them, on real Postgres.
+"""The `api`, `chat` and `phonepe_webhook` functions in-process, as functions-framework serves them, on real Postgres.
 
-Both are built with `functions_framework.create_app` from their `main.py` and mounted the way the local
-stack mounts them (`/api/v1/...` and `/webhooks/phonepe`), so routing errors, body limits and error handlers
-are the production ones. What would leave the machine is local: a recording QStash queue, `FakePhonePe`,
-the scripted QA judge, and the Storage, Tavily, Gemini and Upstash Redis (over an embedded Redis)
-emulators on loopback; knowledge embeds with the shipped e5 model. Used by the bad-input regressions
-and the schemathesis run.
+Each is built with `functions_framework.create_app` from its `main.py` and mounted the way the local stack
+mounts them (`/api/v1/...`, `/api/v1/chat` by path prefix, `/webhooks/phonepe`), so routing errors, body
+limits and error handlers are the production ones. What would leave the machine is local: a recording
+QStash queue, `FakePhonePe`, the scripted QA judge, and the Storage, Tavily, Gemini and Upstash Redis (over
+an embedded Redis) emulators on loopback; knowledge embeds with the shipped e5 model. Chat turns run the
+real orchestrator against the Gemini emulator, with canned knowledge and web search. Used by the bad-input
+regressions and the schemathesis run.
 """
 
 from __future__ import annotations
@@ -39,10 +40,16 @@ from shared.api import brandkit
 from shared.api import knowledge as knowledge_api
 from shared.api.modules import MODULES
 from shared.api.service import Api
-from shared.db.pool import connect, create_pool
+from shared.chat import app as chat_app
+from shared.chat.agent import ChatOverrides, chat_deps
+from shared.chat.service import ChatService, TurnRequest
+from shared.conversations import ChatDeps, ChatOptions, compile_chat_graph
+from shared.conversations.events import EventSink
+from shared.db.pool import Pool, connect, create_pool
 from shared.db.workspaces import ensure_workspace
+from shared.runtime.checkpointer import create_checkpointer
 from shared.settings import get_settings
-from shared.testing.fakes import RecordingQueue
+from shared.testing.fakes import CannedSearch, RecordingQueue
 from shared.testing.payments import FakePhonePe
 from shared.testing.qa_fakes import GuidelineJudge
 from tests.integration.knowledge_world import BASE_ENV, build_world
@@ -58,9 +65,10 @@ class Served:
     """The mounted functions and what they publish."""
 
     app: Any
-    """WSGI app: the API at `/`, the webhook at `/webhooks/phonepe`."""
+    """WSGI app: the API at `/`, chat at `/api/v1/chat`, the webhook at `/webhooks/phonepe`."""
     queue: RecordingQueue
     dsn: str
+    chat: ChatService
 
     def client(self) -> Client:
         """A werkzeug test client of `app`."""
@@ -93,6 +101,21 @@ def _function(name: str) -> Any:
     return app, sys.modules["main"]
 
 
+def _chat_service(api: Api, pool: Pool) -> ChatService:
+    """The chat function's service: the real orchestrator on the Gemini emulator, campaigns through `api`."""
+    settings = get_settings()
+    overrides = ChatOverrides(api=api, knowledge=CannedSearch(), web=CannedSearch())
+
+    def deps(service: ChatService, turn: TurnRequest, sink: EventSink) -> ChatDeps:
+        options = ChatOptions(model_preference=turn.model_preference, include_resources=turn.include_resources,
+                              enable_web_search=turn.enable_web_search)
+        return chat_deps(settings, service.pool, workspace_id=turn.workspace_id, principal=turn.principal,
+                         options=options, events=sink, overrides=overrides)
+
+    return ChatService(settings=settings, pool=pool, graph=compile_chat_graph(create_checkpointer(pool)),
+                       turn_deps=deps)
+
+
 def _forget_instances() -> None:
     """Drop the per-instance settings and services the route modules built for an earlier environment."""
     get_settings.cache_clear()
@@ -115,10 +138,11 @@ def served(migrated_dsn: str) -> Iterator[Served]:
                "gemini": serve_in_thread(create_gemini(config)),
                "redis": serve_in_thread(DispatcherMiddleware(flask.Flask("root"), {"/upstash-redis": upstash}))}
     pool = create_pool(migrated_dsn, max_size=6)
+    chat_pool = create_pool(migrated_dsn, max_size=chat_app.MIN_POOL)
     env = {**BASE_ENV, "DATABASE_URL": migrated_dsn, "SUPABASE_URL": f"{servers['storage'].url}/supabase",
            "TAVILY_BASE_URL": servers["tavily"].url, "GEMINI_BASE_URL": servers["gemini"].url,
            "UPSTASH_REDIS_REST_URL": f"{servers['redis'].url}/upstash-redis", "UPSTASH_REDIS_REST_TOKEN": REDIS_TOKEN,
-           "MUSE_SSE_MAX_SECONDS": "0.3"}
+           "MUSE_SSE_MAX_SECONDS": "0.3", "MUSE_CHAT_STREAM_MAX_SECONDS": "8"}
     queue = RecordingQueue()
     with pytest.MonkeyPatch.context() as patch:
         for name, value in env.items():
@@ -131,13 +155,19 @@ def served(migrated_dsn: str) -> Iterator[Served]:
         patch.setattr(api_app, "api", lambda: api)
         patch.setattr(knowledge_api, "service", lambda: world.service)
         patch.setattr(brandkit, "service", lambda: kit_api)
+        chat = _chat_service(api, chat_pool)
+        patch.setattr(chat_app, "chat", lambda: chat)
         api_function, _ = _function("api")
+        chat_function, _ = _function("chat")
         webhook_function, webhook_module = _function("phonepe_webhook")
         patch.setattr(webhook_module, "_queue", lambda: queue)
-        app = DispatcherMiddleware(api_function, {"/webhooks/phonepe": _root_path_fix(webhook_function)})
+        app = DispatcherMiddleware(api_function, {"/webhooks/phonepe": _root_path_fix(webhook_function),
+                                                  "/api/v1/chat": _root_path_fix(chat_function)})
         try:
-            yield Served(app=app, queue=queue, dsn=migrated_dsn)
+            yield Served(app=app, queue=queue, dsn=migrated_dsn, chat=chat)
         finally:
+            chat.wait_idle()
+            chat_pool.close()
             _forget_instances()
             world.service.store.client.session.close()  # type: ignore[attr-defined]
             pool.close()

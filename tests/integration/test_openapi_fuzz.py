@@ -28,6 +28,15 @@ upload that must be the document it claims, the caller's own workspace id as an 
 generated or discarded accordingly (`breaks_a_rule_stated_in_words`), and form fields are judged as the text
 they are on the wire. Now: every operation, 12 examples each (derandomized, so `make test` is repeatable),
 all checks, zero failures, about 40 s here with the 23 operations documented today.
+
+The chat function's two operations joined the document later (`shared.api.chat`) and are fuzzed against the
+chat function mounted at `/api/v1/chat` (`served_api`), turns running the real orchestrator on the Gemini
+emulator: positive examples carry the member's workspace and conversation, so turns run and replay in both
+encodings. The first run failed with ST108 "SSE event violates schema": schemathesis reads an event stream's
+`schema` as each event's (`id`, `event`, `data`), which the document's `{"type": "string"}` was not; streams
+are now described frame by frame, `data` as `contentSchema` (campaign events too, whose positive examples now
+replay the member's campaign). `modelPreference` names the workspace's models in words (any other name is a
+400), so positive examples ask for `fast`. The chat edge itself needed no fix; about 10 s more.
 """
 
 from __future__ import annotations
@@ -40,14 +49,16 @@ from typing import Any
 import jsonschema_rs
 import pytest
 import schemathesis
+from ag_ui.core import Event
 from hypothesis import HealthCheck, reject, settings
 from hypothesis import strategies as st
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from schemathesis import GenerationMode
 from schemathesis.config._checks import MaxResponseTimeConfig
 from schemathesis.core.file_samples import file_extension
 from schemathesis.transport.serialization import Binary
 
+from shared.api.chat import AGUI_EVENT_TYPES
 from shared.api.listing import Cursor
 from shared.api.openapi import documented_models, openapi_document
 from shared.db.pool import connect, create_pool
@@ -222,19 +233,87 @@ def workspace(served: Served) -> str:
     return workspace_id
 
 
+@pytest.fixture(scope="module")
+def conversation(served: Served, workspace: str) -> str:
+    """A conversation of the member with one finished turn, so that replaying its events has events to send."""
+    response = served.client().post("/api/v1/chat/stream", json={"message": "A subject line for our Diwali sale?"},
+                                    headers={"Authorization": f"Bearer {TOKEN}"})
+    frames = sse_frames(response.get_data(as_text=True))
+    assert response.status_code == 200 and frames[-1][1] == "done", frames
+    return response.headers["X-Conversation-Id"]
+
+
+@pytest.fixture(scope="module")
+def campaign(served: Served, workspace: str) -> str:
+    """A move of the member, so that its events stream has events to send."""
+    response = served.client().post("/api/v1/campaigns", headers={"Authorization": f"Bearer {TOKEN}"}, json={
+        "kind": "move", "brief": {"title": "Diwali teaser", "objective": "Warm up the list", "channels": ["email"]}})
+    assert response.status_code == 202, response.get_data(as_text=True)
+    return str(response.get_json()["id"])
+
+
+AG_UI: TypeAdapter[Any] = TypeAdapter(Event)
+
+
+def sse_frames(text: str) -> list[tuple[str | None, str | None, str | None]]:
+    """(`id`, `event`, `data`) of each frame of an SSE body; comments and the `retry:` frame are left out."""
+    frames = []
+    for block in text.split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in block.splitlines():
+            if not line.startswith(":") and ": " in line:
+                name, value = line.split(": ", 1)
+                fields[name] = value
+        if set(fields) - {"retry"}:
+            frames.append((fields.get("id"), fields.get("event"), fields.get("data")))
+    return frames
+
+
+def check_chat_stream(case: Any, response: Any) -> None:
+    """Beyond the document's frame schemas (which schemathesis checks): an AG-UI frame is an event of the
+    official `ag-ui-protocol` models, and a turn's stream ends with its terminal event."""
+    if response.status_code != 200 or not case.operation.path.startswith("/api/v1/chat/"):
+        return
+    ag_ui = response.headers["x-chat-protocol"] == ["ag-ui"]
+    frames = sse_frames(response.text)
+    if ag_ui:
+        for _, _, data in frames:
+            assert AG_UI.validate_json(data or "").type in AGUI_EVENT_TYPES, data
+    if case.operation.path == "/api/v1/chat/stream":
+        last = frames[-1]
+        ended = json.loads(last[2] or "{}").get("type") in {"RUN_FINISHED", "RUN_ERROR"} if ag_ui \
+            else last[1] in {"done", "error"}
+        assert ended, frames
+
+
 @schema.parametrize()
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")  # the pool's jitter thread
-def test_every_operation_answers_as_documented(case: Any, served: Served, workspace: str) -> None:
-    """Every generated request, valid or not, gets a documented status and body; never a 5xx.
+def test_every_operation_answers_as_documented(case: Any, served: Served, workspace: str, conversation: str,
+                                               campaign: str) -> None:
+    """Every generated request, valid or not, gets a documented status and body; never a 5xx. A chat stream
+    is the document's SSE events, in either encoding.
 
     A positive example carries the caller's own value where the document says a parameter must be it
-    (`confirm` of an erasure is the caller's workspace id).
+    (`confirm` of an erasure is the caller's workspace id, `modelPreference` a model the workspace allows), and
+    a chat or event stream example the caller's workspace, conversation or campaign (any other is a 404), so
+    that turns run and streams have events to send.
     """
     SERVED.app = served.app
+    positive = case.meta is not None and case.meta.generation.mode == GenerationMode.POSITIVE
     caller = {"confirm": workspace}
-    if case.meta is not None and case.meta.generation.mode == GenerationMode.POSITIVE and isinstance(case.query, dict):
+    if positive and isinstance(case.query, dict):
         case.query.update({name: value for name, value in caller.items() if name in case.query})
+    if positive and case.operation.path == "/api/v1/campaigns/{campaign_id}/events":
+        case.path_parameters["campaign_id"] = campaign
+    if positive and case.operation.path.startswith("/api/v1/chat/"):
+        if isinstance(case.path_parameters, dict) and "conversationId" in case.path_parameters:
+            case.path_parameters["conversationId"] = conversation
+        if isinstance(case.headers, dict) and "X-Workspace-Id" in case.headers:
+            case.headers["X-Workspace-Id"] = workspace
+    if positive and isinstance(case.body, dict) and case.body.get("modelPreference") not in (None, "fast", "strong"):
+        case.body["modelPreference"] = "fast"
     if breaks_a_rule_stated_in_words(case):
         reject()
-    case.call_and_validate()
+    response = case.call_and_validate()
+    check_chat_stream(case, response)
