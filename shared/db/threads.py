@@ -24,7 +24,8 @@ RETURNING id, workspace_id, created_by, kind, brief, status, fence, pending_deci
     (SELECT c.checkpoint_id FROM public.checkpoints c
      WHERE c.thread_id = %(thread)s AND c.checkpoint_ns = '' ORDER BY c.checkpoint_id DESC LIMIT 1) AS head,
     (SELECT w.settings FROM public.workspaces w WHERE w.id = campaigns.workspace_id) AS workspace_settings,
-    (SELECT k.kit FROM public.brand_kits k WHERE k.workspace_id = campaigns.workspace_id) AS brand_kit
+    (SELECT k.kit FROM public.brand_kits k WHERE k.workspace_id = campaigns.workspace_id) AS brand_kit,
+    (SELECT p.tier FROM public.workspace_plans p WHERE p.workspace_id = campaigns.workspace_id) AS plan_tier
 """
 _LEASE = """
 SELECT lease_owner, fence, greatest(extract(epoch FROM lease_until - now()), 0) AS remaining
@@ -111,6 +112,7 @@ class _GrantRow(TypedDict):
     head: str | None
     workspace_settings: dict[str, Any] | None
     brand_kit: dict[str, Any] | None
+    plan_tier: str | None
 
 
 class _LeaseRow(TypedDict):
@@ -159,6 +161,8 @@ class Grant:
     created_by: UUID | None
     brand_kit: dict[str, Any] | None
     """Read with the lease (one round trip) to build the step's `CampaignContext`."""
+    plan_tier: str | None = None
+    """The workspace's plan tier (None: no plan row, the deployment's default tier), read with the lease."""
 
 
 @dataclass(frozen=True)
@@ -244,6 +248,7 @@ class ThreadRepository:
             brief=row["brief"], status=CampaignStatus(row["status"]), fence=row["fence"], owner=owner,
             head=row["head"], pending_decision=row["pending_decision"], amount_due_paise=row["amount_due_paise"],
             workspace_settings=row["workspace_settings"], brand_kit=row["brand_kit"], created_by=row["created_by"],
+            plan_tier=row["plan_tier"],
         )
 
     def renew(self, grant: Grant, seconds: float) -> bool:

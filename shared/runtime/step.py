@@ -293,7 +293,7 @@ class StepRuntime:
             "recursion_limit": 100,
         }
         result = RunResult(head=grant.head)
-        deps = load_step_context(self.deps, grant)
+        deps = load_step_context(self.deps, grant, default_tier=self.settings.plan_default_tier)
         # With a list of stream modes LangGraph yields (mode, chunk) pairs; its annotation does not say so.
         parts = cast(Iterator[tuple[str, Any]], self.graph.stream(
             graph_input, config, context=deps, durability="exit", interrupt_before=self.foreign_nodes,

@@ -181,3 +181,17 @@ def test_a_reservation_a_dead_process_left_open_is_settled_at_its_amount(
     fresh.cancel()
     old.settle_model(Usage("gemini-2.5-flash", prompt_tokens=1))
     assert _spend(pool, campaign) == {"cap_micro_usd": None, "spent": FLASH_RESERVE, "reserved": 0}
+
+
+def test_the_strategy_budget_stays_within_the_plan_tier_and_its_split_sums_to_it(
+        pool: ConnectionPool, migrated_dsn: str) -> None:
+    """A ₹1,00,000 brief in a workspace on the free tier (no plan row: the default) is offered ₹25,000, the tier's
+    maximum media budget, split over the plan's channels to the rupee."""
+    harness = Harness(pool=pool, dsn=migrated_dsn, settings=make_settings(migrated_dsn, MUSE_PLAN_DEFAULT_TIER="free"))
+    principal = harness.workspace()
+    campaign = harness.create(principal, budget_inr=100_000, channels=["email", "ad"])
+    harness.pump()
+    payload = harness.row(campaign)["pending_decision"]["payload"]
+    assert payload["budget_inr"] == 25_000
+    assert [line["channel"] for line in payload["budget_split"]] == ["email", "ad"]
+    assert sum(line["amount_inr"] for line in payload["budget_split"]) == 25_000
