@@ -3,8 +3,10 @@
 A reservation and its settlement are each one short transaction of their own (never the step's), so
 what one campaign holds is visible at once to every other campaign of the workspace, and money spent
 by a step that later rolls back still counts. The reserved amount of a model call is its model's price
-for `budget_reserve_prompt_tokens` + `budget_reserve_output_tokens`; a model with no price reserves at
-the dearest model's price, so an unknown model never slips past a cap.
+for its prompt (a token per character; `budget_reserve_prompt_tokens` when the caller does not say) and
+`budget_reserve_output_tokens` of answer; a model with no price reserves at the dearest model's price, so
+an unknown model never slips past a cap. An answer longer than its reserve is still settled at its actual
+cost, so a cap can be passed by that excess (raise `MUSE_BUDGET_RESERVE_OUTPUT_TOKENS` to bound it).
 """
 
 from __future__ import annotations
@@ -105,9 +107,9 @@ class CampaignBudget:
     prices: PriceTable = field(default_factory=load_price_table)
     today: Callable[[], date] = field(default=lambda: datetime.now(UTC).date())
 
-    def reserve_model(self, model: str) -> _PostgresHold:
+    def reserve_model(self, model: str, *, prompt_chars: int | None = None) -> _PostgresHold:
         """Hold the worst-case cost of one call of `model`."""
-        amount = self.model_reserve(model)
+        amount = self.model_reserve(model, prompt_chars=prompt_chars)
         return self._reserve(amount, _PostgresHold(self, uuid.uuid4(), model=model))
 
     def reserve_tool(self, *, tool: str, vendor: str, credits: float, node: str | None) -> _PostgresHold:
@@ -115,10 +117,15 @@ class CampaignBudget:
         amount = cost_micro_usd(ToolUsage(vendor, credits=credits), table=self.prices) or 0
         return self._reserve(amount, _PostgresHold(self, uuid.uuid4(), tool=tool, vendor=vendor, node=node))
 
-    def model_reserve(self, model: str) -> int:
-        """Micro-USD held for one call of `model` (the dearest priced model's if `model` has no price)."""
+    def model_reserve(self, model: str, *, prompt_chars: int | None = None) -> int:
+        """Micro-USD held for one call of `model` (the dearest priced model's if `model` has no price).
+
+        A known prompt counts as one token per character (no tokenizer makes more of ordinary text), else
+        `reserve_prompt_tokens`; the answer as `reserve_output_tokens`.
+        """
         d = self.defaults
-        tokens = {"prompt_tokens": d.reserve_prompt_tokens, "output_tokens": d.reserve_output_tokens}
+        prompt = d.reserve_prompt_tokens if prompt_chars is None else prompt_chars
+        tokens = {"prompt_tokens": prompt, "output_tokens": d.reserve_output_tokens}
         amount = cost_micro_usd({"model": model, **tokens}, table=self.prices)
         if amount is None:
             amount = max(cost_micro_usd({"model": m, **tokens}, table=self.prices) or 0

@@ -120,15 +120,18 @@ class ModelRouter:
     def generate(self, *, tier: ModelTier, system: str, prompt: str, schema: type[T]) -> Generated[T]:
         """Ask the first healthy model of `tier`; raises `AllModelsFailed` when none answers."""
         routed = self.invoke(tier, lambda model, timeout: self.backend.generate_once(
-            model=model, system=system, prompt=prompt, schema=schema, timeout_seconds=timeout))
+            model=model, system=system, prompt=prompt, schema=schema, timeout_seconds=timeout),
+            prompt_chars=len(system) + len(prompt))
         value, usage = routed.value
         return Generated(value=value, usage=usage, route=routed.route)
 
-    def invoke(self, tier: ModelTier, call: Callable[[str, float], R]) -> Routed[R]:
+    def invoke(self, tier: ModelTier, call: Callable[[str, float], R], *,
+               prompt_chars: int | None = None) -> Routed[R]:
         """Run `call(model, timeout_seconds)` down the cascade of `tier` until one model succeeds.
 
         `call` must raise `ModelCallFailed` for failures worth a fallback; the agent loop uses this
         to route raw function-calling requests the same way `generate` routes structured ones.
+        `prompt_chars` (when known) sizes each attempt's budget reservation to the prompt.
         """
         attempts: list[RouteAttempt] = []
         timeout = self.timeouts[tier]
@@ -142,7 +145,7 @@ class ModelRouter:
             hold: Hold | None = None
             try:
                 if budget is not None:
-                    hold = budget.reserve_model(model)
+                    hold = budget.reserve_model(model, prompt_chars=prompt_chars)
                 value = call(model, timeout)
             except ModelCallFailed as exc:
                 if hold is not None and exc.usage is not None:

@@ -39,8 +39,9 @@ class Hold(Protocol):
 class SpendGate(Protocol):
     """Reserves calls of one campaign (or one workspace's non-campaign work) against its caps."""
 
-    def reserve_model(self, model: str) -> Hold:
-        """Hold the worst-case cost of one call of `model`; raises `BudgetExceeded` when a cap would pass."""
+    def reserve_model(self, model: str, *, prompt_chars: int | None = None) -> Hold:
+        """Hold the worst-case cost of one call of `model` (a prompt of `prompt_chars` characters, when known);
+        raises `BudgetExceeded` when a cap would pass."""
         ...
 
     def reserve_tool(self, *, tool: str, vendor: str, credits: float, node: str | None) -> Hold:

@@ -33,7 +33,7 @@ class LedgerGate:
         self.taken += 1
         return Hold(self, what)
 
-    def reserve_model(self, model: str) -> Hold:
+    def reserve_model(self, model: str, *, prompt_chars: int | None = None) -> Hold:
         return self._take(model)
 
     def reserve_tool(self, *, tool: str, vendor: str, credits: float, node: str | None) -> Hold:
