@@ -156,6 +156,8 @@ def bench_redundant_move(dsn: str, e5: LocalE5Embedder) -> None:
     print(f"redundant_move_tavily_searches_cold: {cold_searches} searches")
     print(f"redundant_move_tavily_searches_warm: {web.calls - cold_searches} searches")
     print(f"redundant_move_latency_reduction: {100 * (1 - warm / cold):.1f} %")
+    context = getattr(getattr(model.inner, "backend", None), "context", None)
+    print(f"redundant_move_gemini_context_caches: {context.created if context else 0} caches")
 
 
 def _workload(seed: int = 9) -> list[tuple[list[str], int | None]]:
