@@ -231,7 +231,21 @@ class TestCampaignStarts:
 @pytest.fixture
 def edge(api: Api, migrated_dsn: str, rest_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[flask.Flask]:
     """The API's dispatcher with `api` as its service and the environment pointing at the emulator."""
-    for name, value in _env(migrated_dsn, rest_url).items():
+    yield from _edge(api, _env(migrated_dsn, rest_url), monkeypatch)
+
+
+@pytest.fixture
+def edge_without_redis(pool: ConnectionPool, migrated_dsn: str,
+                       monkeypatch: pytest.MonkeyPatch) -> Iterator[flask.Flask]:
+    """The same dispatcher while Upstash is unreachable (a refused port)."""
+    env = _env(migrated_dsn, "http://127.0.0.1:9/upstash-redis")
+    api = Api(settings=Settings(**env), pool=pool, queue=RecordingQueue(),  # type: ignore[arg-type]
+              phonepe_factory=FakePhonePe)
+    yield from _edge(api, env, monkeypatch)
+
+
+def _edge(api: Api, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[flask.Flask]:
+    for name, value in env.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
     plan_api.service.cache_clear()
@@ -281,3 +295,14 @@ class TestApiEdge:
     def test_no_token_is_left_to_the_operation(self, edge: flask.Flask) -> None:
         with edge.test_request_context("/api/v1/plan", method="GET"):
             assert api_app.dispatch(flask.request).status_code == 401
+
+
+def test_an_upstash_outage_does_not_take_the_api_down(edge_without_redis: flask.Flask, migrated_dsn: str,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """Past the free tier's 60 requests and 5 starts, with the limiter unreachable: every request is served."""
+    _, _, token = _member(migrated_dsn)
+    reads = [_call(edge_without_redis, "GET", "/api/v1/plan", token).status_code for _ in range(65)]
+    starts = [_call(edge_without_redis, "POST", "/api/v1/campaigns", token,
+                    json=_brief(n).model_dump(mode="json")).status_code for n in range(6)]
+    assert reads == [200] * 65 and starts == [202] * 6
+    assert "rate limiter unavailable" in caplog.text
