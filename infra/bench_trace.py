@@ -3,7 +3,8 @@
 `python -m infra.bench_trace` prints `name: value unit` lines:
 - `step_untraced_p50/p95` and `step_traced_p50/p95`: the step of `infra.bench` (no-op nodes: signature,
   lease, checkpoint, outcome, publish) with tracing off, and on, to a LangSmith emulator on loopback
-  (the step's graph run and node runs under the campaign's root, flushed before the step answers);
+  (the step's graph run and node runs under the campaign's root, flushed before the step answers;
+  zstd uploads as the emulator's `/info` asks, unless `LANGSMITH_DISABLE_RUN_COMPRESSION=true`);
   the two variants alternate step by step on fresh campaigns;
 - `trace_overhead_ratio` (traced p50 / untraced p50) and `trace_overhead_p50` (the difference, ms);
 - `span_untraced_ns`: what `shared.tracing.span` (around every Gemini call and tool) costs when nothing is

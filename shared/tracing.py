@@ -165,7 +165,8 @@ def flush(client: langsmith.Client, timeout: float) -> None:
     An unreachable LangSmith then costs one `timeout` per instance per `REST_SECONDS`, not one per step;
     runs queued meanwhile are still sent by the SDK's background thread when it can.
     """
-    if _RESTING_UNTIL.get(client, 0.0) > time.monotonic():
+    started = time.monotonic()
+    if _RESTING_UNTIL.get(client, 0.0) > started:
         return
     try:
         client.flush(timeout=timeout)
@@ -173,7 +174,7 @@ def flush(client: langsmith.Client, timeout: float) -> None:
     except Exception:
         log.warning("could not flush traces", exc_info=True)
         pending = 1
-    if pending:
+    if pending or time.monotonic() - started >= 0.95 * timeout:
         log.warning("LangSmith did not take the traces within %.1fs; not waiting for it for %.0fs",
                     timeout, REST_SECONDS)
         _RESTING_UNTIL[client] = time.monotonic() + REST_SECONDS

@@ -47,7 +47,7 @@ def langsmith_server() -> Iterator[RunningServer]:
 @pytest.fixture
 def harness(pool: ConnectionPool, migrated_dsn: str, gemini_server: RunningServer,  # noqa: F811
             monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
-    monkeypatch.setenv("LANGSMITH_DISABLE_RUN_COMPRESSION", "true")
+    monkeypatch.delenv("LANGSMITH_DISABLE_RUN_COMPRESSION", raising=False)
     settings = make_settings(migrated_dsn, GEMINI_BASE_URL=gemini_server.url, GEMINI_API_KEY="local-gemini-key",
                              LANGSMITH_PROJECT=PROJECT, MUSE_TRACE_FLUSH_SECONDS="3")
     yield Harness(pool=pool, dsn=migrated_dsn, settings=settings, model=structured_model(settings))  # type: ignore[arg-type]

@@ -2,8 +2,10 @@
 
 Point `langsmith.Client(api_url=...)` at it and traced runs (multipart, batch or single-run uploads)
 are merged into in-memory run records that tests read back from `/_emulator/runs`. `GET /info`
-answers 404 on purpose: the SDK then uses safe defaults (multipart, no zstd) instead of a partial
-`batch_ingest_config` that would kill its tracing thread.
+answers like LangSmith's cloud: a complete `batch_ingest_config` (a partial one kills the SDK's tracing
+thread) and `zstd_compression_enabled`, so the SDK sends zstd multipart and `Client.flush` sends at once
+instead of waiting out its background thread's 50 ms batching window (`LANGSMITH_DISABLE_RUN_COMPRESSION`
+still turns compression off).
 
 The SDK's run queries are answered as LangSmith answers them: `Client.read_run` (`GET /runs/{id}`),
 `Client.read_project` (`GET /sessions?name=`), and `Client.list_runs` (`POST /runs/query`: by project,
@@ -54,6 +56,16 @@ RUN_FIELDS = (
 _PAYLOAD_PARTS = ("inputs", "outputs", "events", "extra", "error", "serialized")
 
 
+INFO = {
+    "version": "0.15.0-emulator",
+    "batch_ingest_config": {"use_multipart_endpoint": True, "scale_up_qsize_trigger": 1000,
+                            "scale_up_nthreads_limit": 16, "scale_down_nempty_trigger": 4, "size_limit": 100,
+                            "size_limit_bytes": 20_971_520},
+    "instance_flags": {"zstd_compression_enabled": True},
+}
+"""What `GET /info` answers (every key the SDK reads)."""
+
+
 def create_app(config: EmulatorConfig) -> flask.Flask:
     """Build the collector; runs and feedback live in memory, per app instance."""
     app = flask.Flask(__name__)
@@ -75,7 +87,7 @@ def create_app(config: EmulatorConfig) -> flask.Flask:
 
     @app.get("/info")
     def info() -> flask.Response:
-        return _error(404, "The local collector has no /info; the SDK falls back to defaults.")
+        return flask.jsonify(INFO)
 
     @app.post("/runs/multipart")
     def ingest_multipart() -> flask.Response:

@@ -66,8 +66,20 @@ def polish(word: str) -> str:
     return f"#{word.lower()}"
 
 
-def test_info_is_not_found(http: httpx.Client) -> None:
-    assert http.get("/info").status_code == 404
+def test_info_is_complete_and_turns_compression_on(http: httpx.Client, server: RunningServer,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    info = http.get("/info").json()
+    assert set(info["batch_ingest_config"]) >= {"size_limit", "size_limit_bytes", "use_multipart_endpoint"}
+    monkeypatch.delenv("LANGSMITH_DISABLE_RUN_COMPRESSION")
+    sdk = Client(api_url=server.url, api_key=CONFIG.langsmith_api_key)
+    try:
+        with ls.tracing_context(client=sdk, enabled=True, project_name="zipped"):
+            write_caption("Pongal")
+        sdk.flush(timeout=10)
+        assert sdk.compressed_traces is not None
+    finally:
+        sdk.close(timeout=10)
+    assert {run["name"] for run in _runs(http)} == {"write_caption", "polish"}
 
 
 def test_traceable_runs_arrive_with_inputs_outputs_and_parents(client: Client, http: httpx.Client) -> None:
