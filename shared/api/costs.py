@@ -7,6 +7,8 @@
   the standard profile, and whether it fits the caps.
 - `GET /api/v1/budgets`, `PUT /api/v1/budgets` (owners; audited as `settings.updated`): the monthly
   workspace cap and the per-campaign cap, in rupees; `null` returns a cap to the deployment's default.
+- `PUT /api/v1/campaigns/{campaign_id}/budget` (owners; audited): one campaign's own cap; `null` returns it to
+  the workspace's.
 
 Amounts are kept in micro-USD (`micro_usd`) and shown in US dollars and in rupees at `MUSE_USD_INR_RATE`.
 """
@@ -18,23 +20,25 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any, Literal
+from uuid import UUID
 
 import flask
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.api.models import Money
-from shared.api.spec import WORKSPACE_HEADER, errors, json_content
+from shared.api.spec import WORKSPACE_HEADER, errors, json_content, uuid_path
 from shared.auth import Principal, choose_workspace, verify_token
 from shared.campaigns.schemas import Brief
 from shared.db import audit
 from shared.db import budgets as bdb
+from shared.db import campaigns as campaigns_db
 from shared.db import costs as cdb
 from shared.db.campaigns import memberships
 from shared.db.pool import Conn, Pool, as_runtime, as_user, create_pool
 from shared.db.workspace_data import member_role
 from shared.economics.budgets import usd_to_micro
 from shared.economics.estimate import Basis, estimate
-from shared.errors import Forbidden, InvalidRequest
+from shared.errors import Forbidden, InvalidRequest, NotFound
 from shared.http import Route, json_response, parse_body
 from shared.models.pricing import MICRO, micro_usd_to_inr, micro_usd_to_usd
 from shared.settings import Settings, get_settings
@@ -153,6 +157,25 @@ class BudgetUpdate(BaseModel):
             raise ValueError("send `monthly_cap_inr` and/or `campaign_cap_inr` (a number of rupees, or null for "
                              "the default)")
         return self
+
+
+class CampaignBudgetUpdate(BaseModel):
+    """`PUT /api/v1/campaigns/{campaign_id}/budget`: the campaign's own cap in rupees; `null`: the workspace's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cap_inr: float | None = Field(ge=0, le=MAX_CAP_INR, allow_inf_nan=False,
+                                  description="This campaign's AI spend cap (null: the workspace's campaign cap).")
+
+
+class CampaignBudgetView(BaseModel):
+    """A campaign's AI-spend cap in force and what counts against it."""
+
+    campaign_id: str
+    cap: Money
+    cap_source: Literal["campaign", "workspace", "default"]
+    spent: Money
+    reserved: Money
 
 
 def _month(raw: str | None) -> tuple[str, datetime, datetime]:
@@ -277,6 +300,38 @@ class CostsApi:
             return self._budget_view(conn, workspace_id, label, start)
 
 
+    def set_campaign_cap(self, principal: Principal, campaign_id: str,
+                         body: CampaignBudgetUpdate) -> CampaignBudgetView:
+        """Give one campaign its own cap (owners of its workspace only), audited; a campaign paused on a `budget`
+        decision goes on once the decision is approved."""
+        rate = self.settings.usd_inr_rate
+        cap = None if body.cap_inr is None else round(body.cap_inr / rate * MICRO)
+        with as_user(self.pool, principal.claims) as conn:
+            row = campaigns_db.get_campaign(conn, UUID(campaign_id))
+            if row is None:
+                raise NotFound(f"Campaign {campaign_id} does not exist in your workspaces.")
+            workspace_id = str(row["workspace_id"])
+            role = member_role(conn, workspace_id)
+            if role != "owner":
+                raise Forbidden(f"Only an owner of workspace {workspace_id} may change a campaign's AI-spend cap; "
+                                f"your role is {role!r}.")
+            as_runtime(conn)
+            before = bdb.campaign_spend(conn, campaign_id)["cap_micro_usd"]
+            bdb.set_campaign_cap(conn, workspace_id=workspace_id, campaign_id=campaign_id, cap=cap)
+            if before != cap:
+                audit.record(conn, workspace_id=workspace_id, actor=str(principal.user_id), action="settings.updated",
+                             target_type="campaign", target_id=campaign_id,
+                             details={"budget": {"before": {"cap_micro_usd": before}, "after": {"cap_micro_usd": cap},
+                                                 "usd_inr_rate": rate}})
+            spend = bdb.campaign_spend(conn, campaign_id)
+            _, _, workspace_cap, workspace_source = self._caps(conn, workspace_id)
+        in_force = spend["cap_micro_usd"] if spend["cap_micro_usd"] is not None else workspace_cap
+        source = "campaign" if spend["cap_micro_usd"] is not None else workspace_source
+        return CampaignBudgetView(campaign_id=campaign_id, cap=self.money(in_force),
+                                  cap_source=source,
+                                  spent=self.money(spend["spent"]), reserved=self.money(spend["reserved"]))
+
+
 @lru_cache(maxsize=1)
 def service() -> CostsApi:
     """This instance's costs API: its own small pool, opened lazily."""
@@ -324,11 +379,25 @@ def put_budgets(request: flask.Request) -> flask.Response:
     return json_response(view.model_dump(mode="json"))
 
 
+def put_campaign_budget(request: flask.Request, campaign_id: str) -> flask.Response:
+    """`PUT /api/v1/campaigns/{campaign_id}/budget`."""
+    principal = _principal(request)
+    try:
+        UUID(campaign_id)
+    except ValueError as exc:
+        raise InvalidRequest(f"{campaign_id!r} is not a campaign id; campaign ids are UUIDs.",
+                             details={"field": "campaign_id"}) from exc
+    body = parse_body(request, CampaignBudgetUpdate)
+    view = service().set_campaign_cap(principal, str(UUID(campaign_id)), body)
+    return json_response(view.model_dump(mode="json"))
+
+
 ROUTES: list[Route] = [
     ("GET", re.compile(_PREFIX + r"/costs/?$"), get_costs),
     ("POST", re.compile(_PREFIX + r"/costs/estimate/?$"), post_estimate),
     ("GET", re.compile(_PREFIX + r"/budgets/?$"), get_budgets),
     ("PUT", re.compile(_PREFIX + r"/budgets/?$"), put_budgets),
+    ("PUT", re.compile(_PREFIX + r"/campaigns/(?P<campaign_id>[^/]+)/budget/?$"), put_campaign_budget),
 ]
 
 _FORBIDDEN = {"403": {"description": "Only a workspace owner may do this", "content": errors(400)["400"]["content"]}}
@@ -361,6 +430,14 @@ PATHS: dict[str, Any] = {
                 "responses": {"200": {"description": "The caps in force", "content": json_content(BudgetView)},
                               **errors(400, 401, 404), **_FORBIDDEN}},
     },
+    "/api/v1/campaigns/{campaign_id}/budget": {"put": {
+        "summary": "Give one campaign its own AI-spend cap, in rupees (owners only; audited)",
+        "parameters": [uuid_path("campaign_id")],
+        "requestBody": {"required": True, "content": json_content(CampaignBudgetUpdate)},
+        "responses": {"200": {"description": "The campaign's cap in force",
+                              "content": json_content(CampaignBudgetView)},
+                      **errors(400, 401, 404), **_FORBIDDEN},
+    }},
 }
-MODELS: tuple[type, ...] = (CostReport, CostEstimateRequest, CostEstimate, BudgetView, BudgetUpdate,
-                            CostLineView, DayCost, CampaignCost, NodeCost, SpendView)
+MODELS: tuple[type, ...] = (CampaignBudgetUpdate, CampaignBudgetView, CostReport, CostEstimateRequest, CostEstimate,
+                            BudgetView, BudgetUpdate, CostLineView, DayCost, CampaignCost, NodeCost, SpendView)

@@ -10,10 +10,10 @@ import pytest
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from shared.api.costs import BudgetUpdate, CostEstimateRequest, CostsApi
+from shared.api.costs import BudgetUpdate, CampaignBudgetUpdate, CostEstimateRequest, CostsApi
 from shared.auth import Principal
 from shared.db.pool import connect
-from shared.errors import Forbidden, InvalidRequest
+from shared.errors import Forbidden, InvalidRequest, NotFound
 from shared.models import ModelRouter
 from tests.integration.harness import Harness, make_settings
 from tests.integration.test_budgets import BUDGET_ENV, PricedBackend
@@ -130,3 +130,25 @@ def _member_of(harness: Harness, workspace: str) -> Principal:
     claims: dict[str, Any] = {"sub": user_id, "aud": "authenticated", "role": "authenticated",
                               "app_metadata": {"workspace_id": workspace}}
     return Principal(user_id=uuid.UUID(user_id), claims=claims)
+
+
+def test_an_owner_gives_one_campaign_its_own_cap_which_the_next_call_obeys(world: tuple[Harness, CostsApi]) -> None:
+    """A campaign's own cap (rupees) is stored and audited, overrides the workspace's, and refuses the next call;
+    another workspace's or an unknown campaign is a 404, a member's change a 403."""
+    harness, api = world
+    owner = harness.workspace()
+    campaign = harness.create(owner)
+    view = api.set_campaign_cap(owner, str(campaign), CampaignBudgetUpdate.model_validate({"cap_inr": 0}))
+    assert (view.cap.micro_usd, view.cap_source) == (0, "campaign")
+    harness.pump()
+    assert harness.row(campaign)["pending_decision"]["payload"]["scope"] == "campaign"
+    back = api.set_campaign_cap(owner, str(campaign), CampaignBudgetUpdate.model_validate({"cap_inr": None}))
+    assert back.cap_source == "default" and back.cap.micro_usd == 1_000_000
+    with connect(harness.dsn) as conn:
+        audited = conn.execute("SELECT count(*) AS n FROM public.audit_log WHERE target_type = 'campaign' AND "
+                               "target_id = %s", (str(campaign),)).fetchone()["n"]
+    assert audited == 2
+    with pytest.raises(NotFound):
+        api.set_campaign_cap(harness.workspace(), str(campaign), CampaignBudgetUpdate(cap_inr=1))
+    with pytest.raises(Forbidden):
+        api.set_campaign_cap(_member_of(harness, _workspace(owner)), str(campaign), CampaignBudgetUpdate(cap_inr=1))
