@@ -91,15 +91,22 @@ def strategy_prompt(brief: Mapping[str, Any], plan: Mapping[str, Any], research:
     return prompt + _feedback(feedback, "Human feedback to address:")
 
 
+def brief_context(strategy: Mapping[str, Any], research: Mapping[str, Any], plan: Mapping[str, Any],
+                  voice: Sequence[str]) -> str:
+    """What the briefs of all channels of a campaign share: strategy, research summary, angles, voice."""
+    return (f"Strategy:\n{as_json(strategy)}\n"
+            f"Research:\n{quote_json(research, source='research', label='research summary')}"
+            f"{_angles(plan)}\nBrand voice: {', '.join(voice)}")
+
+
 def brief_prompt(channel: str, canon: Mapping[str, Any], strategy: Mapping[str, Any], research: Mapping[str, Any],
                  plan: Mapping[str, Any], voice: Sequence[str], *, facts: Sequence[str] = (),
                  feedback: Sequence[str] = ()) -> str:
-    """Tier 1's prompt for one channel: canon, approved strategy and brand voice; research, memory and
-    feedback quoted."""
-    prompt = (f"Channel: {channel}\nCanon for this content type:\n{as_json(canon)}\n"
-              f"Strategy:\n{as_json(strategy)}\n"
-              f"Research:\n{quote_json(research, source='research', label='research summary')}"
-              f"{_angles(plan)}\nBrand voice: {', '.join(voice)}")
+    """Tier 1's prompt for one channel: approved strategy and brand voice, then canon; research, memory
+    and feedback quoted. The part every channel shares (`brief_context`) comes first, so it can be sent
+    once as a context cache (`shared.models.context`)."""
+    prompt = (f"{brief_context(strategy, research, plan, voice)}\n"
+              f"Channel: {channel}\nCanon for this content type:\n{as_json(canon)}")
     if facts:
         prompt += f"\nBrand memory:\n{quote_lines(list(facts), source='memory')}"
     return prompt + _feedback(feedback, "Human feedback:")

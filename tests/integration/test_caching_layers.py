@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import flask
 import httpx
@@ -28,6 +28,7 @@ from infra.local.emulators import tavily as tavily_emulator
 from infra.local.emulators import upstash_redis as upstash_emulator
 from infra.local.emulators.config import EmulatorConfig
 from infra.local.serve import serve_in_thread
+from shared.api.models import Decision
 from shared.caching.best_effort import ChatCache, best_effort_cache
 from shared.caching.chat import CachedKnowledgeSearch
 from shared.caching.embeddings import CachedEmbedder
@@ -39,14 +40,14 @@ from shared.integrations.embeddings import LocalE5Embedder
 from shared.integrations.gemini import GeminiBackend, gemini_client
 from shared.integrations.gemini_context import ContextCaches
 from shared.integrations.tavily import TavilyWebSearch, tavily_search
-from shared.models.context import shared_context
+from shared.models.context import current_shared_context, shared_context
 from shared.qa.judge import JudgeVerdict
 from shared.runtime.wiring import build_deps
 from shared.settings import Settings
 from shared.testing.fakes import DEFAULTS, CannedSearch, ScriptedModel
 from shared.tools.belt import ToolContext
 from shared.tools.catalog import ToolDeps, standard_belt
-from tests.integration.harness import make_settings
+from tests.integration.harness import Harness, make_settings
 
 REDIS_TOKEN = "economy-cache-token"
 UNREACHABLE_URL = "http://127.0.0.1:9"
@@ -272,3 +273,33 @@ def test_the_deployment_wires_every_layer() -> None:
     assert isinstance(deps.knowledge, CachedKnowledgeSearch)
     assert isinstance(deps.web, TavilyWebSearch) and isinstance(deps.web.semantic, SemanticQueryCache)
     assert isinstance(deps.web.cache, ChatCache)
+
+
+@dataclass
+class ContextRecordingModel(ScriptedModel):
+    """A scripted model noting the shared context declared around each call (by schema name)."""
+
+    shared: list[tuple[str, str | None]] = field(default_factory=list)
+
+    def generate(self, *, tier: Any, system: str, prompt: str, schema: Any) -> Any:
+        declared = current_shared_context()
+        self.shared.append((schema.__name__, declared))
+        assert declared is None or declared in prompt, "a shared context is always part of the prompt"
+        return super().generate(tier=tier, system=system, prompt=prompt, schema=schema)
+
+
+def test_the_briefs_of_a_campaign_and_the_judges_guidelines_declare_what_they_share(
+        pool: ConnectionPool, migrated_dsn: str) -> None:
+    model = ContextRecordingModel()
+    h = Harness(pool=pool, dsn=migrated_dsn, settings=make_settings(migrated_dsn), model=model)
+    principal = h.workspace()
+    campaign_id = h.create(principal, channels=["email", "ad"])
+    h.pump()
+    pending = h.row(campaign_id)["pending_decision"]
+    h.api.decide(principal, campaign_id, Decision(decision_id=pending["id"], action="approve"))
+    h.pump()
+    briefs = {shared for schema, shared in model.shared if schema == "ContentBrief"}
+    judged = {shared for schema, shared in model.shared if schema == "JudgeVerdict"}
+    assert len(briefs) == 1 and None not in briefs and "Strategy:" in next(iter(briefs)), briefs
+    assert len(judged) == 1 and None not in judged
+    assert all(shared is None for schema, shared in model.shared if schema in ("Plan", "Strategy"))

@@ -7,11 +7,20 @@ from typing import Any
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
-from shared.campaigns.prompts import BRIEFER, PLANNER, STRATEGIST, brief_prompt, plan_prompt, strategy_prompt
+from shared.campaigns.prompts import (
+    BRIEFER,
+    PLANNER,
+    STRATEGIST,
+    brief_context,
+    brief_prompt,
+    plan_prompt,
+    strategy_prompt,
+)
 from shared.campaigns.schemas import BudgetLine, ContentBrief, Plan, Strategy
 from shared.campaigns.state import CampaignState
 from shared.deps import Deps
 from shared.economics.media import split_budget
+from shared.models.context import shared_context
 from shared.models.usage import usage_entries
 
 MAX_CHANNELS = {"campaign": 4, "move": 2}
@@ -116,12 +125,14 @@ def brief(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
     kit = deps.campaign.brand
     briefs: dict[str, dict[str, Any]] = {}
     usage: list[dict[str, Any]] = []
+    shared = brief_context(state["strategy"], state.get("research_summary", {}), state["plan"], kit.voice)
     for channel in state["plan"]["channels"]:
         canon = deps.canon.fetch(channel)
         facts = deps.plans.recall(state["workspace_id"], f"{channel} {state['strategy']['positioning']}", k=3)
         prompt = brief_prompt(channel, canon, state["strategy"], state.get("research_summary", {}), state["plan"],
                               kit.voice, facts=facts, feedback=state.get("feedback") or [])
-        out = deps.model.generate(tier="strong", system=BRIEFER, prompt=prompt, schema=ContentBrief)
+        with shared_context(shared):
+            out = deps.model.generate(tier="strong", system=BRIEFER, prompt=prompt, schema=ContentBrief)
         avoid = [f"{term} (say {sub!r})" for term, sub in kit.banned_terms.items()]
         must = [kit.required_disclaimers[channel]] if channel in kit.required_disclaimers else []
         made = out.value.model_copy(update={
