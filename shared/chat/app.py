@@ -27,6 +27,7 @@ from shared.errors import InvalidRequest
 from shared.http import Route, handle_errors, last_event_id, parse_body, route
 from shared.runtime.checkpointer import create_checkpointer
 from shared.settings import get_settings
+from shared.tracing import langsmith_client
 
 _PREFIX = r"^(?:/api)?/v1/chat"
 MIN_POOL = 8
@@ -40,7 +41,8 @@ def chat() -> ChatService:
     """This instance's chat service (built on first request)."""
     settings = get_settings()
     pool = create_pool(settings.database_url, max_size=max(settings.database_pool_max, MIN_POOL))
-    return ChatService(settings=settings, pool=pool, graph=compile_chat_graph(create_checkpointer(pool)))
+    return ChatService(settings=settings, pool=pool, graph=compile_chat_graph(create_checkpointer(pool)),
+                       tracer=langsmith_client(settings))
 
 
 def _principal(request: flask.Request) -> Principal:

@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from langgraph.types import Durability
@@ -51,6 +51,10 @@ from shared.db.pool import Pool, as_user
 from shared.errors import MuseError, NotFound, UpstreamUnavailable
 from shared.models.usage import UsageTotals
 from shared.settings import Settings
+from shared.tracing import span, step_trace
+
+if TYPE_CHECKING:
+    import langsmith
 
 log = logging.getLogger("muse.chat")
 
@@ -125,6 +129,8 @@ class ChatService:
     turn_deps: DepsFactory = agent_turn_deps
     listeners: Listeners = field(default_factory=Listeners)
     threads: list[threading.Thread] = field(default_factory=list)
+    tracer: langsmith.Client | None = None
+    """Traces each turn to LangSmith as one trace (`shared.tracing.langsmith_client`); None: untraced."""
 
     @property
     def messages(self) -> ConversationRepository:
@@ -174,7 +180,7 @@ class ChatService:
         try:
             try:
                 sink.emit(TurnStarted(conversationId=turn.conversation_id, turnId=turn.turn_id))
-                final = self._run_graph(turn, sink, deps, keeper)
+                final = self._traced_run(turn, sink, deps, keeper)
                 sink.finish(Done(conversationId=turn.conversation_id, messageCount=2 * int(final["turn"]),
                                  usage=turn_usage(final)))
             except TurnEnded:
@@ -193,6 +199,17 @@ class ChatService:
         finally:
             keeper.stop()
             self.listeners.drop(sink.feed)
+
+    def _traced_run(self, turn: TurnRequest, sink: EventSink, deps: ChatDeps, keeper: LeaseKeeper) -> dict[str, Any]:
+        """`_run_graph` as one LangSmith trace (root `chat.turn`), flushed before the turn's last event."""
+        metadata = {"conversation_id": turn.conversation_id, "turn_id": turn.turn_id,
+                    "workspace_id": turn.workspace_id}
+        with step_trace(self.tracer, None, project=self.settings.langsmith_project, metadata=metadata,
+                        flush_seconds=self.settings.trace_flush_seconds), \
+                span("chat.turn", "chain", {"message": turn.message}) as root:
+            final = self._run_graph(turn, sink, deps, keeper)
+            root.record(lambda: ({"usage": turn_usage(final)}, None))
+            return final
 
     def _run_graph(self, turn: TurnRequest, sink: EventSink, deps: ChatDeps, keeper: LeaseKeeper) -> dict[str, Any]:
         """Stream the graph's tasks into step events; the turn's final state values (`turn` = turns completed,

@@ -1,4 +1,5 @@
-"""One LangSmith trace per campaign: a whole campaign through the spine harness, Gemini and LangSmith emulated.
+"""One LangSmith trace per campaign (and per chat turn): a whole campaign through the spine harness, Gemini and
+LangSmith emulated.
 
 The real `langsmith` SDK sends every run to the LangSmith emulator and the tests read them back with
 the SDK's own queries (`Client.list_runs`, `Client.read_run`); every model call goes through
@@ -21,9 +22,14 @@ from infra.local.emulators import langsmith as collector
 from infra.local.emulators.config import EmulatorConfig
 from infra.local.serve import RunningServer, serve_in_thread
 from shared.api.models import Decision
+from shared.chat.service import ChatRequest, ChatService, TurnRequest
+from shared.conversations import ChatDeps, compile_chat_graph
+from shared.conversations.events import EventSink
+from shared.conversations.fake import EchoChatModel
 from shared.db.pool import connect
 from shared.integrations.gemini import structured_model
 from shared.messages import StepMessage
+from shared.runtime.checkpointer import create_checkpointer
 from shared.tracing import campaign_started_at
 from tests.integration.gemini_fixtures import gemini_server  # noqa: F401  (fixture)
 from tests.integration.harness import Harness, make_settings
@@ -160,3 +166,21 @@ class socket_closed:
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+def test_a_chat_turn_is_one_trace(pool: ConnectionPool, migrated_dsn: str, langsmith_server: RunningServer) -> None:
+    def deps(service: ChatService, turn: TurnRequest, sink: EventSink) -> ChatDeps:
+        return ChatDeps(model=EchoChatModel(), messages=service.messages, events=sink, tier="fast")
+
+    client = langsmith.Client(api_url=langsmith_server.url, api_key=KEY)
+    service = ChatService(settings=make_settings(migrated_dsn, LANGSMITH_PROJECT=PROJECT), pool=pool,
+                          graph=compile_chat_graph(create_checkpointer(pool)), turn_deps=deps, tracer=client)
+    member = Harness(pool=pool, dsn=migrated_dsn, settings=make_settings(migrated_dsn)).workspace()
+    started = service.start(member, ChatRequest(message="Draft a Diwali teaser"), workspace=None)
+    service.wait_idle()
+
+    turn = f'and(eq(metadata_key, "turn_id"), eq(metadata_value, "{started.turn_id}"), eq(name, "chat.turn"))'
+    (root,) = client.list_runs(project_name=PROJECT, filter=turn)
+    assert root.parent_run_id is None and root.end_time is not None and root.outputs and "usage" in root.outputs
+    turn_runs = list(client.list_runs(trace_id=root.id))
+    assert len(turn_runs) > 2 and all(run.metadata["conversation_id"] == started.conversation_id for run in turn_runs)
