@@ -13,6 +13,8 @@ reserved and settled in Postgres). Figures:
 - `estimate_profile_usd`, `estimate_vs_actual_ratio`: what `POST /api/v1/costs/estimate` predicts for the same
   brief without history (the profile), against the measured cost.
 - `model_calls_per_campaign`, `tokens_per_campaign`.
+- `budget_check_p50_ms`: what the check adds to each paid call (reserve + settle), against a bare
+  `db_round_trip_p50_ms` on the same pool (`budget_check_ratio`).
 
 Run: `python -m infra.bench_costs` (embedded Postgres, or `DATABASE_URL`).
 """
@@ -20,6 +22,8 @@ Run: `python -m infra.bench_costs` (embedded Postgres, or `DATABASE_URL`).
 from __future__ import annotations
 
 import argparse
+import statistics
+import time
 import uuid
 from dataclasses import replace
 from typing import Any
@@ -39,6 +43,7 @@ from shared.db import budgets as bdb
 from shared.db.pool import connect, create_pool
 from shared.db.workspaces import campaign_context, ensure_workspace
 from shared.deps import Deps, DepsOverrides
+from shared.economics.budgets import PostgresBudgets
 from shared.economics.estimate import estimate
 from shared.integrations.gemini import structured_model
 from shared.memory.fakes import fake_memory
@@ -139,6 +144,30 @@ def figures(settings: Settings, state: dict[str, Any], campaign_id: str) -> dict
     }
 
 
+def check_latency(settings: Settings, workspace_id: str, campaign_id: str,
+                  rounds: int = 200) -> dict[str, tuple[float, str]]:
+    """What the budget check adds to each paid call (reserve + settle, two short transactions), against a bare
+    `SELECT 1` round trip on the same pool."""
+    pool = create_pool(settings.database_url, max_size=2)
+    try:
+        budgets = PostgresBudgets.from_settings(pool, settings)
+        gate = budgets.for_campaign(workspace_id, campaign_id)
+        checks, bare = [], []
+        for _ in range(rounds):
+            started = time.perf_counter()
+            gate.reserve_model("gemini-2.5-flash", prompt_chars=2_000).cancel()
+            checks.append((time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            with pool.connection() as conn:
+                conn.execute("SELECT 1")
+            bare.append((time.perf_counter() - started) * 1000)
+    finally:
+        pool.close()
+    check, trip = statistics.median(checks), statistics.median(bare)
+    return {"budget_check_p50_ms": (round(check, 3), "ms"), "db_round_trip_p50_ms": (round(trip, 3), "ms"),
+            "budget_check_ratio": (round(check / trip, 2), "x")}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the standard campaign once and print its figures."""
     argparse.ArgumentParser(description=__doc__).parse_args(argv)
@@ -146,8 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with postgres() as dsn:
             settings = _settings(dsn, gemini.url)
-            state, _, campaign_id = run_campaign(settings)
-            for name, (value, unit) in figures(settings, state, campaign_id).items():
+            state, workspace_id, campaign_id = run_campaign(settings)
+            measured = figures(settings, state, campaign_id) | check_latency(settings, workspace_id, campaign_id)
+            for name, (value, unit) in measured.items():
                 print(f"{name}: {value} {unit}", flush=True)
     finally:
         gemini.stop()
