@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import langsmith
 import pytest
 from psycopg_pool import ConnectionPool
@@ -27,11 +28,12 @@ from shared.conversations import ChatDeps, compile_chat_graph
 from shared.conversations.events import EventSink
 from shared.conversations.fake import EchoChatModel
 from shared.db.pool import connect
+from shared.errors import PermanentStepError
 from shared.integrations.gemini import structured_model
 from shared.messages import StepMessage
 from shared.runtime.checkpointer import create_checkpointer
 from shared.tracing import campaign_started_at
-from tests.integration.gemini_fixtures import gemini_server  # noqa: F401  (fixture)
+from tests.integration.gemini_fixtures import gemini_http, gemini_server  # noqa: F401  (fixtures)
 from tests.integration.harness import Harness, make_settings
 
 pytestmark = pytest.mark.filterwarnings("ignore:(list_runs|read_run)\\(\\) is deprecated:DeprecationWarning")
@@ -54,9 +56,13 @@ def langsmith_server() -> Iterator[RunningServer]:
 def harness(pool: ConnectionPool, migrated_dsn: str, gemini_server: RunningServer,  # noqa: F811
             monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
     monkeypatch.delenv("LANGSMITH_DISABLE_RUN_COMPRESSION", raising=False)
-    settings = make_settings(migrated_dsn, GEMINI_BASE_URL=gemini_server.url, GEMINI_API_KEY="local-gemini-key",
-                             LANGSMITH_PROJECT=PROJECT, MUSE_TRACE_FLUSH_SECONDS="3")
-    yield Harness(pool=pool, dsn=migrated_dsn, settings=settings, model=structured_model(settings))  # type: ignore[arg-type]
+    yield _harness(pool, migrated_dsn, gemini_server.url)
+
+
+def _harness(pool: ConnectionPool, dsn: str, gemini_url: str, flush_seconds: float = 3.0) -> Harness:
+    settings = make_settings(dsn, GEMINI_BASE_URL=gemini_url, GEMINI_API_KEY="local-gemini-key",
+                             LANGSMITH_PROJECT=PROJECT, MUSE_TRACE_FLUSH_SECONDS=str(flush_seconds))
+    return Harness(pool=pool, dsn=dsn, settings=settings, model=structured_model(settings))  # type: ignore[arg-type]
 
 
 def _trace_with(h: Harness, url: str) -> langsmith.Client:
@@ -128,14 +134,17 @@ def test_a_campaign_is_one_trace_with_an_llm_run_per_model_call(harness: Harness
     assert {run.id for run in by_metadata} == set(by_id)
 
 
-def test_an_unreachable_langsmith_never_fails_a_step(harness: Harness) -> None:
+def test_an_unreachable_langsmith_never_fails_a_step(pool: ConnectionPool, migrated_dsn: str,
+                                                     gemini_server: RunningServer) -> None:  # noqa: F811
     """Every step still succeeds; one flush waits out its timeout, later ones do not wait for a dead collector."""
+    harness = _harness(pool, migrated_dsn, gemini_server.url, flush_seconds=0.5)
     with socket_closed() as url:
         _trace_with(harness, url)
         started = time.monotonic()
         campaign_id = _run_campaign(harness)
     assert harness.events(campaign_id)[-1] == "campaign.completed"
-    assert time.monotonic() - started < 4 * harness.settings.trace_flush_seconds
+    waits = harness.delivered + 1  # a flush per step and one when the API starts the root run
+    assert waits >= 10 and time.monotonic() - started < 0.8 * waits * harness.settings.trace_flush_seconds
 
 
 def test_a_message_without_trace_context_joins_the_campaign_trace(harness: Harness,
@@ -184,3 +193,20 @@ def test_a_chat_turn_is_one_trace(pool: ConnectionPool, migrated_dsn: str, langs
     assert root.parent_run_id is None and root.end_time is not None and root.outputs and "usage" in root.outputs
     turn_runs = list(client.list_runs(trace_id=root.id))
     assert len(turn_runs) > 2 and all(run.metadata["conversation_id"] == started.conversation_id for run in turn_runs)
+
+
+def test_a_failed_campaign_ends_its_root_run_with_the_reason(harness: Harness, langsmith_server: RunningServer,
+                                                             gemini_http: httpx.Client) -> None:  # noqa: F811
+    client = _trace_with(harness, langsmith_server.url)
+    gemini_http.post("/_emulator/script", json={"rules": [
+        {"match": {}, "status": 400, "message": "Invalid JSON payload"}]}).raise_for_status()
+    campaign_id = harness.create(harness.workspace())
+    with pytest.raises(PermanentStepError):
+        harness.pump(limit=1)
+    assert harness.row(campaign_id)["status"] == "failed"
+
+    root = client.read_run(campaign_id)
+    assert root.end_time is not None and root.outputs == {"status": "failed"}
+    assert root.error is not None and "Invalid JSON payload" in root.error
+    (llm,) = client.list_runs(trace_id=campaign_id, run_type="llm", error=True)
+    assert "400" in (llm.error or "")
