@@ -129,6 +129,11 @@ def test_a_campaign_is_one_trace_with_an_llm_run_per_model_call(harness: Harness
         (m, p, c or 0, o) for (m, p, c, o) in traced)
     assert all(run.total_cost is not None and run.total_cost > 0 for run in llm_runs)
 
+    searches = list(client.list_runs(trace_id=campaign_id, run_type="retriever"))
+    assert {run.name for run in searches} == {"web_search", "knowledge_search"}
+    parents = {by_id[run.parent_run_id].name for run in searches if run.parent_run_id in by_id}
+    assert parents == {"specialist"} and all(run.outputs and run.outputs["ok"] for run in searches)
+
     by_metadata = list(client.list_runs(
         project_name=PROJECT, filter=f'and(eq(metadata_key, "campaign_id"), eq(metadata_value, "{campaign_id}"))'))
     assert {run.id for run in by_metadata} == set(by_id)
