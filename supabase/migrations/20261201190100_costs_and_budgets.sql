@@ -53,10 +53,12 @@ CREATE TABLE public.campaign_spend (
     reserved_micro_usd bigint NOT NULL DEFAULT 0 CHECK (reserved_micro_usd >= 0)
 );
 
+-- Kept by a workspace's data erasure with `spend_periods` (ids and amounts only): erasing them would hand the
+-- month's spend back; a campaign erased meanwhile leaves its open reservations to settle against the month.
 CREATE TABLE public.spend_reservations (
     id uuid PRIMARY KEY,
     workspace_id uuid NOT NULL REFERENCES public.workspaces (id) ON DELETE CASCADE,
-    campaign_id uuid REFERENCES public.campaigns (id) ON DELETE CASCADE,
+    campaign_id uuid REFERENCES public.campaigns (id) ON DELETE SET NULL,
     period date NOT NULL,
     amount_micro_usd bigint NOT NULL CHECK (amount_micro_usd >= 0),
     actual_micro_usd bigint CHECK (actual_micro_usd >= 0),

@@ -59,7 +59,8 @@ from shared.workspace_data.service import WorkspaceData
 from tests.integration.harness import Harness, make_settings
 from tests.integration.knowledge_world import BASE_ENV, World, kb_settings
 
-KEPT = {"payments", "invoices", "audit_log", "workspace_members", "workspace_privacy", "knowledge_ingest_usage"}
+KEPT = {"payments", "invoices", "audit_log", "workspace_members", "workspace_privacy", "knowledge_ingest_usage",
+        "spend_periods", "spend_reservations"}
 """What an erasure keeps, stated here independently of the code under test: payment and tax records, the
 audit log, and what governs the workspace (membership, personal-data policy, ingestion-quota counts)."""
 SEEDED = {"campaigns", "campaign_events", "artifacts", "decisions", "payments", "model_usage", "conversations",
