@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import cache
-from typing import TYPE_CHECKING, Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar
 from urllib.parse import quote
 from uuid import UUID
 
@@ -47,6 +47,8 @@ log = logging.getLogger("muse.tracing")
 
 TRACE_HEADER = "langsmith-trace"
 ROOT_RUN_NAME = "campaign"
+
+T = TypeVar("T")
 
 RunType = Literal["chain", "llm", "tool", "retriever", "embedding"]
 CampaignEnd = Literal["completed", "failed", "expired", "cancelled"]
@@ -240,6 +242,52 @@ class Span:
 
 
 NO_SPAN = Span()
+
+
+def traced_stream(name: str, inputs: Mapping[str, Any], chunks: Iterator[T], *,
+                  outputs: Callable[[list[T]], tuple[Mapping[str, Any], UsageMetadata | None]],
+                  metadata: Mapping[str, Any] | None = None) -> Iterator[T]:
+    """`chunks` as one `llm` run under the current run, ended when the stream is (`outputs` reads all chunks).
+
+    Unlike `span`, the run does not become the current run while the caller consumes the stream, so
+    whatever the caller does between chunks is not filed under the model call.
+    """
+    helpers = sys.modules.get("langsmith.run_helpers")
+    if helpers is None or helpers.get_tracing_context()["enabled"] is not True:
+        return chunks
+    try:
+        parent = helpers.get_current_run_tree()
+        if parent is None:
+            return chunks
+        run = parent.create_child(name=name, run_type="llm", inputs=dict(inputs),
+                                  extra={"metadata": dict(metadata or {})})
+        run.post()
+    except Exception:
+        log.debug("could not open a streamed llm run", exc_info=True)
+        return chunks
+    return _follow(run, chunks, outputs)
+
+
+def _follow(run: run_trees.RunTree, chunks: Iterator[T],
+            outputs: Callable[[list[T]], tuple[Mapping[str, Any], UsageMetadata | None]]) -> Iterator[T]:
+    seen: list[T] = []
+    error: str | None = None
+    try:
+        for chunk in chunks:
+            seen.append(chunk)
+            yield chunk
+    except BaseException as exc:
+        error = repr(exc)
+        raise
+    finally:
+        try:
+            produced, usage = outputs(seen)
+            if usage is not None:
+                run.set(usage_metadata=usage)  # type: ignore[arg-type]
+            run.end(outputs=dict(produced), error=error)
+            run.patch()
+        except Exception:  # a trace detail must never fail the call it describes
+            log.debug("could not close a streamed llm run", exc_info=True)
 
 
 @contextmanager

@@ -98,6 +98,7 @@ from shared.tools.catalog import (
 from shared.tools.knowledge import PgKnowledgeFetch
 from shared.tools.ports import KnowledgeFetch
 from shared.tools.validation import validate_channel_content
+from shared.tracing import UsageMetadata, langsmith_client, llm_usage, traced_stream
 
 if TYPE_CHECKING:
     from google.genai import errors as genai_errors
@@ -211,7 +212,9 @@ class GeminiStream:
                                   outcome="unreachable") from exc
         if first is None:
             return iter(())
-        return self._rest(model, first, stream)
+        return traced_stream("gemini", {"model": model, "system": config.system_instruction, "contents": contents},
+                             self._rest(model, first, stream), outputs=partial(_stream_outputs, model),
+                             metadata={"ls_provider": "google_genai", "ls_model_name": model})
 
     @staticmethod
     def _rest(model: str, first: types.GenerateContentResponse,
@@ -221,6 +224,16 @@ class GeminiStream:
             yield from stream
         except Exception as exc:
             raise UpstreamUnavailable(f"Gemini model {model!r} broke off its stream: {exc}") from exc
+
+
+def _stream_outputs(model: str, chunks: list[types.GenerateContentResponse]) -> tuple[dict[str, Any],
+                                                                                       UsageMetadata | None]:
+    """A streamed call's text and function calls, and its usage (Gemini reports it on the last chunk)."""
+    text = "".join(part.text or "" for chunk in chunks for candidate in chunk.candidates or []
+                   for part in (candidate.content.parts if candidate.content else None) or [] if not part.thought)
+    calls = [call.model_dump(exclude_none=True) for chunk in chunks for call in chunk.function_calls or []]
+    last = next((chunk for chunk in reversed(chunks) if chunk.usage_metadata is not None), None)
+    return {"text": text, "function_calls": calls}, llm_usage(usage_of(last, model)) if last is not None else None
 
 
 class ModelStreams(Protocol):
@@ -616,7 +629,8 @@ def _default_api(settings: Settings, pool: Pool, process: _Process) -> Api:
     with process.lock:
         if process.api is None:
             process.api = Api(settings=settings, pool=pool, queue=qstash_queue(settings),
-                              phonepe_factory=lambda: phonepe_client(settings, upstash_cache(settings)))
+                              phonepe_factory=lambda: phonepe_client(settings, upstash_cache(settings)),
+                              tracer=langsmith_client(settings))
         return process.api
 
 

@@ -23,10 +23,10 @@ from infra.local.emulators import langsmith as collector
 from infra.local.emulators.config import EmulatorConfig
 from infra.local.serve import RunningServer, serve_in_thread
 from shared.api.models import Decision
+from shared.chat.agent import ChatOverrides, chat_deps
 from shared.chat.service import ChatRequest, ChatService, TurnRequest
-from shared.conversations import ChatDeps, compile_chat_graph
+from shared.conversations import ChatDeps, ChatOptions, compile_chat_graph
 from shared.conversations.events import EventSink
-from shared.conversations.fake import EchoChatModel
 from shared.db.pool import connect
 from shared.errors import PermanentStepError
 from shared.integrations.gemini import structured_model
@@ -182,22 +182,38 @@ class socket_closed:
         return None
 
 
-def test_a_chat_turn_is_one_trace(pool: ConnectionPool, migrated_dsn: str, langsmith_server: RunningServer) -> None:
+def test_a_chat_turn_is_one_trace(harness: Harness, langsmith_server: RunningServer,
+                                  gemini_http: httpx.Client) -> None:  # noqa: F811
+    """Streamed Gemini calls are llm runs with the turn's usage; the knowledge search is a retriever run."""
+    gemini_http.post("/_emulator/script", json={"rules": [
+        {"times": 1, "match": {"model": "gemini-2.5-pro"},
+         "response": {"function_calls": [{"name": "knowledge_search", "args": {"query": "Diwali hampers"}}]}},
+        {"times": 1, "match": {"model": "gemini-2.5-pro"}, "response": {"text": "Hampers ship from October."}},
+    ]}).raise_for_status()
+    member = harness.workspace()
+
     def deps(service: ChatService, turn: TurnRequest, sink: EventSink) -> ChatDeps:
-        return ChatDeps(model=EchoChatModel(), messages=service.messages, events=sink, tier="fast")
+        overrides = ChatOverrides(knowledge=harness.search, web=harness.search, api=harness.api)
+        return chat_deps(harness.settings, harness.pool, workspace_id=turn.workspace_id, principal=member,
+                         options=ChatOptions(), events=sink, overrides=overrides)
 
     client = langsmith.Client(api_url=langsmith_server.url, api_key=KEY)
-    service = ChatService(settings=make_settings(migrated_dsn, LANGSMITH_PROJECT=PROJECT), pool=pool,
-                          graph=compile_chat_graph(create_checkpointer(pool)), turn_deps=deps, tracer=client)
-    member = Harness(pool=pool, dsn=migrated_dsn, settings=make_settings(migrated_dsn)).workspace()
-    started = service.start(member, ChatRequest(message="Draft a Diwali teaser"), workspace=None)
+    service = ChatService(settings=harness.settings, pool=harness.pool, turn_deps=deps, tracer=client,
+                          graph=compile_chat_graph(create_checkpointer(harness.pool)))
+    started = service.start(member, ChatRequest(message="When do Diwali hampers ship?"), workspace=None)
     service.wait_idle()
 
     turn = f'and(eq(metadata_key, "turn_id"), eq(metadata_value, "{started.turn_id}"), eq(name, "chat.turn"))'
     (root,) = client.list_runs(project_name=PROJECT, filter=turn)
-    assert root.parent_run_id is None and root.end_time is not None and root.outputs and "usage" in root.outputs
-    turn_runs = list(client.list_runs(trace_id=root.id))
-    assert len(turn_runs) > 2 and all(run.metadata["conversation_id"] == started.conversation_id for run in turn_runs)
+    assert root.parent_run_id is None and root.end_time is not None and root.outputs
+    runs = list(client.list_runs(trace_id=root.id))
+    assert all(run.metadata["conversation_id"] == started.conversation_id for run in runs)
+    llm_runs = [run for run in runs if run.run_type == "llm"]
+    assert len(llm_runs) == 2 and all(run.end_time is not None for run in llm_runs)
+    usage = root.outputs["usage"]
+    assert sum(run.prompt_tokens or 0 for run in llm_runs) == usage["prompt_tokens"]
+    assert sum(run.completion_tokens or 0 for run in llm_runs) == usage["output_tokens"] + usage["thinking_tokens"]
+    assert [run.name for run in runs if run.run_type == "retriever"] == ["knowledge_search"]
 
 
 def test_a_failed_campaign_ends_its_root_run_with_the_reason(harness: Harness, langsmith_server: RunningServer,
