@@ -207,7 +207,10 @@ class GeminiEmbedder:
             return []
         config = types.EmbedContentConfig(output_dimensionality=self.dimensions, task_type=task)
         try:
-            result = self.client.models.embed_content(model=self.model, contents=texts, config=config)
+            with span("gemini.embed", "embedding", {"model": self.model, "task": task, "texts": len(texts)},
+                      metadata={"ls_provider": "google_genai", "ls_model_name": self.model}) as run:
+                result = self.client.models.embed_content(model=self.model, contents=texts, config=config)
+                run.record(lambda: ({"vectors": len(result.embeddings or []), "dimensions": self.dimensions}, None))
         except genai_errors.APIError as exc:
             raise UpstreamUnavailable(f"Gemini embeddings failed ({exc.code}): {exc.message}") from exc
         except _NETWORK as exc:
