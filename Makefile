@@ -56,6 +56,7 @@ bench: install  ## Step overhead vs bare graph.invoke, cold starts, memory, know
 	$(BIN)/python -m infra.bench_chat_caches
 	$(BIN)/python -m infra.bench_cache
 	$(BIN)/python -m infra.bench_costs
+	$(BIN)/python -m infra.bench_trace
 	$(BIN)/python -m infra.bench_load
 
 chaos: install  ## Campaigns through the local stack while processes are SIGKILLed; prints chaos_* lines.
