@@ -7,10 +7,11 @@ the campaign and puts that context in the start message; every step runs under t
 message carries (or, for a message built without one, e.g. a PhonePe webhook, the one rebuilt from
 the campaign id) and copies it into the messages it sends; the step that ends the campaign ends
 the root run. Inside a step, `span` nests model calls (`llm`), tools (`tool`) and searches
-(`retriever`) under the graph node that made them.
+(`retriever`) under the graph node that made them; a chat turn is one trace the same way (root
+`chat.turn`), its streamed model calls `llm` runs through `traced_stream`.
 
 Tracing never fails the work it observes: every call into the SDK here is guarded, and with no
-tracing context a `span` costs one context-variable read.
+tracing context a `span` costs a module lookup and a context read (about 2 µs).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ T = TypeVar("T")
 
 RunType = Literal["chain", "llm", "tool", "retriever", "embedding"]
 CampaignEnd = Literal["completed", "failed", "expired", "cancelled"]
+
 
 class UsageMetadata(TypedDict, total=False):
     """Token counts and cost of one `llm` run, in LangSmith's `usage_metadata` shape."""
