@@ -14,7 +14,7 @@ import json
 import logging
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import flask
@@ -262,6 +262,40 @@ def last_event_id(request: flask.Request) -> int:
         raise InvalidRequest(f"`{name}` must be an event id: ASCII digits from 0 to {MAX_EVENT_ID}, got {raw!r}.",
                              details={"field": name, "value": raw})
     return int(raw)
+
+
+QueryRule = tuple[str, re.Pattern[str], frozenset[str]]
+"""(method, path pattern without `/api`, the query parameter names its operation documents)."""
+
+
+def documented_queries(paths: Mapping[str, Any]) -> list[QueryRule]:
+    """The `QueryRule` of every operation of an OpenAPI `paths` object, literal paths first."""
+    found = []
+    for path, item in paths.items():
+        literal_parts = re.split(r"\{[^}]+\}", path.removeprefix("/api"))
+        pattern = re.compile("^" + "[^/]+".join(re.escape(part) for part in literal_parts) + "/?$")
+        for method, operation in item.items():
+            names = frozenset(p["name"] for p in operation.get("parameters", []) if p.get("in") == "query")
+            found.append((path.count("{"), method.upper(), pattern, names))
+    return [(method, pattern, names) for _, method, pattern, names in sorted(found, key=lambda f: f[0])]
+
+
+def refuse_undocumented_query(request: flask.Request, rules: Iterable[QueryRule], path: str | None = None) -> None:
+    """A query parameter `rules` do not list for the operation at `path` (default `request.path`) is a 400
+    naming it (never ignored)."""
+    if not request.args:
+        return
+    shown = request.path if path is None else path
+    bare = shown.removeprefix("/api")
+    for method, pattern, names in rules:
+        if method == request.method and pattern.match(bare):
+            unknown = sorted(set(request.args) - names)
+            if unknown:
+                listed = ", ".join(sorted(names)) or "none"
+                named = ", ".join(f"`{name}`" for name in unknown)
+                raise InvalidRequest(f"Unknown query parameter {named} for {method} {shown}; documented: "
+                                     f"{listed}.", details={"field": unknown[0], "allowed": sorted(names)})
+            return
 
 
 def route(request: flask.Request, routes: Iterable[Route], path: str, *,

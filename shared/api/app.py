@@ -18,7 +18,17 @@ from shared.api.service import Api
 from shared.auth import Principal, verify_token
 from shared.db.pool import create_pool
 from shared.errors import InvalidRequest
-from shared.http import Route, handle_errors, json_response, last_event_id, parse_body, route
+from shared.http import (
+    QueryRule,
+    Route,
+    documented_queries,
+    handle_errors,
+    json_response,
+    last_event_id,
+    parse_body,
+    refuse_undocumented_query,
+    route,
+)
 from shared.integrations.cache import upstash_cache
 from shared.integrations.phonepe import PhonePeClient, phonepe_client
 from shared.queue import qstash_queue
@@ -98,37 +108,14 @@ def events(request: flask.Request, campaign_id: str) -> flask.Response:
 
 
 @lru_cache(maxsize=1)
-def _documented_queries() -> list[tuple[str, re.Pattern[str], frozenset[str]]]:
-    """(method, path pattern, query parameter names) of every operation of the document, literal paths first."""
-    found = []
-    for path, item in openapi_document()["paths"].items():
-        literal_parts = re.split(r"\{[^}]+\}", path.removeprefix("/api"))
-        pattern = re.compile("^" + "[^/]+".join(re.escape(part) for part in literal_parts) + "/?$")
-        for method, operation in item.items():
-            names = frozenset(p["name"] for p in operation.get("parameters", []) if p.get("in") == "query")
-            found.append((path.count("{"), method.upper(), pattern, names))
-    return [(method, pattern, names) for _, method, pattern, names in sorted(found, key=lambda f: f[0])]
-
-
-def refuse_undocumented_query(request: flask.Request) -> None:
-    """A query parameter the document does not list for the operation is a 400 naming it (never ignored)."""
-    if not request.args:
-        return
-    path = request.path.removeprefix("/api")
-    for method, pattern, names in _documented_queries():
-        if method == request.method and pattern.match(path):
-            unknown = sorted(set(request.args) - names)
-            if unknown:
-                listed = ", ".join(sorted(names)) or "none"
-                named = ", ".join(f"`{name}`" for name in unknown)
-                raise InvalidRequest(f"Unknown query parameter {named} for {method} {request.path}; documented: "
-                                     f"{listed}.", details={"field": unknown[0], "allowed": sorted(names)})
-            return
+def _documented_queries() -> list[QueryRule]:
+    """The query parameters of every operation of the document."""
+    return documented_queries(openapi_document()["paths"])
 
 
 def edge_checks(request: flask.Request) -> None:
     """Before every operation: undocumented query parameters (400), then the plan's requests per minute (429)."""
-    refuse_undocumented_query(request)
+    refuse_undocumented_query(request, _documented_queries())
     limit_api_requests(request, api().plans)
 
 

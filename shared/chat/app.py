@@ -18,13 +18,24 @@ from uuid import UUID
 
 import flask
 
+from shared.api.chat import PATHS, ChatRequest
+from shared.api.plan import limit_api_requests
+from shared.api.plan import service as plan_gate
 from shared.auth import Principal, verify_token
 from shared.chat.encoding import choose_protocol, renderer_for
-from shared.chat.service import ChatRequest, ChatService
+from shared.chat.service import ChatService
 from shared.conversations import compile_chat_graph
 from shared.db.pool import create_pool
 from shared.errors import InvalidRequest
-from shared.http import Route, handle_errors, last_event_id, parse_body, route
+from shared.http import (
+    Route,
+    documented_queries,
+    handle_errors,
+    last_event_id,
+    parse_body,
+    refuse_undocumented_query,
+    route,
+)
 from shared.runtime.checkpointer import create_checkpointer
 from shared.settings import get_settings
 from shared.tracing import langsmith_client
@@ -78,6 +89,17 @@ def events(request: flask.Request, conversation_id: str) -> flask.Response:
     return _sse(body, {"X-Chat-Protocol": protocol})
 
 
+_QUERIES = documented_queries(PATHS)
+"""The query parameters the chat operations document (`shared.api.chat.PATHS`)."""
+
+
+def edge_checks(request: flask.Request) -> None:
+    """Before every operation, as the API's edge: undocumented query parameters (400), then the plan's
+    requests per minute (429), counted in the same per-workspace window as the API's requests."""
+    refuse_undocumented_query(request, _QUERIES, request.script_root + request.path)
+    limit_api_requests(request, plan_gate())
+
+
 ROUTES: list[Route] = [
     ("POST", re.compile(_PREFIX + r"/stream/?$"), stream),
     ("GET", re.compile(_PREFIX + r"/(?P<conversation_id>[^/]+)/events/?$"), events),
@@ -86,8 +108,9 @@ ROUTES: list[Route] = [
 
 @handle_errors
 def dispatch(request: flask.Request) -> flask.Response:
-    """Serve one chat request: route it, refuse text Postgres cannot store, then run the operation."""
+    """Serve one chat request: route it, refuse text Postgres cannot store and undocumented query parameters,
+    count it against the plan's rate, then run the operation."""
     path = request.script_root + request.path
-    return route(request, ROUTES, path,
+    return route(request, ROUTES, path, before=edge_checks,
                  not_found=f"No chat route for {request.method} {path}; the chat function serves "
                            "POST /api/v1/chat/stream and GET /api/v1/chat/{conversationId}/events.")

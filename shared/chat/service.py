@@ -27,7 +27,7 @@ from uuid import UUID
 
 from langgraph.types import Durability
 
-from shared.api.chat import ChatRequest as ChatRequest  # re-exported: the chat edge parses it from here
+from shared.api.chat import ChatRequest
 from shared.auth import Principal, choose_workspace
 from shared.chat.agent import chat_deps
 from shared.chat.encoding import RETRY, Renderer
@@ -50,6 +50,7 @@ from shared.db.conversations import ConversationRepository
 from shared.db.pool import Pool, as_user
 from shared.errors import MuseError, NotFound, UpstreamUnavailable
 from shared.models.usage import UsageTotals
+from shared.plans import ensure_credits, plan_state
 from shared.settings import Settings
 from shared.tracing import span, step_trace
 
@@ -140,7 +141,8 @@ class ChatService:
         """Accept a turn: resolve (or create) the conversation, build the turn's deps, claim the running slot,
         start the worker.
 
-        Another workspace's conversation is `NotFound`; a model the workspace does not allow is
+        Another workspace's conversation is `NotFound`; a workspace whose AI credits of the period are used up
+        is `QuotaExceeded` (429 `monthly_ai_credits`, as a campaign start); a model the workspace does not allow is
         `InvalidRequest`; a running turn is `TurnRunning` (409).
         """
         with as_user(self.pool, principal.claims) as conn:
@@ -154,6 +156,7 @@ class ChatService:
             else:
                 workspace_id = choose_workspace(memberships(conn), principal, workspace)
                 conversation_id = str(uuid.uuid4())
+            ensure_credits(plan_state(conn, workspace_id, default_tier=self.settings.plan_default_tier))
         turn = TurnRequest(conversation_id=conversation_id, workspace_id=workspace_id, principal=principal,
                            turn_id=db.new_turn_id(), message=body.message,
                            model_preference=body.modelPreference or "strong",

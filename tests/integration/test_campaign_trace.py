@@ -22,9 +22,10 @@ from psycopg_pool import ConnectionPool
 from infra.local.emulators import langsmith as collector
 from infra.local.emulators.config import EmulatorConfig
 from infra.local.serve import RunningServer, serve_in_thread
+from shared.api.chat import ChatRequest
 from shared.api.models import Decision
 from shared.chat.agent import ChatOverrides, chat_deps
-from shared.chat.service import ChatRequest, ChatService, TurnRequest
+from shared.chat.service import ChatService, TurnRequest
 from shared.conversations import ChatDeps, ChatOptions, compile_chat_graph
 from shared.conversations.events import EventSink
 from shared.db.pool import connect

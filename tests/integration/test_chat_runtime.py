@@ -13,9 +13,10 @@ from ag_ui.core import Event, EventType
 from psycopg_pool import ConnectionPool
 from pydantic import BaseModel, TypeAdapter
 
+from shared.api.chat import ChatRequest
 from shared.auth import Principal
 from shared.chat.encoding import AgUiRenderer, ContractRenderer
-from shared.chat.service import ChatRequest, ChatService, TurnRequest
+from shared.chat.service import ChatService, TurnRequest
 from shared.chat.sink import Feed, PostgresEventSink, TurnEnded
 from shared.chat.turns import LeaseKeeper, TurnRunning, claim_turn, heal_expired_turns
 from shared.conversations import ChatDeps, TurnAnswer, TurnInput, compile_chat_graph

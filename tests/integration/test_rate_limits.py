@@ -28,13 +28,16 @@ from infra.local.serve import serve_in_thread
 from infra.local.token import mint
 from shared.api import app as api_app
 from shared.api import plan as plan_api
+from shared.api.chat import ChatRequest
 from shared.api.models import CreateCampaign
 from shared.api.service import Api
 from shared.auth import Principal, verify_token
+from shared.chat import app as chat_app
+from shared.chat.service import ChatService
 from shared.db import budgets
 from shared.db.pool import connect
 from shared.db.workspaces import ensure_workspace
-from shared.errors import QuotaExceeded
+from shared.errors import NotFound, QuotaExceeded
 from shared.plans import TIERS, Tier, rate_limiter, set_workspace_tier
 from shared.settings import Settings, get_settings
 from shared.testing.fakes import RecordingQueue
@@ -295,6 +298,74 @@ class TestApiEdge:
     def test_no_token_is_left_to_the_operation(self, edge: flask.Flask) -> None:
         with edge.test_request_context("/api/v1/plan", method="GET"):
             assert api_app.dispatch(flask.request).status_code == 401
+
+
+def _chat(app: flask.Flask, method: str, path: str, token: str, **kwargs: Any) -> flask.Response:
+    with app.test_request_context(path, method=method, headers={"Authorization": f"Bearer {token}"}, **kwargs):
+        return chat_app.dispatch(flask.request)
+
+
+class TestChatEdge:
+    """The chat function's dispatcher runs the API edge's checks: the same per-workspace rate, the same 400s."""
+
+    @pytest.fixture(autouse=True)
+    def _no_chat_runtime(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        def reached() -> ChatService:
+            raise NotFound("the operation was reached")
+        monkeypatch.setattr(chat_app, "chat", reached)
+
+    def test_chat_requests_count_in_the_workspaces_rate(self, edge: flask.Flask, migrated_dsn: str) -> None:
+        _, _, token = _member(migrated_dsn)
+        conversation = uuid.uuid4()
+        first = _chat(edge, "GET", f"/api/v1/chat/{conversation}/events", token)
+        assert first.status_code == 404 and first.get_json()["error"]["message"] == "the operation was reached"
+        statuses = [_call(edge, "GET", "/api/v1/plan", token).status_code for _ in range(59)]
+        assert statuses == [200] * 59
+        over = _chat(edge, "POST", "/api/v1/chat/stream", token, json={"message": "Hello"})
+        body = over.get_json()
+        assert over.status_code == 429 and body["error"]["details"]["limit"] == "api_requests_per_minute"
+        assert int(over.headers["Retry-After"]) >= 1
+        assert _call(edge, "GET", "/api/v1/plan", token).status_code == 429
+
+    def test_an_undocumented_query_parameter_is_a_400_naming_it(self, edge: flask.Flask, migrated_dsn: str) -> None:
+        _, _, token = _member(migrated_dsn)
+        refused = _chat(edge, "POST", "/api/v1/chat/stream?protocol=sse&stream=1", token, json={"message": "Hi"})
+        error = refused.get_json()["error"]
+        assert refused.status_code == 400 and error["details"] == {"field": "stream", "allowed": ["protocol"]}
+        assert "`stream`" in error["message"]
+        events = _chat(edge, "GET", f"/api/v1/chat/{uuid.uuid4()}/events?last_event_id=3&since=2", token)
+        assert events.status_code == 400 and events.get_json()["error"]["details"]["field"] == "since"
+        documented = _chat(edge, "GET", f"/api/v1/chat/{uuid.uuid4()}/events?last_event_id=3&protocol=ag-ui", token)
+        assert documented.status_code == 404, documented.get_json()
+        mounted = edge.test_request_context("/stream?cursor=1", method="POST", base_url="http://h/api/v1/chat",
+                                            headers={"Authorization": f"Bearer {token}"}, json={"message": "Hi"})
+        with mounted:
+            answer = chat_app.dispatch(flask.request)
+        assert answer.status_code == 400 and answer.get_json()["error"]["details"]["field"] == "cursor"
+
+
+def test_used_up_credits_refuse_a_new_chat_turn(pool: ConnectionPool, migrated_dsn: str, rest_url: str) -> None:
+    """As a campaign start: a 429 `monthly_ai_credits` before anything of the turn is built or stored."""
+    workspace_id, principal, _ = _member(migrated_dsn)
+
+    def no_turn(*_: Any) -> Any:
+        raise AssertionError("the turn was built")
+
+    service = ChatService(settings=_settings(migrated_dsn, rest_url), pool=pool, graph=None,  # type: ignore[arg-type]
+                          turn_deps=no_turn)
+    with connect(migrated_dsn) as conn, conn.transaction():
+        held = uuid.uuid4()
+        assert budgets.reserve(conn, reservation_id=held, workspace_id=workspace_id, campaign_id=None,
+                               period=budgets.month_of(datetime.now(UTC).date()), amount=1_000_000,
+                               default_monthly=None, default_campaign=None)["ok"]
+        assert budgets.settle(conn, held, 1_000_000)
+    with pytest.raises(QuotaExceeded) as refused:
+        service.start(principal, ChatRequest(message="Plan our Diwali sale"), workspace=None)
+    assert refused.value.details["limit"] == "monthly_ai_credits" and refused.value.details["used"] == 1_000
+    with connect(migrated_dsn) as conn:
+        row = conn.execute("SELECT count(*) AS n FROM public.conversations WHERE workspace_id = %s",
+                           (workspace_id,)).fetchone()
+    assert row is not None and row["n"] == 0
 
 
 def test_an_upstash_outage_does_not_take_the_api_down(edge_without_redis: flask.Flask, migrated_dsn: str,

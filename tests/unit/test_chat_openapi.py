@@ -126,3 +126,13 @@ def test_the_api_function_neither_serves_chat_nor_imports_its_runtime() -> None:
     found = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120)
     assert found.stdout.split("\n")[:2] == ["[]", "False"]
     assert "/api/v1/chat/stream" in DOCUMENT["paths"] and "/api/v1/chat/{conversationId}/events" in DOCUMENT["paths"]
+
+
+def test_the_chat_function_checks_its_edge_without_the_api_stack() -> None:
+    """The chat dispatcher's query check reads the chat paths only: neither the API's routes nor its document load."""
+    script = ("import sys, functions_framework\n"
+              "functions_framework.create_app('chat', 'functions/chat/main.py')\n"
+              "print(sorted(m for m in sys.modules if m in ('shared.api.app', 'shared.api.openapi', "
+              "'shared.api.modules', 'shared.api.plan')))\n")
+    found = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120)
+    assert found.stdout.split("\n")[0] == "['shared.api.plan']"
