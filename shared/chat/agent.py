@@ -30,7 +30,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -70,6 +70,7 @@ from shared.db.brandkits import get_kit, workspace_settings
 from shared.db.conversations import ConversationRepository
 from shared.db.knowledge import PgVectorKnowledge
 from shared.db.pool import Pool, as_user
+from shared.economics.budgets import PostgresBudgets
 from shared.errors import ConfigurationError, InvalidRequest, MuseError, PermanentStepError, UpstreamUnavailable
 from shared.integrations.cache import upstash_cache
 from shared.integrations.embeddings import embedder_from_settings
@@ -79,6 +80,7 @@ from shared.integrations.tavily import tavily_search
 from shared.lazy import lazy_module
 from shared.models.router import ModelCallFailed, ModelRouter
 from shared.models.routing import model_id
+from shared.models.spend import Hold, SpendGate
 from shared.ports import KnowledgeSearch, ModelTier, StructuredModel, Usage, WebSearch
 from shared.qa.gate import check as qa_check
 from shared.qa.report import Layer
@@ -246,18 +248,66 @@ class ModelStreams(Protocol):
 
 
 class ContentStreamer:
-    """`ModelStreams` over Gemini: the first model of the tier's cascade that opens a stream."""
+    """`ModelStreams` over Gemini: the first model of the tier's cascade that opens a stream.
 
-    def __init__(self, stream: GeminiStream, router: ModelRouter) -> None:
+    With a `budget`, each model tried first reserves its worst case (`BudgetExceeded` when a cap would be
+    passed, before anything is sent); a stream that fails to open cancels its hold, and an opened one settles
+    it once consumed (or abandoned) at the usage of its last chunk. The router's own per-call gate cannot do
+    this: it settles when `call` returns, which for a stream is when it opens, before any usage is known.
+    """
+
+    def __init__(self, stream: GeminiStream, router: ModelRouter, budget: SpendGate | None = None) -> None:
         self.stream = stream
         self.router = router
+        self.budget = budget
 
     def chunks(self, tier: ModelTier, contents: Any,
                config: types.GenerateContentConfig) -> tuple[str, Iterator[types.GenerateContentResponse]]:
         """The model that answered and its chunks (the first model of the cascade that opens a stream)."""
-        routed = self.router.invoke(tier, lambda model, timeout: self.stream.open(
-            model=model, contents=contents, config=config, timeout_seconds=timeout))
+        budget = self.budget
+
+        def call(model: str, timeout: float) -> Iterator[types.GenerateContentResponse]:
+            if budget is None:
+                return self.stream.open(model=model, contents=contents, config=config, timeout_seconds=timeout)
+            hold = budget.reserve_model(model, prompt_chars=prompt_chars(contents, config))
+            try:
+                opened = self.stream.open(model=model, contents=contents, config=config, timeout_seconds=timeout)
+            except BaseException:
+                hold.cancel()
+                raise
+            return settled_stream(opened, hold, model)
+
+        routed = self.router.invoke(tier, call)
         return routed.route.model, routed.value
+
+
+def prompt_chars(contents: Any, config: types.GenerateContentConfig) -> int:
+    """The characters a streamed call sends (its budget reservation counts one token each): the system
+    instruction, the tool declarations and every part of `contents`."""
+    sent = [str(config.system_instruction or "")]
+    sent += [tool.model_dump_json(exclude_none=True) for tool in config.tools or []
+             if isinstance(tool, types.Tool)]
+    if isinstance(contents, str):
+        sent.append(contents)
+    else:
+        for content in contents:
+            sent += [part.model_dump_json(exclude_none=True) for part in
+                     (content.parts or [] if isinstance(content, types.Content) else [])]
+    return sum(len(text) for text in sent)
+
+
+def settled_stream(chunks: Iterator[types.GenerateContentResponse], hold: Hold,
+                   model: str) -> Iterator[types.GenerateContentResponse]:
+    """`chunks`, settling `hold` when they end, fail or are abandoned: at the last usage Gemini reported (it
+    comes on the last chunk), else at the reserved amount (what was sent may have been billed)."""
+    final: types.GenerateContentResponse | None = None
+    try:
+        for chunk in chunks:
+            if chunk.usage_metadata is not None:
+                final = chunk
+            yield chunk
+    finally:
+        hold.settle_model(usage_of(final, model) if final is not None else None)
 
 
 class ChatContentOutput(BaseModel):
@@ -670,8 +720,10 @@ def chat_deps(settings: Settings, pool: Pool, *, workspace_id: str, principal: P
         campaigns = ApiCampaigns(api=api, principal=principal, workspace_id=workspace_id)
     tools = ToolDeps(web=web, knowledge=knowledge, documents=overrides.documents or PgKnowledgeFetch(pool),
                      model=model, canon=process.canon)
+    budget = replace(PostgresBudgets.from_settings(pool, settings).for_campaign(workspace_id, None),
+                     usage_node="chat")
     orchestrator = ChatOrchestrator(
-        streamer=ContentStreamer(process.stream, turn_router), tools=tools, campaigns=campaigns,
+        streamer=ContentStreamer(process.stream, turn_router, budget), tools=tools, campaigns=campaigns,
         kit=stored_kit["kit"] if stored_kit else None, tier=tier, max_rounds=settings.chat_max_tool_rounds,
         max_seconds=settings.chat_max_turn_seconds, qa_model=model if settings.qa_judge else None)
     messages = overrides.messages or process.caches.messages(ConversationRepository(pool))

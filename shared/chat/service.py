@@ -48,7 +48,7 @@ from shared.db import chat as db
 from shared.db.campaigns import memberships
 from shared.db.conversations import ConversationRepository
 from shared.db.pool import Pool, as_user
-from shared.errors import MuseError, NotFound, UpstreamUnavailable
+from shared.errors import BudgetExceeded, MuseError, NotFound, UpstreamUnavailable
 from shared.models.usage import UsageTotals
 from shared.plans import ensure_credits, plan_state
 from shared.settings import Settings
@@ -190,7 +190,9 @@ class ChatService:
                 raise
             except MuseError as exc:
                 log.warning("chat turn %s failed: %s", turn.turn_id, exc.message)
-                sink.finish(ErrorEvent(code=exc.code, message=exc.message, retryable=exc.retryable))
+                # Over an AI-spend cap, sending again cannot help until the cap is raised (the message says how).
+                retryable = exc.retryable and not isinstance(exc, BudgetExceeded)
+                sink.finish(ErrorEvent(code=exc.code, message=exc.message, retryable=retryable))
             except Exception:
                 log.exception("chat turn %s failed", turn.turn_id)
                 sink.finish(ErrorEvent(code="internal_error", retryable=True,

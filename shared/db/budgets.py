@@ -12,6 +12,7 @@ from typing import Any, TypedDict, cast
 from uuid import UUID
 
 from shared.db.pool import Conn, one
+from shared.ports import Usage
 
 _RESERVE = "SELECT ok, scope, cap, spent, reserved FROM public.reserve_spend(%s, %s, %s, %s, %s, %s, %s)"
 _SETTLE = "SELECT public.settle_spend(%s, %s) AS settled"
@@ -19,6 +20,12 @@ _TOOL_USAGE = """
 INSERT INTO public.tool_usage (reservation_id, campaign_id, workspace_id, node, tool, vendor, credits, cached,
     cost_micro_usd)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (reservation_id) DO NOTHING
+"""
+_MODEL_USAGE = """
+INSERT INTO public.model_usage (reservation_id, campaign_id, workspace_id, node, model, prompt_tokens, cached_tokens,
+    output_tokens, thinking_tokens, cost_micro_usd)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (reservation_id) DO NOTHING
 """
 _STALE = """
@@ -108,6 +115,13 @@ def record_tool_usage(conn: Conn, *, reservation_id: UUID, workspace_id: str, ca
     """One paid tool call's usage and cost, keyed by its reservation (recorded once)."""
     conn.execute(_TOOL_USAGE, (reservation_id, campaign_id, workspace_id, node, tool, vendor, credits, cached,
                                cost_micro_usd))
+
+
+def record_model_usage(conn: Conn, *, reservation_id: UUID, workspace_id: str, campaign_id: str | None, node: str,
+                       usage: Usage, cost_micro_usd: int | None) -> None:
+    """One model call's usage and cost, keyed by its reservation (recorded once)."""
+    conn.execute(_MODEL_USAGE, (reservation_id, campaign_id, workspace_id, node, usage.model, usage.prompt_tokens,
+                                usage.cached_tokens, usage.output_tokens, usage.thinking_tokens, cost_micro_usd))
 
 
 STALE_RESERVATION_SECONDS = 900.0

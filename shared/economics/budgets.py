@@ -62,16 +62,20 @@ class _PostgresHold:
     tool: str | None = None
     vendor: str | None = None
     node: str | None = None
+    amount: int = 0
+    """Micro-USD reserved."""
     done: bool = False
 
     def settle_model(self, usage: Usage | None) -> None:
-        """Spend the call's priced usage (None or an unpriced model: the reserved amount)."""
+        """Spend the call's priced usage (None or an unpriced model: the reserved amount); recorded in
+        `model_usage` too when the gate says so (`CampaignBudget.usage_node`)."""
         actual = None
+        priced = None
         if usage is not None:
             priced = usage if usage.model else Usage(self.model or "", usage.prompt_tokens, usage.cached_tokens,
                                                      usage.output_tokens, usage.thinking_tokens)
             actual = cost_micro_usd(priced, table=self.gate.prices)
-        self._settle(actual)
+        self._settle(actual, model_usage=priced or Usage(model=self.model or ""))
 
     def settle_tool(self, *, credits: float, cached: bool) -> None:
         """Spend the tool call's credits (0 for a cache hit) and record its usage row."""
@@ -82,13 +86,18 @@ class _PostgresHold:
         """Nothing was spent."""
         self._settle(0)
 
-    def _settle(self, actual: int | None, tool_usage: tuple[float, bool] | None = None) -> None:
+    def _settle(self, actual: int | None, tool_usage: tuple[float, bool] | None = None,
+                model_usage: Usage | None = None) -> None:
         if self.done:
             return
         self.done = True
         gate = self.gate
         with as_service(gate.pool) as conn:
             db.settle(conn, self.reservation_id, actual)
+            if model_usage is not None and gate.usage_node is not None:
+                db.record_model_usage(conn, reservation_id=self.reservation_id, workspace_id=gate.workspace_id,
+                                      campaign_id=gate.campaign_id, node=gate.usage_node, usage=model_usage,
+                                      cost_micro_usd=self.amount if actual is None else actual)
             if tool_usage is not None and self.tool is not None:
                 db.record_tool_usage(conn, reservation_id=self.reservation_id, workspace_id=gate.workspace_id,
                                      campaign_id=gate.campaign_id, node=self.node or "?", tool=self.tool,
@@ -106,11 +115,14 @@ class CampaignBudget:
     defaults: BudgetDefaults
     prices: PriceTable = field(default_factory=load_price_table)
     today: Callable[[], date] = field(default=lambda: datetime.now(UTC).date())
+    usage_node: str | None = None
+    """Record each settled model call in `model_usage` under this node (`GET /api/v1/costs` reads it): for work
+    no step records the usage of, such as chat turns (`chat`). None: the caller records it (campaign steps)."""
 
     def reserve_model(self, model: str, *, prompt_chars: int | None = None) -> _PostgresHold:
         """Hold the worst-case cost of one call of `model`."""
         amount = self.model_reserve(model, prompt_chars=prompt_chars)
-        return self._reserve(amount, _PostgresHold(self, uuid.uuid4(), model=model))
+        return self._reserve(amount, _PostgresHold(self, uuid.uuid4(), model=model, amount=amount))
 
     def reserve_tool(self, *, tool: str, vendor: str, credits: float, node: str | None) -> _PostgresHold:
         """Hold `credits` of `vendor` (priced by the table; an unpriced vendor holds nothing)."""
