@@ -697,7 +697,9 @@ def chat_deps(settings: Settings, pool: Pool, *, workspace_id: str, principal: P
               events: EventSink, overrides: ChatOverrides = ChatOverrides(),
               policy: CompactionPolicy | None = None) -> ChatDeps:
     """The run context of one chat turn: the workspace's router at the requested tier, the orchestrator
-    with the tools the request allows, the campaign service acting as `principal`, and `events`.
+    with the tools the request allows, the campaign service acting as `principal`, and `events`. Every model
+    call (streamed or structured) is reserved against the workspace's monthly AI-spend cap and recorded in
+    `model_usage` (node `chat`) when it settles; an overridden `model` is the caller's to cap.
 
     Raises `InvalidRequest` (400 naming `modelPreference`) for a model the workspace does not allow.
     Reads the workspace's settings and brand kit as the user (row-level security applies).
@@ -708,7 +710,9 @@ def chat_deps(settings: Settings, pool: Pool, *, workspace_id: str, principal: P
         stored_kit = get_kit(conn, workspace_id)
     router = process.router.for_workspace(workspace)
     tier, turn_router = resolve_model(options.model_preference, router)
-    model: StructuredModel = overrides.model if overrides.model is not None else router
+    budget = replace(PostgresBudgets.from_settings(pool, settings).for_campaign(workspace_id, None),
+                     usage_node="chat")
+    model: StructuredModel = overrides.model if overrides.model is not None else router.with_budget(budget)
     if overrides.web is not None and overrides.knowledge is not None:
         web, knowledge = overrides.web, overrides.knowledge
     else:
@@ -720,8 +724,6 @@ def chat_deps(settings: Settings, pool: Pool, *, workspace_id: str, principal: P
         campaigns = ApiCampaigns(api=api, principal=principal, workspace_id=workspace_id)
     tools = ToolDeps(web=web, knowledge=knowledge, documents=overrides.documents or PgKnowledgeFetch(pool),
                      model=model, canon=process.canon)
-    budget = replace(PostgresBudgets.from_settings(pool, settings).for_campaign(workspace_id, None),
-                     usage_node="chat")
     orchestrator = ChatOrchestrator(
         streamer=ContentStreamer(process.stream, turn_router, budget), tools=tools, campaigns=campaigns,
         kit=stored_kit["kit"] if stored_kit else None, tier=tier, max_rounds=settings.chat_max_tool_rounds,

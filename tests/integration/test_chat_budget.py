@@ -24,7 +24,7 @@ from shared.api.service import Api
 from shared.auth import Principal
 from shared.chat.agent import ChatOverrides, chat_deps
 from shared.chat.service import ChatService, TurnRequest
-from shared.conversations import ChatDeps, ChatOptions, compile_chat_graph
+from shared.conversations import ChatDeps, ChatOptions, CompactionPolicy, compile_chat_graph
 from shared.conversations.events import EventSink
 from shared.db import budgets as bdb
 from shared.db import chat as chat_db
@@ -68,6 +68,10 @@ def settings(gemini_server: RunningServer, migrated_dsn: str) -> Settings:
 
 @pytest.fixture
 def service(settings: Settings, pool: ConnectionPool) -> ChatService:
+    return _service(settings, pool)
+
+
+def _service(settings: Settings, pool: ConnectionPool, policy: CompactionPolicy | None = None) -> ChatService:
     """The chat service with the production deps of a turn but canned search results."""
     api = Api(settings=settings, pool=pool, queue=RecordingQueue(), phonepe_factory=lambda: None)  # type: ignore[arg-type,return-value]
     search = CannedSearch(findings=[Finding(source_id="kb:1", title="Diwali", content="Hampers ship 1 October.")])
@@ -76,7 +80,8 @@ def service(settings: Settings, pool: ConnectionPool) -> ChatService:
         options = ChatOptions(model_preference=turn.model_preference, include_resources=turn.include_resources,
                               enable_web_search=turn.enable_web_search)
         return chat_deps(chat.settings, chat.pool, workspace_id=turn.workspace_id, principal=turn.principal,
-                         options=options, events=sink, overrides=ChatOverrides(knowledge=search, web=search, api=api))
+                         options=options, events=sink, overrides=ChatOverrides(knowledge=search, web=search, api=api),
+                         policy=policy)
 
     return ChatService(settings=settings, pool=pool, graph=compile_chat_graph(create_checkpointer(pool)),
                        turn_deps=deps)
@@ -133,8 +138,36 @@ def test_a_turns_streamed_call_is_settled_at_its_priced_usage_and_shows_in_costs
     assert [(c.campaign_id, c.cost.micro_usd) for c in report.by_campaign] == [(None, priced)]
 
 
+def test_a_turns_compaction_call_is_capped_and_recorded_too(settings: Settings, pool: ConnectionPool, member: Member,
+                                                             migrated_dsn: str, gemini_http: httpx.Client) -> None:
+    """The second turn compacts the first (a structured call through the router): reserved, settled at its
+    usage and recorded like the streamed calls."""
+    service = _service(settings, pool, CompactionPolicy(window_items=1, trigger_items=2))
+    started = service.start(member.principal, ChatRequest(message="When do Diwali hampers ship?"), workspace=None)
+    for thread in service.threads:
+        thread.join(60)
+    again = ChatRequest(conversationId=uuid.UUID(started.conversation_id), message="And Holi gift boxes?")
+    service.start(member.principal, again, workspace=None)
+    for thread in service.threads:
+        thread.join(60)
+    with service.pool.connection() as conn:
+        events = chat_db.events_after(conn, started.conversation_id, 0)
+    assert [e.kind for e in events].count("done") == 2, [(e.kind, e.data) for e in events]
+    assert "compact" in [e.data.get("step") for e in events if e.kind == "step.started"]
+
+    rows = _usage_rows(migrated_dsn, member.workspace_id)
+    assert len(rows) == 3 and {r["node"] for r in rows} == {"chat"} and all(r["cost_micro_usd"] for r in rows)
+    with connect(migrated_dsn) as conn:
+        held = conn.execute("SELECT count(*) AS n, count(settled_at) AS settled, sum(actual_micro_usd) AS spent "
+                            "FROM public.spend_reservations WHERE workspace_id = %s", (member.workspace_id,)).fetchone()
+    assert held is not None and held["n"] == held["settled"] == 3
+    assert held["spent"] == sum(r["cost_micro_usd"] for r in rows)
+    assert _spend(migrated_dsn, member.workspace_id) == {"spent": held["spent"], "reserved": 0}
+
+
 def test_a_workspace_at_its_cap_gets_budget_exceeded_and_nothing_is_sent_or_stored(
         service: ChatService, member: Member, migrated_dsn: str, gemini_http: httpx.Client) -> None:
+    gemini_http.delete("/_emulator/requests").raise_for_status()
     gemini_http.post("/_emulator/script", json={"rules": [
         {"times": 1, "match": {"model": PRO}, "response": {"text": REPLY}}]}).raise_for_status()
     with connect(migrated_dsn) as conn, conn.transaction():  # the month's cap (US$0.005) is spent
