@@ -28,6 +28,7 @@ from langgraph.graph import END, START, StateGraph
 from infra.local.emulators.qstash import sign
 from infra.local.processes import FUNCTIONS, EmulatorProcess, FunctionProcess, free_port, start_emulators
 from infra.local.serve import serve_in_thread
+from infra.local.token import mint
 from shared.db.knowledge import insert_document, mark_failed
 from shared.db.pool import connect, create_pool
 from shared.db.threads import ThreadRepository
@@ -179,11 +180,14 @@ def _first_2xx(request: Callable[[], httpx.Response], deadline: float) -> None:
     raise TimeoutError("no 2xx before the deadline")
 
 
-def _probe(name: str, url: str, *, done: uuid.UUID, document: uuid.UUID, key: str,
-           auth: str) -> Callable[[], httpx.Response]:
+def _probe(name: str, url: str, *, done: uuid.UUID, document: uuid.UUID, key: str, auth: str,
+           conversation: uuid.UUID, bearer: str) -> Callable[[], httpx.Response]:
     """The cheapest real request that gets a 2xx from function `name`."""
     if name == "api":
         return lambda: httpx.get(f"{url}api/v1/openapi.json", timeout=5)
+    if name == "chat":
+        return lambda: httpx.get(f"{url}api/v1/chat/{conversation}/events", timeout=10,
+                                 headers={"Authorization": f"Bearer {bearer}"})
     if name == "phonepe_webhook":
         payload = {"event": "checkout.order.completed",
                    "payload": {"merchantOrderId": "MUSE-cold-1", "state": "COMPLETED"}}
@@ -201,8 +205,11 @@ def _probe(name: str, url: str, *, done: uuid.UUID, document: uuid.UUID, key: st
 def bench_cold_starts(emulators: EmulatorProcess, data_dir: Path, *, runs: int = 3) -> None:
     env_file = json.loads((emulators.data_dir / "env.json").read_text())
     with connect(env_file["DATABASE_URL"]) as conn:
-        workspace_id = ensure_workspace(conn, slug=f"cold-{uuid.uuid4().hex[:8]}", name="cold",
-                                        user_id=str(uuid.uuid4()))
+        slug, member = f"cold-{uuid.uuid4().hex[:8]}", str(uuid.uuid4())
+        workspace_id = ensure_workspace(conn, slug=slug, name="cold", user_id=member)
+        conversation = uuid.uuid4()
+        conn.execute("INSERT INTO public.conversations (id, workspace_id, kind) VALUES (%s, %s, 'chat')",
+                     (conversation, workspace_id))
         done = uuid.uuid4()
         conn.execute("INSERT INTO public.campaigns (id, workspace_id, created_by, kind, brief, status) "
                      "VALUES (%s, %s, %s, 'move', '{}', 'completed')", (done, workspace_id, uuid.uuid4()))
@@ -213,6 +220,8 @@ def bench_cold_starts(emulators: EmulatorProcess, data_dir: Path, *, runs: int =
         mark_failed(conn, ready_doc, "cold-start probe")
     key = env_file["QSTASH_CURRENT_SIGNING_KEY"]
     auth = expected_authorization(env_file["PHONEPE_WEBHOOK_USERNAME"], env_file["PHONEPE_WEBHOOK_PASSWORD"])
+    bearer = mint(env_file["SUPABASE_JWT_SECRET"], user_id=member, workspace_id=workspace_id, slug=slug,
+                  issuer="http://127.0.0.1/auth/v1")
     for name in FUNCTIONS:
         samples = []
         for _ in range(runs):
@@ -220,7 +229,8 @@ def bench_cold_starts(emulators: EmulatorProcess, data_dir: Path, *, runs: int =
             url = f"http://127.0.0.1:{port}/"
             env = emulators.function_env({name: url})
             fn = FunctionProcess(name, port, env, data_dir / f"cold-{name}.log")
-            request = _probe(name, url, done=done, document=ready_doc, key=key, auth=auth)
+            request = _probe(name, url, done=done, document=ready_doc, key=key, auth=auth,
+                             conversation=conversation, bearer=bearer)
             started = time.monotonic()
             fn.spawn()
             try:

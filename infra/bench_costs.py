@@ -22,6 +22,7 @@ Run: `python -m infra.bench_costs` (embedded Postgres, or `DATABASE_URL`).
 from __future__ import annotations
 
 import argparse
+import logging
 import statistics
 import time
 import uuid
@@ -171,6 +172,7 @@ def check_latency(settings: Settings, workspace_id: str, campaign_id: str,
 def main(argv: list[str] | None = None) -> int:
     """Run the standard campaign once and print its figures."""
     argparse.ArgumentParser(description=__doc__).parse_args(argv)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     gemini = serve_in_thread(create_gemini(EmulatorConfig(database_url="")))
     try:
         with postgres() as dsn:
