@@ -169,7 +169,7 @@ PATHS: dict[str, Any] = {
                                               "schema": {"type": "string", "format": "uuid"}},
                                 "X-Chat-Protocol": {**_PROTOCOL_HEADER, "required": True}},
                     "content": _STREAM_CONTENT},
-            **errors(400, 401, 404), "409": _CONFLICT, **errors(503)},
+            **errors(400, 401, 404), "409": _CONFLICT, **errors(429, 503)},
     }},
     "/api/v1/chat/{conversationId}/events": {"get": {
         "summary": "The conversation's events after `Last-Event-ID`, then its running turn's until it ends "
@@ -187,6 +187,6 @@ PATHS: dict[str, Any] = {
         "responses": {"200": {"description": "The events after `Last-Event-ID`, then the running turn's",
                               "headers": {"X-Chat-Protocol": {**_PROTOCOL_HEADER, "required": True}},
                               "content": _STREAM_CONTENT},
-                      **errors(400, 401, 404, 503)},
+                      **errors(400, 401, 404, 429, 503)},
     }},
 }

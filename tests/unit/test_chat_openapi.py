@@ -136,3 +136,10 @@ def test_the_chat_function_checks_its_edge_without_the_api_stack() -> None:
               "'shared.api.modules', 'shared.api.plan')))\n")
     found = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120)
     assert found.stdout.split("\n")[0] == "['shared.api.plan']"
+
+
+def test_the_chat_operations_document_the_rate_limit() -> None:
+    """Both chat operations count against the plan's requests per minute (and a new turn against its credits)."""
+    for path, method in (("/api/v1/chat/stream", "post"), ("/api/v1/chat/{conversationId}/events", "get")):
+        refused = DOCUMENT["paths"][path][method]["responses"]["429"]
+        assert "Retry-After" in refused["headers"], path
