@@ -201,6 +201,10 @@ def function_env(*, emulators_url: str, dbs: Databases, local: LocalSecrets, con
         "MUSE_URL_ALLOWLIST": ",".join(["127.0.0.0/8", "::1/128", "localhost", *corpus_hosts()]),
         "MUSE_PLAN_DEFAULT_TIER": os.environ.get("MUSE_PLAN_DEFAULT_TIER", "agency"),
         "MUSE_BUDGET_MONTHLY_CAP_USD": os.environ.get("MUSE_BUDGET_MONTHLY_CAP_USD", "1000"),
+        "LANGSMITH_TRACING": os.environ.get("LANGSMITH_TRACING", "true"),
+        "LANGSMITH_ENDPOINT": f"{emulators_url}/langsmith",
+        "LANGSMITH_API_KEY": config.langsmith_api_key,
+        "LANGSMITH_PROJECT": "muse-local",
     }
     if os.environ.get("GEMINI_API_KEY"):
         env["GEMINI_API_KEY"] = os.environ["GEMINI_API_KEY"]
