@@ -37,12 +37,12 @@ class PlanGate:
     settings: Settings
     limiter: RateLimiter
     clock: Callable[[], float] = time.monotonic
-    _placed: dict[tuple[str, str | None], tuple[float, str, Tier]] = field(default_factory=dict, init=False)
+    _placed: dict[tuple[str, str | None, str | None], tuple[float, str, Tier]] = field(default_factory=dict, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def place(self, principal: Principal, requested: str | None) -> tuple[str, Tier]:
         """(workspace id, tier) of a request, as the operation will choose the workspace; `MuseError` if none."""
-        key = (str(principal.user_id), requested or principal.requested_workspace)
+        key = (str(principal.user_id), requested, principal.requested_workspace)
         now = self.clock()
         cached = self._placed.get(key)
         if cached is not None and cached[0] > now:

@@ -254,6 +254,18 @@ def _call(app: flask.Flask, method: str, path: str, token: str, **kwargs: Any) -
 
 
 class TestApiEdge:
+    @pytest.mark.parametrize("header", ["", "not-a-uuid"])
+    def test_a_cached_placement_never_lets_a_malformed_workspace_header_through(self, edge: flask.Flask,
+                                                                                migrated_dsn: str,
+                                                                                header: str) -> None:
+        _, _, token = _member(migrated_dsn)
+        assert _call(edge, "GET", "/api/v1/plan", token).status_code == 200
+        with edge.test_request_context("/api/v1/plan", method="GET", headers={
+                "Authorization": f"Bearer {token}", "X-Workspace-Id": header}):
+            answer = api_app.dispatch(flask.request)
+        assert answer.status_code == 400, answer.get_json()
+        assert answer.get_json()["error"]["details"]["field"] == "X-Workspace-Id"
+
     def test_the_plan_and_a_429_with_retry_after_past_the_tiers_rate(self, edge: flask.Flask,
                                                                        migrated_dsn: str) -> None:
         workspace_id, _, token = _member(migrated_dsn)
