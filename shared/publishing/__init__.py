@@ -1,0 +1,1 @@
+"""Publishing: channel connections, platform adapters and exactly-once publications."""
