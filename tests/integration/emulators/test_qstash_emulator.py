@@ -407,6 +407,29 @@ def test_flow_control_parallelism_one_serializes(client, emulator, receiver) -> 
     assert app.max_concurrent["/parallel"] > 1
 
 
+def test_a_rate_without_a_period_reports_the_one_second_period_qstash_applies(client, receiver) -> None:
+    _, base = receiver
+    published = client.message.publish_json(url=f"{base}/later", body={}, delay="1h",
+                                             flow_control={"key": "rated", "rate": 5})
+    message = client.message.get(published.message_id)
+    assert message.flow_control is not None
+    assert (message.flow_control.rate, message.flow_control.period) == (5, 1)
+    client.message.cancel(published.message_id)
+
+
+def test_log_entries_carry_the_retry_delay_expression(client, receiver) -> None:
+    app, base = receiver
+    app.script("/logged", Reply(500), then=Reply())
+    published = client.message.publish_json(url=f"{base}/logged", body={}, retries=1, retry_delay="10 * retried")
+    wait_for(lambda: len(app.at("/logged")) == 2)
+    logs = client.log.list(filter={"message_id": published.message_id}).logs
+    assert logs and {log.retry_delay_expression for log in logs} == {"10 * retried"}
+    plain = client.message.publish_json(url=f"{base}/logged", body={})
+    wait_for(lambda: len(app.at("/logged")) == 3)
+    assert {log.retry_delay_expression for log in client.log.list(filter={"message_id": plain.message_id}).logs} == {
+        None}
+
+
 def test_enqueue_delivers_fifo_one_at_a_time(client, emulator, receiver) -> None:
     app, base = receiver
     app.script("/queued", then=Reply(sleep=0.05))

@@ -219,6 +219,8 @@ def _flow_control(h: Headers) -> dict[str, Any]:
             settings["flow_period_s"] = parse_duration(raw, "Upstash-Flow-Control-Value period")
         else:
             raise ApiError(400, f"invalid Upstash-Flow-Control-Value header: {value!r}")
+    if settings["flow_rate"] is not None and settings["flow_period_s"] is None:
+        settings["flow_period_s"] = 1.0
     return settings
 
 

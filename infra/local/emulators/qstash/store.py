@@ -432,7 +432,9 @@ def insert_message(conn: psycopg.Connection[Any], message: dict[str, Any]) -> No
 def add_event(
     conn: psycopg.Connection[Any], message: dict[str, Any], state: str, now: float, extra: dict[str, Any]
 ) -> None:
-    """Append one log entry for `message` in `state`."""
+    """Append one log entry for `message` in `state` (with the message's `retryDelayExpr`, as QStash logs it)."""
+    if message.get("retry_delay_expr"):
+        extra = {"retryDelayExpr": message["retry_delay_expr"], **extra}
     conn.execute(
         f"""INSERT INTO {SCHEMA}.events (time_ms, message_id, state, url, queue_name, label, flow_key,
             schedule_id, extra) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)""",
