@@ -6,6 +6,7 @@ Local, test and cloud runs differ only in these values: base URLs point at the w
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import json
 import re
@@ -292,6 +293,86 @@ class Settings(BaseSettings):
     budget_reserve_output_tokens: int = Field(8_192, alias="MUSE_BUDGET_RESERVE_OUTPUT_TOKENS", ge=0)
     """A model call reserves these prompt and output tokens at its model's prices before it is sent (the
     worst case a step's prompts and answers reach); it is settled at its actual usage right after."""
+
+    # Meta and WhatsApp publishing, the asset library and image generation (issue 11: shared.publishing
+    # adapters meta/whatsapp, shared.assets).
+    meta_graph_version: str = Field("v26.0", alias="META_GRAPH_VERSION", pattern=r"^v[1-9][0-9]*\.0$")
+    """Graph API version of every Meta and WhatsApp call (each version lives at least two years)."""
+    meta_graph_url: str = Field("https://graph.facebook.com", alias="META_GRAPH_URL")
+    meta_dialog_url: str = Field("https://www.facebook.com", alias="META_DIALOG_URL")
+    """Host of Facebook Login's authorization dialog (`/{version}/dialog/oauth`)."""
+    meta_app_id: str = Field("", alias="META_APP_ID")
+    meta_app_secret: SecretStr | None = Field(None, alias="META_APP_SECRET")
+    """Exchanges codes for tokens and signs every Graph call (`appsecret_proof`)."""
+    meta_scopes: Annotated[list[str], NoDecode] = Field(
+        default=["pages_show_list", "pages_manage_posts", "pages_read_engagement", "instagram_basic",
+                 "instagram_content_publish", "business_management"], alias="META_SCOPES")
+    meta_timeout_seconds: float = Field(30.0, alias="MUSE_META_TIMEOUT_SECONDS", gt=0)
+    """Longest one Graph call may take; past it a create's outcome is unknown and is reconciled."""
+    meta_container_wait_seconds: float = Field(60.0, alias="MUSE_META_CONTAINER_WAIT_SECONDS", gt=0)
+    """How long an Instagram container may stay `IN_PROGRESS` before the publish is retried later."""
+    whatsapp_graph_url: str = Field("https://graph.facebook.com", alias="WHATSAPP_GRAPH_URL")
+    assets_bucket: str = Field("assets", alias="MUSE_ASSETS_BUCKET", pattern=r"^[a-z0-9][a-z0-9_-]{2,62}$")
+    assets_max_upload_bytes: int = Field(8 * 1024 * 1024, alias="MUSE_ASSETS_MAX_UPLOAD_BYTES", ge=1024)
+    """Largest image accepted by `POST /api/v1/assets` (Instagram takes JPEGs up to 8 MB)."""
+    asset_url_seconds: int = Field(7 * 86400, alias="MUSE_ASSET_URL_SECONDS", ge=60)
+    """Lifetime of the signed Storage URL platforms fetch an image from (it must outlive their processing)."""
+    image_model: str = Field("gemini-2.5-flash-image", alias="MUSE_IMAGE_MODEL")
+    """Gemini model that draws an image when the asset library has none that fits a post."""
+    asset_match_threshold: float = Field(0.2, alias="MUSE_ASSET_MATCH_THRESHOLD", gt=0, le=1)
+    """Share of an asset's words (tags, description, alt text) a post's text must contain for it to fit."""
+
+    @field_validator("meta_scopes", mode="before")
+    @classmethod
+    def _parse_meta_scopes(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [scope.strip() for scope in value.split(",") if scope.strip()]
+        return value
+
+    # Channel connections (issue 11, shared.security.envelope, shared.publishing.connections): token encryption,
+    # the OAuth apps of LinkedIn, X and Meta, and where their callbacks land.
+    encryption_keys: SecretStr | None = Field(None, alias="MUSE_ENCRYPTION_KEYS")
+    """Key-encryption keys as comma-separated `kid:base64` pairs (32 random bytes each, standard or URL-safe
+    base64), e.g. `k2026a:…,k2025b:…`. New secrets are sealed with `MUSE_ENCRYPTION_KEY_ID`; the others only
+    open older ones (rotation: add the new key, make it active, keep the old one until re-wrapped)."""
+    encryption_key_id: str | None = Field(None, alias="MUSE_ENCRYPTION_KEY_ID", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+    """The key id new secrets are sealed with; unset: the first of `MUSE_ENCRYPTION_KEYS`."""
+    linkedin_client_id: str | None = Field(None, alias="LINKEDIN_CLIENT_ID")
+    linkedin_client_secret: SecretStr | None = Field(None, alias="LINKEDIN_CLIENT_SECRET")
+    x_client_id: str | None = Field(None, alias="X_CLIENT_ID")
+    x_client_secret: SecretStr | None = Field(None, alias="X_CLIENT_SECRET")
+    meta_app_id: str | None = Field(None, alias="META_APP_ID")
+    meta_app_secret: SecretStr | None = Field(None, alias="META_APP_SECRET")
+    public_url: str = Field("http://127.0.0.1:8080", alias="MUSE_PUBLIC_URL")
+    """Public base URL of the API; OAuth redirect URIs are `{MUSE_PUBLIC_URL}/api/v1/channels/{provider}/callback`
+    and must be registered exactly so with each platform."""
+    channels_return_url: str | None = Field(None, alias="MUSE_CHANNELS_RETURN_URL")
+    """Where the browser is sent after a callback (`?provider=…&status=connected|error`); unset: the callback
+    answers JSON."""
+    oauth_state_seconds: int = Field(600, alias="MUSE_OAUTH_STATE_SECONDS", ge=30, le=3600)
+    """How long a connect's `state` may wait for its callback (single use)."""
+    token_refresh_margin_seconds: int = Field(300, alias="MUSE_TOKEN_REFRESH_MARGIN_SECONDS", ge=0)
+    """An access token expiring within this long is refreshed before it is handed out."""
+    workspace_key_cache_seconds: float = Field(30.0, alias="MUSE_WORKSPACE_KEY_CACHE_SECONDS", ge=0)
+    """How long an instance reuses a workspace's own Gemini/Tavily key (or its absence) before reading it again."""
+
+    @field_validator("encryption_keys", mode="after")
+    @classmethod
+    def _check_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        for entry in value.get_secret_value().split(","):
+            kid, sep, material = entry.strip().partition(":")
+            if not sep or not re.fullmatch(r"[A-Za-z0-9_.-]{1,32}", kid):
+                raise ValueError("MUSE_ENCRYPTION_KEYS must be comma-separated `kid:base64` pairs (kid: 1-32 of "
+                                 "A-Z a-z 0-9 _ . -)")
+            try:
+                raw = base64.b64decode(material.strip().replace("-", "+").replace("_", "/") + "==", validate=False)
+            except ValueError as exc:
+                raise ValueError(f"MUSE_ENCRYPTION_KEYS key {kid!r} is not base64") from exc
+            if len(raw) != 32:
+                raise ValueError(f"MUSE_ENCRYPTION_KEYS key {kid!r} must be 32 bytes (AES-256), got {len(raw)}")
+        return value
 
 
 @lru_cache(maxsize=1)

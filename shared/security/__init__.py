@@ -1,0 +1,1 @@
+"""Secrets at rest: envelope encryption (`envelope`) and the workspaces' own model and search keys (`keys`)."""
