@@ -330,7 +330,7 @@ class Settings(BaseSettings):
         return value
 
     # Channel connections (issue 11, shared.security.envelope, shared.publishing.connections): token encryption,
-    # the OAuth apps of LinkedIn, X and Meta, and where their callbacks land.
+    # the OAuth apps of LinkedIn and X (Meta's app is META_APP_ID/SECRET above), and where callbacks land.
     encryption_keys: SecretStr | None = Field(None, alias="MUSE_ENCRYPTION_KEYS")
     """Key-encryption keys as comma-separated `kid:base64` pairs (32 random bytes each, standard or URL-safe
     base64), e.g. `k2026a:…,k2025b:…`. New secrets are sealed with `MUSE_ENCRYPTION_KEY_ID`; the others only
@@ -341,8 +341,6 @@ class Settings(BaseSettings):
     linkedin_client_secret: SecretStr | None = Field(None, alias="LINKEDIN_CLIENT_SECRET")
     x_client_id: str | None = Field(None, alias="X_CLIENT_ID")
     x_client_secret: SecretStr | None = Field(None, alias="X_CLIENT_SECRET")
-    meta_app_id: str | None = Field(None, alias="META_APP_ID")
-    meta_app_secret: SecretStr | None = Field(None, alias="META_APP_SECRET")
     public_url: str = Field("http://127.0.0.1:8080", alias="MUSE_PUBLIC_URL")
     """Public base URL of the API; OAuth redirect URIs are `{MUSE_PUBLIC_URL}/api/v1/channels/{provider}/callback`
     and must be registered exactly so with each platform."""
