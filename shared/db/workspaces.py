@@ -113,3 +113,10 @@ _SEED_KIT = "INSERT INTO public.brand_kits (workspace_id, kit) VALUES (%s, %s) O
 def ensure_brand_kit(conn: Conn, workspace_id: str, kit: dict[str, Any]) -> None:
     """Store `kit` only if the workspace has no brand kit yet (seeding never overwrites edits)."""
     conn.execute(_SEED_KIT, (workspace_id, Jsonb(kit)))
+
+
+def workspace_timezone(conn: Conn, workspace_id: str) -> str | None:
+    """The IANA timezone the workspace set (`settings.timezone`), if any: schedules and publishing slots use it."""
+    row = conn.execute("SELECT settings ->> 'timezone' AS tz FROM public.workspaces WHERE id = %s",
+                       (workspace_id,)).fetchone()
+    return row["tz"] if row else None
