@@ -1,4 +1,4 @@
-"""PhonePe PG Standard Checkout v2: OAuth token, create order, order status.
+"""PhonePe PG Standard Checkout v2: OAuth token, create order, order status, refund and refund status.
 
 A small httpx client instead of the official `phonepe-pg-sdk-python`: that SDK pins
 `requests<=2.31` and `urllib3<=1.26.12` (versions with known CVEs), installs a top-level `tests`
@@ -50,6 +50,25 @@ class OrderStatus:
     raw: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class RefundStatus:
+    """A refund as PhonePe reports it (`/payments/v2/refund` and its status API); decide on `state` only.
+
+    `state` is PENDING or CONFIRMED (both still in progress), COMPLETED or FAILED (final; a failed refund is
+    re-initiated under a new merchantRefundId).
+    """
+
+    state: str
+    amount_paise: int
+    refund_id: str
+    error_code: str | None
+    raw: dict[str, Any]
+
+
+REFUND_UNKNOWN_CODES = frozenset({"INVALID_MERCHANT_REFUND_ID", "REFUND_NOT_FOUND", "INVALID_REFUND_ID"})
+"""What the status API answers for a merchantRefundId PhonePe never received (the docs name no code)."""
+
+
 class OrderAlreadyExists(InvalidRequest):
     """PhonePe already has an order with this merchantOrderId."""
 
@@ -58,7 +77,7 @@ class OrderAlreadyExists(InvalidRequest):
 
 @dataclass
 class PhonePeClient:
-    """The three v2 calls Muse needs."""
+    """The v2 calls Muse needs: checkout orders, their status, refunds and their status."""
 
     http: httpx.Client
     settings: Settings
@@ -192,6 +211,40 @@ class PhonePeClient:
             raise UpstreamUnavailable(f"PhonePe order status for {merchant_order_id!r} failed: {data}")
         return OrderStatus(state=str(data.get("state")), amount_paise=int(data.get("amount") or 0),
                            order_id=str(data.get("orderId")), raw=data)
+
+
+    def refund(self, merchant_refund_id: str, original_merchant_order_id: str, amount_paise: int) -> RefundStatus:
+        """`POST /payments/v2/refund` of `amount_paise` of a completed order.
+
+        PhonePe keys a refund by `merchant_refund_id`, so sending the same one again (a retry after a timeout)
+        cannot refund twice. A refusal (amount above what is refundable, unknown order) is `InvalidRequest`.
+        """
+        body = {"merchantRefundId": merchant_refund_id, "originalMerchantOrderId": original_merchant_order_id,
+                "amount": amount_paise}
+        response = self._authorized("POST", self.settings.phonepe_base_url + "/payments/v2/refund", "refund",
+                                    json=body)
+        data = self._json(response, "refund")
+        if response.status_code >= 400:
+            raise InvalidRequest(f"PhonePe refused refund {merchant_refund_id!r} of {amount_paise} paise of order "
+                                 f"{original_merchant_order_id!r}: {data.get('code')}: {data.get('message')}")
+        return _refund_status(data, amount_paise)
+
+    def refund_status(self, merchant_refund_id: str) -> RefundStatus | None:
+        """`GET /payments/v2/refund/{id}/status`; None if PhonePe never received this refund."""
+        url = f"{self.settings.phonepe_base_url}/payments/v2/refund/{merchant_refund_id}/status"
+        response = self._authorized("GET", url, "refund status")
+        data = self._json(response, "refund status")
+        if response.status_code >= 400:
+            if response.status_code == 404 or data.get("code") in REFUND_UNKNOWN_CODES:
+                return None
+            raise UpstreamUnavailable(f"PhonePe refund status for {merchant_refund_id!r} failed: {data}")
+        return _refund_status(data, 0)
+
+
+def _refund_status(data: dict[str, Any], default_amount: int) -> RefundStatus:
+    error = data.get("errorCode")
+    return RefundStatus(state=str(data.get("state")), amount_paise=int(data.get("amount") or default_amount),
+                        refund_id=str(data.get("refundId") or ""), error_code=str(error) if error else None, raw=data)
 
 
 def phonepe_client(settings: Settings, cache: UpstashCache | None) -> PhonePeClient:

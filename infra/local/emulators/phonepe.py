@@ -1,4 +1,4 @@
-"""PhonePe PG Standard Checkout v2 emulator: OAuth token, pay, order status, pay page and S2S webhook.
+"""PhonePe PG Standard Checkout v2 emulator: OAuth token, pay, order status, pay page, refunds and S2S webhooks.
 
 The product talks to PhonePe with its own small httpx client, so this emulator follows the documented
 wire shapes (reference `phonepe-gst-india.md` §1–§2) rather than any SDK. A checkout goes:
@@ -9,13 +9,22 @@ wire shapes (reference `phonepe-gst-india.md` §1–§2) rather than any SDK. A 
    webhook *synchronously* (so the caller knows it was delivered), then redirects to the merchant.
 4. `GET /checkout/v2/order/{merchantOrderId}/status` reports the order, unless a test override says otherwise.
 
-Tokens, orders (with their status overrides) and webhook deliveries live in the stack's Postgres (schema
+Refunds (`POST /payments/v2/refund`, `GET /payments/v2/refund/{merchantRefundId}/status`) take a COMPLETED
+order's money back, at most what is left of it (the order's amount minus its refunds that did not fail). The
+same merchantRefundId sent again for the same order and amount is the same refund (answered as it stands now);
+for another order or amount it is a 400 `DUPLICATE_MERCHANT_REFUND_ID` (PhonePe documents no code for this).
+A refund stays PENDING until a test settles it (`POST /_emulator/refunds/{id}/settle` with `outcome`
+completed, failed or confirmed), which sends `pg.refund.completed` / `pg.refund.failed` / `pg.refund.accepted`
+signed like the payment webhooks. An unknown merchantRefundId is a 404 `INVALID_MERCHANT_REFUND_ID`.
+
+Tokens, orders (with their status overrides), refunds and webhook deliveries live in the stack's Postgres (schema
 `phonepe_emulator`), as the QStash emulator keeps its messages: a restarted stack still knows the order a
 campaign waits on and still accepts the tokens functions cached in Redis before the restart.
 
 Test knobs live under `/_emulator/`: list orders with their webhook deliveries, override what the status API
 reports, (re)send a webhook, possibly with a forged `Authorization`, list the tokens it knows, and forget every
-token (`DELETE /_emulator/tokens`) so the next PG call with a cached token gets a 401.
+token (`DELETE /_emulator/tokens`) so the next PG call with a cached token gets a 401. Refunds have theirs:
+list them, settle one, and (re)send its webhook (`POST /_emulator/refunds/{id}/webhook`).
 """
 
 from __future__ import annotations
@@ -36,10 +45,12 @@ import httpx
 import psycopg
 from psycopg.types.json import Jsonb
 
+from infra.local.emulators import phonepe_subscriptions
 from infra.local.emulators.config import EmulatorConfig
 from infra.local.emulators.pgschema import SchemaDatabase
 
 OrderState = Literal["PENDING", "COMPLETED", "FAILED"]
+RefundState = Literal["PENDING", "CONFIRMED", "COMPLETED", "FAILED"]
 
 TOKEN_TTL_SECONDS = 3600
 DEFAULT_EXPIRE_AFTER_SECONDS = 1200
@@ -48,6 +59,10 @@ MIN_AMOUNT_PAISE = 100
 WEBHOOK_TIMEOUT_SECONDS = 10.0
 EVENT_BY_STATE: dict[str, str] = {"COMPLETED": "checkout.order.completed", "FAILED": "checkout.order.failed"}
 STATE_BY_EVENT: dict[str, str] = {event: state for state, event in EVENT_BY_STATE.items()}
+REFUND_EVENT_BY_STATE: dict[str, str] = {"COMPLETED": "pg.refund.completed", "FAILED": "pg.refund.failed",
+                                         "CONFIRMED": "pg.refund.accepted"}
+REFUND_STATE_BY_OUTCOME: dict[str, RefundState] = {"completed": "COMPLETED", "failed": "FAILED",
+                                                   "confirmed": "CONFIRMED"}
 
 _MERCHANT_ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,63}$")
 
@@ -72,6 +87,13 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.webhook_deliveries (
     document jsonb NOT NULL
 );
 CREATE INDEX IF NOT EXISTS webhook_deliveries_order ON {SCHEMA}.webhook_deliveries (merchant_order_id, id);
+CREATE TABLE IF NOT EXISTS {SCHEMA}.refunds (
+    seq bigserial NOT NULL,
+    merchant_refund_id text PRIMARY KEY,
+    merchant_order_id text NOT NULL REFERENCES {SCHEMA}.orders (merchant_order_id),
+    document jsonb NOT NULL
+);
+CREATE INDEX IF NOT EXISTS refunds_order ON {SCHEMA}.refunds (merchant_order_id);
 """
 
 
@@ -122,6 +144,22 @@ class Order:
     detailed_error_code: str | None = None
     payment_details: list[dict[str, Any]] = field(default_factory=list)
     override: dict[str, Any] = field(default_factory=dict)
+    created_at: int = field(default_factory=_now_ms)
+
+
+@dataclass
+class Refund:
+    """A refund of (part of) a COMPLETED order, stored as one JSON document."""
+
+    merchant_refund_id: str
+    refund_id: str
+    original_merchant_order_id: str
+    amount: int
+    state: RefundState = "PENDING"
+    error_code: str | None = None
+    detailed_error_code: str | None = None
+    timestamp: int = field(default_factory=_now_ms)
+    """Epoch milliseconds of the last change, as PhonePe reports it."""
     created_at: int = field(default_factory=_now_ms)
 
 
@@ -239,6 +277,67 @@ class _Store:
         """Everything about an order, including its webhook deliveries, for tests."""
         return _debug_view(order, self.deliveries(order.merchant_order_id).get(order.merchant_order_id, []))
 
+    def create_refund(self, merchant_refund_id: str, merchant_order_id: str, amount: int) -> Refund:
+        """The refund `merchant_refund_id`: the stored one when it repeats a request, else a new PENDING one.
+
+        The order is locked while its refundable amount is worked out, so concurrent refunds of one order
+        never take back more than it was paid.
+        """
+        with self._tx() as conn:
+            order_row = conn.execute(f"SELECT document FROM {SCHEMA}.orders WHERE merchant_order_id = %s FOR UPDATE",
+                                     (merchant_order_id,)).fetchone()
+            existing = conn.execute(f"SELECT document FROM {SCHEMA}.refunds WHERE merchant_refund_id = %s",
+                                    (merchant_refund_id,)).fetchone()
+            if existing is not None:
+                refund = Refund(**existing["document"])
+                if refund.original_merchant_order_id != merchant_order_id or refund.amount != amount:
+                    raise _bad_request_code("DUPLICATE_MERCHANT_REFUND_ID",
+                                            f"merchantRefundId {merchant_refund_id!r} was used for another refund "
+                                            f"({refund.amount} paise of {refund.original_merchant_order_id!r})")
+                return refund
+            if order_row is None:
+                raise PhonePeError(400, "INVALID_MERCHANT_ORDER_ID", "No entry found for given merchant order id")
+            order = Order(**order_row["document"])
+            if order.state != "COMPLETED":
+                raise _bad_request_code("ORDER_NOT_COMPLETED",
+                                        f"Order {merchant_order_id!r} is {order.state}; only a COMPLETED order is "
+                                        "refundable")
+            refunded = conn.execute(
+                f"""SELECT coalesce(sum((document->>'amount')::bigint), 0) AS n FROM {SCHEMA}.refunds
+                    WHERE merchant_order_id = %s AND document->>'state' <> 'FAILED'""", (merchant_order_id,),
+            ).fetchone()
+            refundable = order.amount - int(refunded["n"] if refunded else 0)
+            if amount > refundable:
+                raise _bad_request_code("INVALID_REFUND_AMOUNT",
+                                        f"amount {amount} exceeds the {refundable} paise still refundable of order "
+                                        f"{merchant_order_id!r}")
+            refund = Refund(merchant_refund_id=merchant_refund_id, refund_id=_new_id("OMR"),
+                            original_merchant_order_id=merchant_order_id, amount=amount)
+            conn.execute(f"INSERT INTO {SCHEMA}.refunds (merchant_refund_id, merchant_order_id, document) "
+                         "VALUES (%s, %s, %s)", (merchant_refund_id, merchant_order_id, Jsonb(asdict(refund))))
+        return refund
+
+    @contextmanager
+    def refund(self, merchant_refund_id: str) -> Iterator[Refund]:
+        """The refund, locked until the block ends; changes made in the block are saved when it ends cleanly."""
+        with self._tx() as conn:
+            row = conn.execute(f"SELECT document FROM {SCHEMA}.refunds WHERE merchant_refund_id = %s FOR UPDATE",
+                               (merchant_refund_id,)).fetchone()
+            if row is None:
+                raise PhonePeError(404, "INVALID_MERCHANT_REFUND_ID", "No refund found for given merchant refund id")
+            refund = Refund(**row["document"])
+            stored = asdict(refund)
+            yield refund
+            if asdict(refund) != stored:
+                conn.execute(f"UPDATE {SCHEMA}.refunds SET document = %s WHERE merchant_refund_id = %s",
+                             (Jsonb(asdict(refund)), merchant_refund_id))
+
+    def refunds(self) -> list[Refund]:
+        """Every refund, oldest first."""
+        with self._tx() as conn:
+            rows = conn.execute(f"SELECT document FROM {SCHEMA}.refunds ORDER BY seq").fetchall()
+        return [Refund(**row["document"]) for row in rows]
+
 
 def create_app(config: EmulatorConfig) -> flask.Flask:
     """Build the PhonePe emulator; its state lives in `config.database_url` and outlives the app."""
@@ -300,6 +399,33 @@ def create_app(config: EmulatorConfig) -> flask.Flask:
         body = flask.request.get_json(silent=True) or {}
         return asdict(_send_manual_webhook(config, store, merchant_order_id, body))
 
+    @app.post("/payments/v2/refund")
+    def refund() -> Any:
+        _require_token(store)
+        merchant_refund_id, merchant_order_id, amount = _validate_refund_request(flask.request.get_json(silent=True))
+        created = store.create_refund(merchant_refund_id, merchant_order_id, amount)
+        return {"refundId": created.refund_id, "amount": created.amount, "state": created.state}
+
+    @app.get("/payments/v2/refund/<merchant_refund_id>/status")
+    def refund_status(merchant_refund_id: str) -> Any:
+        _require_token(store)
+        with store.refund(merchant_refund_id) as found:
+            return _refund_view(config, found)
+
+    @app.get("/_emulator/refunds")
+    def list_refunds() -> Any:
+        return {"refunds": [asdict(found) for found in store.refunds()]}
+
+    @app.post("/_emulator/refunds/<merchant_refund_id>/settle")
+    def settle_refund(merchant_refund_id: str) -> Any:
+        return _settle_refund(config, store, merchant_refund_id, flask.request.get_json(silent=True) or {})
+
+    @app.post("/_emulator/refunds/<merchant_refund_id>/webhook")
+    def resend_refund_webhook(merchant_refund_id: str) -> Any:
+        body = flask.request.get_json(silent=True) or {}
+        return asdict(_send_refund_webhook(config, store, merchant_refund_id, authorization=body.get("authorization"),
+                                           event=body.get("event")))
+
     @app.get("/_emulator/tokens")
     def list_tokens() -> Any:
         return {"tokens": store.tokens()}
@@ -308,6 +434,7 @@ def create_app(config: EmulatorConfig) -> flask.Flask:
     def revoke_tokens() -> Any:
         return {"revoked": store.revoke_tokens()}
 
+    phonepe_subscriptions.register(app, config, require_token=lambda: _require_token(store))
     return app
 
 
@@ -367,6 +494,10 @@ def _require_token(store: _Store) -> None:
 
 def _bad_request(message: str) -> PhonePeError:
     return PhonePeError(400, "BAD_REQUEST", message)
+
+
+def _bad_request_code(code: str, message: str) -> PhonePeError:
+    return PhonePeError(400, code, message)
 
 
 def _is_int(value: Any) -> bool:
@@ -620,6 +751,75 @@ def _send_manual_webhook(
     )
     delivery = _deliver(config, event, payload, authorization)
     store.add_delivery(merchant_order_id, delivery)
+    return delivery
+
+
+def _validate_refund_request(body: Any) -> tuple[str, str, int]:
+    """Check a refund request as PhonePe documents it: `(merchantRefundId, originalMerchantOrderId, amount)`."""
+    if not isinstance(body, dict):
+        raise _bad_request("Request body must be a JSON object")
+    merchant_refund_id = body.get("merchantRefundId")
+    if not isinstance(merchant_refund_id, str) or not _MERCHANT_ORDER_ID.match(merchant_refund_id):
+        raise _bad_request("merchantRefundId must be 1-63 characters of [A-Za-z0-9_-]")
+    merchant_order_id = body.get("originalMerchantOrderId")
+    if not isinstance(merchant_order_id, str) or not _MERCHANT_ORDER_ID.match(merchant_order_id):
+        raise _bad_request("originalMerchantOrderId must be 1-63 characters of [A-Za-z0-9_-]")
+    amount = body.get("amount")
+    if not _is_int(amount) or amount < MIN_AMOUNT_PAISE:
+        raise _bad_request(f"amount must be an integer number of paise >= {MIN_AMOUNT_PAISE}")
+    return merchant_refund_id, merchant_order_id, amount
+
+
+def _refund_view(config: EmulatorConfig, refund: Refund) -> dict[str, Any]:
+    """The Refund Status API body (also the `payload` of a `pg.refund.*` webhook)."""
+    view: dict[str, Any] = {
+        "merchantId": config.phonepe_merchant_id,
+        "merchantRefundId": refund.merchant_refund_id,
+        "originalMerchantOrderId": refund.original_merchant_order_id,
+        "amount": refund.amount,
+        "state": refund.state,
+        "timestamp": refund.timestamp,
+        "refundId": refund.refund_id,
+        "paymentDetails": [{"paymentMode": "UPI_INTENT", "timestamp": refund.timestamp, "amount": refund.amount,
+                            "transactionId": refund.refund_id, "state": refund.state}],
+    }
+    if refund.state == "FAILED":
+        view["errorCode"] = refund.error_code
+        view["detailedErrorCode"] = refund.detailed_error_code
+    return view
+
+
+def _settle_refund(config: EmulatorConfig, store: _Store, merchant_refund_id: str, body: dict[str, Any]) -> Any:
+    """Move a refund on (`outcome` completed, failed or confirmed) and send its webhook unless `webhook` is false."""
+    outcome = str(body.get("outcome") or "").lower()
+    state = REFUND_STATE_BY_OUTCOME.get(outcome)
+    if state is None:
+        raise _bad_request(f"outcome must be one of {sorted(REFUND_STATE_BY_OUTCOME)}, not {outcome!r}")
+    with store.refund(merchant_refund_id) as found:
+        if found.state in ("COMPLETED", "FAILED"):
+            raise PhonePeError(409, "REFUND_NOT_PENDING", f"Refund {merchant_refund_id!r} is {found.state}")
+        found.state = state
+        found.timestamp = _now_ms()
+        if state == "FAILED":
+            found.error_code = str(body.get("errorCode") or "REFUND_FAILED")
+            found.detailed_error_code = "RF"
+    result: dict[str, Any] = {"refund": asdict(found)}
+    if body.get("webhook", True):
+        result["webhook"] = asdict(_send_refund_webhook(config, store, merchant_refund_id))
+    return result
+
+
+def _send_refund_webhook(config: EmulatorConfig, store: _Store, merchant_refund_id: str, *,
+                         authorization: str | None = None, event: str | None = None) -> WebhookDelivery:
+    """(Re)send the refund's `pg.refund.*` webhook as it stands; `authorization` and `event` may lie."""
+    with store.refund(merchant_refund_id) as found:
+        payload = _refund_view(config, found)
+    event = event or REFUND_EVENT_BY_STATE.get(found.state)
+    if event is None:
+        raise PhonePeError(409, "REFUND_PENDING", "Refund is PENDING: pass an 'event' to send anyway")
+    delivery = _deliver(config, event, payload, authorization or webhook_authorization(
+        config.phonepe_webhook_username, config.phonepe_webhook_password))
+    store.add_delivery(found.original_merchant_order_id, delivery)
     return delivery
 
 
