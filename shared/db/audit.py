@@ -40,13 +40,17 @@ AuditAction = Literal[
     "workspace.erase_requested",
     "conversation.deleted",
     "plan.changed",
+    "schedule.created",
+    "schedule.paused",
+    "schedule.resumed",
+    "schedule.deleted",
 ]
 """Everything the log records; channel connections and refunds arrive with later issues."""
 AUDIT_ACTIONS: tuple[AuditAction, ...] = get_args(AuditAction)
 
 AuditTarget = Literal[
     "brand_kit", "knowledge_resource", "privacy_policy", "workspace_settings", "decision", "campaign",
-    "channel_connection", "payment", "refund", "workspace", "conversation",
+    "channel_connection", "payment", "refund", "workspace", "conversation", "schedule",
 ]
 """The kind of thing an entry is about; `target_id` names the instance."""
 AUDIT_TARGETS: tuple[AuditTarget, ...] = get_args(AuditTarget)
