@@ -10,6 +10,8 @@ import base64
 import ipaddress
 import json
 import re
+from datetime import date
+from decimal import Decimal
 from functools import lru_cache
 from typing import Annotated, Literal
 
@@ -21,7 +23,7 @@ from shared.errors import ConfigurationError
 
 FunctionName = Literal[
     "api", "planner", "research", "content", "qa", "payments", "execution", "phonepe_webhook", "ingest", "sweeper",
-    "chat",
+    "chat", "subscriptions",
 ]
 """Every deployable function; each is its own Cloud Run service."""
 
@@ -294,6 +296,33 @@ class Settings(BaseSettings):
     """A model call reserves these prompt and output tokens at its model's prices before it is sent (the
     worst case a step's prompts and answers reach); it is settled at its actual usage right after."""
 
+    # Publishing adapters (issue 11, shared.publishing.adapters linkedin/x/email): platform endpoints and timeouts
+    # (the LinkedIn and X OAuth apps are LINKEDIN_CLIENT_ID/SECRET and X_CLIENT_ID/SECRET under channel connections).
+    linkedin_api_url: str = Field("https://api.linkedin.com", alias="LINKEDIN_API_URL")
+    """Origin of LinkedIn's REST API (the adapter appends `/rest`); the local stack points it at its emulator."""
+    linkedin_oauth_url: str = Field("https://www.linkedin.com/oauth/v2", alias="LINKEDIN_OAUTH_URL")
+    linkedin_version: str = Field("202611", alias="LINKEDIN_VERSION", pattern=r"^\d{6}$")
+    """The `LinkedIn-Version` header (YYYYMM); LinkedIn sunsets versions about a year after release."""
+    x_api_url: str = Field("https://api.x.com", alias="X_API_URL")
+    x_authorize_url: str = Field("https://x.com/i/oauth2/authorize", alias="X_AUTHORIZE_URL")
+    resend_api_url: str = Field("https://api.resend.com", alias="RESEND_API_URL")
+    ses_endpoint_url: str | None = Field(None, alias="SES_ENDPOINT_URL")
+    """Unset means AWS's regional endpoint; tests point it at moto's server."""
+    ses_region: str = Field("ap-south-1", alias="SES_REGION")
+    publish_timeout_seconds: float = Field(20.0, alias="MUSE_PUBLISH_TIMEOUT_SECONDS", gt=0)
+    """Longest one platform call may take; a create that outlasts it is ambiguous (reconciled, never re-sent)."""
+
+    # Publishing engine (issue 11, shared.publishing.engine): retries, backoff and when a call is presumed dead.
+    publish_max_attempts: int = Field(5, alias="MUSE_PUBLISH_MAX_ATTEMPTS", ge=1, le=50)
+    """Create calls a publication may take on retryable failures (429, 5xx before any effect) before it fails."""
+    publish_backoff_seconds: float = Field(60.0, alias="MUSE_PUBLISH_BACKOFF_SECONDS", gt=0)
+    """First retry delay, doubled per attempt up to MUSE_PUBLISH_MAX_BACKOFF_SECONDS (or the platform's Retry-After)."""
+    publish_max_backoff_seconds: float = Field(3600.0, alias="MUSE_PUBLISH_MAX_BACKOFF_SECONDS", gt=0)
+    publish_call_timeout_seconds: float = Field(120.0, alias="MUSE_PUBLISH_CALL_TIMEOUT_SECONDS", gt=0)
+    """A publication `sending` this long is presumed dead mid-call; its post is looked up before anything else."""
+    publish_settle_seconds: float = Field(10.0, alias="MUSE_PUBLISH_SETTLE_SECONDS", ge=0)
+    """After an ambiguous outcome (timeout, dropped connection), how long before the post is looked up."""
+
     # Meta and WhatsApp publishing, the asset library and image generation (issue 11: shared.publishing
     # adapters meta/whatsapp, shared.assets).
     meta_graph_version: str = Field("v26.0", alias="META_GRAPH_VERSION", pattern=r"^v[1-9][0-9]*\.0$")
@@ -371,6 +400,44 @@ class Settings(BaseSettings):
             if len(raw) != 32:
                 raise ValueError(f"MUSE_ENCRYPTION_KEYS key {kid!r} must be 32 bytes (AES-256), got {len(raw)}")
         return value
+
+    # GST invoices (issue 10, shared.billing): the supplier on every tax invoice, the tax, the number series, PDFs.
+    gst_supplier_legal_name: str = Field("Muse Marketing Technologies Private Limited",
+                                         alias="MUSE_GST_SUPPLIER_LEGAL_NAME", min_length=1)
+    gst_supplier_gstin: str = Field("29AAACM1234M1ZF", alias="MUSE_GST_SUPPLIER_GSTIN")
+    """The supplier's GSTIN; its first two digits are the supplier's state (checked when an invoice is issued)."""
+    gst_supplier_address: str = Field("12 MG Road, Bengaluru 560001, Karnataka, India",
+                                      alias="MUSE_GST_SUPPLIER_ADDRESS", min_length=1)
+    gst_supplier_email: str = Field("billing@muse.example", alias="MUSE_GST_SUPPLIER_EMAIL")
+    gst_sac: str = Field("998361", alias="MUSE_GST_SAC", pattern=r"^[0-9]{4,8}$")
+    """Services Accounting Code on every invoice line (998361: advertising services)."""
+    gst_rate_percent: Decimal = Field(Decimal("18"), alias="MUSE_GST_RATE_PERCENT", ge=0, le=28, decimal_places=2)
+    gst_lut_arn: str | None = Field(None, alias="MUSE_GST_LUT_ARN", pattern=r"^[A-Z0-9]{1,20}$")
+    """ARN of this financial year's Letter of Undertaking (RFD-11): exports are then invoiced without IGST."""
+    gst_lut_date: date | None = Field(None, alias="MUSE_GST_LUT_DATE")
+    invoice_number_prefix: str = Field("INV", alias="MUSE_INVOICE_NUMBER_PREFIX", pattern=r"^[A-Z1-9][A-Z0-9]{0,2}$")
+    """Invoice numbers are `<prefix>/<yy-yy>/<6 digits>`, at most 16 characters (Rule 46(b))."""
+    credit_note_number_prefix: str = Field("CN", alias="MUSE_CREDIT_NOTE_NUMBER_PREFIX",
+                                           pattern=r"^[A-Z1-9][A-Z0-9]{0,2}$")
+    invoices_bucket: str = Field("invoices", alias="MUSE_INVOICES_BUCKET", pattern=r"^[a-z0-9][a-z0-9_-]{2,62}$")
+    """Private Supabase Storage bucket of invoice and credit-note PDFs (kept by a workspace's erasure)."""
+
+    @field_validator("gst_lut_arn", "gst_lut_date", mode="before")
+    @classmethod
+    def _blank_lut(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    # UPI Autopay plans (issue 10, shared.subscriptions): when a cycle is redeemed, retried and given up on.
+    subscription_redeem_delay_seconds: float = Field(86_700.0, alias="MUSE_SUBSCRIPTION_REDEEM_DELAY_SECONDS", ge=0)
+    """Wait between a cycle's pre-debit notification and its redemption (the RBI's 24 h, plus 5 minutes)."""
+    subscription_grace_seconds: float = Field(3 * 86_400.0, alias="MUSE_SUBSCRIPTION_GRACE_SECONDS", ge=0)
+    """How long a workspace keeps its tier after a failed redemption before it lapses to free."""
+    subscription_retry_seconds: float = Field(86_400.0, alias="MUSE_SUBSCRIPTION_RETRY_SECONDS", gt=0)
+    """Wait after a failed redemption before the next attempt (a new notification, then a redemption)."""
+    subscription_max_attempts: int = Field(3, alias="MUSE_SUBSCRIPTION_MAX_ATTEMPTS", ge=1, le=10)
+    """Redemption attempts per cycle (each within the grace period)."""
+    subscription_setup_expire_seconds: int = Field(600, alias="MUSE_SUBSCRIPTION_SETUP_EXPIRE_SECONDS", ge=60, le=900)
+    """How long the payer has to approve a new mandate (PhonePe: at most 15 minutes)."""
 
 
 @lru_cache(maxsize=1)
