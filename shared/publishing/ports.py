@@ -13,6 +13,7 @@ builds the authorization URL, exchanges the code inside the callback and refresh
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -124,6 +125,13 @@ class PostRequest:
     content_hash: str
     """sha256 of the normalised text and media ids, stored on the row before the call; `reconcile` matches it."""
     media: tuple[Media, ...] = ()
+    posted_parts: tuple[str, ...] = ()
+    """Ids of the parts of a multi-part post (an X thread) that earlier attempts published, in order: `publish`
+    resumes after the last of them instead of posting them again."""
+    on_part: Callable[[tuple[str, ...]], None] | None = field(default=None, compare=False, repr=False)
+    """Called with the ids of every part published so far after each part is accepted and before the next is
+    sent (and by `reconcile` with the parts it found of an unfinished thread), so the engine can save them
+    and a later attempt resumes with them as `posted_parts`."""
 
 
 @dataclass(frozen=True)

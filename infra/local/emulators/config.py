@@ -61,6 +61,11 @@ class EmulatorConfig:
     substring of the model name wins (e.g. `REALISTIC_GEMINI_LATENCY_SECONDS`); none by default."""
     tavily_latency_seconds: float = 0.0
     """Seconds each Tavily `/search` call waits before answering (`REALISTIC_TAVILY_LATENCY_SECONDS`)."""
+    # Publishing emulators (LinkedIn, X): the OAuth apps they accept.
+    linkedin_client_id: str = "muse-local-linkedin"
+    linkedin_client_secret: str = "local-linkedin-secret"
+    x_client_id: str = "muse-local-x"
+    x_client_secret: str = "local-x-secret"
 
 
 def model_latency(latencies: Mapping[str, float], model: str) -> float:
