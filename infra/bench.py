@@ -196,6 +196,8 @@ def _probe(name: str, url: str, *, done: uuid.UUID, document: uuid.UUID, key: st
         body = json.dumps({"kind": "ingest", "document_id": str(document)}).encode()
     elif name == "sweeper":
         body = json.dumps({"kind": "sweep"}).encode()
+    elif name == "scheduler":
+        body = json.dumps({"schedule_id": str(uuid.uuid4())}).encode()
     else:
         body = json.dumps({"kind": "continue", "campaign_id": str(done), "expected_checkpoint_id": "x"}).encode()
     return lambda: httpx.post(url, content=body, timeout=10, headers={
