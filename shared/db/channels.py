@@ -64,10 +64,15 @@ INSERT INTO public.oauth_states (state_hash, workspace_id, user_id, provider, co
 VALUES (%s, %s, %s, %s, %s, now() + make_interval(secs => %s))
 """
 _CONSUME_STATE = """
-DELETE FROM public.oauth_states WHERE state_hash = %s
-RETURNING workspace_id::text AS workspace_id, user_id::text AS user_id, provider, code_verifier,
-    expires_at <= now() AS expired
+WITH found AS (
+    SELECT state_hash, code_verifier FROM public.oauth_states WHERE state_hash = %s AND used_at IS NULL FOR UPDATE
+)
+UPDATE public.oauth_states s SET used_at = now(), code_verifier = NULL
+FROM found WHERE s.state_hash = found.state_hash
+RETURNING s.workspace_id::text AS workspace_id, s.user_id::text AS user_id, s.provider, found.code_verifier,
+    s.expires_at <= now() AS expired
 """
+_STATE_USED = "SELECT used_at FROM public.oauth_states WHERE state_hash = %s"
 _LOCK_PROVIDER = "SELECT pg_advisory_xact_lock(hashtextextended('channel:' || %s || ':' || %s, 0))"
 _LIVE_ID = """
 SELECT id::text AS id FROM public.channel_connections
@@ -144,10 +149,15 @@ def put_state(conn: Conn, *, state_hash: bytes, workspace_id: str, user_id: str,
 
 
 def consume_state(conn: Conn, state_hash: bytes) -> StateRow | None:
-    """Delete the state and return what it held (`expired` says whether it was still valid); None when there is
-    no such state (never issued, or already used). Two concurrent callbacks cannot both get it."""
+    """Mark the state used (its verifier erased) and return what it held (`expired` says whether it was still
+    valid); None when it was never issued or is already used. Two concurrent callbacks cannot both get it."""
     row = conn.execute(_CONSUME_STATE, (state_hash,)).fetchone()
     return None if row is None else cast(StateRow, row)
+
+
+def state_was_used(conn: Conn, state_hash: bytes) -> bool:
+    """Whether the state was issued and already used (a replay), as opposed to never issued."""
+    return conn.execute(_STATE_USED, (state_hash,)).fetchone() is not None
 
 
 def lock_provider(conn: Conn, workspace_id: str, provider: str) -> str | None:

@@ -4,10 +4,11 @@ publishing engine uses (refreshed before they expire).
 OAuth in a stateless function (`../shared/reference/publishing-apis.md` §9):
 - `start` makes a random `state` (256 bits), stores only its SHA-256 with the workspace, the user, the
   provider and (X, PKCE S256) the sealed `code_verifier`, valid `MUSE_OAUTH_STATE_SECONDS` (10 minutes);
-- `callback` consumes the state atomically (`DELETE … RETURNING`: a replay, or a second concurrent callback,
-  finds nothing and is a 400), checks its expiry and provider, exchanges the code at once (X codes live 30 s),
-  seals the tokens (`shared.security.envelope`, bound to workspace|connection|field) and stores them,
-  replacing the workspace's earlier connection of that provider (same id) if there was one.
+- `callback` consumes the state atomically (marks it used under a row lock: a replay, or a second concurrent
+  callback, finds it used and is a 400; a state never issued is a 404), checks its expiry and provider,
+  exchanges the code at once (X codes live 30 s), seals the tokens (`shared.security.envelope`, bound to
+  workspace|connection|field) and stores them, replacing the workspace's earlier connection of that
+  provider (same id) if there was one.
 
 `credentials_for(workspace_id, provider)` hands out a connection's secrets for one call. An access token
 expiring within `MUSE_TOKEN_REFRESH_MARGIN_SECONDS` is refreshed first under the connection's row lock: a
@@ -163,17 +164,21 @@ class Connections:
 
     def callback(self, *, provider: ConnectionProvider, state: str, code: str | None,
                  error: str | None = None) -> db.ConnectionRow:
-        """Consume `state`, exchange `code` and store the connection. A bad, used, expired or foreign state, or a
-        denial at the platform, is a 400 naming it; the state is spent either way."""
+        """Consume `state`, exchange `code` and store the connection. A used, expired or foreign state, or a denial
+        at the platform, is a 400 naming it (the state is spent either way); a state never issued a 404."""
         if provider not in OAUTH_MODULES:
             raise InvalidRequest(f"{provider!r} has no OAuth callback; it is connected with an API key.",
                                  details={"field": "provider"})
         state_hash = _hash_state(state)
         with as_service(self.pool) as conn:
             found = db.consume_state(conn, state_hash)
+            replayed = found is None and db.state_was_used(conn, state_hash)
+        if replayed:
+            raise InvalidRequest("`state` was already used (each connection attempt is single use): start again "
+                                 f"from POST /api/v1/channels/{provider}/connect.", details={"field": "state"})
         if found is None:
-            raise InvalidRequest("`state` is unknown or was already used: start the connection again from "
-                                 f"POST /api/v1/channels/{provider}/connect.", details={"field": "state"})
+            raise NotFound("No connection attempt has this `state` (it was never issued, or is over a day old): "
+                           f"start again from POST /api/v1/channels/{provider}/connect.", details={"field": "state"})
         if found["expired"]:
             raise InvalidRequest("`state` has expired (a connection must be approved within "
                                  f"{self.settings.oauth_state_seconds} s): start again.", details={"field": "state"})

@@ -37,9 +37,13 @@ CREATE TABLE public.oauth_states (
     provider text NOT NULL CHECK (provider IN ('linkedin', 'x', 'meta')),
     code_verifier jsonb,
     expires_at timestamptz NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now()
+    used_at timestamptz,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    CHECK (used_at IS NULL OR code_verifier IS NULL)
 );
 CREATE INDEX oauth_states_expiry ON public.oauth_states (expires_at);
+COMMENT ON TABLE public.oauth_states IS 'OAuth connects in flight, by SHA-256 of their state; a used state keeps '
+    'its row (verifier erased) for a day so a replay is told apart from a state never issued.';
 
 CREATE TABLE public.workspace_keys (
     workspace_id uuid NOT NULL REFERENCES public.workspaces (id) ON DELETE CASCADE,

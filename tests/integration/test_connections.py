@@ -17,7 +17,7 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from shared.db.pool import connect
-from shared.errors import InvalidRequest
+from shared.errors import InvalidRequest, NotFound
 from shared.publishing.connections import ApiKeyConnection, ChannelNotConnected
 from shared.security.envelope import SecretUnreadable
 from tests.integration.channel_fakes import ConnectionsWorld, approve, key_spec
@@ -84,7 +84,7 @@ class TestOAuth:
         with pytest.raises(InvalidRequest, match="already used") as replay:
             service.callback(provider="x", state=state, code=code)
         assert replay.value.details["field"] == "state"
-        with pytest.raises(InvalidRequest, match="unknown"):
+        with pytest.raises(NotFound, match="never issued"):
             service.callback(provider="x", state="never-issued", code=code)
 
         state, code = approve(service.start(workspace_id=workspace, user_id=user, provider="x"))
