@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -64,10 +65,16 @@ class PaymentRepository:
         return Payment(**row) if row else None
 
     def mark(self, payment: Payment, state: str, *, phonepe_order_id: str | None, event: str,
-             data: dict[str, Any]) -> bool:
-        """Move a payment to `state` (never out of 'completed') and record an event; False if unchanged."""
+             data: dict[str, Any], on_change: Callable[[Conn], object] | None = None) -> bool:
+        """Move a payment to `state` (never out of 'completed') and record an event; False if unchanged.
+
+        `on_change` runs in the same transaction when the state changes (the tax invoice of a completed
+        payment), so the change and what it entails commit together or not at all.
+        """
         with self.pool.connection() as conn, conn.transaction():
             changed = conn.execute(_MARK, (state, phonepe_order_id, payment.merchant_order_id)).fetchone()
+            if changed and on_change is not None:
+                on_change(conn)
             if changed:
                 conn.execute(_EVENT, (payment.campaign_id, payment.workspace_id, event, Jsonb(data)))
                 audit.record(conn, workspace_id=str(payment.workspace_id), actor=audit.function_actor("payments"),

@@ -2,7 +2,9 @@
 
 A webhook body is only a trigger: the payment counts once PhonePe's Order Status API says COMPLETED
 for exactly the amount the payment row expects. Inconclusive answers schedule re-checks through the
-outbox (PhonePe's reconciliation rule), so a lost webhook still ends in a confirmation.
+outbox (PhonePe's reconciliation rule), so a lost webhook still ends in a confirmation. The payment's GST
+invoice is issued in the transaction that marks it completed (one per payment, however often the webhook
+comes); its PDF is rendered after, best effort.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from shared.billing.invoices import PaymentInvoicing
 from shared.db.payments import Payment, PaymentRepository
 from shared.domain import ConfirmedPayment
 from shared.integrations.phonepe import PhonePeClient
@@ -29,6 +32,7 @@ class PaymentConfirmer:
     outbox: Outbox
     recheck_seconds: list[int]
     function: str = "payments"
+    invoices: PaymentInvoicing | None = None
 
     def confirm(self, event: PaymentEvent) -> ConfirmedPayment | None:
         """The confirmed payment behind `event`, or None (unknown, pending, failed or disagreeing)."""
@@ -47,8 +51,11 @@ class PaymentConfirmer:
         seen = {"merchant_order_id": payment.merchant_order_id, "state": status.state,
                 "amount_paise": status.amount_paise, "expected_amount_paise": payment.amount_paise}
         if status.state == "COMPLETED" and status.amount_paise == payment.amount_paise:
+            invoices = self.invoices
             self.payments.mark(payment, "completed", phonepe_order_id=status.order_id, event="payment.completed",
-                               data=seen)
+                               data=seen, on_change=(lambda conn: invoices.issue(conn, payment)) if invoices else None)
+            if invoices is not None:
+                invoices.render(payment.merchant_order_id)
             return ConfirmedPayment(merchant_order_id=payment.merchant_order_id, campaign_id=payment.campaign_id,
                                     amount_paise=status.amount_paise, phonepe_order_id=status.order_id, seen=seen)
         if status.state == "FAILED":
