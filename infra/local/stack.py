@@ -3,7 +3,8 @@
 `python -m infra.local.stack` (what `make dev` runs) serves each function under its own path
 (`/api`, `/planner`, `/research`, …, `/webhooks/phonepe`; `/api/v1/chat/...` goes to the chat function,
 the longest mount winning, everything else under `/api` to the API) and each emulator under its own prefix
-(`/qstash`, `/gemini`, `/tavily`, `/phonepe`, `/upstash-redis`, `/supabase`, `/langsmith`).
+(`/qstash`, `/gemini`, `/tavily`, `/phonepe`, `/upstash-redis`, `/supabase`, `/langsmith`, `/meta`,
+`/whatsapp`).
 With `--emulators-only` it serves just the emulators (the end-to-end tests run each function in
 its own process against them).
 """
@@ -37,7 +38,7 @@ from infra.roster import load_roster
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA_DIR = REPO_ROOT / ".muse"
 BOOTSTRAP_SQL = REPO_ROOT / "infra" / "local" / "sql" / "supabase_bootstrap.sql"
-EMULATORS = ("qstash", "gemini", "tavily", "phonepe", "upstash-redis", "supabase", "langsmith")
+EMULATORS = ("qstash", "gemini", "tavily", "phonepe", "upstash-redis", "supabase", "langsmith", "meta", "whatsapp")
 
 log = logging.getLogger("muse.stack")
 
@@ -172,6 +173,7 @@ def emulator_config(*, base_url: str, dbs: Databases, local: LocalSecrets, webho
 def function_env(*, emulators_url: str, dbs: Databases, local: LocalSecrets, config: EmulatorConfig,
                  function_urls: dict[str, str] | None = None, functions_url: str | None = None) -> dict[str, str]:
     """The environment every function gets in the local stack: base URLs point at the emulators."""
+    from infra.local.emulators import meta
     from infra.local.emulators.tavily import corpus_hosts
 
     env = {
@@ -205,6 +207,11 @@ def function_env(*, emulators_url: str, dbs: Databases, local: LocalSecrets, con
         "LANGSMITH_ENDPOINT": f"{emulators_url}/langsmith",
         "LANGSMITH_API_KEY": config.langsmith_api_key,
         "LANGSMITH_PROJECT": "muse-local",
+        "META_GRAPH_URL": f"{emulators_url}/meta",
+        "META_DIALOG_URL": f"{emulators_url}/meta",
+        "META_APP_ID": meta.LOCAL_APP_ID,
+        "META_APP_SECRET": meta.LOCAL_APP_SECRET,
+        "WHATSAPP_GRAPH_URL": f"{emulators_url}/whatsapp",
     }
     if os.environ.get("GEMINI_API_KEY"):
         env["GEMINI_API_KEY"] = os.environ["GEMINI_API_KEY"]
@@ -217,7 +224,17 @@ def function_env(*, emulators_url: str, dbs: Databases, local: LocalSecrets, con
 
 def emulator_apps(config: EmulatorConfig) -> dict[str, Any]:
     """Every emulator, keyed by its mount prefix."""
-    from infra.local.emulators import gemini, langsmith, phonepe, qstash, supabase_auth, tavily, upstash_redis
+    from infra.local.emulators import (
+        gemini,
+        langsmith,
+        meta,
+        phonepe,
+        qstash,
+        supabase_auth,
+        tavily,
+        upstash_redis,
+        whatsapp,
+    )
 
     return {
         "/qstash": qstash.create_app(config),
@@ -228,6 +245,8 @@ def emulator_apps(config: EmulatorConfig) -> dict[str, Any]:
         "/supabase": supabase_auth.create_app(config),
         "/supabase/storage": supabase_storage.create_app(config),
         "/langsmith": langsmith.create_app(config),
+        "/meta": meta.create_app(config),
+        "/whatsapp": whatsapp.create_app(config),
     }
 
 
