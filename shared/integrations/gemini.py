@@ -7,8 +7,9 @@ is imported, and the client created, on the first call (see `shared.lazy`).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -42,12 +43,13 @@ _TIMEOUTS = (httpx.TimeoutException, httpx2.TimeoutException, TimeoutError)
 _NETWORK = (httpx.TransportError, httpx2.TransportError, OSError)
 
 
-def gemini_client(settings: Settings) -> genai.Client:
-    """A client for Google's endpoint, or the local emulator when `GEMINI_BASE_URL` is set."""
+def gemini_client(settings: Settings, api_key: str | None = None) -> genai.Client:
+    """A client for Google's endpoint, or the local emulator when `GEMINI_BASE_URL` is set; with the project's
+    key (`GEMINI_API_KEY`) unless `api_key` (a workspace's own) is given."""
     options = types.HttpOptions(api_version=settings.gemini_api_version, timeout=settings.gemini_timeout_ms)
     if settings.gemini_base_url:
         options.base_url = settings.gemini_base_url
-    return genai.Client(api_key=settings.gemini_api_key.get_secret_value(), http_options=options)
+    return genai.Client(api_key=api_key or settings.gemini_api_key.get_secret_value(), http_options=options)
 
 
 def usage_of(response: types.GenerateContentResponse, model: str) -> Usage:
@@ -80,15 +82,32 @@ def _outcome(code: int) -> AttemptOutcome | None:
 class GeminiBackend:
     """`ModelBackend` over one `genai.Client`: one model per call, SDK retries off, failures classified."""
 
-    connect: Callable[[], genai.Client]
-    """Creates the client (`partial(gemini_client, settings)`); called once, on the first call."""
+    connect: Callable[..., genai.Client]
+    """Creates the client (`partial(gemini_client, settings)`); called once, on the first call, and once per
+    workspace key (`api_key=`)."""
     context: ContextCaches | None = None
     """Explicit context caches for declared shared contexts (`shared.models.context`); None sends all inline."""
+    own_key: Callable[[], str | None] | None = None
+    """The key of the workspace the running call is for, if it set one (`shared.security.keys`); it is used
+    before the project's. None: always the project's."""
+    _keyed: dict[str, genai.Client] = field(default_factory=dict, init=False, repr=False)
 
     @cached_property
-    def client(self) -> genai.Client:
-        """The SDK client, created on first use."""
+    def project_client(self) -> genai.Client:
+        """The SDK client with the project's key, created on first use."""
         return self.connect()
+
+    @property
+    def client(self) -> genai.Client:
+        """The client of this call: the workspace's own key's when it has one, else the project's."""
+        key = self.own_key() if self.own_key is not None else None
+        if key is None:
+            return self.project_client
+        name = hashlib.sha256(key.encode()).hexdigest()
+        found = self._keyed.get(name)
+        if found is None:
+            found = self._keyed.setdefault(name, self.connect(api_key=key))
+        return found
 
     def generate_content(self, *, model: str, contents: Any, config: types.GenerateContentConfig,
                          timeout_seconds: float) -> types.GenerateContentResponse:
@@ -168,12 +187,14 @@ class GeminiBackend:
         return self.generate_content(model=model, contents=prompt, config=config, timeout_seconds=timeout_seconds)
 
 
-def model_router(settings: Settings, *, breakers: CircuitBreakers | None = None) -> ModelRouter:
-    """The deployment's router: fast = `MUSE_MODEL_FAST` then its fallbacks, strong likewise."""
+def model_router(settings: Settings, *, breakers: CircuitBreakers | None = None,
+                 own_key: Callable[[], str | None] | None = None) -> ModelRouter:
+    """The deployment's router: fast = `MUSE_MODEL_FAST` then its fallbacks, strong likewise; `own_key` gives
+    the current workspace's Gemini key, used before the project's (`GeminiBackend.own_key`)."""
     return ModelRouter(
         backend=GeminiBackend(partial(gemini_client, settings), context=ContextCaches(
             ttl_seconds=settings.context_cache_seconds, min_tokens=settings.context_cache_min_tokens)
-            if settings.context_cache_seconds else None),
+            if settings.context_cache_seconds else None, own_key=own_key),
         cascades={"fast": (settings.model_fast, *settings.model_fallbacks_fast),
                   "strong": (settings.model_strong, *settings.model_fallbacks_strong)},
         breakers=breakers or CircuitBreakers(failure_threshold=settings.model_breaker_failures,
@@ -182,9 +203,9 @@ def model_router(settings: Settings, *, breakers: CircuitBreakers | None = None)
     )
 
 
-def structured_model(settings: Settings) -> ModelRouter:
+def structured_model(settings: Settings, *, own_key: Callable[[], str | None] | None = None) -> ModelRouter:
     """The `StructuredModel` of this deployment (fast = Flash, strong = Pro, each with its fallbacks)."""
-    return model_router(settings)
+    return model_router(settings, own_key=own_key)
 
 
 @dataclass

@@ -104,18 +104,35 @@ class TavilyWebSearch:
     """`WebSearch` over Tavily; identical queries within the TTL (and, per workspace, paraphrases of
     earlier ones) are served from the cache."""
 
-    connect: Callable[[], tavily.TavilyClient]
-    """Creates the SDK client; called once, on the first search (see `shared.lazy`)."""
+    connect: Callable[..., tavily.TavilyClient]
+    """Creates the SDK client; called once, on the first search (see `shared.lazy`), and once per workspace
+    key (`api_key=`)."""
     cache: AnswerCache | None = None
     semantic: SemanticLookup | None = None
     ttl_seconds: int = CACHE_TTL_SECONDS
+    own_key: Callable[[], str | None] | None = None
+    """The key of the workspace the running search is for, if it set one (`shared.security.keys`); used before
+    the project's. None: always the project's."""
     calls: int = field(default=0, init=False)
     """Searches that reached Tavily (each one billed) since this object was made."""
+    _keyed: dict[str, tavily.TavilyClient] = field(default_factory=dict, init=False, repr=False)
 
     @cached_property
-    def client(self) -> tavily.TavilyClient:
-        """The SDK client, created on first use."""
+    def project_client(self) -> tavily.TavilyClient:
+        """The SDK client with the project's key, created on first use."""
         return self.connect()
+
+    @property
+    def client(self) -> tavily.TavilyClient:
+        """The client of this search: the workspace's own key's when it has one, else the project's."""
+        key = self.own_key() if self.own_key is not None else None
+        if key is None:
+            return self.project_client
+        name = hashlib.sha256(key.encode()).hexdigest()
+        found = self._keyed.get(name)
+        if found is None:
+            found = self._keyed.setdefault(name, self.connect(api_key=key))
+        return found
 
     @staticmethod
     def key(query: str, max_results: int) -> str:
@@ -160,14 +177,17 @@ def search_costed(web: WebSearch, query: str, *, max_results: int, workspace_id:
 
 
 def tavily_search(settings: Settings, cache: UpstashCache | AnswerCache | None,
-                  semantic: SemanticLookup | None = None) -> TavilyWebSearch:
-    """Tavily at `TAVILY_BASE_URL`; `cache` (guarded when it is a bare `UpstashCache`) holds answers."""
+                  semantic: SemanticLookup | None = None, *,
+                  own_key: Callable[[], str | None] | None = None) -> TavilyWebSearch:
+    """Tavily at `TAVILY_BASE_URL`; `cache` (guarded when it is a bare `UpstashCache`) holds answers; `own_key`
+    gives the current workspace's Tavily key, used before the project's."""
     best_effort = GuardedCache(cache) if isinstance(cache, UpstashCache) else cache
     return TavilyWebSearch(connect=partial(tavily_client, settings), cache=best_effort, semantic=semantic,
-                           ttl_seconds=settings.web_cache_seconds)
+                           ttl_seconds=settings.web_cache_seconds, own_key=own_key)
 
 
-def tavily_client(settings: Settings) -> tavily.TavilyClient:
-    """An SDK client for `TAVILY_BASE_URL` (the SDK has no base-URL variable of its own)."""
-    return tavily.TavilyClient(api_key=settings.tavily_api_key.get_secret_value(),
+def tavily_client(settings: Settings, api_key: str | None = None) -> tavily.TavilyClient:
+    """An SDK client for `TAVILY_BASE_URL` (the SDK has no base-URL variable of its own), with the project's key
+    unless `api_key` (a workspace's own) is given."""
+    return tavily.TavilyClient(api_key=api_key or settings.tavily_api_key.get_secret_value(),
                                api_base_url=settings.tavily_base_url)
