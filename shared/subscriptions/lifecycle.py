@@ -7,8 +7,9 @@
 3. **A cycle**: `notify` (the RBI's pre-debit notice; the mandate must be ACTIVE), then `redeem` as a delayed
    QStash message `MUSE_SUBSCRIPTION_REDEEM_DELAY_SECONDS` later (24 h and a margin), then `order_check`s until
    Order Status is final (the redemption webhook usually settles it first). COMPLETED for the cycle's amount →
-   paid through the period's end, the tier renewed for it, an invoice issued (once per redemption), and the
-   next cycle's `notify` due one redeem delay before the period ends.
+   paid through the period's end, the tier renewed for it, a tax invoice issued in the same transaction
+   (`shared.billing.invoices.issue_invoice`, kind `subscription`, once per redemption), and the next
+   cycle's `notify` due one redeem delay before the period ends.
 4. **A failed cycle** opens a grace period (`MUSE_SUBSCRIPTION_GRACE_SECONDS`, 3 days) with new attempts
    every `MUSE_SUBSCRIPTION_RETRY_SECONDS` up to `MUSE_SUBSCRIPTION_MAX_ATTEMPTS`; at `grace_end` still unpaid,
    the mandate is cancelled at PhonePe, `lapsed`, and the workspace is on free.
@@ -30,11 +31,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import ValidationError
 from qstash import Receiver
 
+from shared.billing.invoices import issue_invoice
 from shared.db import outbox as outbox_db
 from shared.db import subscriptions as db
 from shared.db.audit import function_actor
@@ -61,13 +63,6 @@ FUNCTION = "subscriptions"
 ACTOR = function_actor(FUNCTION)
 SETUP_ATTEMPTS = 3
 ENDED_AT_PHONEPE = ("CANCELLED", "REVOKED", "CANCEL_IN_PROGRESS", "REVOKE_IN_PROGRESS", "EXPIRED", "FAILED")
-
-
-class InvoiceIssuer(Protocol):
-    """Issues the tax invoice of one paid redemption, once per `merchant_order_id`; returns the invoice id."""
-
-    def __call__(self, *, workspace_id: str, merchant_order_id: str, amount_paise: int,
-                 description: str) -> str | None: ...
 
 
 def amount_paise(tier_name: TierName, gst_rate_percent: Decimal) -> int:
@@ -106,7 +101,6 @@ class SubscriptionService:
     phonepe: PhonePeSubscriptionsClient
     outbox: Outbox
     receiver: Receiver | None = None
-    invoices: InvoiceIssuer | None = None
     clock: Callable[[], datetime] = field(default=_now)
 
     # ------------------------------------------------------------------------------------------ the API
@@ -402,6 +396,12 @@ class SubscriptionService:
                 return {"status": "duplicate_debit", "merchant_order_id": order_id}
             done = db.complete_cycle(conn, order_id, status.order_id)
             if done is not None:
+                period = f"{attempt['period_start']:%d %b %Y} to {attempt['period_end']:%d %b %Y}"
+                invoice = issue_invoice(conn, sub["workspace_id"], payment_ref=order_id,
+                                        amount_paise=attempt["amount_paise"], kind="subscription",
+                                        description=f"Muse {sub['tier']} plan, {period} (UPI Autopay)",
+                                        settings=self.settings, at=self.clock())
+                db.set_invoice(conn, order_id, str(invoice["id"]))
                 row = db.mark_paid(conn, sub["id"], attempt["period_end"])
                 if row["state"] == "active":
                     start, following = attempt["period_end"], attempt["cycle"] + 1
@@ -412,30 +412,13 @@ class SubscriptionService:
                     rows = outbox_db.add(conn, None, [self._item("notify", reference, cycle=following, attempt=1,
                                                                  not_before=due)])
             state = db.by_merchant_id(conn, reference)
+            invoice_id = (db.cycle(conn, order_id) or attempt)["invoice_id"]
         if state is not None and state["state"] in ("active", "grace"):
             set_workspace_tier(self.pool, workspace_id=sub["workspace_id"], tier_name=sub["tier"],  # type: ignore[arg-type]
                                actor=ACTOR, key=order_id)
-        invoice_id = self._invoice(sub, attempt)
         self.outbox.publish(rows)
         return {"status": "completed", "merchant_order_id": order_id, "duplicate": done is None,
                 "paid_through": attempt["period_end"].isoformat(), "invoice_id": invoice_id}
-
-    def _invoice(self, sub: SubscriptionRow, attempt: CycleRow) -> str | None:
-        """The redemption's tax invoice (issued once per merchant order id by billing)."""
-        if self.invoices is None:
-            return None
-        with as_service(self.pool) as conn:
-            found = db.cycle(conn, attempt["merchant_order_id"])
-        if found is not None and found["invoice_id"]:
-            return found["invoice_id"]
-        period = f"{attempt['period_start']:%d %b %Y} to {attempt['period_end']:%d %b %Y}"
-        invoice_id = self.invoices(workspace_id=sub["workspace_id"], merchant_order_id=attempt["merchant_order_id"],
-                                   amount_paise=attempt["amount_paise"],
-                                   description=f"Muse {sub['tier']} plan, {period} (UPI Autopay)")
-        if invoice_id:
-            with as_service(self.pool) as conn:
-                db.set_invoice(conn, attempt["merchant_order_id"], invoice_id)
-        return invoice_id
 
     def _failed(self, sub: SubscriptionRow, attempt: CycleRow, status: SubscriptionOrder) -> dict[str, Any]:
         """A failed attempt: grace (once per cycle), another attempt while grace and attempts last."""
