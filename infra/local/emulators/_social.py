@@ -186,6 +186,18 @@ class SocialStore:
                     FROM {self.schema}.tokens WHERE token = %s AND kind = %s""", (value, kind)).fetchone()
         return None if row is None else Token(**row)
 
+    def known_token(self, value: str, *, account_id: str) -> Token:
+        """The token `value`, first recorded as a never-expiring access token of `account_id` (an API key
+        the platform issued outside the emulator)."""
+        with self.tx() as conn:
+            conn.execute(
+                f"""INSERT INTO {self.schema}.tokens (token, kind, account_id, client_id, scope, issued_at)
+                    VALUES (%s, 'access', %s, '', '', %s) ON CONFLICT (token) DO NOTHING""",
+                (value, account_id, time.time()))
+        token = self.token(value, "access")
+        assert token is not None
+        return token
+
     def revoke_token(self, value: str) -> None:
         """Revoke one token (a rotated refresh token)."""
         with self.tx() as conn:
