@@ -4,7 +4,7 @@
 (`/api`, `/planner`, `/research`, …, `/webhooks/phonepe`; `/api/v1/chat/...` goes to the chat function,
 the longest mount winning, everything else under `/api` to the API) and each emulator under its own prefix
 (`/qstash`, `/gemini`, `/tavily`, `/phonepe`, `/upstash-redis`, `/supabase`, `/langsmith`, `/meta`,
-`/whatsapp`).
+`/whatsapp`, `/linkedin`, `/x`, `/resend`).
 With `--emulators-only` it serves just the emulators (the end-to-end tests run each function in
 its own process against them).
 """
@@ -38,7 +38,8 @@ from infra.roster import load_roster
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA_DIR = REPO_ROOT / ".muse"
 BOOTSTRAP_SQL = REPO_ROOT / "infra" / "local" / "sql" / "supabase_bootstrap.sql"
-EMULATORS = ("qstash", "gemini", "tavily", "phonepe", "upstash-redis", "supabase", "langsmith", "meta", "whatsapp")
+EMULATORS = ("qstash", "gemini", "tavily", "phonepe", "upstash-redis", "supabase", "langsmith", "meta", "whatsapp",
+             "linkedin", "x", "resend")
 
 log = logging.getLogger("muse.stack")
 
@@ -212,6 +213,15 @@ def function_env(*, emulators_url: str, dbs: Databases, local: LocalSecrets, con
         "META_APP_ID": meta.LOCAL_APP_ID,
         "META_APP_SECRET": meta.LOCAL_APP_SECRET,
         "WHATSAPP_GRAPH_URL": f"{emulators_url}/whatsapp",
+        "LINKEDIN_API_URL": f"{emulators_url}/linkedin",
+        "LINKEDIN_OAUTH_URL": f"{emulators_url}/linkedin/oauth/v2",
+        "LINKEDIN_CLIENT_ID": config.linkedin_client_id,
+        "LINKEDIN_CLIENT_SECRET": config.linkedin_client_secret,
+        "X_API_URL": f"{emulators_url}/x",
+        "X_AUTHORIZE_URL": f"{emulators_url}/x/i/oauth2/authorize",
+        "X_CLIENT_ID": config.x_client_id,
+        "X_CLIENT_SECRET": config.x_client_secret,
+        "RESEND_API_URL": f"{emulators_url}/resend",
     }
     if os.environ.get("GEMINI_API_KEY"):
         env["GEMINI_API_KEY"] = os.environ["GEMINI_API_KEY"]
@@ -227,13 +237,16 @@ def emulator_apps(config: EmulatorConfig) -> dict[str, Any]:
     from infra.local.emulators import (
         gemini,
         langsmith,
+        linkedin,
         meta,
         phonepe,
         qstash,
+        resend,
         supabase_auth,
         tavily,
         upstash_redis,
         whatsapp,
+        x,
     )
 
     return {
@@ -247,6 +260,9 @@ def emulator_apps(config: EmulatorConfig) -> dict[str, Any]:
         "/langsmith": langsmith.create_app(config),
         "/meta": meta.create_app(config),
         "/whatsapp": whatsapp.create_app(config),
+        "/linkedin": linkedin.create_app(config),
+        "/x": x.create_app(config),
+        "/resend": resend.create_app(config),
     }
 
 
