@@ -10,11 +10,11 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from shared.api import audit, brandkit, conversations, costs, knowledge, plan, privacy, workspace
+from shared.api import audit, brandkit, channels, conversations, costs, knowledge, plan, privacy, workspace
 from shared.http import Route
 
 MODULES: tuple[ModuleType, ...] = (knowledge, brandkit, privacy, audit, workspace, conversations, plan,
-                                   costs)
+                                   costs, channels)
 
 
 def routes() -> list[Route]:
