@@ -99,7 +99,7 @@ def _affected(stack: Fleet, target: str) -> list[str]:
         rows = stack.db("SELECT id FROM public.campaigns WHERE status IN ('queued', 'running')")
     else:
         rows = stack.db("SELECT id FROM public.campaigns WHERE lease_owner LIKE %s AND lease_until > now() "
-                        "AND status NOT IN ('completed', 'failed', 'expired')", f"{target}-%")
+                        "AND status NOT IN ('completed', 'failed', 'expired', 'cancelled')", f"{target}-%")
     return [str(r["id"]) for r in rows]
 
 

@@ -25,6 +25,8 @@ class CampaignStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     EXPIRED = "expired"
+    CANCELLED = "cancelled"
+    """Ended by `POST /api/v1/campaigns/{id}/cancel`; whatever was paid and not published is refunded."""
 
     @property
     def terminal(self) -> bool:
@@ -32,7 +34,8 @@ class CampaignStatus(StrEnum):
         return self in TERMINAL_STATUSES
 
 
-TERMINAL_STATUSES = frozenset({CampaignStatus.COMPLETED, CampaignStatus.FAILED, CampaignStatus.EXPIRED})
+TERMINAL_STATUSES = frozenset({CampaignStatus.COMPLETED, CampaignStatus.FAILED, CampaignStatus.EXPIRED,
+                               CampaignStatus.CANCELLED})
 
 DecisionKind = Literal["strategy_approval", "qa_review", "payment", "budget"]
 HUMAN_DECISIONS: frozenset[str] = frozenset({"strategy_approval", "qa_review", "budget"})

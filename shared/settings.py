@@ -82,6 +82,25 @@ class Settings(BaseSettings):
                                                alias="MUSE_PAYMENT_RECHECK_SECONDS")
     """Delays of the Order Status re-checks after an inconclusive webhook (PhonePe's reconciliation rule)."""
     checkout_redirect_url: str = Field("http://127.0.0.1:8080/checkout/return", alias="MUSE_CHECKOUT_REDIRECT_URL")
+    # Cancel and refund (issue 10, shared.campaigns.cancel, shared.payments.refunds).
+    refund_recheck_seconds: Annotated[list[int], NoDecode] = Field(default=[20, 30, 60, 120, 300, 600, 1800],
+                                                                   alias="MUSE_REFUND_RECHECK_SECONDS")
+    """Delays of the Refund Status re-checks of a refund in progress; after them the sweeper keeps looking."""
+    refund_max_attempts: int = Field(3, alias="MUSE_REFUND_MAX_ATTEMPTS", ge=1, le=10)
+    """A refund PhonePe fails is sent again under a new merchantRefundId until this many attempts failed."""
+    cancel_wait_seconds: float = Field(10.0, alias="MUSE_CANCEL_WAIT_SECONDS", ge=0)
+    """How long a cancel waits for a running step to finish before answering 429 with `Retry-After`."""
+
+    @field_validator("refund_recheck_seconds", mode="before")
+    @classmethod
+    def _parse_refund_seconds(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return [int(v) for v in value.split(",") if v.strip()]
+            except ValueError as exc:
+                raise ValueError(f"MUSE_REFUND_RECHECK_SECONDS must be comma-separated seconds, got {value!r}") from exc
+        return value
+
 
     langsmith_tracing: bool = Field(False, alias="LANGSMITH_TRACING")
     langsmith_endpoint: str = Field("https://api.smith.langchain.com", alias="LANGSMITH_ENDPOINT")

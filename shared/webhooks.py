@@ -1,7 +1,8 @@
 """The PhonePe webhook: verify, then hand off to the payments step through QStash.
 
 Imports nothing of the graph stack, so it acknowledges within PhonePe's few seconds even on a
-cold start. It never trusts the body: the payments step confirms through the Order Status API.
+cold start. It never trusts the body: the payments step confirms through the Order Status API, and the
+`subscriptions` function (UPI Autopay `subscription.*` events) through the subscription status APIs.
 """
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ from typing import Any
 
 from shared.errors import InvalidRequest, Unauthorized
 from shared.http import json_too_deep
-from shared.messages import PaymentEvent, StepMessage
+from shared.messages import PaymentEvent, RefundEvent, StepMessage
 from shared.queue import StepQueue
 from shared.settings import Settings
+from shared.subscriptions.messages import webhook_message
 from shared.webhook_auth import is_authorized
 
 WEBHOOK_MAX_DEPTH = 16
 HANDLED_EVENTS = ("checkout.order.completed", "checkout.order.failed", "pg.order.completed", "pg.order.failed")
+REFUND_EVENTS = ("pg.refund.completed", "pg.refund.failed", "pg.refund.accepted")
 
 
 def receive_phonepe_webhook(body: bytes, authorization: str | None, *, settings: Settings,
@@ -38,6 +41,15 @@ def receive_phonepe_webhook(body: bytes, authorization: str | None, *, settings:
     event = str(data.get("event") or "")
     payload = data["payload"]
     order = payload.get("merchantOrderId")
+    try:
+        subscription = webhook_message(event, payload)
+    except ValueError as exc:
+        raise InvalidRequest(f"Webhook payload is malformed: {exc}") from exc
+    if subscription is not None:
+        queue.publish("subscriptions", subscription)
+        return {"received": True, "handled": True}
+    if event in REFUND_EVENTS:
+        return _queue_refund_event(event, payload, queue)
     if event not in HANDLED_EVENTS:
         return {"received": True, "handled": False, "reason": f"event {event!r} is not used by Muse"}
     if not isinstance(order, str) or not order:
@@ -47,4 +59,17 @@ def receive_phonepe_webhook(body: bytes, authorization: str | None, *, settings:
     except ValueError as exc:
         raise InvalidRequest(f"Webhook payload is malformed: {exc}") from exc
     queue.publish("payments", StepMessage(kind="payment_event", payment=payment))
+    return {"received": True, "handled": True}
+
+
+def _queue_refund_event(event: str, payload: dict[str, Any], queue: StepQueue) -> dict[str, Any]:
+    """Hand a refund webhook to the payments step, which confirms it through the Refund Status API."""
+    refund_id = payload.get("merchantRefundId")
+    if not isinstance(refund_id, str) or not refund_id:
+        raise InvalidRequest("Refund webhook payload has no `merchantRefundId`.")
+    try:
+        refund = RefundEvent(merchant_refund_id=refund_id, event=event, state=str(payload.get("state") or "")[:20])
+    except ValueError as exc:
+        raise InvalidRequest(f"Refund webhook payload is malformed: {exc}") from exc
+    queue.publish("payments", StepMessage(kind="refund_event", refund=refund))
     return {"received": True, "handled": True}

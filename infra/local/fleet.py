@@ -21,7 +21,7 @@ from infra.local.seed import ensure_local_workspace
 from infra.local.stack import LocalSecrets
 from infra.local.token import mint
 
-TERMINAL = ("completed", "failed", "expired")
+TERMINAL = ("completed", "failed", "expired", "cancelled")
 ACT_AGAIN_SECONDS = 10.0
 """A decision or payment the marketer acted on but still pending after this long is acted on again."""
 

@@ -31,11 +31,13 @@ AuditAction = Literal[
     "channel.connected",
     "channel.disconnected",
     "payment.created",
+    "campaign.cancelled",
     "payment.completed",
     "payment.failed",
     "refund.requested",
     "refund.completed",
     "refund.failed",
+    "billing_profile.updated",
     "workspace.export_requested",
     "workspace.erase_requested",
     "conversation.deleted",
@@ -50,7 +52,7 @@ AUDIT_ACTIONS: tuple[AuditAction, ...] = get_args(AuditAction)
 
 AuditTarget = Literal[
     "brand_kit", "knowledge_resource", "privacy_policy", "workspace_settings", "decision", "campaign",
-    "channel_connection", "payment", "refund", "workspace", "conversation", "schedule",
+    "channel_connection", "payment", "refund", "workspace", "conversation", "schedule", "billing_profile",
 ]
 """The kind of thing an entry is about; `target_id` names the instance."""
 AUDIT_TARGETS: tuple[AuditTarget, ...] = get_args(AuditTarget)

@@ -56,13 +56,13 @@ INSERT INTO public.campaign_events (campaign_id, workspace_id, type, data) VALUE
 _FAIL = """
 UPDATE public.campaigns SET status = 'failed', failure_reason = %s, lease_owner = NULL, lease_until = NULL,
     lease_message = NULL, updated_at = now()
-WHERE id = %s AND status NOT IN ('completed', 'failed', 'expired')
+WHERE id = %s AND status NOT IN ('completed', 'failed', 'expired', 'cancelled')
 RETURNING workspace_id
 """
 _EXPIRED_LEASES = """
 SELECT id, fence, lease_message FROM public.campaigns
 WHERE lease_owner IS NOT NULL AND lease_until < now() - make_interval(secs => %s)
-    AND status NOT IN ('completed', 'failed', 'expired') AND redriven_fence IS DISTINCT FROM fence
+    AND status NOT IN ('completed', 'failed', 'expired', 'cancelled') AND redriven_fence IS DISTINCT FROM fence
 ORDER BY lease_until LIMIT %s
 """
 _MARK_REDRIVEN = "UPDATE public.campaigns SET redriven_fence = %s WHERE id = %s AND fence = %s"

@@ -12,6 +12,8 @@ engine decides whether a message still applies, so a sweep racing a live step ch
    event, so its conversation takes new messages again (`shared.db.chat.heal_expired`).
 5. An AI-spend reservation a dead process never settled is settled at its reserved amount, so it stops
    holding the caps (`shared.db.budgets.settle_stale`).
+6. A refund nothing moved for `stall_seconds` that is still in progress at PhonePe (or completed without its
+   credit note) is looked at again by the payments function (`shared.payments.refunds`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from qstash import QStash, Receiver
 from shared.db import budgets as budgets_db
 from shared.db import chat as chat_db
 from shared.db import outbox as outbox_db
+from shared.db import refunds as refunds_db
 from shared.db.pool import as_service, create_pool
 from shared.db.threads import StalledThread, ThreadRepository
 from shared.delivery import FailureCallback, Reply, deliver
@@ -37,6 +40,7 @@ from shared.knowledge.models import IngestMessage
 from shared.messages import StepMessage
 from shared.outbox import Outbox, item
 from shared.payments.confirmation import reconcile_message
+from shared.payments.refunds import refund_message
 from shared.queue import qstash_queue, qstash_receiver
 from shared.settings import Settings, get_settings
 
@@ -63,10 +67,12 @@ class SweepReport:
     nudged: int = 0
     turns_healed: int = 0
     reservations_settled: int = 0
+    refunds_rechecked: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {"published": self.published, "redriven": self.redriven, "nudged": self.nudged,
-                "turns_healed": self.turns_healed, "reservations_settled": self.reservations_settled}
+                "turns_healed": self.turns_healed, "reservations_settled": self.reservations_settled,
+                "refunds_rechecked": self.refunds_rechecked}
 
 
 @dataclass
@@ -98,7 +104,7 @@ class Sweeper:
         return Reply(200, {"status": "ignored", "reason": "the next scheduled sweep runs anyway"})
 
     def sweep(self) -> SweepReport:
-        """Run the five repairs once."""
+        """Run the six repairs once."""
         report = SweepReport()
         report.published = self.outbox.publish(
             outbox_db.unpublished(self.threads.pool, older_than_seconds=self.publish_grace_seconds))
@@ -134,9 +140,24 @@ class Sweeper:
                 report.reservations_settled = budgets_db.settle_stale(conn)
         except Exception:  # budget repairs must not stop the campaign repairs of the next pass
             log.exception("could not settle stale budget reservations")
+        try:
+            report.refunds_rechecked = self._recheck_refunds()
+        except Exception:  # refund repairs must not stop the campaign repairs of the next pass
+            log.exception("could not re-check unsettled refunds")
         if any(report.as_dict().values()):
             log.info("sweep: %s", report.as_dict())
         return report
+
+    def _recheck_refunds(self) -> int:
+        """Ask the payments function to look again at refunds nothing moved for `stall_seconds`."""
+        with as_service(self.threads.pool) as conn:
+            stale = refunds_db.unsettled(conn, idle_seconds=self.stall_seconds)
+            if stale:
+                refunds_db.touch(conn, stale)
+        bucket = int(time.time() // max(self.stall_seconds, 1))
+        items = [item("payments", refund_message(refund_id, event="sweep"), dedup_suffix=f"-sweep-{bucket}")
+                 for refund_id in stale]
+        return self.outbox.send(None, items) if items else 0
 
     def _nudge(self, thread: StalledThread) -> list[OutboxItem]:
         suffix = f"-nudge-{thread.fence}-{int(time.time() // max(self.stall_seconds, 1))}"

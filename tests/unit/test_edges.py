@@ -94,7 +94,7 @@ class TestWebhookHandoff:
             self._call(body, self.auth)
 
     def test_events_muse_does_not_use_are_acknowledged(self) -> None:
-        result, queue = self._call({"event": "pg.refund.completed", "payload": {}}, self.auth)
+        result, queue = self._call({"event": "paylink.order.completed", "payload": {}}, self.auth)
         assert result["handled"] is False and queue.published == []
 
 
