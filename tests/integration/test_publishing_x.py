@@ -199,3 +199,19 @@ def test_a_revoked_token_cannot_be_refreshed(settings: Settings, x_url: str) -> 
     with pytest.raises(PlatformError) as refused:
         XOAuth(settings).refresh(tokens.refresh_token)
     assert refused.value.kind == "reconnect" and "invalid" in refused.value.message
+
+
+def test_a_restarted_emulator_keeps_tokens_and_posts(settings: Settings, x_url: str,
+                                                     fresh_database_dsn: str) -> None:
+    tokens = _connect(settings)
+    posted = XAdapter(settings).publish(_credentials(tokens), _post({"posts": [f"Before {uuid.uuid4().hex}"]}))
+    restarted = serve_in_thread(DispatcherMiddleware(
+        flask.Flask("root"), {"/x": create_app(EmulatorConfig(database_url=fresh_database_dsn))}))
+    try:
+        url = f"{restarted.url}/x"
+        again = make_settings("postgresql://unused", X_API_URL=url, MUSE_PUBLISH_TIMEOUT_SECONDS="1")
+        assert posted.external_id in {post["id"] for post in _posts(url)}
+        after = XAdapter(again).publish(_credentials(tokens), _post({"posts": [f"After {uuid.uuid4().hex}"]}))
+        assert after.external_id in {post["id"] for post in _posts(x_url)}
+    finally:
+        restarted.stop()

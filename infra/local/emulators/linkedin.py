@@ -127,8 +127,10 @@ def create_app(config: EmulatorConfig) -> flask.Flask:
         args = flask.request.args
         if args.get("q") != "author" or not args.get("author"):
             raise EmulatorError(400, _error(400, "Unsupported finder; use q=author&author={urn}"))
-        count = min(max(int(args.get("count", "10") or 10), 1), 100)
-        start = max(int(args.get("start", "0") or 0), 0)
+        if not (args.get("count", "10").isdigit() and args.get("start", "0").isdigit()):
+            raise EmulatorError(400, _error(400, "count and start must be non-negative integers"))
+        count = min(max(int(args["count"] if "count" in args else 10), 1), 100)
+        start = int(args.get("start", "0"))
         posts = store.posts(args["author"], newest_first=True)
         return {"elements": posts[start:start + count],
                 "paging": {"start": start, "count": count, "links": [], "total": len(posts)}}

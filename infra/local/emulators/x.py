@@ -113,9 +113,9 @@ def _problem(status: int, detail: str, kind: str = "about:blank", title: str = "
 
 
 def _require(store: SocialStore) -> Token:
-    token, reason = bearer_token(store)
+    token, _ = bearer_token(store)
     if token is None:
-        raise EmulatorError(401, _problem(401, "Unauthorized") | {"reason": reason})
+        raise EmulatorError(401, _problem(401, "Unauthorized"))
     return token
 
 
@@ -287,7 +287,10 @@ def _timeline(store: SocialStore, user_id: str) -> Any:
             raise EmulatorError(400, _problem(400, f"Invalid start_time: {exc}",
                                               "https://api.twitter.com/2/problems/invalid-request")) from exc
         posts = [post for post in posts if post["created_ts"] >= start]
-    offset = int(args.get("pagination_token") or 0)
+    token = args.get("pagination_token") or "0"
+    if not token.isdigit():
+        raise EmulatorError(400, _problem(400, "Invalid pagination_token", "https://api.twitter.com/2/problems/invalid-request"))
+    offset = int(token)
     page = posts[offset:offset + max_results]
     meta: dict[str, Any] = {"result_count": len(page)}
     if page:
