@@ -40,7 +40,7 @@ from shared.billing.words import amount_in_words
 from shared.db import billing as bdb
 from shared.db.billing import CreditNoteRow, InvoiceRow, Series
 from shared.db.pool import Conn, Pool, as_service
-from shared.errors import ConfigurationError, Conflict, InvalidRequest, NotFound, Unprocessable
+from shared.errors import ConfigurationError, Conflict, InvalidRequest, NotFound, Unprocessable, UpstreamUnavailable
 from shared.integrations.storage import supabase_object_store
 from shared.lazy import lazy_module
 from shared.settings import Settings, get_settings
@@ -269,7 +269,7 @@ class InvoicePdfs:
         return dataclasses.replace(supabase_object_store(self.settings), bucket=self.settings.invoices_bucket)
 
     def invoice_pdf(self, invoice: InvoiceRow) -> bytes:
-        """The invoice's PDF, rendered and stored first if it is not yet."""
+        """The invoice's PDF: the stored one, else rendered now and stored (serving it even if storing fails)."""
         if invoice["pdf_path"]:
             try:
                 return self.store.get(invoice["pdf_path"])
@@ -278,13 +278,13 @@ class InvoicePdfs:
                             invoice["pdf_path"])
         data = pdf.render_invoice(invoice)
         path = pdf_path(invoice["workspace_id"], invoice["number"])
-        self.store.put(path, data, content_type="application/pdf")
-        with as_service(self.pool) as conn:
-            bdb.set_invoice_pdf(conn, invoice["id"], path)
+        if self._stored(path, data, invoice["number"]):
+            with as_service(self.pool) as conn:
+                bdb.set_invoice_pdf(conn, invoice["id"], path)
         return data
 
     def credit_note_pdf(self, note: CreditNoteRow) -> bytes:
-        """The credit note's PDF, rendered and stored first if it is not yet."""
+        """The credit note's PDF: the stored one, else rendered now and stored (served even if storing fails)."""
         if note["pdf_path"]:
             try:
                 return self.store.get(note["pdf_path"])
@@ -295,10 +295,19 @@ class InvoicePdfs:
         assert invoice is not None, "a credit note's invoice is never deleted"
         data = pdf.render_credit_note(note, invoice)
         path = pdf_path(note["workspace_id"], note["number"])
-        self.store.put(path, data, content_type="application/pdf")
-        with as_service(self.pool) as conn:
-            bdb.set_credit_note_pdf(conn, note["id"], path)
+        if self._stored(path, data, note["number"]):
+            with as_service(self.pool) as conn:
+                bdb.set_credit_note_pdf(conn, note["id"], path)
         return data
+
+    def _stored(self, path: str, data: bytes, number: str) -> bool:
+        """Put the PDF at `path`; False (logged) when Storage is unreachable or not configured."""
+        try:
+            self.store.put(path, data, content_type="application/pdf")
+        except (UpstreamUnavailable, ConfigurationError, NotFound) as exc:
+            log.warning("the PDF of %s was not stored (%s); it is rendered again on the next download", number, exc)
+            return False
+        return True
 
 
 class CompletedPayment(Protocol):
