@@ -198,6 +198,8 @@ def _probe(name: str, url: str, *, done: uuid.UUID, document: uuid.UUID, key: st
         body = json.dumps({"kind": "sweep"}).encode()
     elif name == "scheduler":
         body = json.dumps({"schedule_id": str(uuid.uuid4())}).encode()
+    elif name == "subscriptions":
+        body = json.dumps({"kind": "setup_check", "merchant_subscription_id": "MS-cold-1"}).encode()
     else:
         body = json.dumps({"kind": "continue", "campaign_id": str(done), "expected_checkpoint_id": "x"}).encode()
     return lambda: httpx.post(url, content=body, timeout=10, headers={
