@@ -38,6 +38,8 @@ class BannedTerm(_Strict):
     """None: remove the term or rephrase; there is no single replacement."""
     case_sensitive: bool = False
     reason: Sentence | None = None
+    language: Language | None = None
+    """The language of copy this applies to; None: copy in every language."""
 
 
 class ApprovedTerm(_Strict):
@@ -48,6 +50,8 @@ class ApprovedTerm(_Strict):
     """The copy must use exactly this capitalisation."""
     mistakes: list[Term] = Field(default_factory=list, max_length=20)
     """Wrong forms seen in copy (misspellings, old names); each is replaced by `term`."""
+    language: Language | None = None
+    """The language of copy this applies to; None: copy in every language."""
 
 
 class RequiredTerm(_Strict):
@@ -56,6 +60,8 @@ class RequiredTerm(_Strict):
     term: Term
     content_types: list[ContentType] = Field(default_factory=list, max_length=7)
     """Empty: every content type."""
+    language: Language | None = None
+    """The language of copy this applies to; None: copy in every language."""
 
 
 class ProhibitedClaim(_Strict):
@@ -142,6 +148,9 @@ class BrandKit(_Strict):
     reading_level: ReadingLevel | None = None
     languages: list[Language] = Field(default_factory=list, max_length=14)
     """Languages the brand publishes in; empty: any supported language."""
+    code_mixing: bool = False
+    """Indic-language copy may mix in English words and romanised text (Hinglish, Tanglish). Off: every draft is
+    written in its language's script, brand names and approved terms aside."""
     guidelines: list[Sentence] = Field(default_factory=list, max_length=20)
     """Further rules in plain words, each judged on its own by the model judge."""
 
@@ -238,14 +247,25 @@ class BrandKit(_Strict):
         """Disclaimers copy of `content_type` must carry."""
         return list(self.required_disclaimers.get(content_type, []))  # type: ignore[call-overload]
 
-    def required_terms_for(self, content_type: str) -> list[str]:
-        """Terms copy of `content_type` must contain."""
-        return [t.term for t in self.required_terms if not t.content_types or content_type in t.content_types]
+    def required_terms_for(self, content_type: str, language: str | None = None) -> list[str]:
+        """Terms copy of `content_type` (in `language`; None: terms of every language) must contain."""
+        return [t.term for t in self.required_terms
+                if (not t.content_types or content_type in t.content_types)
+                and (t.language is None or language is None or t.language == language)]
 
-    def protected_phrases(self, content_type: str) -> list[str]:
+    def banned_terms_for(self, language: str) -> list[BannedTerm]:
+        """Banned terms that apply to copy in `language`."""
+        return [t for t in self.banned_terms if t.language is None or t.language == language]
+
+    def approved_terms_for(self, language: str) -> list[ApprovedTerm]:
+        """Approved terms that apply to copy in `language`."""
+        return [t for t in self.approved_terms if t.language is None or t.language == language]
+
+    def protected_phrases(self, content_type: str, language: str | None = None) -> list[str]:
         """Names and verbatim texts the lint never flags inside: approved terms, products, disclaimers."""
-        return [*(t.term for t in self.approved_terms), *(p.name for p in self.products),
-                *self.disclaimers_for(content_type), *self.required_terms_for(content_type)]
+        approved = self.approved_terms if language is None else self.approved_terms_for(language)
+        return [*(t.term for t in approved), *(p.name for p in self.products),
+                *self.disclaimers_for(content_type), *self.required_terms_for(content_type, language)]
 
     def evidence(self) -> list[str]:
         """Kit texts that substantiate claims: approved claims, product names, descriptions and facts."""

@@ -329,7 +329,8 @@ class QualityGate(Protocol):
 
     def review(self, drafts: dict[str, dict[str, Any]], *, kit: BrandKit, sources: list[dict[str, Any]],
                iteration: int = 0, previous_score: float | None = None,
-               settings: dict[str, Any] | None = None) -> QAResult:
+               settings: dict[str, Any] | None = None, languages: dict[str, str] | None = None) -> QAResult:
         """The verdict and what to do next (`decision`: pass, rewrite or human); `iteration` rewrites were made
-        so far, `previous_score` is the score before the last."""
+        so far, `previous_score` is the score before the last; `languages` maps draft keys to the language each
+        is checked in (English when absent)."""
         ...

@@ -19,10 +19,10 @@ class LayeredGate:
 
     def review(self, drafts: dict[str, dict[str, Any]], *, kit: BrandKit, sources: list[dict[str, Any]],
                iteration: int = 0, previous_score: float | None = None,
-               settings: dict[str, Any] | None = None) -> QAResult:
+               settings: dict[str, Any] | None = None, languages: dict[str, str] | None = None) -> QAResult:
         config = SelfCorrectionConfig.from_settings(settings)
         texts = [f"{s.get('title', '')}\n{s.get('content', '')}" for s in sources]
-        report = gate.review(drafts, kit, sources=texts, model=self.model, config=config)
+        report = gate.review(drafts, kit, languages=languages, sources=texts, model=self.model, config=config)
         plan = plan_correction(report, config, iteration=iteration, previous_score=previous_score)
         return QAResult(**report.as_state(), usage=report.usage, decision=plan.action, reason=plan.reason,
                         rewrites=plan.rewrites, max_iterations=config.max_iterations)

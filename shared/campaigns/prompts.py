@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from shared.safety.untrusted import quote, quote_json, quote_lines, with_rule
+from shared.writing.specs import LANGUAGE_NAMES, language_label
 
 PLANNER = with_rule(
     "You are Muse's campaign planner for an Indian brand. Turn the brief into a plan: objective, "
@@ -22,7 +23,8 @@ SUMMARIZER = with_rule(
 )
 STRATEGIST = with_rule(
     "You are Muse's strategist. From the plan and research, choose the brand positioning, key messages "
-    "and a budget in INR split across the plan's channels. Respect the brief's budget if it gives one."
+    "and a budget in INR split across the plan's channels. Respect the brief's budget if it gives one. "
+    "When festivals fall in the campaign's window, build on those the calendar lists for its audience."
 )
 WRITER = with_rule(
     "You write marketing copy for one channel, in the brand's voice, from the approved strategy. "
@@ -38,6 +40,32 @@ BRIEFER = with_rule(
     "points from the research (only claims the sources support), tone, what must be included and avoided, the "
     "call to action and the content type's format rules from the canon. A writer will see nothing but this brief."
 )
+
+
+def language_of(brief: Mapping[str, Any], channel: str) -> str:
+    """The language `channel`'s copy is written in: the brief's per-channel override, else its `language`."""
+    return str((brief.get("channel_languages") or {}).get(channel) or brief.get("language") or "en")
+
+
+def language_instruction(language: str, *, keep: Sequence[str] = (), code_mixing: bool = False) -> str:
+    """How every writing prompt states the language: a `Write in:` line (the form the Gemini emulator reads
+    too), the script, what keeps its form, and whether code-mixing is allowed."""
+    line = f"Write in: {language_label(language)}."
+    kept = ", ".join(dict.fromkeys(keep))
+    if language == "en":
+        return line + (f" Keep these exactly as written: {kept}." if kept else "")
+    name = LANGUAGE_NAMES[language]
+    line += (f" Every sentence is natural {name} written in its own script, not a word-for-word translation. "
+             "The research and strategy are in English: carry over their ideas, facts and dates, not their "
+             "English sentences.")
+    if kept:
+        line += f" Keep brand names, product names and approved terms exactly as written, in Latin script: {kept}."
+    if code_mixing:
+        line += (f" The brand allows code-mixing: English words {name} speakers use every day may stay in English "
+                 "where that is how the audience talks.")
+    else:
+        line += f" Do not mix in English words or romanised {name}: the brand publishes in {name} script only."
+    return line
 
 
 def as_json(value: Any) -> str:
@@ -82,10 +110,15 @@ def summary_prompt(objective: str, sources: Sequence[Mapping[str, Any]]) -> str:
 
 
 def strategy_prompt(brief: Mapping[str, Any], plan: Mapping[str, Any], research: Mapping[str, Any], *,
-                    constraints: Mapping[str, Any] | None = None, feedback: Sequence[str] = ()) -> str:
-    """The strategist's prompt: brief, plan and workspace constraints; research and feedback quoted."""
+                    constraints: Mapping[str, Any] | None = None, feedback: Sequence[str] = (),
+                    festivals: Sequence[Mapping[str, Any]] = ()) -> str:
+    """The strategist's prompt: brief, plan, the festival calendar's festivals and workspace constraints;
+    research and feedback quoted."""
     prompt = (f"Brief:\n{as_json(brief)}\nPlan:\n{as_json(_plan_without_angles(plan))}{_angles(plan)}\n"
               f"Research:\n{quote_json(research, source='research', label='research summary')}")
+    if festivals:
+        prompt += "\nFestivals in the campaign window (festival calendar):\n" + "\n".join(
+            f"- {f['name']}: {f['date']} ({f['scope']}; selling from {f['window_start']})" for f in festivals)
     if constraints:
         prompt += f"\nBudget constraints:\n{as_json(constraints)}"
     return prompt + _feedback(feedback, "Human feedback to address:")
@@ -101,21 +134,29 @@ def brief_context(strategy: Mapping[str, Any], research: Mapping[str, Any], plan
 
 def brief_prompt(channel: str, canon: Mapping[str, Any], strategy: Mapping[str, Any], research: Mapping[str, Any],
                  plan: Mapping[str, Any], voice: Sequence[str], *, facts: Sequence[str] = (),
-                 feedback: Sequence[str] = ()) -> str:
+                 feedback: Sequence[str] = (), language: str = "en", keep: Sequence[str] = (),
+                 code_mixing: bool = False) -> str:
     """Tier 1's prompt for one channel: approved strategy and brand voice, then canon; research, memory
     and feedback quoted. The part every channel shares (`brief_context`) comes first, so it can be sent
-    once as a context cache (`shared.models.context`)."""
+    once as a context cache (`shared.models.context`). The brief is written in the channel's language, so
+    the writer reads it in the language it writes."""
     prompt = (f"{brief_context(strategy, research, plan, voice)}\n"
-              f"Channel: {channel}\nCanon for this content type:\n{as_json(canon)}")
+              f"Channel: {channel}\nWrite this brief in the copy's language. "
+              f"{language_instruction(language, keep=keep, code_mixing=code_mixing)}\n"
+              f"Canon for this content type:\n{as_json(canon)}")
     if facts:
         prompt += f"\nBrand memory:\n{quote_lines(list(facts), source='memory')}"
     return prompt + _feedback(feedback, "Human feedback:")
 
 
 def writer_prompt(channel: str, style: str, brief: Mapping[str, Any], *, variant: str = "a",
-                  current: Mapping[str, Any] | None = None, fixes: Mapping[str, Any] | None = None) -> str:
-    """A Tier 2 writer's prompt: its brief alone; on a revision the current copy (quoted) and what to fix."""
-    prompt = f"Write {channel} copy from this brief alone.\nStyle: {style}\nBrief:\n{as_json(brief)}"
+                  current: Mapping[str, Any] | None = None, fixes: Mapping[str, Any] | None = None,
+                  language: str = "en", keep: Sequence[str] = (), code_mixing: bool = False) -> str:
+    """A Tier 2 writer's prompt: its brief alone, the language to write in; on a revision the current copy
+    (quoted) and what to fix."""
+    prompt = (f"Write {channel} copy from this brief alone.\n"
+              f"{language_instruction(language, keep=keep, code_mixing=code_mixing)}\n"
+              f"Style: {style}\nBrief:\n{as_json(brief)}")
     if variant != "a":
         prompt += f"\nThis is variant {variant.upper()} of an A/B test: use a clearly different hook."
     if current is not None and fixes is not None:

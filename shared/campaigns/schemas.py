@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared.campaigns.festivals import StateCode
 from shared.channels import (
     CHANNEL_SCHEMAS,
     AdCopy,
@@ -22,6 +23,7 @@ from shared.channels import (
     VideoScript,
     XThread,
 )
+from shared.writing.specs import Language
 
 __all__ = (
     "CHANNEL_SCHEMAS",
@@ -69,12 +71,31 @@ class Brief(BaseModel):
     variants: int = Field(default=1, ge=1, le=3)
     """Copy variants per channel, for A/B tests."""
     notes: str | None = Field(default=None, max_length=4000)
+    language: Language = Field(default="en", description=(
+        "The language every channel's copy is written in, in its own script: one of en, hi, mr, ne, bn, as, pa, "
+        "gu, or, ta, te, kn, ml, ur."))
+    channel_languages: dict[Channel, Language] | None = Field(default=None, description=(
+        "Per-channel overrides of `language`, e.g. {\"email\": \"en\"}; channels not listed use `language`."))
+    target_states: list[StateCode] = Field(default_factory=list, max_length=36, description=(
+        "States and union territories the campaign targets (ISO 3166-2:IN codes: KA, TN, KL, WB, AS, MH, ...); "
+        "their regional festivals join the national ones."))
 
     @model_validator(mode="after")
     def _window(self) -> Brief:
         if self.start_date and self.end_date and self.end_date < self.start_date:
             raise ValueError(f"end_date {self.end_date} is before start_date {self.start_date}")
+        if self.channel_languages and self.channels:
+            extra = sorted(set(self.channel_languages) - set(self.channels))
+            if extra:
+                raise ValueError(f"channel_languages names {extra}, which are not among channels {self.channels}; "
+                                 "add them to channels or drop them from channel_languages")
+        if len(set(self.target_states)) != len(self.target_states):
+            raise ValueError("target_states lists a state twice; list each state once")
         return self
+
+    def language_of(self, channel: str) -> str:
+        """The language `channel`'s copy is written in."""
+        return (self.channel_languages or {}).get(channel, self.language)  # type: ignore[call-overload]
 
 
 def _default_specialists() -> list[Specialist]:
@@ -157,3 +178,6 @@ class Strategy(BaseModel):
     budget_inr: int = Field(ge=100, le=100_000_000)
     budget_split: list[BudgetLine] = Field(max_length=5)
     rationale: str
+    festivals: list[str] = Field(default_factory=list, max_length=5)
+    """The festivals the strategy builds on, as "Diwali (2026-11-08, national)": set by code from the festival
+    calendar for the campaign's window and target states, whatever the model proposes."""

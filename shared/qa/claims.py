@@ -1,8 +1,12 @@
-"""Layer 2, the claims check: prohibited claims, unsupported superlatives, numbers no source contains.
+"""Layer 2, the claims check: prohibited claims, unsupported superlatives, numbers, dates and times no source
+contains.
 
-Evidence is what the caller passes as sources (research findings, knowledge-base chunks) plus the
-kit's own substantiated texts (approved claims, product facts). A superlative counts as supported
-when the evidence contains it with the word it qualifies ("finest tea"); a number when the evidence
+Evidence is what the caller passes as sources (research findings, knowledge-base chunks; in a campaign
+also the brief, the plan and the festival calendar) plus the kit's own substantiated texts (approved
+claims, product facts). Dates and times are not claims when a source gives them: "Order by 28 October"
+passes when the brief, the plan, the calendar or the kit says 28 October in any language or notation
+(`shared.writing.dates`), and is flagged otherwise, as a date rather than a number. A superlative counts
+as supported when the evidence contains it with the word it qualifies ("finest tea"); a number when the evidence
 states the same quantity in any notation (₹1,499 = INR 1499; 1.2 million = 12 lakh; 34% = 34 percent).
 """
 
@@ -15,6 +19,7 @@ from decimal import Decimal
 
 from shared.qa.content import Copy, Unit
 from shared.qa.report import Finding, Ledger
+from shared.writing.dates import DateKey, Mention, TimeKey, date_supported, mentions
 from shared.writing.text import URL, Span, exempt_spans, find_phrase, inside, normalize, numbers, squash
 
 SUPERLATIVES: tuple[str, ...] = (
@@ -54,6 +59,7 @@ DESCRIPTIONS = {
     "prohibited_claims": "Makes none of the brand's prohibited claims.",
     "superlatives": "Superlatives and absolute claims are supported by a source or an approved claim.",
     "numbers": "Every number appears in a source or a brand-kit fact.",
+    "dates": "Every date and time comes from the brief, the plan, the festival calendar or the brand kit.",
 }
 
 
@@ -63,6 +69,8 @@ class Evidence:
 
     texts: tuple[str, ...]
     quantities: frozenset[tuple[Decimal, bool]]
+    dates: frozenset[DateKey] = frozenset()
+    times: frozenset[TimeKey] = frozenset()
 
     @classmethod
     def of(cls, texts: Iterable[str]) -> Evidence:
@@ -72,7 +80,15 @@ class Evidence:
         for t in kept:
             quantities |= {(Decimal(_NUMBER_WORDS[w]), False) for w in re.findall(r"[a-z]+", t.lower())
                            if w in _NUMBER_WORDS}
-        return cls(texts=tuple(squash(t) for t in kept), quantities=frozenset(quantities))
+        stated = [m for t in kept for m in mentions(t)]
+        return cls(texts=tuple(squash(t) for t in kept), quantities=frozenset(quantities),
+                   dates=frozenset(m.date for m in stated if m.date), times=frozenset(m.time for m in stated if m.time))
+
+    def gives(self, mention: Mention) -> bool:
+        """Whether some source states this date (same day and month; same year when both name one) or time."""
+        if mention.date is not None:
+            return date_supported(mention.date, self.dates)
+        return mention.time in self.times
 
     def supports(self, claim: str) -> bool:
         """Whether some evidence text contains `claim` (articles and possessive pronouns aside)."""
@@ -91,6 +107,7 @@ def claims(copy: Copy, ledger: Ledger, sources: Sequence[str]) -> None:
         if copy.field_spec(name).prose:
             ledger.test("superlatives", name, "claims", DESCRIPTIONS["superlatives"])
             ledger.test("numbers", name, "claims", DESCRIPTIONS["numbers"])
+            ledger.test("dates", name, "claims", DESCRIPTIONS["dates"])
     for unit in copy.units():
         shield = [m.span() for m in URL.finditer(unit.text)]
         for phrase in protected:
@@ -110,7 +127,8 @@ def claims(copy: Copy, ledger: Ledger, sources: Sequence[str]) -> None:
             continue
         exempt = exempt_spans(unit.text, protected)
         _superlatives(unit, ledger, evidence, exempt + flagged)
-        _numbers(unit, ledger, evidence, exempt)
+        stated = _dates(unit, ledger, evidence, exempt)
+        _numbers(unit, ledger, evidence, exempt + stated)
 
 
 def _finding(unit: Unit, guideline: str, message: str, **extra: str | None) -> Finding:
@@ -172,3 +190,20 @@ def _numbers(unit: Unit, ledger: Ledger, evidence: Evidence, shield: list[Span])
         ledger.fail(_finding(unit, "numbers", f"`{unit.path}` states {number.text!r}, which no source or brand-kit "
                                               "fact contains; cite a source that has it, add it to a product's "
                                               "facts, or remove it.", evidence=number.text))
+
+
+def _dates(unit: Unit, ledger: Ledger, evidence: Evidence, shield: list[Span]) -> list[Span]:
+    """Check every date and time in `unit`; return their spans (the numbers rule leaves them alone)."""
+    spans: list[Span] = []
+    flagged: set[Span] = set()
+    for mention in mentions(unit.text):
+        spans.append(mention.span)
+        if inside(mention.span, shield) or mention.span in flagged or evidence.gives(mention):
+            continue
+        flagged.add(mention.span)
+        what = "date" if mention.date is not None else "time"
+        ledger.fail(_finding(unit, "dates", f"`{unit.path}` states the {what} {mention.text!r}, which neither the "
+                                            "brief, the plan, the festival calendar nor the brand kit gives; use "
+                                            f"a {what} one of them states, add it to the brief, or remove it.",
+                             evidence=mention.text))
+    return spans

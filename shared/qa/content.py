@@ -75,7 +75,7 @@ class Copy:
 
     def protected(self) -> list[str]:
         """Phrases no rule flags inside (approved terms, product names, disclaimers, required terms)."""
-        return self.kit.protected_phrases(self.content_type)
+        return self.kit.protected_phrases(self.content_type, self.language)
 
 
 def coerce_fields(content_type: str, raw: Mapping[str, Any]) -> dict[str, str | list[str]]:

@@ -35,20 +35,24 @@ def content_type_of(key: str) -> str:
 
 
 def review(drafts: Mapping[str, Mapping[str, Any]], kit: KitLike, *, language: str = "en",
-           sources: Sequence[str] = (), model: ports.StructuredModel | None = None,
-           config: SelfCorrectionConfig | None = None, layers: Collection[Layer] = ALL_LAYERS,
-           judge_workers: int = 8) -> GateReport:
+           languages: Mapping[str, str] | None = None, sources: Sequence[str] = (),
+           model: ports.StructuredModel | None = None, config: SelfCorrectionConfig | None = None,
+           layers: Collection[Layer] = ALL_LAYERS, judge_workers: int = 8) -> GateReport:
     """Gate every draft (key → fields; keys are content types, `#variant` allowed) against `kit`.
 
-    `sources` are texts claims may rest on (research findings, knowledge chunks). Without `model`
-    the judge layer is skipped. Deterministic findings always block; the judge's lower the score.
+    Each draft is checked in its language: `languages[key]` when given (a channel's override), else
+    `language`. `sources` are texts claims may rest on (research findings, knowledge chunks, the brief,
+    the plan, the festival calendar). Without `model` the judge layer is skipped. Deterministic findings
+    always block; the judge's lower the score.
     """
-    if language not in LANGUAGES:
-        raise ValueError(f"{language!r} is not a supported language; use one of {list(LANGUAGES)}.")
+    chosen = {key: (languages or {}).get(key, language) for key in drafts}
+    for value in {language, *chosen.values()}:
+        if value not in LANGUAGES:
+            raise ValueError(f"{value!r} is not a supported language; use one of {list(LANGUAGES)}.")
     config = config or SelfCorrectionConfig()
     full_kit = as_brand_kit(kit)  # type: ignore[arg-type]
     items = {key: Copy(content_type=content_type_of(key), fields=coerce_fields(content_type_of(key), fields),
-                       language=language, kit=full_kit) for key, fields in drafts.items()}
+                       language=chosen[key], kit=full_kit) for key, fields in drafts.items()}
     ledgers = {key: Ledger() for key in items}
     for key, copy in items.items():
         if "lint" in layers:
@@ -58,7 +62,7 @@ def review(drafts: Mapping[str, Mapping[str, Any]], kit: KitLike, *, language: s
     usage: list[dict[str, Any]] = []
     if "judge" in layers and model is not None:
         usage = judge(items, ledgers, model, aspects=config.critique_aspects, max_workers=judge_workers)
-    reports = {key: ledgers[key].report(content_type=copy.content_type, language=language,
+    reports = {key: ledgers[key].report(content_type=copy.content_type, language=copy.language,
                                         field_order=copy.field_names, min_score=config.min_quality_score)
                for key, copy in items.items()}
     return GateReport.of(reports, usage)

@@ -2,7 +2,9 @@
 
 Guidelines come from the kit (each voice and tone descriptor, each prohibited claim, each plain-words
 guideline) and from the self-correction config's critique aspects. One call sees every piece of copy
-under review, so a campaign's channels cost one call per guideline, not one per channel. Calls run
+under review in one language, so a campaign's channels cost one call per guideline and language, not one per
+channel. Each call is prompted in the copy's language: it names the language and script the copy is in, asks
+for a native reader's judgement, and wants evidence quoted and fixes written in that language. Calls run
 concurrently; a failing call raises (`UpstreamUnavailable` lets the step be retried).
 """
 
@@ -23,6 +25,7 @@ from shared.ports import Generated, StructuredModel
 from shared.qa.content import Copy
 from shared.qa.report import Finding, Ledger
 from shared.safety.untrusted import quote_json, with_rule
+from shared.writing.specs import LANGUAGE_NAMES, language_label
 
 CritiqueAspect = Literal["clarity", "persuasiveness", "brand_alignment", "audience_fit", "call_to_action"]
 ASPECTS: dict[str, str] = {
@@ -33,12 +36,13 @@ ASPECTS: dict[str, str] = {
     "audience_fit": "The copy speaks to the brand's personas: their goals and pains, in words they use.",
     "call_to_action": "The copy asks the reader to do one clear thing.",
 }
-SYSTEM = with_rule(
+SYSTEM_CORE = (
     "You review marketing copy against exactly one brand guideline. Judge every field of every item, but only "
     "against that guideline; ignore any other problem. A field violates the guideline only if it clearly breaks "
     "it. For each violation quote the offending words as evidence and say how to fix the field, in the copy's "
     "language. Return no violations when every field meets the guideline."
 )
+SYSTEM = with_rule(SYSTEM_CORE)
 
 
 class JudgeViolation(BaseModel):
@@ -84,12 +88,24 @@ def judge(items: Mapping[str, Copy], ledgers: Mapping[str, Ledger], model: Struc
     tested = guidelines(kit, aspects)
     if not tested:
         return []
-    context = _context(kit, items)
+    groups: dict[str, dict[str, Copy]] = {}
+    for key, copy in items.items():
+        groups.setdefault(copy.language, {})[key] = copy
+    usage: list[dict[str, Any]] = []
+    for language, group in sorted(groups.items()):
+        usage += _judge_group(language, group, ledgers, model, tested, kit, max_workers=max_workers,
+                              suffix="" if len(groups) == 1 else f":{language}")
+    return usage
+
+
+def _judge_group(language: str, items: Mapping[str, Copy], ledgers: Mapping[str, Ledger], model: StructuredModel,
+                 tested: list[Guideline], kit: BrandKit, *, max_workers: int, suffix: str) -> list[dict[str, Any]]:
+    context = _context(kit, items, language)
     with shared_context(context), ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(tested)))) as pool:
-        answers = list(pool.map(with_caller_context(lambda g: _ask(model, g, context)), tested))
+        answers = list(pool.map(with_caller_context(lambda g: _ask(model, g, context, language)), tested))
     usage: list[dict[str, Any]] = []
     for guideline, answer in zip(tested, answers, strict=True):
-        usage.append({"node": f"qa:judge:{guideline.id}", **answer.usage.as_dict()})
+        usage.append({"node": f"qa:judge:{guideline.id}{suffix}", **answer.usage.as_dict()})
         for key, copy in items.items():
             for name in copy.field_names:
                 ledgers[key].test(guideline.id, name, "judge", guideline.text)
@@ -105,12 +121,24 @@ def judge(items: Mapping[str, Copy], ledgers: Mapping[str, Ledger], model: Struc
     return usage
 
 
-def _ask(model: StructuredModel, guideline: Guideline, context: str) -> Generated[JudgeVerdict]:
+def _ask(model: StructuredModel, guideline: Guideline, context: str, language: str) -> Generated[JudgeVerdict]:
     prompt = f"Guideline id: {guideline.id}\nGuideline: {guideline.text}\n\n{context}"
-    return model.generate(tier="fast", system=SYSTEM, prompt=prompt, schema=JudgeVerdict)
+    return model.generate(tier="fast", system=system_for(language), prompt=prompt, schema=JudgeVerdict)
 
 
-def _context(kit: BrandKit, items: Mapping[str, Copy]) -> str:
+def system_for(language: str) -> str:
+    """The judge's system instruction for copy in `language`."""
+    if language == "en":
+        return SYSTEM
+    name = LANGUAGE_NAMES[language]
+    return with_rule(
+        f"{SYSTEM_CORE} The copy is in {name}. Judge it as a native {name} reader would: voice, tone, idiom and "
+        f"clarity in {name}, not in translation. Quote evidence exactly as written and write every fix in "
+        f"{name}. Write in: {language_label(language)}."
+    )
+
+
+def _context(kit: BrandKit, items: Mapping[str, Copy], language: str) -> str:
     parts = []
     if kit.voice or kit.tone:
         parts.append(f"Brand voice: {', '.join(kit.voice) or '-'}; tone: {', '.join(kit.tone) or '-'}")
@@ -120,8 +148,7 @@ def _context(kit: BrandKit, items: Mapping[str, Copy]) -> str:
         parts.append("Don't, like these examples:\n- " + "\n- ".join(kit.dont_examples))
     if kit.personas:
         parts.append("Personas:\n- " + "\n- ".join(f"{p.name}: {p.description}" for p in kit.personas))
-    languages = sorted({c.language for c in items.values()})
-    parts.append(f"Copy language: {', '.join(languages)}")
+    parts.append(f"Copy language: {language_label(language)}")
     copy = {key: {path: text for path, text in _paths(c)} for key, c in items.items()}
     parts.append("Copy (item → field → text):\n" + quote_json(copy, source="copy", label="copy under review"))
     return "\n\n".join(parts)

@@ -11,17 +11,17 @@ import re
 from shared.qa import langid
 from shared.qa.content import Copy, Unit
 from shared.qa.report import Finding, Ledger
-from shared.writing.specs import SCRIPT_OF
+from shared.writing.specs import LANGUAGE_NAMES, SCRIPT_OF
 from shared.writing.text import (
     URL,
     blank_out,
     exempt_spans,
     find_phrase,
     inside,
+    measure,
     readability,
     script_shares,
     squash,
-    x_length,
 )
 
 SCRIPT_MIN_SHARE = 0.6
@@ -31,6 +31,12 @@ LANGUAGE_MIN_CONFIDENCE = 0.5
 LANGUAGE_MIN_LETTERS = 15
 READING_MIN_WORDS = 20
 _HASHTAG = re.compile(r"^#[^\s#]+$")
+COUNTING_NAMES = {
+    "chars": "characters",
+    "graphemes": "characters as the inbox shows them (grapheme clusters)",
+    "x": "weighted characters as X counts them (twitter-text v3: Latin and Indic letters and signs 1, "
+         "emoji 2, URLs 23)",
+}
 
 DESCRIPTIONS = {
     "completeness": "Every required field has text.",
@@ -98,9 +104,9 @@ def _lengths(copy: Copy, ledger: Ledger) -> None:
                                  suggestion="#" + re.sub(r"[\s#]+", "", unit.text)))
         if spec.max_chars is None:
             continue
-        size = x_length(unit.text) if spec.counting == "x" else len(unit.text)
+        size = measure(unit.text, spec.counting)
         if size > spec.max_chars:
-            unit_name = "weighted characters (URLs count 23, emoji 2)" if spec.counting == "x" else "characters"
+            unit_name = COUNTING_NAMES[spec.counting]
             ledger.fail(_finding(unit, "length", f"`{unit.path}` is {size} {unit_name}; the {copy.content_type} "
                                                  f"limit is {spec.max_chars}: cut {size - spec.max_chars}.",
                                  evidence=unit.text[spec.max_chars:][:80] or None))
@@ -108,18 +114,20 @@ def _lengths(copy: Copy, ledger: Ledger) -> None:
 
 def _terms(copy: Copy, ledger: Ledger) -> None:
     kit = copy.kit
+    banned_terms = kit.banned_terms_for(copy.language)
+    approved_terms = kit.approved_terms_for(copy.language)
     for name in copy.field_names:
-        if kit.banned_terms:
+        if banned_terms:
             _test(ledger, "banned_terms", name)
-        if kit.approved_terms:
+        if approved_terms:
             _test(ledger, "approved_terms", name)
-    if not (kit.banned_terms or kit.approved_terms):
+    if not (banned_terms or approved_terms):
         return
     protected = copy.protected()
     for unit in copy.units():
         urls = [m.span() for m in URL.finditer(unit.text)]
         shield = urls + [span for phrase in protected for span in find_phrase(unit.text, phrase)]
-        for banned in kit.banned_terms:
+        for banned in banned_terms:
             for span in find_phrase(unit.text, banned.term, case_sensitive=banned.case_sensitive):
                 if inside(span, shield):
                     continue
@@ -130,7 +138,7 @@ def _terms(copy: Copy, ledger: Ledger) -> None:
                 ledger.fail(_finding(unit, "banned_terms", f"`{unit.path}` uses the banned term {written!r}{why}; "
                                                            f"{fix}.", evidence=written,
                                      suggestion=banned.substitution))
-        for approved in kit.approved_terms:
+        for approved in approved_terms:
             for mistake in approved.mistakes:
                 for span in find_phrase(unit.text, mistake):
                     if inside(span, urls):
@@ -158,7 +166,7 @@ def _content_level(copy: Copy, ledger: Ledger) -> None:
     anchor = copy.anchor_field
     whole = copy.whole()
     squashed = squash(whole)
-    required = kit.required_terms_for(copy.content_type)
+    required = kit.required_terms_for(copy.content_type, copy.language)
     if required:
         _test(ledger, "required_terms", anchor)
     for term in required:
@@ -182,7 +190,14 @@ def _content_level(copy: Copy, ledger: Ledger) -> None:
 
 
 def _script_and_language(copy: Copy, ledger: Ledger) -> None:
+    """Script by Unicode ranges (names, approved terms and disclaimers aside), then the language within it.
+
+    With the kit's `code_mixing`, Indic copy may mix Latin-script English or romanised words with its own
+    script (Hinglish); any other script still fails, and a text identified as another Indic language too.
+    """
     expected = SCRIPT_OF[copy.language]
+    mixing = copy.kit.code_mixing and expected != "Latin"
+    name = LANGUAGE_NAMES[copy.language]
     protected = copy.protected()
     for unit in copy.units(prose_only=True):
         text = blank_out(unit.text, exempt_spans(unit.text, protected))
@@ -190,22 +205,30 @@ def _script_and_language(copy: Copy, ledger: Ledger) -> None:
         if letters < 3:
             continue
         _test(ledger, "script", unit.field)
-        share = shares.get(expected, 0.0)
+        share = shares.get(expected, 0.0) + (shares.get("Latin", 0.0) if mixing else 0.0)
         if share < SCRIPT_MIN_SHARE:
             main = max(shares, key=lambda s: shares[s])
+            allowed = f"{expected} (English words in Latin script allowed)" if mixing else expected
             ledger.fail(_finding(unit, "script", f"`{unit.path}` is mostly in {main} script ({shares[main]:.0%} "
-                                                 f"of letters); {copy.language!r} copy is written in {expected}: "
-                                                 "rewrite it in that script.", evidence=unit.text[:80]))
+                                                 f"of letters); {name} ({copy.language!r}) copy is written in "
+                                                 f"{allowed}: rewrite it in {name}.", evidence=unit.text[:80]))
             continue
         if letters < LANGUAGE_MIN_LETTERS or len(text.split()) < 3:
             continue
+        main = max(shares, key=lambda s: shares[s])
+        if mixing and main == "Latin":
+            continue
         _test(ledger, "language", unit.field)
-        guesses = langid.detect(text)
-        if guesses and guesses[0].lang != copy.language and guesses[0].score >= LANGUAGE_MIN_CONFIDENCE:
-            top = guesses[0]
-            ledger.fail(_finding(unit, "language", f"`{unit.path}` reads as {top.lang!r} ({top.score:.0%} sure), "
-                                                   f"not {copy.language!r}; rewrite it in {copy.language!r}.",
-                                 evidence=unit.text[:80]))
+        found = langid.identify(text, main)
+        if found is None or found.lang == copy.language or found.score < LANGUAGE_MIN_CONFIDENCE:
+            continue
+        told = {"script": "its script", "letters": f"the letters {', '.join(found.evidence)}",
+                "stop_words": f"words such as {', '.join(found.evidence)}",
+                "fasttext": f"fastText, {found.score:.0%} sure"}[found.method]
+        other = LANGUAGE_NAMES.get(found.lang, found.lang)
+        ledger.fail(_finding(unit, "language", f"`{unit.path}` reads as {other} ({found.lang!r}, by {told}), not "
+                                               f"{name} ({copy.language!r}); rewrite it in {name}.",
+                             evidence=unit.text[:80]))
 
 
 def _reading_level(copy: Copy, ledger: Ledger) -> None:

@@ -22,7 +22,22 @@ SCRIPT_OF: dict[str, Script] = {
     "pa": "Gurmukhi", "gu": "Gujarati", "or": "Odia", "ta": "Tamil", "te": "Telugu", "kn": "Kannada",
     "ml": "Malayalam", "ur": "Arabic",
 }
-"""The script each supported language is written in (romanised Indic copy is not supported)."""
+"""The script each supported language is written in (romanised Indic copy only where the kit allows code-mixing)."""
+
+LANGUAGE_NAMES: dict[str, str] = {
+    "en": "English", "hi": "Hindi", "mr": "Marathi", "ne": "Nepali", "bn": "Bengali", "as": "Assamese",
+    "pa": "Punjabi", "gu": "Gujarati", "or": "Odia", "ta": "Tamil", "te": "Telugu", "kn": "Kannada",
+    "ml": "Malayalam", "ur": "Urdu",
+}
+"""English names, as prompts state the language ("Write in: Tamil (ta), Tamil script")."""
+SCRIPT_NAMES: dict[str, str] = {"Arabic": "Urdu Nastaliq (Arabic)", "Latin": "Latin"}
+"""How a prompt names a script when its plain name would mislead (Urdu is written in Nastaliq)."""
+
+
+def language_label(language: str) -> str:
+    """`Tamil (ta), Tamil script`: how every prompt names the language to write in."""
+    script = SCRIPT_OF[language]
+    return f"{LANGUAGE_NAMES[language]} ({language}), {SCRIPT_NAMES.get(script, script)} script"
 
 SCRIPT_RANGES: tuple[tuple[int, int, Script], ...] = (
     (0x0041, 0x024F, "Latin"), (0x1E00, 0x1EFF, "Latin"),
@@ -34,6 +49,19 @@ SCRIPT_RANGES: tuple[tuple[int, int, Script], ...] = (
 )
 
 
+Counting = Literal["chars", "x", "graphemes"]
+"""How a platform counts a limit:
+
+- `chars`: Unicode code points after NFC (what the platforms' APIs and Google Ads' editor count as characters;
+  an Indic letter with a vowel sign is two). The strict reading where a platform does not say more.
+- `x`: X's weighted length, twitter-text v3 (`config/v3.json`): code points up to U+10FF (Latin and every Indic
+  script, so a Devanagari letter and each vowel sign or virama weigh 1) and a few punctuation ranges weigh 1,
+  every other code point 2, an emoji sequence 2 as a whole, any URL 23.
+- `graphemes`: user-perceived characters (extended grapheme clusters): what an inbox shows before it truncates
+  a subject line or preheader, so `नमस्ते` is three, not six.
+"""
+
+
 @dataclass(frozen=True)
 class FieldSpec:
     """One field of a content type and the limits the lint enforces on it."""
@@ -42,8 +70,8 @@ class FieldSpec:
     kind: Literal["text", "list"] = "text"
     max_chars: int | None = None
     """Per text, or per item of a list."""
-    counting: Literal["chars", "x"] = "chars"
-    """`x`: X's weighted count (URLs 23, CJK and emoji 2)."""
+    counting: Counting = "chars"
+    """How the platform counts the limit (see `Counting`)."""
     max_items: int | None = None
     required: bool = True
     prose: bool = True
@@ -70,7 +98,8 @@ class ContentSpec:
 
 CONTENT_SPECS: dict[str, ContentSpec] = {
     # Subject truncates past ~60 characters in most clients; preheaders past ~80 (Adobe GenStudio flags > 80).
-    "email": ContentSpec(fields=(FieldSpec("subject", max_chars=60), FieldSpec("preheader", max_chars=80),
+    "email": ContentSpec(fields=(FieldSpec("subject", max_chars=60, counting="graphemes"),
+                                 FieldSpec("preheader", max_chars=80, counting="graphemes"),
                                  FieldSpec("body", max_chars=10_000), FieldSpec("cta", max_chars=30)),
                          primary="body"),
     "linkedin_post": ContentSpec(fields=(FieldSpec("text", max_chars=3000),), primary="text"),

@@ -13,7 +13,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from shared.writing.specs import SCRIPT_RANGES, Script
+import regex
+
+from shared.writing.specs import SCRIPT_RANGES, Counting, Script
 
 Span = tuple[int, int]
 
@@ -79,13 +81,14 @@ def blank_out(text: str, spans: Iterable[Span]) -> str:
 
 
 _X_LIGHT = ((0, 4351), (8192, 8205), (8208, 8223), (8242, 8247))
+"""twitter-text v3's ranges of weight 1 (of 2); U+0000-U+10FF covers Latin and every Indic script."""
+_EMOJI = regex.compile(r"\p{Extended_Pictographic}|\p{Regional_Indicator}")
 
 
 def x_length(text: str) -> int:
-    """X's weighted length (twitter-text v3): most Latin and Indic code points 1, others 2, any URL 23.
-
-    Emoji sequences joined by ZWJ count each part, so the result can over-count by a few.
-    """
+    """X's weighted length (twitter-text v3): code points up to U+10FF weigh 1 (so Devanagari, Tamil and the
+    other Indic scripts count each letter, vowel sign and virama once), most others 2; an emoji sequence
+    (ZWJ family, skin tone, flag) weighs 2 as a whole; any URL 23. Measured after NFC, as X does."""
     text = unicodedata.normalize("NFC", text)
     total, pos = 0, 0
     for match in URL.finditer(text):
@@ -96,12 +99,30 @@ def x_length(text: str) -> int:
 
 def _weighted(text: str) -> int:
     total = 0
-    for ch in text:
-        cp = ord(ch)
-        if 0xFE00 <= cp <= 0xFE0F:
+    for cluster in regex.findall(r"\X", text):
+        if _EMOJI.search(cluster):
+            total += 2
             continue
-        total += 1 if any(lo <= cp <= hi for lo, hi in _X_LIGHT) else 2
+        for ch in cluster:
+            cp = ord(ch)
+            if 0xFE00 <= cp <= 0xFE0F:
+                continue
+            total += 1 if any(lo <= cp <= hi for lo, hi in _X_LIGHT) else 2
     return total
+
+
+def grapheme_length(text: str) -> int:
+    """User-perceived characters: extended grapheme clusters (the `regex` module's `\\X`) after NFC."""
+    return len(regex.findall(r"\X", unicodedata.normalize("NFC", text)))
+
+
+def measure(text: str, counting: Counting) -> int:
+    """`text`'s length as a platform counts it (`shared.writing.specs.Counting`)."""
+    if counting == "x":
+        return x_length(text)
+    if counting == "graphemes":
+        return grapheme_length(text)
+    return len(unicodedata.normalize("NFC", text))
 
 
 _WORD = re.compile(r"[A-Za-z]+(?:['’][A-Za-z]+)*")

@@ -98,7 +98,7 @@ class TestBrandKit:
         body = client.get("/v1/brand-kit", headers=member.headers).get_json()
         assert body["version"] == 2 and body["kit"]["voice"] == ["warm", "plain-spoken"]
         assert body["kit"]["banned_terms"] == [{"term": "cheap", "substitution": "affordable",
-                                                "case_sensitive": False, "reason": None}]
+                                                "case_sensitive": False, "reason": None, "language": None}]
         stored = PostgresWorkspaceStore(pool).brand_kit(member.workspace_id)
         assert isinstance(stored, KitView) and stored.banned_terms == {"cheap": "affordable"}
         assert stored.spec is not None and stored.spec.products[0].name == "Festive Gift Box"

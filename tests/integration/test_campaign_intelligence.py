@@ -8,6 +8,7 @@ import pytest
 from psycopg_pool import ConnectionPool
 
 from shared.api.models import Decision
+from shared.campaigns.festivals import campaign_festivals
 from shared.campaigns.schemas import AdCopy, Plan, PlanReview
 from shared.db.pool import connect
 from shared.ports import Finding
@@ -41,19 +42,19 @@ class TestReplanning:
         changes = _events(harness, campaign_id, "plan.changed")
         assert any(c.get("specialist") == "competitor_scan" and "launch" in c["reason"] for c in changes), changes
         ran = [e["specialist"] for e in _events(harness, campaign_id, "step.completed") if e["node"] == "specialist"]
-        assert sorted(ran) == ["competitor_scan", "knowledge_research", "web_research"]
+        calendar = ["festival_calendar"] if campaign_festivals(harness.row(campaign_id)["brief"]) else []
+        assert sorted(ran) == sorted(["competitor_scan", "knowledge_research", "web_research", *calendar])
         assert harness.row(campaign_id)["status"] == "awaiting_decision"
 
-    def test_a_scripted_review_adds_the_festival_calendar_and_its_angle(self, harness: Harness) -> None:
-        harness.model.script(PlanReview, {"changes": [{"action": "add", "specialist": "festival_calendar",
-                                                       "reason": "the window covers Diwali"}], "angles": []})
+    def test_a_window_with_diwali_consults_the_calendar_unasked_and_adds_its_angle(self, harness: Harness) -> None:
+        harness.model.script(PlanReview, {"changes": [], "angles": []})
         campaign_id = harness.create(harness.workspace(), start_date="2026-10-25", end_date="2026-11-15")
         harness.pump()
+        ran = [e["specialist"] for e in _events(harness, campaign_id, "step.completed") if e["node"] == "specialist"]
+        assert "festival_calendar" in ran
         changes = _events(harness, campaign_id, "plan.changed")
-        assert {"node": "review", "action": "add", "specialist": "festival_calendar",
-                "reason": "the window covers Diwali"} in changes, changes
         angles = [c["angle"] for c in changes if c["action"] == "angle"]
-        assert any("Diwali" in a for a in angles), changes
+        assert "Festival: Diwali (2026-11-08)" in angles, changes
 
     def test_a_rejection_is_a_change_of_course_with_its_reason(self, harness: Harness) -> None:
         principal = harness.workspace()

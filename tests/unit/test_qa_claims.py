@@ -99,4 +99,5 @@ def test_claims_are_tested_on_prose_fields_only() -> None:
     report = check("instagram_caption", {"caption": "Calm tea.", "hashtags": ["#best"]}, KIT, layers=("claims",))
     assert set(report.fields) == {"caption", "hashtags"}
     assert {g.id: g.tested_fields for g in report.guidelines} == {
-        "prohibited_claims": ["caption", "hashtags"], "superlatives": ["caption"], "numbers": ["caption"]}
+        "prohibited_claims": ["caption", "hashtags"], "superlatives": ["caption"], "numbers": ["caption"],
+        "dates": ["caption"]}

@@ -55,7 +55,7 @@ def test_the_prompt_carries_the_brand_context_and_the_copy() -> None:
     check("ad", AD, KIT, model=judge, config=ONE_ASPECT, layers=("judge",))
     prompt = dict(judge.calls)["voice:warm"]
     for text in ("Guideline: The copy's voice is warm.", "Tea from growers you can name.", "BUY NOW!!!",
-                 "Gifting professional", "Copy language: en", "Four Assam teas in one box."):
+                 "Gifting professional", "Copy language: English (en)", "Four Assam teas in one box."):
         assert text in prompt
 
 

@@ -8,7 +8,9 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from shared.campaigns.prompts import WRITER, writer_prompt
+from shared.brandkit import as_brand_kit
+from shared.campaigns.nodes.planner import kept_terms
+from shared.campaigns.prompts import WRITER, language_of, writer_prompt
 from shared.campaigns.schemas import CHANNEL_SCHEMAS
 from shared.campaigns.state import CampaignState
 from shared.deps import Deps
@@ -24,12 +26,14 @@ DISCLAIMER_FIELD = {"email": "body", "linkedin_post": "text", "instagram_caption
 
 
 def content(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
-    """Tier 2: stateless writers produce each channel's copy from its brief alone (fast tier).
+    """Tier 2: stateless writers produce each channel's copy from its brief alone (fast tier), in the channel's
+    language (the brief's `channel_languages` override, else its `language`).
 
     On a QA revision only the failing fields of the failing drafts are rewritten.
     """
     deps = runtime.context
     kit = deps.campaign.brand
+    full_kit = as_brand_kit(kit)
     drafts = dict(state.get("drafts") or {})
     last_qa = state.get("qa")
     revision = state.get("qa_revisions", 0) + (1 if last_qa else 0)
@@ -47,9 +51,11 @@ def content(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
                 continue
             schema = CHANNEL_SCHEMAS[channel]
             revising = key in rewrite and key in drafts
+            language = language_of(state["brief"], channel)
             prompt = writer_prompt(channel, WRITER_STYLES[style], state["briefs"][channel], variant=variant,
                                    current=drafts[key] if revising else None,
-                                   fixes=rewrite[key] if revising else None)
+                                   fixes=rewrite[key] if revising else None, language=language,
+                                   keep=kept_terms(full_kit, language), code_mixing=full_kit.code_mixing)
             out = deps.model.generate(tier="fast", system=WRITER, prompt=prompt, schema=schema)
             written = out.value.model_dump()
             if key in rewrite and key in drafts:

@@ -7,12 +7,15 @@ from typing import Any
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
+from shared.brandkit import BrandKit, as_brand_kit
+from shared.campaigns.festivals import Festival, campaign_festivals, headline_festivals
 from shared.campaigns.prompts import (
     BRIEFER,
     PLANNER,
     STRATEGIST,
     brief_context,
     brief_prompt,
+    language_of,
     plan_prompt,
     strategy_prompt,
 )
@@ -34,7 +37,9 @@ def plan(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
     reused = deps.plans.lookup(state["workspace_id"], state["kind"], description)
     if reused is not None and not state.get("feedback"):
         planned = Plan.model_validate(reused.plan)
-        planned = planned.model_copy(update={"channels": brief_channels(planned, state["kind"], brief)})
+        planned = planned.model_copy(update={"channels": brief_channels(planned, state["kind"], brief),
+                                             "specialists": with_calendar(planned.specialists, state["kind"],
+                                                                          brief)})
         change = {"action": "reuse", "reason": f"a similar past {state['kind']} succeeded with this plan "
                   f"(confidence {reused.confidence:.2f})", "source_task": reused.task_id}
         return {"plan": planned.model_dump(), "course_changes": [change], "reviews": 0,
@@ -60,18 +65,34 @@ def bounded_plan(proposed: Plan, *, kind: str, brief: dict[str, Any]) -> Plan:
     queries = proposed.research_queries[: 2 if kind == "move" else 4]
     specialists = list(dict.fromkeys(["web_research", "knowledge_research", *proposed.specialists]))
     return proposed.model_copy(update={"channels": channels, "research_queries": queries,
-                                       "specialists": specialists[: 3 if kind == "move" else 5]})
+                                       "specialists": with_calendar(specialists, kind, brief)})
+
+
+def with_calendar(specialists: list[Any], kind: str, brief: dict[str, Any]) -> list[Any]:
+    """The plan's specialists with the festival calendar among them whenever a festival's window overlaps the
+    campaign's (whether or not the planner asked), within the kind's bound."""
+    chosen = list(dict.fromkeys(specialists))
+    if campaign_festivals(brief) and "festival_calendar" not in chosen:
+        chosen.insert(2, "festival_calendar")
+    return chosen[: 3 if kind == "move" else 5]
+
+
+def festivals_used(brief: dict[str, Any]) -> list[Festival]:
+    """The festivals a campaign's strategy builds on (`headline_festivals` of its window and states)."""
+    return headline_festivals(campaign_festivals(brief))
 
 
 def strategy(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
     """Choose positioning and an INR budget (strong tier), bounded by the brief, the workspace and the plan."""
     constraints = runtime.context.campaign.budget_constraints
+    festivals = [f.as_dict() for f in festivals_used(state["brief"])]
     prompt = strategy_prompt(state["brief"], state["plan"], state["research_summary"], constraints=constraints,
-                             feedback=state.get("feedback") or [])
+                             feedback=state.get("feedback") or [], festivals=festivals)
     out = runtime.context.model.generate(tier="strong", system=STRATEGIST, prompt=prompt, schema=Strategy)
     chosen = bounded_strategy(out.value, channels=state["plan"]["channels"],
                               brief_budget=state["brief"].get("budget_inr"),
                               workspace_max=constraints.get("max_budget_inr"))
+    chosen = chosen.model_copy(update={"festivals": [f"{f['name']} ({f['date']}, {f['scope']})" for f in festivals]})
     return {"strategy": chosen.model_dump(), "usage": usage_entries("strategy", out)}
 
 
@@ -100,6 +121,7 @@ def approve_strategy(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, 
         "key_messages": proposed["key_messages"],
         "budget_inr": proposed["budget_inr"],
         "budget_split": proposed["budget_split"],
+        "festivals": proposed.get("festivals") or [],
     })
     action = decision["action"]
     if action == "reject":
@@ -123,17 +145,21 @@ def brief(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
     """Tier 1: synthesize each channel's complete brief from canon, brand kit, research and strategy."""
     deps = runtime.context
     kit = deps.campaign.brand
+    full_kit = as_brand_kit(kit)
     briefs: dict[str, dict[str, Any]] = {}
     usage: list[dict[str, Any]] = []
     shared = brief_context(state["strategy"], state.get("research_summary", {}), state["plan"], kit.voice)
     for channel in state["plan"]["channels"]:
+        language = language_of(state["brief"], channel)
         canon = deps.canon.fetch(channel)
         facts = deps.plans.recall(state["workspace_id"], f"{channel} {state['strategy']['positioning']}", k=3)
         prompt = brief_prompt(channel, canon, state["strategy"], state.get("research_summary", {}), state["plan"],
-                              kit.voice, facts=facts, feedback=state.get("feedback") or [])
+                              kit.voice, facts=facts, feedback=state.get("feedback") or [], language=language,
+                              keep=kept_terms(full_kit, language), code_mixing=full_kit.code_mixing)
         with shared_context(shared):
             out = deps.model.generate(tier="strong", system=BRIEFER, prompt=prompt, schema=ContentBrief)
-        avoid = [f"{term} (say {sub!r})" for term, sub in kit.banned_terms.items()]
+        avoid = [f"{t.term} (say {t.substitution!r})" if t.substitution else t.term
+                 for t in full_kit.banned_terms_for(language)]
         must = [kit.required_disclaimers[channel]] if channel in kit.required_disclaimers else []
         made = out.value.model_copy(update={
             "channel": channel, "avoid": list(dict.fromkeys([*out.value.avoid, *avoid]))[:12],
@@ -143,3 +169,8 @@ def brief(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
         briefs[channel] = made.model_dump()
         usage += usage_entries(f"brief:{channel}", out)
     return {"briefs": briefs, "usage": usage}
+
+
+def kept_terms(kit: BrandKit, language: str) -> list[str]:
+    """Names and terms copy in `language` keeps exactly as written: approved terms and product names."""
+    return [*(t.term for t in kit.approved_terms_for(language)), *(p.name for p in kit.products)][:20]

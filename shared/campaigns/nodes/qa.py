@@ -7,8 +7,11 @@ from typing import Any
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
+from shared.campaigns.festivals import campaign_festivals
+from shared.campaigns.prompts import language_of
 from shared.campaigns.state import CampaignState
 from shared.deps import Deps
+from shared.qa.gate import content_type_of
 
 
 def qa_gate(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
@@ -18,7 +21,9 @@ def qa_gate(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
     revisions = state.get("qa_revisions", 0)
     changes: list[dict[str, Any]] = []
     previous = state.get("qa")
-    result = deps.qa.review(state["drafts"], kit=context.brand, sources=state.get("findings") or [],
+    languages = {key: language_of(state["brief"], content_type_of(key)) for key in state["drafts"]}
+    sources = [*(state.get("findings") or []), *campaign_sources(state)]
+    result = deps.qa.review(state["drafts"], kit=context.brand, sources=sources, languages=languages,
                             iteration=revisions, previous_score=previous["score"] if previous else None,
                             settings=context.settings)
     usage = result.pop("usage", [])
@@ -36,6 +41,21 @@ def qa_gate(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
         deps.plans.record_critiques(state["workspace_id"], [dict(f) for f in result["findings"]],
                                     campaign_id=state["campaign_id"], iteration=revisions)
     return {"qa": result, "qa_outcome": outcome, "course_changes": changes, "usage": usage}
+
+
+def campaign_sources(state: CampaignState) -> list[dict[str, Any]]:
+    """What the campaign itself states, as sources for the claims check: the brief (its text and window), the
+    plan, and the festival calendar for the window and target states. Dates, times, prices and offers copy
+    takes from these are not unsupported claims."""
+    brief = state["brief"]
+    plan = state.get("plan") or {}
+    brief_text = "\n".join(str(brief[k]) for k in ("title", "objective", "audience", "notes", "start_date",
+                                                    "end_date") if brief.get(k))
+    plan_text = "\n".join([str(plan.get("objective") or ""), str(plan.get("audience") or ""),
+                           *map(str, plan.get("kpis") or []), *map(str, plan.get("angles") or [])])
+    calendar = [{"title": f"{f.name} ({f.day})", "content": f"{f.name} falls on {f.day:%d %B %Y}."}
+                for f in campaign_festivals(brief)]
+    return [{"title": "brief", "content": brief_text}, {"title": "plan", "content": plan_text}, *calendar]
 
 
 def qa_review(state: CampaignState) -> dict[str, Any]:

@@ -12,12 +12,12 @@ approvals and publishing are out of its reach.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+import re
 from typing import Any
 
 from langgraph.runtime import Runtime
 
-from shared.campaigns.festivals import festivals_between
+from shared.campaigns.festivals import campaign_festivals, headline_festivals
 from shared.campaigns.prompts import REVIEWER, review_prompt
 from shared.campaigns.schemas import Plan, PlanReview
 from shared.campaigns.state import CampaignState, SpecialistTask
@@ -31,12 +31,6 @@ from shared.tools.belt import ToolContext
 MAX_REVIEWS = 2
 """Reviews per plan; past this many the research goes on to the summary as it is."""
 LAUNCH_WORDS = ("launch", "launches", "launched", "unveil", "unveils", "debut", "rolls out", "introduces")
-
-
-def _window(brief: dict[str, Any]) -> tuple[date, date]:
-    start = date.fromisoformat(brief["start_date"]) if brief.get("start_date") else date.today()
-    end = date.fromisoformat(brief["end_date"]) if brief.get("end_date") else start + timedelta(days=45)
-    return start, end
 
 
 def _search(deps: Deps, tool: str, arguments: dict[str, Any], task: SpecialistTask,
@@ -95,10 +89,10 @@ def specialist(task: SpecialistTask, runtime: Runtime[Deps]) -> dict[str, Any]:
         found += _search(deps, "knowledge_search", {"query": f"customers personas {plan_['audience']}"[:400],
                                                     "k": 4}, task, runs, detector)
     elif name == "festival_calendar":
-        start, end = _window(task["brief"])
-        found += [Finding(source_id=f"festival:{day.isoformat()}", title=f"{title} ({day.isoformat()})",
-                          content=f"{title} falls on {day:%A %d %B %Y}, inside the campaign window.")
-                  for day, title in festivals_between(start, end)]
+        found += [Finding(source_id=f"festival:{f.day.isoformat()}:{_slug(f.name)}", title=f"{f.name} ({f.day})",
+                          content=f"{f.name} falls on {f.day:%A %d %B %Y} ({f.scope}); its marketing window opens "
+                                  f"{f.window_start:%d %B %Y} and overlaps the campaign window.")
+                  for f in campaign_festivals(task["brief"])]
     unique = {f.source_id: f.as_dict() | {"specialist": name} for f in found}
     update: dict[str, Any] = {"findings": list(unique.values()), "specialists_run": [name], "tool_runs": runs}
     usage = [entry for answer in detector.answers for entry in usage_entries("specialist:injection", answer)]
@@ -118,6 +112,8 @@ def review(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
     angles = list(plan_.angles)
     specialists = list(plan_.specialists)
     run = set(state.get("specialists_run") or [])
+    headline = {f"festival:{f.day.isoformat()}:{_slug(f.name)}" for f in headline_festivals(
+        campaign_festivals(state.get("brief") or {}))}
     for f in findings:
         text = f"{f['title']} {f['content']}".lower()
         if f.get("specialist") != "competitor_scan" and any(w in text for w in LAUNCH_WORDS) \
@@ -125,9 +121,9 @@ def review(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
             specialists.append("competitor_scan")
             changes.append({"action": "add", "specialist": "competitor_scan",
                             "reason": f"research mentions a launch: {f['title']!r}"})
-        if f.get("specialist") == "festival_calendar":
+        if f.get("specialist") == "festival_calendar" and f["source_id"] in headline:
             angle = f"Festival: {f['title']}"
-            if angle not in angles:
+            if angle not in angles and len(angles) < 5:
                 angles.append(angle)
                 changes.append({"action": "angle", "angle": angle, "reason": f["content"]})
     digest = [{"id": f["source_id"], "title": f["title"], "content": f["content"][:300]} for f in findings[:20]]
@@ -154,3 +150,7 @@ def summarize(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
     summary, usage = runtime.context.summarizer.summarize(state.get("findings") or [],
                                                           objective=state["plan"]["objective"])
     return {"research_summary": summary, "usage": usage}
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")

@@ -12,6 +12,7 @@ from typing import Any
 
 import flask
 
+from infra.local.emulators.gemini.indic import requested_language, text_in
 from infra.local.emulators.gemini.injection import is_classifier_request
 from infra.local.emulators.gemini.injection import verdict as injection_verdict
 from infra.local.emulators.gemini.schema import SchemaFaker
@@ -31,14 +32,18 @@ def answer_text(model: str, body: dict[str, Any], scripted: dict[str, Any] | Non
     mime = config.get("responseMimeType") or config.get("response_mime_type") or "text/plain"
     prompt = user_text(body)
     schema = _response_schema(config)
+    language = requested_language(body)
     if mime == "application/json":
         if schema is None:
             value: Any = {"emulated": True, "model": model, "summary": _emulated_sentence(model, prompt)}
         else:
-            value = SchemaFaker(schema, seed=prompt).generate()
+            value = SchemaFaker(schema, seed=prompt, language=language).generate()
         return json.dumps(value, ensure_ascii=False), "STOP"
     if mime == "text/x.enum" and schema is not None:
         return str(SchemaFaker(schema, seed=prompt).generate()), "STOP"
+    if language is not None:
+        sentences = text_in(language, f"{model}|{prompt}").removeprefix("[emulated] ")
+        return _limit_tokens(f"[emulated {model}] {sentences}", config)
     return _limit_tokens(f"[emulated {model}] {_emulated_sentence(model, prompt)}", config)
 
 

@@ -11,6 +11,7 @@ from re import _constants as sre_constants  # type: ignore[attr-defined]
 from re import _parser as sre_parser  # type: ignore[attr-defined]
 from typing import Any
 
+from infra.local.emulators.gemini.indic import text_in
 from infra.local.emulators.gemini.text import keywords, seed_int
 
 _MAX_SCHEMA_DEPTH = 24
@@ -28,9 +29,11 @@ class SchemaFaker:
     (so the n-th item of a list, and the fields of that item, differ from their siblings).
     """
 
-    def __init__(self, schema: dict[str, Any], seed: str) -> None:
+    def __init__(self, schema: dict[str, Any], seed: str, language: str | None = None) -> None:
         self._root = _normalise_schema(schema)
         self._seed = seed
+        self._language = language
+        """Free-text strings are written in this language's script (`indic.text_in`); None: English."""
         self._gist = " ".join(keywords(seed, 6)) or "request"
         self._active_refs: list[str] = []
 
@@ -114,6 +117,9 @@ class SchemaFaker:
             candidate = _string_for_pattern(pattern)
             if candidate is not None:
                 return candidate
+        if self._language is not None:
+            text = text_in(self._language, f"{self._seed}|{path}", max_length=schema.get("maxLength"), label=label)
+            return _fit_length(text, schema.get("minLength"), schema.get("maxLength"))
         suffix = f" #{ordinal + 1}" if ordinal or path.endswith("]") else ""
         text = f"[emulated] {_humanise(label)}{suffix}: {self._gist}"
         return _fit_length(text, schema.get("minLength"), schema.get("maxLength"))
