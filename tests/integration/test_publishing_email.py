@@ -57,9 +57,10 @@ def settings(resend_url: str, moto_url: str) -> Iterator[Settings]:
     httpx.delete(f"{resend_url}/__emu/faults")
 
 
-def _credentials(recipients: list[str], api_key: str = "re_local_test_key", **settings: Any) -> Credentials:
+def _credentials(recipients: list[str], api_key: str | None = None, **settings: Any) -> Credentials:
+    """A connection with its own API key (the revoke fault revokes every key seen so far)."""
     return Credentials(connection_id=str(uuid.uuid4()), workspace_id=str(uuid.uuid4()), provider="email",
-                       account_id=SENDER, access_token=api_key,
+                       account_id=SENDER, access_token=api_key or f"re_test_{uuid.uuid4().hex}",
                        settings={"recipients": recipients, "from_name": "Muse Store",
                                  "unsubscribe_url": "https://muse.example/u/abc", **settings})
 
@@ -156,3 +157,16 @@ def test_ses_refuses_an_unverified_sender_for_good(settings: Settings) -> None:
     with pytest.raises(PlatformError) as rejected:
         EmailAdapter(settings).publish(unverified, _post())
     assert rejected.value.kind == "permanent" and "MessageRejected" in rejected.value.message
+
+
+def test_a_500_after_create_is_ambiguous_and_the_replay_sends_nothing_more(settings: Settings,
+                                                                          resend_url: str) -> None:
+    post = _post()
+    credentials = _credentials(["nisha@example.in"])
+    _fault(resend_url, route="POST /emails/batch", mode="500_after_create")
+    with pytest.raises(PlatformError) as failed:
+        EmailAdapter(settings).publish(credentials, post)
+    assert failed.value.kind == "ambiguous" and failed.value.status == 500
+    found = EmailAdapter(settings).reconcile(credentials, post, since=utc_now())
+    [email] = _emails(resend_url, post)
+    assert found is not None and found.external_id == email["id"]

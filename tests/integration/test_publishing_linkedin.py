@@ -162,3 +162,17 @@ def test_a_sunset_version_is_a_permanent_refusal_naming_it(settings: Settings, l
     with pytest.raises(PlatformError) as sunset:
         LinkedInAdapter(_settings(linkedin_url, LINKEDIN_VERSION="202301")).publish(credentials, _post("Old API"))
     assert sunset.value.kind == "permanent" and "202301 is not active" in sunset.value.message
+
+
+def test_a_500_after_create_is_ambiguous_and_reconciled_to_the_post(settings: Settings, linkedin_url: str) -> None:
+    credentials = _credentials(_connect(settings))
+    tag = uuid.uuid4().hex[:8]
+    post = _post(f"Server hiccup {tag}")
+    started = utc_now()
+    _fault(linkedin_url, route="POST /rest/posts", mode="500_after_create")
+    with pytest.raises(PlatformError) as failed:
+        LinkedInAdapter(settings).publish(credentials, post)
+    assert failed.value.kind == "ambiguous" and failed.value.status == 500
+    found = LinkedInAdapter(settings).reconcile(credentials, post, started)
+    [stored] = _posts(linkedin_url, tag)
+    assert found is not None and found.external_id == stored["id"]

@@ -215,3 +215,17 @@ def test_a_restarted_emulator_keeps_tokens_and_posts(settings: Settings, x_url: 
         assert after.external_id in {post["id"] for post in _posts(x_url)}
     finally:
         restarted.stop()
+
+
+def test_a_500_after_create_is_ambiguous_and_reconciled_to_the_post(settings: Settings, x_url: str) -> None:
+    credentials = _credentials(_connect(settings))
+    tag = uuid.uuid4().hex[:6]
+    post = _post({"posts": [f"Server hiccup {tag}"]})
+    started = utc_now()
+    _fault(x_url, route="POST /2/tweets", mode="500_after_create")
+    with pytest.raises(PlatformError) as failed:
+        XAdapter(settings).publish(credentials, post)
+    assert failed.value.kind == "ambiguous" and failed.value.status == 500
+    found = XAdapter(settings).reconcile(credentials, post, started)
+    [stored] = [p for p in _posts(x_url) if tag in p["text"]]
+    assert found is not None and found.external_id == stored["id"]

@@ -7,6 +7,7 @@ same for every platform; what differs (wire shapes, error bodies, ids) stays in 
 Fault knobs (`POST /__emu/faults`), one shape for every emulator:
 - `{"route": "POST /2/tweets", "mode": "timeout_after_create", "times": 1, "hold_seconds": 3}`: the create
   is performed and committed, then the answer is held back longer than the client waits;
+- `{"route": ..., "mode": "500_after_create"}`: the create is performed and committed, then answered 500;
 - `{"route": ..., "mode": "429", "times": 1, "retry_after_seconds": 60}`: answered 429 with the platform's
   rate-limit headers, nothing performed;
 - `{"mode": "token_expired"}` / `{"mode": "token_revoked"}`: applied at once to every token (or to those of
@@ -32,8 +33,8 @@ from psycopg.types.json import Jsonb
 
 from infra.local.emulators.pgschema import SchemaDatabase
 
-FaultMode = Literal["timeout_after_create", "429", "token_expired", "token_revoked"]
-ROUTE_FAULTS = ("timeout_after_create", "429")
+FaultMode = Literal["timeout_after_create", "500_after_create", "429", "token_expired", "token_revoked"]
+ROUTE_FAULTS = ("timeout_after_create", "500_after_create", "429")
 TOKEN_FAULTS = ("token_expired", "token_revoked")
 DEFAULT_HOLD_SECONDS = 3.0
 DEFAULT_RETRY_AFTER_SECONDS = 60

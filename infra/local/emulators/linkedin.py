@@ -286,6 +286,8 @@ def _create_post(store: SocialStore, token: Token) -> Any:
                                  "lastModifiedAt": now_ms})
     if fault is not None and fault.mode == "timeout_after_create":
         time.sleep(fault.hold_seconds)
+    if fault is not None and fault.mode == "500_after_create":
+        raise EmulatorError(500, _error(500, "Internal Server Error"))
     response = flask.Response(status=201)
     response.headers["x-restli-id"] = urn
     response.headers["x-linkedin-id"] = urn

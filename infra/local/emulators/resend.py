@@ -11,8 +11,9 @@ Wire shapes as the `resend` SDK sends and parses them (reference `publishing-api
 
 State (emails, idempotency keys, revoked keys, faults) lives in the stack's Postgres, schema
 `resend_emulator`. Control: `GET /__emu/posts` (every email sent, oldest first) and `POST /__emu/faults`:
-`timeout_after_create` and `429` on `POST /emails` or `POST /emails/batch`, and `token_revoked` (every key
-used so far); `token_expired` changes nothing, since Resend's keys do not expire. A key is known by a hash.
+`timeout_after_create`, `500_after_create` and `429` on `POST /emails` or `POST /emails/batch`, and
+`token_revoked` (every key used so far); `token_expired` changes nothing, since Resend's keys do not expire.
+A key is known by a hash.
 """
 
 from __future__ import annotations
@@ -161,4 +162,6 @@ def _send(store: SocialStore, api_key: str, route: str, emails: list[Any], *, si
             store.answer(conn, key_hash, key, answer)
     if fault is not None and fault.mode == "timeout_after_create":
         time.sleep(fault.hold_seconds)
+    if fault is not None and fault.mode == "500_after_create":
+        raise _error(500, "internal_server_error", "An unexpected error occurred.")
     return answer

@@ -255,6 +255,8 @@ def _create_post(store: SocialStore, token: Token) -> Any:
     store.add_post(post_id, token.account_id, document)
     if fault is not None and fault.mode == "timeout_after_create":
         time.sleep(fault.hold_seconds)
+    if fault is not None and fault.mode == "500_after_create":
+        raise EmulatorError(500, _problem(500, "Internal Server Error", title="Internal Server Error"))
     response = flask.jsonify({"data": {"id": post_id, "text": stored_text, "edit_history_post_ids": [post_id]}})
     response.status_code = 201
     response.headers.update(_rate_headers(store, token.account_id))
