@@ -62,6 +62,8 @@ log = logging.getLogger("muse.subscriptions")
 FUNCTION = "subscriptions"
 ACTOR = function_actor(FUNCTION)
 SETUP_ATTEMPTS = 3
+REDRIVE_SECONDS = 3600
+"""After QStash gives up on a message that failed for a passing reason, it is sent again this much later."""
 ENDED_AT_PHONEPE = ("CANCELLED", "REVOKED", "CANCEL_IN_PROGRESS", "REVOKE_IN_PROGRESS", "EXPIRED", "FAILED")
 
 
@@ -180,11 +182,20 @@ class SubscriptionService:
             raise PermanentStepError(f"Invalid subscription message: {exc.errors(include_url=False)}") from exc
         return Reply(200, self.process(message))
 
-    @staticmethod
-    def _on_failure(callback: FailureCallback) -> Reply:
-        log.error("QStash gave up on a subscription message after %s retries: %s", callback.retried,
-                  callback.answer())
-        return Reply(200, {"status": "ignored", "reason": "logged; status checks and webhooks reconcile the mandate"})
+    def _on_failure(self, callback: FailureCallback) -> Reply:
+        """QStash gave up on a message: one that failed for a passing reason (5xx: PhonePe or the database
+        down) is sent again an hour later, so a month is never left half collected; a permanent one is logged."""
+        try:
+            source = SubscriptionMessage.model_validate_json(callback.source())
+        except ValueError:
+            return Reply(200, {"status": "ignored", "reason": "failure callback for an unknown message"})
+        if callback.status is None or callback.status < 500:
+            log.error("subscription message %s failed for good (HTTP %s): %s", source.dedup_id(), callback.status,
+                      callback.answer())
+            return Reply(200, {"status": "abandoned", "reason": callback.answer()})
+        due = self.clock() + timedelta(seconds=REDRIVE_SECONDS)
+        self.outbox.send(None, [item(FUNCTION, source, not_before=due, dedup_suffix=f"-redrive-{callback.dlqId}")])
+        return Reply(200, {"status": "redriven", "not_before": due.isoformat()})
 
     def process(self, message: SubscriptionMessage) -> dict[str, Any]:
         """Act on one message; what it did (a duplicate or stale one does nothing and says so)."""

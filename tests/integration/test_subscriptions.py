@@ -10,6 +10,7 @@ milliseconds. Paid months are invoiced by billing (`issue_invoice`) into the sam
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from collections.abc import Iterator
@@ -102,6 +103,12 @@ class World:
                 progressed, limit = True, limit - 1
                 break
         return replies
+
+    def deliver_raw(self, raw: dict[str, Any]) -> Any:
+        """One signed delivery of any body (e.g. QStash's failure callback)."""
+        body = json.dumps(raw).encode()
+        signature = sign(body, self.settings.function_url("subscriptions"), DEV_QSTASH_CURRENT_SIGNING_KEY)
+        return self.service.handle_delivery(body, signature)
 
     def pending(self) -> list[tuple[str, datetime | None]]:
         return [(m.kind, due) for f, m, due in self.queue.published if f == "subscriptions"]
@@ -427,3 +434,21 @@ class TestEmulatorRestart:
         assert status is not None and status.state == "ACTIVE"
         assert [w["event"] for w in after["webhooks"]] == ["subscription.setup.order.completed",
                                                            "subscription.notification.completed"]
+
+
+class TestGivenUp:
+    def test_a_message_qstash_gave_up_on_is_sent_again_an_hour_later_unless_it_failed_for_good(
+            self, world: World) -> None:
+        workspace_id = world.active()
+        source = SubscriptionMessage(kind="redeem", merchant_subscription_id=world.row(workspace_id)[
+            "merchant_subscription_id"], cycle=1, attempt=1)
+        encoded = base64.b64encode(json.dumps(source.model_dump(mode="json", exclude_none=True)).encode()).decode()
+        callback = {"status": 503, "retried": 5, "sourceMessageId": "msg_1", "dlqId": "dlq_1",
+                    "sourceBody": encoded, "body": base64.b64encode(b"PhonePe is unreachable").decode()}
+        before = len(world.queue.published)
+
+        assert world.deliver_raw(callback).body["status"] == "redriven"
+        assert world.deliver_raw({**callback, "status": 489, "dlqId": "dlq_2"}).body["status"] == "abandoned"
+
+        [(function, message, due)] = world.queue.published[before:]
+        assert (function, message, due) == ("subscriptions", source, world.clock.now + timedelta(hours=1))
