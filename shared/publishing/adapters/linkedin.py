@@ -28,6 +28,7 @@ import httpx
 from shared.errors import ConfigurationError
 from shared.publishing.adapters._support import comparable_text, retry_after_seconds, utc_now
 from shared.publishing.ports import (
+    ConnectionProvider,
     Credentials,
     Media,
     PlatformError,
@@ -239,7 +240,7 @@ def _result(urn: str, published_ms: int = 0) -> PostResult:
 class LinkedInOAuth:
     """3-legged OAuth (confidential client, no PKCE for web apps) resolving the page the member administers."""
 
-    provider: Literal["linkedin"] = "linkedin"
+    provider: ConnectionProvider = "linkedin"
     uses_pkce = False
 
     def __init__(self, settings: Settings) -> None:

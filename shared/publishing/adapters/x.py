@@ -36,7 +36,15 @@ from shared.publishing.adapters._support import (
     retry_after_seconds,
     utc_now,
 )
-from shared.publishing.ports import Credentials, PlatformError, PostRequest, PostResult, Provider, TokenSet
+from shared.publishing.ports import (
+    ConnectionProvider,
+    Credentials,
+    PlatformError,
+    PostRequest,
+    PostResult,
+    Provider,
+    TokenSet,
+)
 from shared.settings import Settings
 
 SCOPES = ("tweet.read", "tweet.write", "users.read", "media.write", "offline.access")
@@ -225,7 +233,7 @@ def _error(error: requests.RequestException, step: Step) -> PlatformError:
 class XOAuth:
     """OAuth 2.0 authorization code with PKCE (S256) for an X account; tokens live 2 hours."""
 
-    provider: Literal["x"] = "x"
+    provider: ConnectionProvider = "x"
     uses_pkce = True
 
     def __init__(self, settings: Settings) -> None:
