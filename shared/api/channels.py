@@ -323,7 +323,7 @@ def post_connect(request: flask.Request, provider: str) -> flask.Response:
 
 def get_callback(request: flask.Request, provider: str) -> flask.Response:
     """`GET /api/v1/channels/{provider}/callback` (the browser, back from the platform)."""
-    settings = get_settings()
+    settings = service().settings
     try:
         kind = _provider(provider, OAUTH_PROVIDERS)
         state = _one(request, "state")
@@ -407,7 +407,8 @@ _PROVIDER = {"name": "provider", "in": "path", "required": True,
              "schema": {"type": "string", "enum": list(CONNECTION_PROVIDERS)}}
 _SERVICE = {"name": "service", "in": "path", "required": True, "schema": {"type": "string", "enum": list(KEY_SERVICES)}}
 _QUERY = [{"name": name, "in": "query", "required": name == "state",
-           "schema": {"type": "string", "pattern": r"^[^\x00]*$", **({"maxLength": 200} if name == "state" else {})},
+           "schema": {"type": "string", "pattern": r"^[^\x00]*$",
+                      **({"minLength": 1, "maxLength": 200} if name == "state" else {})},
            "description": {"code": "The authorization code (exchanged at once).",
                            "state": "The state Muse issued with `authorization_url` (single use).",
                            "error": "Set by the platform when the user declined."}.get(name, "Set by the platform.")}

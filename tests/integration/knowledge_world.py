@@ -57,6 +57,7 @@ BASE_ENV = {
     "MUSE_EMBEDDING_PROVIDER": "local",
     "MUSE_FUNCTION_URL_TEMPLATE": "https://{name}.functions.test/",
     "MUSE_URL_ALLOWLIST": "example-news.in,.example",
+    "MUSE_ENCRYPTION_KEYS": "tests:CzrIE6ykR0Cy05v5/PKe7S4P7ByHv/TNyKvzVH4jYgA=",
 }
 """`MUSE_URL_ALLOWLIST` trusts the Tavily emulator's fictional hosts by name, as the local stack does."""
 
