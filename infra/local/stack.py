@@ -44,6 +44,11 @@ EMULATORS = ("qstash", "gemini", "tavily", "phonepe", "upstash-redis", "supabase
 log = logging.getLogger("muse.stack")
 
 
+LOCAL_ENCRYPTION_KEYS = "local-dev:bXVzZS1sb2NhbC1kZXYtZW5jcnlwdGlvbi1rZXktMzI="
+"""The local stack's key-encryption key for channel tokens and workspace keys (`MUSE_ENCRYPTION_KEYS`): fixed,
+so sealed secrets survive a fresh data directory; a deployment sets its own from Secret Manager."""
+
+
 @dataclass
 class LocalSecrets:
     """Secrets of one local stack, kept in `<data dir>/secrets.json` so `make token` can sign."""
@@ -222,6 +227,8 @@ def function_env(*, emulators_url: str, dbs: Databases, local: LocalSecrets, con
         "X_CLIENT_ID": config.x_client_id,
         "X_CLIENT_SECRET": config.x_client_secret,
         "RESEND_API_URL": f"{emulators_url}/resend",
+        "MUSE_ENCRYPTION_KEYS": LOCAL_ENCRYPTION_KEYS,
+        "MUSE_PUBLIC_URL": functions_url or emulators_url,
     }
     if os.environ.get("GEMINI_API_KEY"):
         env["GEMINI_API_KEY"] = os.environ["GEMINI_API_KEY"]
