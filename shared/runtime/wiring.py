@@ -34,6 +34,7 @@ from shared.payments.confirmation import PaymentConfirmer
 from shared.queue import qstash_queue, qstash_receiver
 from shared.runtime.checkpointer import create_checkpointer
 from shared.runtime.step import StepRuntime
+from shared.security.keys import workspace_key_lookup
 from shared.settings import Settings, get_settings
 from shared.tools.canon import load_canon
 from shared.tools.catalog import ToolDeps, standard_belt
@@ -51,13 +52,16 @@ def build_deps(settings: Settings, pool: Pool, *, overrides: DepsOverrides = Dep
     """
     caches = best_effort_cache(settings)
     embedder = CachedEmbedder(embedder_from_settings(settings), caches, ttl_seconds=settings.embedding_cache_seconds)
+    own_key = workspace_key_lookup(settings, pool)
     model = overrides.model if overrides.model is not None else CachedModel(
-        structured_model(settings), caches, ttl_seconds=settings.response_cache_seconds)
+        structured_model(settings, own_key=partial(own_key, "gemini")), caches,
+        ttl_seconds=settings.response_cache_seconds)
     threshold = threshold_for(embedder.model, settings.semantic_cache_threshold,
                               explicit="semantic_cache_threshold" in settings.model_fields_set)
     semantic = SemanticQueryCache(caches, embedder, model=embedder.model, threshold=threshold,
                                   entries=settings.semantic_cache_entries, ttl_seconds=settings.web_cache_seconds)
-    web = overrides.web if overrides.web is not None else tavily_search(settings, caches, semantic)
+    web = overrides.web if overrides.web is not None else tavily_search(settings, caches, semantic,
+                                                                        own_key=partial(own_key, "tavily"))
     knowledge = overrides.knowledge if overrides.knowledge is not None else CachedKnowledgeSearch(
         inner=PgVectorKnowledge(pool=pool, embedder=embedder), cache=caches, version=partial(knowledge_version, pool),
         model=embedder.model, ttl_seconds=settings.chat_knowledge_cache_seconds)
