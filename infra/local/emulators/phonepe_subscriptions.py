@@ -10,6 +10,7 @@ Follows the wire shapes of reference `phonepe-gst-india.md` §4 and the webhook 
 2. `POST /subscriptions/v2/notify` (ACTIVE subscriptions only) creates a redemption order and notifies the
    payer at once: state NOTIFIED, `validAfter` = now + the `redeem_after_seconds` knob (24 h by default,
    the RBI's pre-debit notice), `subscription.notification.completed` sent.
+   A setup nobody approves before its `expireAt` fails: the order and the subscription read FAILED.
 3. `POST /subscriptions/v2/redeem` executes a NOTIFIED order once `validAfter` has passed (before: 400
    `REDEMPTION_NOT_ALLOWED`): COMPLETED, or FAILED when the `redeem_outcome` knob says `failure`; answers
    PENDING with a transaction id as PhonePe does, after sending `subscription.redemption.order.*`.
@@ -154,6 +155,8 @@ class SubscriptionStore:
                 raise SubscriptionError(404, "INVALID_SUBSCRIPTION_ID",
                                         f"No subscription with merchantSubscriptionId {merchant_subscription_id!r}")
             document = copy.deepcopy(row["document"])
+            if document["state"] == "ACTIVATION_IN_PROGRESS" and _now_ms() > document.get("_setupExpireAt", 2**62):
+                document["state"] = "FAILED"
             yield document
             if document != row["document"]:
                 conn.execute(f"UPDATE {SCHEMA}.subscriptions SET document = %s WHERE merchant_subscription_id = %s",
@@ -306,7 +309,7 @@ def _setup(config: EmulatorConfig, store: SubscriptionStore, body: Any) -> Any:
         "authWorkflowType": flow["authWorkflowType"], "amountType": flow["amountType"], "currency": "INR",
         "maxAmount": flow["maxAmount"], "frequency": flow["frequency"],
         "expireAt": flow.get("expireAt") if _is_int(flow.get("expireAt")) else _now_ms() + 30 * 365 * 86_400_000,
-        "pauseStartDate": None, "pauseEndDate": None,
+        "pauseStartDate": None, "pauseEndDate": None, "_setupExpireAt": expire_at,
     }
     order = {"merchantOrderId": merchant_order_id, "orderId": _new_id("OMO"),
              "merchantSubscriptionId": merchant_subscription_id, "state": "PENDING", "amount": amount,

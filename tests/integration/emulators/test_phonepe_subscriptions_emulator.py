@@ -4,6 +4,7 @@ a redemption, the outcome knob, the OAuth token on every PG call, and webhooks s
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -117,3 +118,11 @@ def test_a_mandate_is_approved_notified_and_redeemed_after_the_notice(
                       "subscription.cancelled"]
     assert {w["authorization"] for w in received} == {AUTHORIZATION}
     _knobs(phonepe, redeem_outcome="success")
+
+
+def test_a_setup_nobody_approves_in_time_fails(phonepe: RunningServer, auth: dict[str, str]) -> None:
+    created = _setup(phonepe, auth, "MS-LATE", expireAt=int(time.time() * 1000) + 300).json()
+    time.sleep(0.4)
+    status = httpx.get(f"{phonepe.url}/subscriptions/v2/MS-LATE/status", headers=auth).json()
+    assert status["state"] == "FAILED" and "_setupExpireAt" not in status
+    assert httpx.post(created["intentUrl"], data={"outcome": "success"}).status_code == 409
