@@ -18,7 +18,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 import flask
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from shared.api.spec import NOT_BLANK_PATTERN, WORKSPACE_HEADER, errors, json_content
 from shared.auth import Principal, choose_workspace, verify_token
@@ -57,6 +57,11 @@ class BillingProfileUpdate(BaseModel):
                                           "(checked). Absent or null: an unregistered (B2C) buyer.")
     email: str = Field(max_length=254, pattern=EMAIL_PATTERN, description="Where invoices are sent.")
 
+    @model_validator(mode="after")
+    def _follows_the_rules(self) -> BillingProfileUpdate:
+        checked(self)
+        return self
+
 
 class BillingProfileView(BaseModel):
     """The workspace's billing profile and how its invoices are taxed."""
@@ -74,12 +79,21 @@ class BillingProfileView(BaseModel):
     updated_at: datetime
 
 
-def _bad(field: str, rule: str, message: str) -> InvalidRequest:
-    return InvalidRequest(message, details={"field": field, "rule": rule})
+class ProfileRule(ValueError):
+    """A profile that breaks a GST rule JSON Schema cannot state: `field` and `rule` name it."""
+
+    def __init__(self, field: str, rule: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.rule = rule
+
+
+def _bad(field: str, rule: str, message: str) -> ProfileRule:
+    return ProfileRule(field, rule, message)
 
 
 def checked(body: BillingProfileUpdate) -> dict[str, Any]:
-    """The profile's stored values, or a 400 naming the field and the rule it breaks."""
+    """The profile's stored values; `ProfileRule` names the field and the rule a profile breaks."""
     gstin = None
     if body.gstin is not None:
         if body.country != "IN":
@@ -183,10 +197,24 @@ def get_profile(request: flask.Request) -> flask.Response:
     return json_response(found.model_dump(mode="json"))
 
 
+def _body(request: flask.Request) -> BillingProfileUpdate:
+    """The validated body; a broken GST rule is a 400 whose details name the field and the rule."""
+    try:
+        return parse_body(request, BillingProfileUpdate)
+    except InvalidRequest as exc:
+        cause = exc.__cause__
+        if isinstance(cause, ValidationError):
+            for error in cause.errors(include_url=False):
+                rule = error.get("ctx", {}).get("error")
+                if isinstance(rule, ProfileRule):
+                    raise InvalidRequest(str(rule), details={"field": rule.field, "rule": rule.rule}) from exc
+        raise
+
+
 def put_profile(request: flask.Request) -> flask.Response:
     """`PUT /api/v1/billing/profile`."""
     principal = _principal(request)
-    body = parse_body(request, BillingProfileUpdate)
+    body = _body(request)
     stored = service().put(principal, request.headers.get("X-Workspace-Id"), body)
     return json_response(stored.model_dump(mode="json"))
 
