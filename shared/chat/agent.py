@@ -86,6 +86,7 @@ from shared.qa.gate import check as qa_check
 from shared.qa.report import Layer
 from shared.queue import qstash_queue
 from shared.safety.untrusted import escape, quote, quote_json, with_rule
+from shared.security.keys import KeyService, workspace_key_lookup
 from shared.settings import Settings
 from shared.tools.belt import Costed, Tool, ToolBelt, ToolContext, ToolCost, ToolRun
 from shared.tools.canon import Canon
@@ -651,6 +652,8 @@ class _Process:
     canon: Canon
     caches: ChatCaches
     """Session window, canon and knowledge-search caches on Upstash Redis (`shared.caching.chat`)."""
+    own_key: Callable[[KeyService], str | None]
+    """The turn's workspace's own Gemini/Tavily key, used before the project's (`shared.security.keys`)."""
     api: Api | None = None
     web: WebSearch | None = None
     knowledge: KnowledgeSearch | None = None
@@ -666,12 +669,13 @@ def _process(settings: Settings, pool: Pool) -> _Process:
     with _PROCESSES_LOCK:
         found = _PROCESSES.get(key)
         if found is None:
-            router = model_router(settings)
+            own_key = workspace_key_lookup(settings, pool)
+            router = model_router(settings, own_key=partial(own_key, "gemini"))
             backend = router.backend
             assert isinstance(backend, GeminiBackend)
             caches = chat_caches(settings, pool)
             found = _PROCESSES[key] = _Process(router=router, stream=GeminiStream(backend), canon=caches.canon(),
-                                               caches=caches)
+                                               caches=caches, own_key=own_key)
         return found
 
 
@@ -687,7 +691,7 @@ def _default_api(settings: Settings, pool: Pool, process: _Process) -> Api:
 def _default_search(settings: Settings, pool: Pool, process: _Process) -> tuple[WebSearch, KnowledgeSearch]:
     with process.lock:
         if process.web is None or process.knowledge is None:
-            process.web = tavily_search(settings, upstash_cache(settings))
+            process.web = tavily_search(settings, upstash_cache(settings), own_key=partial(process.own_key, "tavily"))
             process.knowledge = process.caches.knowledge(PgVectorKnowledge(pool=pool,
                                                                            embedder=embedder_from_settings(settings)))
         return process.web, process.knowledge

@@ -29,6 +29,7 @@ from langgraph.types import Durability
 
 from shared.api.chat import ChatRequest
 from shared.auth import Principal, choose_workspace
+from shared.caching.scope import workspace_scope
 from shared.chat.agent import chat_deps
 from shared.chat.encoding import RETRY, Renderer
 from shared.chat.sink import Feed, Listeners, PostgresEventSink, TurnEnded, stored_event
@@ -211,7 +212,7 @@ class ChatService:
                     "workspace_id": turn.workspace_id}
         with step_trace(self.tracer, None, project=self.settings.langsmith_project, metadata=metadata,
                         flush_seconds=self.settings.trace_flush_seconds), \
-                span("chat.turn", "chain", {"message": turn.message}) as root:
+                span("chat.turn", "chain", {"message": turn.message}) as root, workspace_scope(turn.workspace_id):
             final = self._run_graph(turn, sink, deps, keeper)
             root.record(lambda: ({"usage": turn_usage(final)}, None))
             return final
