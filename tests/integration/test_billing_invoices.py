@@ -21,6 +21,7 @@ from psycopg_pool import ConnectionPool
 from shared.billing.gstin import check_character
 from shared.billing.invoices import PaymentInvoicing, financial_year, issue_credit_note, issue_invoice
 from shared.db import billing as bdb
+from shared.db import workspace_data as wdb
 from shared.db.payments import Payment, PaymentRepository
 from shared.db.pool import as_service, connect
 from shared.db.workspaces import ensure_workspace
@@ -240,6 +241,29 @@ class TestCreditNotes:
                           "DELETE FROM public.invoices WHERE id = %s"):
             with pytest.raises(Exception, match="tax records"), connect(pool.conninfo) as conn:
                 conn.execute(statement, (invoice["id"],))
+
+
+class TestErasure:
+    def test_erasing_a_workspace_keeps_its_tax_documents(self, pool: ConnectionPool, settings: Settings) -> None:
+        """The campaign goes (the invoice's link to it is cleared), the billing profile goes, the invoice and
+        its credit note stay unchanged."""
+        ws = workspace(pool, state_code="29")
+        campaign = uuid.uuid4()
+        with as_service(pool) as conn:
+            conn.execute("INSERT INTO public.campaigns (id, workspace_id, created_by, kind, brief) "
+                         "VALUES (%s, %s, %s, 'campaign', '{}')", (campaign, ws, uuid.uuid4()))
+        invoice = issue_invoice(pool, ws, payment_ref=f"MUSE-{uuid.uuid4().hex}", amount_paise=118_000,
+                                description="x", kind="campaign", campaign_id=campaign, settings=settings)
+        note = issue_credit_note(pool, invoice["id"], 59_000, "Cancelled", f"R-{uuid.uuid4().hex}",
+                                 settings=settings)
+        with as_service(pool) as conn:
+            erased = wdb.erase(conn, ws)
+            kept = bdb.invoice(conn, invoice["id"])
+            kept_note = bdb.credit_note(conn, note["id"])
+            profile = bdb.profile(conn, ws)
+        assert erased.rows["campaigns"] == 1 and erased.rows["billing_profiles"] == 1 and profile is None
+        assert kept is not None and kept_note == note
+        assert kept == {**invoice, "campaign_id": None}
 
 
 class TestPaymentHook:
