@@ -28,7 +28,7 @@ from shared.api.spec import WORKSPACE_HEADER, errors, json_content, uuid_path
 from shared.auth import Principal, choose_workspace, verify_token
 from shared.billing.gstin import state_name
 from shared.billing.invoices import InvoicePdfs
-from shared.billing.pdf import EXPORT_IGST, EXPORT_LUT
+from shared.billing.tax import EXPORT_IGST, EXPORT_LUT
 from shared.billing.words import format_inr
 from shared.db import billing as bdb
 from shared.db.billing import CreditNoteRow, InvoiceRow

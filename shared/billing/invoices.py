@@ -41,14 +41,15 @@ from shared.db import billing as bdb
 from shared.db.billing import CreditNoteRow, InvoiceRow, Series
 from shared.db.pool import Conn, Pool, as_service
 from shared.errors import ConfigurationError, Conflict, InvalidRequest, NotFound, Unprocessable, UpstreamUnavailable
-from shared.integrations.storage import supabase_object_store
 from shared.lazy import lazy_module
 from shared.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from shared.billing import pdf
+    from shared.integrations import storage
 else:
     pdf = lazy_module("shared.billing.pdf")
+    storage = lazy_module("shared.integrations.storage")
 
 log = logging.getLogger("muse.billing")
 
@@ -266,7 +267,7 @@ class InvoicePdfs:
         """The invoices bucket (built on first use: PDFs are not needed to issue an invoice)."""
         if self.store_override is not None:
             return self.store_override
-        return dataclasses.replace(supabase_object_store(self.settings), bucket=self.settings.invoices_bucket)
+        return dataclasses.replace(storage.supabase_object_store(self.settings), bucket=self.settings.invoices_bucket)
 
     def invoice_pdf(self, invoice: InvoiceRow) -> bytes:
         """The invoice's PDF: the stored one, else rendered now and stored (serving it even if storing fails)."""

@@ -17,12 +17,11 @@ from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
 from shared.billing.gstin import state_name
+from shared.billing.tax import EXPORT_IGST, EXPORT_LUT
 from shared.billing.words import format_inr
 from shared.db.billing import CreditNoteRow, InvoiceRow
 
 FONTS = Path(__file__).parent / "fonts"
-EXPORT_LUT = "SUPPLY MEANT FOR EXPORT UNDER BOND OR LETTER OF UNDERTAKING WITHOUT PAYMENT OF INTEGRATED TAX"
-EXPORT_IGST = "SUPPLY MEANT FOR EXPORT ON PAYMENT OF INTEGRATED TAX"
 _LINE = 5.5
 
 

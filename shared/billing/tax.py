@@ -22,6 +22,9 @@ from shared.billing.gstin import UNION_TERRITORIES_WITHOUT_LEGISLATURE
 SupplyType = Literal["intra_state", "inter_state", "export_lut", "export_igst"]
 """`export_lut`: zero-rated under a Letter of Undertaking; `export_igst`: zero-rated with IGST paid."""
 StateTax = Literal["SGST", "UTGST"]
+EXPORT_LUT = "SUPPLY MEANT FOR EXPORT UNDER BOND OR LETTER OF UNDERTAKING WITHOUT PAYMENT OF INTEGRATED TAX"
+EXPORT_IGST = "SUPPLY MEANT FOR EXPORT ON PAYMENT OF INTEGRATED TAX"
+"""The endorsements an export invoice carries (Rule 46 proviso)."""
 
 
 @dataclass(frozen=True)
