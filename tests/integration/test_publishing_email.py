@@ -21,7 +21,7 @@ from shared.publishing.adapters._support import utc_now
 from shared.publishing.adapters.email import EmailAdapter
 from shared.publishing.ports import Credentials, PlatformError, PostRequest
 from shared.settings import Settings
-from tests.integration.harness import make_settings
+from tests.integration.publishing_settings import publishing_settings
 
 SENDER = "news@muse.example"
 COPY = {"subject": "Diwali offers inside", "preheader": "Up to 40% off", "cta": "Shop now",
@@ -52,8 +52,7 @@ def moto_url() -> Iterator[str]:
 
 @pytest.fixture
 def settings(resend_url: str, moto_url: str) -> Iterator[Settings]:
-    yield make_settings("postgresql://unused", RESEND_API_URL=resend_url, SES_ENDPOINT_URL=moto_url,
-                        MUSE_PUBLISH_TIMEOUT_SECONDS="1")
+    yield publishing_settings(RESEND_API_URL=resend_url, SES_ENDPOINT_URL=moto_url)
     httpx.delete(f"{resend_url}/__emu/faults")
 
 

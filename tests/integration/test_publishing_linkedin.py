@@ -22,7 +22,7 @@ from shared.publishing.adapters._support import utc_now
 from shared.publishing.adapters.linkedin import LinkedInAdapter, LinkedInOAuth
 from shared.publishing.ports import Credentials, Media, PlatformError, PostRequest, TokenSet
 from shared.settings import Settings
-from tests.integration.harness import make_settings
+from tests.integration.publishing_settings import publishing_settings
 
 REDIRECT_URI = "http://127.0.0.1:9/api/v1/channels/linkedin/callback"
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000")
@@ -40,9 +40,9 @@ def linkedin_url(fresh_database_dsn: str) -> Iterator[str]:
 
 
 def _settings(url: str, **overrides: str) -> Settings:
-    return make_settings("postgresql://unused", LINKEDIN_API_URL=url, LINKEDIN_OAUTH_URL=f"{url}/oauth/v2",
-                         LINKEDIN_CLIENT_ID="muse-local-linkedin", LINKEDIN_CLIENT_SECRET="local-linkedin-secret",
-                         MUSE_PUBLISH_TIMEOUT_SECONDS="1", **overrides)
+    return publishing_settings(LINKEDIN_API_URL=url, LINKEDIN_OAUTH_URL=f"{url}/oauth/v2",
+                               LINKEDIN_CLIENT_ID="muse-local-linkedin", LINKEDIN_CLIENT_SECRET="local-linkedin-secret",
+                               **overrides)
 
 
 @pytest.fixture

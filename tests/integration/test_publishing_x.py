@@ -23,7 +23,7 @@ from shared.publishing.adapters._support import utc_now
 from shared.publishing.adapters.x import XAdapter, XOAuth
 from shared.publishing.ports import Credentials, PlatformError, PostRequest, TokenSet
 from shared.settings import Settings
-from tests.integration.harness import make_settings
+from tests.integration.publishing_settings import publishing_settings
 
 REDIRECT_URI = "http://127.0.0.1:9/api/v1/channels/x/callback"
 
@@ -41,9 +41,8 @@ def x_url(fresh_database_dsn: str) -> Iterator[str]:
 
 @pytest.fixture
 def settings(x_url: str) -> Iterator[Settings]:
-    yield make_settings("postgresql://unused", X_API_URL=x_url, X_AUTHORIZE_URL=f"{x_url}/i/oauth2/authorize",
-                        X_CLIENT_ID="muse-local-x", X_CLIENT_SECRET="local-x-secret",
-                        MUSE_PUBLISH_TIMEOUT_SECONDS="1")
+    yield publishing_settings(X_API_URL=x_url, X_AUTHORIZE_URL=f"{x_url}/i/oauth2/authorize",
+                              X_CLIENT_ID="muse-local-x", X_CLIENT_SECRET="local-x-secret")
     httpx.delete(f"{x_url}/__emu/faults")
 
 
@@ -209,7 +208,7 @@ def test_a_restarted_emulator_keeps_tokens_and_posts(settings: Settings, x_url: 
         flask.Flask("root"), {"/x": create_app(EmulatorConfig(database_url=fresh_database_dsn))}))
     try:
         url = f"{restarted.url}/x"
-        again = make_settings("postgresql://unused", X_API_URL=url, MUSE_PUBLISH_TIMEOUT_SECONDS="1")
+        again = publishing_settings(X_API_URL=url)
         assert posted.external_id in {post["id"] for post in _posts(url)}
         after = XAdapter(again).publish(_credentials(tokens), _post({"posts": [f"After {uuid.uuid4().hex}"]}))
         assert after.external_id in {post["id"] for post in _posts(x_url)}
