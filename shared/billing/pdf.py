@@ -48,6 +48,18 @@ class _Document(FPDF):
         self.set_font("NotoSans", "", 9.5)
         self.multi_cell(0, _LINE, value, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
+    def service_row(self, description: str, sac: str, amount: str) -> None:
+        """The line of the service: its description wraps inside its cell, the row as tall as it needs."""
+        self.set_font("NotoSans", "", 9.5)
+        lines = self.multi_cell(105, 7, description, align="L", dry_run=True, output="LINES")
+        height = 7 * max(1, len(lines))
+        x, y = self.get_x(), self.get_y()
+        self.multi_cell(105, 7, description, border=1, align="L", new_x=XPos.RIGHT, new_y=YPos.TOP)
+        self.set_xy(x + 105, y)
+        self.cell(30, height, sac, border=1, align="C")
+        self.cell(45, height, amount, border=1, align="R")
+        self.ln(height)
+
     def row(self, cells: list[tuple[str, float, str]], *, bold: bool = False) -> None:
         self.set_font("NotoSans", "B" if bold else "", 9.5)
         for text, width, align in cells:
@@ -112,8 +124,7 @@ def render_invoice(row: InvoiceRow) -> bytes:
     pdf.pair("Payment reference", row["payment_ref"])
     pdf.ln(3)
     pdf.row([("Description of service", 105, "L"), ("SAC", 30, "C"), ("Taxable value", 45, "R")], bold=True)
-    pdf.set_font("NotoSans", "", 9.5)
-    pdf.row([(row["description"][:70], 105, "L"), (row["sac"], 30, "C"), (format_inr(row["taxable_paise"]), 45, "R")])
+    pdf.service_row(row["description"], row["sac"], format_inr(row["taxable_paise"]))
     _tax_rows(pdf, supply=row["supply_type"], rate=row["rate_percent"], state_tax=supplier.get("state_tax", "SGST"),
               cgst=row["cgst_paise"], sgst=row["sgst_paise"], igst=row["igst_paise"])
     pdf.row([("Invoice total (tax included)", 135, "R"), (format_inr(row["total_paise"]), 45, "R")], bold=True)
@@ -140,8 +151,7 @@ def render_credit_note(note: CreditNoteRow, invoice: InvoiceRow) -> bytes:
     pdf.pair("Reason", note["reason"])
     pdf.ln(3)
     pdf.row([("Description of service", 105, "L"), ("SAC", 30, "C"), ("Taxable value", 45, "R")], bold=True)
-    pdf.row([(invoice["description"][:70], 105, "L"), (invoice["sac"], 30, "C"),
-             (format_inr(note["taxable_paise"]), 45, "R")])
+    pdf.service_row(invoice["description"], invoice["sac"], format_inr(note["taxable_paise"]))
     _tax_rows(pdf, supply=invoice["supply_type"], rate=invoice["rate_percent"],
               state_tax=supplier.get("state_tax", "SGST"), cgst=note["cgst_paise"], sgst=note["sgst_paise"],
               igst=note["igst_paise"])
