@@ -52,6 +52,7 @@ class _Document(FPDF):
         """The line of the service: its description wraps inside its cell, the row as tall as it needs."""
         self.set_font("NotoSans", "", 9.5)
         lines = self.multi_cell(105, 7, description, align="L", dry_run=True, output="LINES")
+        assert isinstance(lines, list), "output=LINES gives the lines"
         height = 7 * max(1, len(lines))
         x, y = self.get_x(), self.get_y()
         self.multi_cell(105, 7, description, border=1, align="L", new_x=XPos.RIGHT, new_y=YPos.TOP)
