@@ -20,11 +20,11 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 import flask
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from shared.api.spec import WORKSPACE_HEADER, errors, json_content
 from shared.auth import Principal, choose_workspace, verify_token
@@ -51,7 +51,7 @@ from shared.settings import Settings, get_settings
 
 _PREFIX = r"^(?:/api)?/v1"
 _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-EMAIL_PATTERN = r"^[^@\s\x00]{1,64}@[^@\s\x00.]+(\.[^@\s\x00.]+)+$"
+EMAIL_PATTERN = r"^[\x21-\x3f\x41-\x7e]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+$"
 PHONE_PATTERN = r"^[1-9][0-9]{7,14}$"
 SECRET_PATTERN = r"^[\x21-\x7e]{8,2000}$"
 OAUTH_PROVIDERS: tuple[str, ...] = tuple(OAUTH_MODULES)
@@ -62,6 +62,7 @@ CALLBACK_QUERY = ("code", "state", "error", "error_description", "error_reason",
 Email = Annotated[str, StringConstraints(pattern=EMAIL_PATTERN, max_length=254)]
 Phone = Annotated[str, StringConstraints(pattern=PHONE_PATTERN)]
 Secret = Annotated[str, StringConstraints(pattern=SECRET_PATTERN)]
+HttpsUrl = Annotated[str, StringConstraints(pattern=r"^https://[\x21-\x7e]{1,2000}$")]
 
 
 class ChannelView(BaseModel):
@@ -108,6 +109,18 @@ class EmailConnect(BaseModel):
     reply_to: Email | None = None
     recipients: list[Email] = Field(min_length=1, max_length=1000,
                                     description="Addresses the campaign emails go to (opted-in subscribers).")
+    esp: Literal["resend", "ses"] = Field("resend", description="`resend` (`api_key` is the Resend key) or `ses` "
+                                          "(`api_key` is the secret access key; `aws_access_key_id` required).")
+    aws_access_key_id: Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{16,128}$")] | None = None
+    region: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]$")] | None = None
+    cta_url: HttpsUrl | None = None
+    unsubscribe_url: HttpsUrl | None = Field(None, description="Sent as a one-click `List-Unsubscribe` header.")
+
+    @model_validator(mode="after")
+    def _ses_needs_its_key_id(self) -> EmailConnect:
+        if self.esp == "ses" and self.aws_access_key_id is None:
+            raise ValueError("`esp` ses needs `aws_access_key_id` (the access key id of `api_key`)")
+        return self
 
 
 class WhatsAppConnect(BaseModel):
@@ -156,9 +169,11 @@ def channel_view(row: db.ConnectionRow) -> ChannelView:
 
 def _api_key_connection(provider: ConnectionProvider, body: EmailConnect | WhatsAppConnect) -> ApiKeyConnection:
     if isinstance(body, EmailConnect):
+        extra = body.model_dump(include={"aws_access_key_id", "region", "cta_url", "unsubscribe_url"},
+                                exclude_none=True)
         return ApiKeyConnection(api_key=body.api_key, account_id=body.from_address, account_name=body.from_name,
-                                settings={"from_name": body.from_name, "reply_to": body.reply_to,
-                                          "recipients": body.recipients})
+                                settings={"esp": body.esp, "from_name": body.from_name, "reply_to": body.reply_to,
+                                          "recipients": body.recipients, **extra})
     return ApiKeyConnection(api_key=body.access_token, account_id=body.phone_number_id, account_name="",
                             settings={"template": body.template, "template_language": body.template_language,
                                       "recipients": body.recipients})

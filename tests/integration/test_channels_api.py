@@ -187,6 +187,13 @@ def test_email_and_whatsapp_connect_with_a_key_that_no_response_shows(api: Chann
     bad = api.call("POST", "/api/v1/channels/email/connect", headers, json={**EMAIL, "recipients": ["nope"]})
     assert bad.status_code == 400 and "recipients.0" in bad.get_data(as_text=True)
     assert api.call("POST", "/api/v1/channels/telegram/connect", headers).status_code == 400
+    no_key_id = api.call("POST", "/api/v1/channels/email/connect", headers, json={**EMAIL, "esp": "ses"})
+    assert no_key_id.status_code == 400 and "aws_access_key_id" in no_key_id.get_data(as_text=True)
+    ses = api.call("POST", "/api/v1/channels/email/connect", headers, json={
+        **EMAIL, "esp": "ses", "aws_access_key_id": "AKIAIOSFODNN7EXAMPLE", "region": "ap-south-1",
+        "unsubscribe_url": "https://acme.in/unsubscribe"})
+    assert ses.status_code == 201 and ses.get_json()["id"] == made.get_json()["id"]
+    assert api.connections.credentials_for(workspace, "email").settings["esp"] == "ses"
 
     listing = api.call("GET", "/api/v1/channels", headers).get_data(as_text=True)
     assert EMAIL["api_key"] not in listing and WHATSAPP["access_token"] not in listing
