@@ -19,9 +19,15 @@ from shared.db.pool import Pool, as_service
 from shared.domain import OutboxItem, OutboxRow
 from shared.errors import MuseError
 from shared.messages import StepMessage
+from shared.publishing.messages import PublishMessage
 from shared.queue import Deliverable, StepQueue
+from shared.subscriptions.messages import SubscriptionMessage
 
 log = logging.getLogger("muse.outbox")
+
+KNOWN_PARSERS: dict[str, Callable[[Any], Deliverable]] = {"publish": PublishMessage.model_validate,
+                                                          "subscriptions": SubscriptionMessage.model_validate}
+"""Functions whose messages are not `StepMessage`s and that every outbox reads back (the sweeper too)."""
 
 
 def item(function: str, message: Deliverable, *, not_before: datetime | None = None,
@@ -51,7 +57,9 @@ class Outbox:
         done: list[int] = []
         try:
             for row in rows:
-                message = self.parsers.get(row["function"], StepMessage.model_validate)(row["message"])
+                function = row["function"]
+                parse = self.parsers.get(function) or KNOWN_PARSERS.get(function, StepMessage.model_validate)
+                message = parse(row["message"])
                 self.queue.publish(row["function"], message, dedup_id=row["dedup_id"], not_before=row["not_before"])
                 done.append(row["id"])
         except MuseError as exc:

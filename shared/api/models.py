@@ -172,6 +172,26 @@ class CampaignCostView(BaseModel):
     by_node: list[CostNodeLine]
 
 
+class PublicationView(BaseModel):
+    """One publication: a campaign's copy (one artifact variant) on one platform, fired once at its time."""
+
+    id: UUID
+    channel: str = Field(description="The artifact's channel (`linkedin_post`, `x_thread`, `instagram_caption`, "
+                                     "`email`).")
+    provider: Literal["linkedin", "x", "facebook", "instagram", "email", "whatsapp"]
+    variant: str
+    status: Literal["scheduled", "sending", "published", "failed", "unconfirmed", "cancelled", "waiting"] = Field(
+        description="`waiting`: the channel is not connected or needs a reconnect (`waiting_reason`, `error`); "
+                    "`unconfirmed`: the platform did not confirm and a lookup found no post: check the account.")
+    waiting_reason: Literal["not_connected", "needs_reconnect"] | None
+    external_id: str | None = Field(description="The platform's post (or message) id once published.")
+    url: str | None
+    scheduled_at: datetime
+    published_at: datetime | None
+    attempts: int
+    error: str | None = Field(description="The platform's message for a failure, or why it waits.")
+
+
 class CampaignView(BaseModel):
     """`GET /api/v1/campaigns/{id}`."""
 
@@ -184,6 +204,10 @@ class CampaignView(BaseModel):
     brief: dict[str, Any]
     artifacts: list[ArtifactView]
     payment: PaymentView | None
+    publications: list[PublicationView] = Field(default_factory=list)
+    waiting_for: list[str] = Field(default_factory=list, description=(
+        "What the campaign still waits for while it publishes, e.g. `waiting: linkedin needs reconnect: <the "
+        "platform's reason>` or `scheduled: x at 2026-12-03T12:00:00+05:30`."))
     usage: UsageView = Field(default_factory=UsageView)
     cost: CampaignCostView | None = None
     created_at: datetime

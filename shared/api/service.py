@@ -29,6 +29,7 @@ from shared.api.models import (
     Decision,
     DecisionAccepted,
     Money,
+    PublicationView,
     UsageView,
 )
 from shared.auth import Principal, choose_workspace
@@ -39,6 +40,7 @@ from shared.db import campaigns as db
 from shared.db import costs as costs_db
 from shared.db import outbox as outbox_db
 from shared.db import payments as paydb
+from shared.db import publications as publications_db
 from shared.db.pool import Conn, Pool, as_runtime, as_service, as_user
 from shared.domain import CampaignStatus
 from shared.errors import Conflict, InvalidRequest, NotFound, Unprocessable
@@ -48,6 +50,7 @@ from shared.models.pricing import micro_usd_to_inr, micro_usd_to_usd
 from shared.outbox import Outbox, item
 from shared.payments.confirmation import reconcile_message
 from shared.plans import PlanGate, rate_limiter
+from shared.publishing.scheduling import waits
 from shared.queue import StepQueue
 from shared.settings import Settings
 from shared.tracing import campaign_trace, new_campaign_id, start_campaign_run
@@ -151,6 +154,7 @@ class Api:
             payment = db.latest_payment(conn, campaign_id)
             usage = db.campaign_usage(conn, campaign_id)
             cost = self._cost(conn, row)
+            publications = publications_db.of_campaign(conn, campaign_id)
         pending = row["pending_decision"]
         totals = {k: sum(line[k] for line in usage)
                   for k in ("prompt_tokens", "cached_tokens", "output_tokens", "thinking_tokens", "calls")}
@@ -159,7 +163,8 @@ class Api:
             pending_decision=None if not pending else {k: pending.get(k) for k in
                                                        ("id", "kind", "payload", "requested_at", "expires_at")},
             failure_reason=row["failure_reason"], brief=row["brief"], artifacts=artifacts, payment=payment,
-            usage=UsageView(**totals, by_node=usage), cost=cost,
+            publications=[PublicationView.model_validate(dict(p)) for p in publications],
+            waiting_for=waits(publications), usage=UsageView(**totals, by_node=usage), cost=cost,
             created_at=row["created_at"], updated_at=row["updated_at"],
         )
 
