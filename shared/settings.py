@@ -402,6 +402,12 @@ class Settings(BaseSettings):
     workspace_key_cache_seconds: float = Field(30.0, alias="MUSE_WORKSPACE_KEY_CACHE_SECONDS", ge=0)
     """How long an instance reuses a workspace's own Gemini/Tavily key (or its absence) before reading it again."""
 
+    @field_validator("encryption_key_id", "linkedin_client_id", "linkedin_client_secret", "x_client_id",
+                     "x_client_secret", "channels_return_url", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("encryption_keys", mode="after")
     @classmethod
     def _check_keys(cls, value: SecretStr | None) -> SecretStr | None:

@@ -106,3 +106,7 @@ def test_the_keyring_comes_from_settings_and_refuses_bad_configuration() -> None
         with pytest.raises(ValidationError, match="MUSE_ENCRYPTION_KEYS"):
             Settings(**{**env, "MUSE_ENCRYPTION_KEYS": bad})
     assert parse_keys(f"a:{std},") == {"a": OLD}
+    blank = Settings(**{**env, "MUSE_ENCRYPTION_KEYS": " ", "MUSE_ENCRYPTION_KEY_ID": "", "X_CLIENT_SECRET": "",
+                        "MUSE_CHANNELS_RETURN_URL": ""})
+    assert (blank.encryption_keys, blank.encryption_key_id, blank.x_client_secret, blank.channels_return_url) == (
+        None, None, None, None)
