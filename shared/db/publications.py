@@ -102,6 +102,10 @@ SELECT {_COLUMNS} FROM public.publications WHERE campaign_id = %s ORDER BY sched
 """
 _CONTENTS = "SELECT id::text AS id, content FROM public.artifacts WHERE id = ANY(%s::uuid[])"
 _SET_ASSET = "UPDATE public.publications SET asset_id = %s WHERE id = %s AND asset_id IS NULL"
+_SAVE_PARTS = """
+UPDATE public.publications SET parts = %(parts)s, updated_at = %(now)s
+WHERE id = %(id)s AND status = 'sending' AND attempts = %(attempt)s
+"""
 _VISIBLE = f"SELECT {_COLUMNS} FROM public.publications WHERE id = %s"
 _LOCK_CAMPAIGN = "SELECT id FROM public.campaigns WHERE id = %s FOR UPDATE"
 _CLAIM = f"""
@@ -256,6 +260,11 @@ def watch(conn: Conn, publication_id: UUID, *, attempt: int, at: datetime, now: 
     """Keep a `sending` row whose outcome is unknown, to be reconciled at `at`."""
     return conn.execute(_WATCH, {"id": publication_id, "attempt": attempt, "at": at, "now": now,
                                  "error": error}).fetchone() is not None
+
+
+def save_parts(conn: Conn, publication_id: UUID, *, attempt: int, parts: list[str], now: datetime) -> None:
+    """The parts of a multi-part post accepted so far (saved before the next part is sent)."""
+    conn.execute(_SAVE_PARTS, {"id": publication_id, "attempt": attempt, "parts": Jsonb(parts), "now": now})
 
 
 def published(conn: Conn, publication_id: UUID, *, attempt: int, external_id: str, url: str, parts: list[str],

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, Protocol
 from uuid import UUID
@@ -261,7 +261,7 @@ class Publisher:
                 return {"status": "duplicate", "reason": "another delivery claimed this attempt"}
             watch = outbox_db.add(conn, row["campaign_id"], [self._fire_item(claimed, purpose="watch")])
         self.outbox.publish(watch)
-        return self._call(claimed, post, credentials, provider)
+        return self._call(claimed, self._saving_parts(post, claimed), credentials, provider)
 
     def _call(self, row: db.PublicationRow, post: PostRequest, credentials: Credentials,
               provider: Provider) -> dict[str, Any]:
@@ -327,7 +327,7 @@ class Publisher:
         credentials = self._credentials(seen, now, attempt=row["attempts"])
         if credentials is None:
             return {"status": "waiting"}
-        post = self._post(seen, credentials, stored_hash=row["content_hash"])
+        post = self._saving_parts(self._post(seen, credentials, stored_hash=row["content_hash"]), row)
         adapter = self.adapters(provider)
         started = row["attempt_started_at"] or now
         try:
@@ -359,7 +359,8 @@ class Publisher:
                 return {"status": "duplicate"}
             watch = outbox_db.add(conn, again["campaign_id"], [self._fire_item(again, purpose="watch")])
         self.outbox.publish(watch)
-        return self._call(again, post, credentials, provider)
+        post = replace(post, posted_parts=tuple(again["parts"]))
+        return self._call(again, self._saving_parts(post, again), credentials, provider)
 
     def _credentials(self, row: db.FiringRow, now: datetime, *, attempt: int | None = None) -> Credentials | None:
         """The connection's credentials, or None after moving the row to `waiting`."""
@@ -392,9 +393,18 @@ class Publisher:
                     db.set_asset(conn, row["id"], asset_id)
             media = (self.assets.media(str(row["workspace_id"]), asset_id),)
         return PostRequest(publication_id=str(row["id"]), provider=provider, channel=row["channel"],
-                           content=row["content"],
+                           content=row["content"], posted_parts=tuple(row["parts"]),
                            content_hash=stored_hash or content_hash(text, [m.asset_id for m in media]),
                            media=media)
+
+    def _saving_parts(self, post: PostRequest, row: db.PublicationRow) -> PostRequest:
+        """`post` with a callback that saves each accepted part of a multi-part post (an X thread, a
+        WhatsApp recipient) before the next is sent, so a later attempt resumes after them."""
+        def save(parts: tuple[str, ...]) -> None:
+            with as_service(self.pool) as conn:
+                db.save_parts(conn, row["id"], attempt=row["attempts"], parts=list(parts), now=self.clock())
+
+        return replace(post, on_part=save)
 
     # -- transitions that settle --------------------------------------------------------------------------
 

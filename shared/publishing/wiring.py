@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Any
 
-from shared.db.pool import Pool
+from shared.db.pool import Pool, as_service
 from shared.errors import ConfigurationError, MuseError
 from shared.publishing.engine import NotConnected, Publisher, PublishPolicy, utc_now
 from shared.publishing.ports import (
@@ -97,32 +97,36 @@ class ConnectionCredentials:
 
 
 @dataclass
-class AssetLibrary:
-    """`AssetSource` over `shared.assets` (the workspace's library in Supabase Storage)."""
+class LibraryAssets:
+    """`AssetSource` over the workspace's asset library (`shared.assets`, images in Supabase Storage), built on
+    first use over the publisher's pool and settings."""
 
-    _picked: dict[str, Any] = field(default_factory=dict)
+    settings: Settings
+    pool: Pool
+    _library: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def _assets(self) -> ModuleType:
-        assets = _module("shared.assets")
-        if assets is None:
+    def _modules(self) -> tuple[Any, ModuleType, ModuleType]:
+        library, rows = _module("shared.assets.library"), _module("shared.db.assets")
+        if library is None or rows is None:
             raise MuseError("The asset library is not available in this deployment.")
-        return assets
+        with self._lock:
+            if self._library is None:
+                self._library = library.asset_library(self.settings, self.pool)
+        return self._library, library, rows
 
     def pick(self, workspace_id: str, *, channel: str, text: str) -> str:
-        asset = self._assets().pick_or_generate(workspace_id, channel=channel, text=text)
-        asset_id = str(asset["id"] if isinstance(asset, dict) else asset.id)
-        with self._lock:
-            self._picked[asset_id] = asset
-        return asset_id
+        found, _, _ = self._modules()
+        return str(found.pick_or_generate(workspace_id, channel=channel, text=text).id)
 
     def media(self, workspace_id: str, asset_id: str) -> Media:
-        assets = self._assets()
-        with self._lock:
-            asset = self._picked.get(asset_id)
-        if asset is None:
-            asset = assets.get_asset(workspace_id, asset_id)
-        return assets.media(asset)
+        found, library, rows = self._modules()
+        with as_service(self.pool) as conn:
+            row = rows.get_asset(conn, workspace_id, asset_id)
+        if row is None:
+            raise MuseError(f"Asset {asset_id} is no longer in the workspace's library.")
+        media: Media = found.media(library.Asset.of(row))
+        return media
 
 
 def policy_from(settings: Settings) -> PublishPolicy:
@@ -143,5 +147,5 @@ def build_publisher(settings: Settings, pool: Pool, *, queue: StepQueue | None =
         return adapters[provider]
 
     return Publisher(pool=pool, adapters=adapter, credentials=ConnectionCredentials(settings, pool),
-                     assets=AssetLibrary(), clock=utc_now, queue=queue or qstash_queue(settings),
+                     assets=LibraryAssets(settings, pool), clock=utc_now, queue=queue or qstash_queue(settings),
                      policy=policy_from(settings))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -24,7 +25,7 @@ from shared.db.pool import connect
 from shared.errors import Conflict, InvalidRequest, NotFound
 from shared.publishing.function import PublishFunction
 from shared.publishing.messages import PublishMessage
-from shared.publishing.ports import PlatformError
+from shared.publishing.ports import Credentials, PlatformError, PostRequest, PostResult
 from shared.queue import qstash_receiver
 from tests.integration.harness import make_settings
 from tests.integration.publishing_world import Crash, World, make_world
@@ -278,3 +279,42 @@ def test_a_campaign_with_nothing_connected_waits_for_nothing(pool: ConnectionPoo
     assert world.messages() == []
     assert datetime.now(UTC) > world.clock.now
 
+
+
+@dataclass
+class ThreadPlatform:
+    """X as the engine sees it for a thread: one post per part, each reported through `on_part`."""
+
+    provider: str = "x"
+    posted: list[str] = field(default_factory=list)
+    fail_at_part: int | None = None
+
+    def publish(self, credentials: Credentials, post: PostRequest) -> PostResult:
+        parts = list(post.posted_parts)
+        for text in post.content["posts"][len(parts):]:
+            if self.fail_at_part == len(parts):
+                self.fail_at_part = None
+                raise PlatformError("Too Many Requests", kind="retryable", provider="x", status=429,
+                                    retry_after_seconds=60)
+            self.posted.append(text)
+            parts.append(f"tw-{len(self.posted)}")
+            assert post.on_part is not None
+            post.on_part(tuple(parts))
+        return PostResult(external_id=parts[0], url=f"https://x.test/i/{parts[0]}",
+                          published_at=datetime(2026, 12, 2, tzinfo=UTC), parts=tuple(parts))
+
+    def reconcile(self, credentials: Credentials, post: PostRequest, since: datetime) -> PostResult | None:
+        return None
+
+
+def test_a_thread_resumes_after_the_parts_it_posted(pool: ConnectionPool, migrated_dsn: str) -> None:
+    thread = ThreadPlatform(fail_at_part=1)
+    world = make_world(pool, migrated_dsn, ["x_thread"], adapters=lambda provider: thread)
+    world.connections.connect(world.workspace_id, "x")
+    world.schedule(["x_thread"])
+    assert world.publisher.fire(_due(world, "x"))["status"] == "retrying"
+    assert world.row("x")["parts"] == ["tw-1"]
+    world.clock.advance(60)
+    assert world.publisher.fire(world.last("fire"))["status"] == "published"
+    assert thread.posted == ["Diwali gift boxes are here.", "Order by Friday."]
+    assert (world.row("x")["parts"], world.row("x")["external_id"]) == (["tw-1", "tw-2"], "tw-1")
