@@ -11,8 +11,10 @@ import os
 import uuid
 from collections.abc import Iterator
 from functools import partial
+from typing import TypedDict
 
 import pytest
+from langgraph.graph import END, START, StateGraph
 from psycopg_pool import ConnectionPool
 from pydantic import BaseModel
 
@@ -34,6 +36,10 @@ OWN_GEMINI, OWN_TAVILY = "AIza-workspace-own-gemini-key", "tvly-workspace-own-ke
 
 class Answer(BaseModel):
     text: str
+
+
+class State(TypedDict, total=False):
+    key: str | None
 
 
 @pytest.fixture(scope="module")
@@ -111,3 +117,21 @@ def test_a_key_that_does_not_open_falls_back_to_the_project_key(pool: Connection
     rotated_away = WorkspaceKeys(pool=pool, settings=make_settings(migrated_dsn, MUSE_ENCRYPTION_KEYS=key_spec(
         new=os.urandom(32))))
     assert rotated_away.get(workspace, "gemini") is None
+
+
+def test_inside_a_campaign_step_the_run_metadata_names_the_workspace(pool: ConnectionPool, migrated_dsn: str) -> None:
+    """A step's graph run carries `workspace_id` in its metadata (`shared.runtime.step`); a node's lookup finds the
+    workspace's key there, and a run of another workspace finds none."""
+    settings = make_settings(migrated_dsn, MUSE_ENCRYPTION_KEYS=key_spec(k1=os.urandom(32)))
+    world = ConnectionsWorld(dsn=migrated_dsn, pool=pool)
+    workspace, user = world.workspace()
+    keys = WorkspaceKeys(pool=pool, settings=settings)
+    with as_service(pool) as conn:
+        keys.put(conn, workspace_id=workspace, service="tavily", api_key=OWN_TAVILY, user_id=user)
+    graph = StateGraph(State)
+    graph.add_node("search", lambda state: {"key": keys.current("tavily")})
+    graph.add_edge(START, "search")
+    graph.add_edge("search", END)
+    compiled = graph.compile()
+    assert compiled.invoke({}, {"metadata": {"workspace_id": workspace}})["key"] == OWN_TAVILY
+    assert compiled.invoke({}, {"metadata": {"workspace_id": str(uuid.uuid4())}})["key"] is None
