@@ -24,10 +24,12 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from shared.errors import InvalidRequest, MuseError, NotFound, QuotaExceeded, ThreadBusy
 from shared.safety.pii import install_log_masking
+from shared.security.redact import install_secret_log_masking
 from shared.settings import get_settings
 
 log = logging.getLogger("muse.http")
 install_log_masking()  # every function serves through this module, so every function process masks its logs
+install_secret_log_masking()
 M = TypeVar("M", bound=BaseModel)
 
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)

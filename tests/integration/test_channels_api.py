@@ -24,9 +24,10 @@ from infra.local.emulators import x as x_emulator
 from infra.local.emulators.config import EmulatorConfig
 from infra.local.serve import serve_in_thread
 from shared.api import channels
-from shared.db.pool import connect
+from shared.db import channels as db
+from shared.db.pool import as_service, connect
 from shared.publishing.connections import ChannelNotConnected, Connections
-from shared.security.envelope import Keyring
+from shared.security.envelope import Binding, Keyring
 from shared.security.keys import WorkspaceKeys
 from tests.integration.channel_fakes import key_spec
 from tests.integration.harness import make_settings
@@ -138,7 +139,12 @@ def test_connect_through_the_platform_and_the_callback_without_a_token(
     assert [c["id"] for c in listed["channels"]] == [view["id"]]
     credentials = api.connections.credentials_for(workspace, provider)  # type: ignore[arg-type]
     assert credentials.access_token and credentials.access_token not in json.dumps(listed)
-    assert credentials.access_token not in caplog.text
+    with as_service(api.connections.pool) as conn:
+        row = db.live_connection(conn, workspace, provider)  # type: ignore[arg-type]
+    assert row is not None and row["refresh_token"] is not None
+    refresh = api.connections.keyring.open(row["refresh_token"], Binding(workspace, view["id"], "refresh_token"))
+    secrets = [credentials.access_token, refresh, *(v for k, v in api.platforms.env.items() if k.endswith("SECRET"))]
+    assert [s[:8] for s in secrets if s in caplog.text] == []
 
     replay = api.call("GET", back)
     assert replay.status_code == 400 and replay.get_json()["error"]["details"]["field"] == "state"
