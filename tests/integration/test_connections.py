@@ -99,6 +99,23 @@ class TestOAuth:
         with pytest.raises(InvalidRequest, match="already used"):
             service.callback(provider="x", state=state, code=code)
 
+    def test_concurrent_callbacks_with_one_state_connect_once(self, world: ConnectionsWorld) -> None:
+        """Four deliveries of the same callback at once: one exchanges the code, three are told it was used."""
+        service = world.service()
+        workspace, user = world.workspace()
+        state, code = approve(service.start(workspace_id=workspace, user_id=user, provider="x"))
+
+        def deliver(_: int) -> str:
+            try:
+                return service.callback(provider="x", state=state, code=code)["status"]
+            except InvalidRequest as exc:
+                return exc.details["field"]
+
+        with ThreadPoolExecutor(4) as pool:
+            outcomes = sorted(pool.map(deliver, range(4)))
+        assert outcomes == ["connected", "state", "state", "state"]
+        assert len(world.platform("x").exchanges) == 1
+
     def test_a_denial_or_a_refused_code_is_a_400_and_stores_nothing(self, world: ConnectionsWorld) -> None:
         """`error=access_denied` and a code the platform refuses leave no connection."""
         service = world.service()
