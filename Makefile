@@ -22,8 +22,8 @@ install: $(VENV)/.installed
 dev: install  ## Serve every function and emulator on one port (PORT=8080).
 	$(BIN)/python -m infra.local.stack --port $(PORT)
 
-demo: install  ## Start the local stack and run one campaign end to end.
-	$(BIN)/python -m infra.local.demo --port $(PORT)
+demo: install  ## Start the local stack and run one campaign end to end (LANGUAGE=ta: in Tamil, and so on).
+	$(BIN)/python -m infra.local.demo --port $(PORT) $(if $(filter command line,$(origin LANGUAGE)),--language $(LANGUAGE))
 
 token: install  ## Print a bearer token for WORKSPACE (default: the seeded demo workspace).
 	@$(BIN)/python -m infra.local.token --workspace $(WORKSPACE)

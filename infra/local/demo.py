@@ -2,7 +2,8 @@
 
 Starts the stack (unless `--base-url` points at a running one), signs in to the seeded demo
 workspace, creates a campaign, follows its event stream, approves the strategy, pays through the
-PhonePe emulator's payment page, and prints the final artifacts.
+PhonePe emulator's payment page, and prints the final artifacts. `--language ta` (`make demo LANGUAGE=ta`)
+runs it in one of the 14 languages, targeting a state where it is spoken (regional festivals join).
 """
 
 from __future__ import annotations
@@ -34,6 +35,19 @@ BRIEF = {
 }
 
 
+LANGUAGE_STATES: dict[str, list[str]] = {
+    "en": [], "hi": ["DL", "UP"], "mr": ["MH"], "ne": ["SK"], "bn": ["WB"], "as": ["AS"], "pa": ["PB"], "gu": ["GJ"],
+    "or": ["OD"], "ta": ["TN"], "te": ["TS", "AP"], "kn": ["KA"], "ml": ["KL"], "ur": ["JK"],
+}
+"""Where the demo campaign runs for each language (the brief's `target_states`)."""
+
+
+def brief_for(language: str) -> dict[str, Any]:
+    """The demo's request body, written in `language` for the states where it is spoken."""
+    brief = {**BRIEF["brief"], "language": language, "target_states": LANGUAGE_STATES[language]}  # type: ignore[dict-item]
+    return {**BRIEF, "brief": brief}
+
+
 def sse(client: httpx.Client, url: str, headers: dict[str, str], last_id: int) -> Iterator[tuple[int, str, Any]]:
     """Events of one SSE connection as (id, type, data)."""
     with client.stream("GET", url, headers={**headers, "Last-Event-ID": str(last_id)}, timeout=60) as response:
@@ -61,14 +75,16 @@ def show(event_type: str, data: dict[str, Any]) -> None:
         print(f"  • {event_type}: {json.dumps(body, ensure_ascii=False)[:300]}")
 
 
-def run(base: str, token: str) -> int:
+def run(base: str, token: str, language: str = "en") -> int:
     """Drive one campaign; returns the process exit code."""
     auth = {"Authorization": f"Bearer {token}"}
+    body = brief_for(language)
     with httpx.Client(base_url=base, timeout=30) as client:
-        created = client.post("/api/v1/campaigns", json=BRIEF, headers=auth)
+        created = client.post("/api/v1/campaigns", json=body, headers=auth)
         created.raise_for_status()
         campaign_id = created.json()["id"]
-        print(f"Campaign {campaign_id} created: {BRIEF['brief']['title']}")
+        print(f"Campaign {campaign_id} created: {body['brief']['title']} (language {language}"
+              + (f", states {', '.join(body['brief']['target_states'])})" if body["brief"]["target_states"] else ")"))
         events_url = f"/api/v1/campaigns/{campaign_id}/events"
         last_id, done, deadline = 0, False, time.monotonic() + 300
         while not done and time.monotonic() < deadline:
@@ -108,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base-url", default=None)
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
     parser.add_argument("--data-dir", type=Path, default=REPO_ROOT / ".muse")
+    parser.add_argument("--language", choices=sorted(LANGUAGE_STATES), default="en",
+                        help="the campaign's language (copy in its own script)")
     args = parser.parse_args(argv)
     exit_on_signals()
     stack = None
@@ -132,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.2)
         token = subprocess.run([sys.executable, "-m", "infra.local.token", "--data-dir", str(args.data_dir)],
                                cwd=REPO_ROOT, check=True, capture_output=True, text=True).stdout.strip()
-        return run(base, token)
+        return run(base, token, args.language)
     except KeyboardInterrupt:
         print("\nInterrupted.")
         return 130

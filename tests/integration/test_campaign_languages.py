@@ -74,7 +74,14 @@ def test_a_move_in_an_indian_language_is_written_in_its_script_and_passes_the_ga
             assert letters and shares.get(script, 0) >= 0.6, (artifact.channel, text)
 
     asked = [json.dumps(r, ensure_ascii=False) for r in gemini_http.get("/_emulator/requests").json()]
-    assert any(f"Write in: {LANGUAGE_NAMES[language]} ({language})" in r for r in asked)
+    label = f"Write in: {LANGUAGE_NAMES[language]} ({language})"
+    assert sum(label in r and "Write this brief in the copy's language" in r for r in asked) == 2
+    writers = [r for r in asked if label in r and "copy from this brief alone" in r]
+    assert len(writers) == 2
+    for request in writers:
+        tier1 = json.loads(request)["body"]["contents"][-1]["parts"][0]["text"].split("Brief:\n", 1)[1]
+        goal = json.loads(tier1)["goal"]
+        assert script_shares(goal)[1].get(script, 0) >= 0.6, goal
 
 
 def test_english_copy_under_a_hindi_brief_is_sent_back_and_rewritten_in_hindi(

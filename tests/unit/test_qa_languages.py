@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from shared.brandkit import BrandKit
+from shared.campaigns.nodes.content import with_disclaimer
 from shared.ports import Generated, Usage
 from shared.qa.correction import SelfCorrectionConfig
 from shared.qa.gate import check, review
@@ -166,3 +167,11 @@ def test_the_judge_is_prompted_in_each_drafts_language() -> None:
     assert len(judge.systems) == 2
     assert any("The copy is in Hindi" in s and "Write in: Hindi (hi), Devanagari script." in s for s in judge.systems)
     assert any("The copy is in Tamil" in s and "write every fix in Tamil" in s for s in judge.systems)
+
+
+def test_a_required_disclaimer_appended_to_tamil_copy_never_cuts_a_word() -> None:
+    description = "ஒவ்வொரு மிடறிலும் வீட்டின் சுவை. இந்தப் பரிசு உங்கள் அன்புக்குரியவர்களுக்காக, இன்றே ஆர்டர் செய்யுங்கள்."
+    fitted = with_disclaimer("ad", {"headline": "பண்டிகை மகிழ்ச்சி", "description": description}, "T&C apply")
+    text = fitted["description"]
+    assert len(text) <= 90 and text.endswith(" T&C apply")
+    assert all(word in description.split() for word in text.removesuffix(" T&C apply").split())

@@ -83,8 +83,12 @@ def with_disclaimer(channel: str, copy: dict[str, Any], disclaimer: str | None) 
 
 
 def _fit(text: str, suffix: str, max_length: int) -> str:
-    room = max_length - len(suffix) - 1
-    return (text[: max(room, 0)].rstrip() + " " + suffix).strip()
+    """`text` then `suffix`, within `max_length`: a text too long is cut at its last space that fits (never inside a
+    word, so no Indic letter loses its vowel sign), or at the limit when one word fills the room."""
+    room = max(max_length - len(suffix) - 1, 0)
+    kept = text if len(text) <= room else (text[:room + 1].rsplit(None, 1)[0] if " " in text[:room + 1]
+                                          else text[:room])
+    return (kept.rstrip() + " " + suffix).strip()
 
 
 def draft_key(channel: str, variant: str) -> str:
