@@ -14,6 +14,7 @@ from infra.local.emulators.qstash import sign
 from shared.api.models import CreateCampaign
 from shared.api.service import Api
 from shared.auth import Principal
+from shared.billing.invoices import PaymentInvoicing
 from shared.campaigns.graph import STEP_FUNCTIONS, build_campaign_graph
 from shared.db.payments import PaymentRepository
 from shared.db.pool import connect
@@ -79,7 +80,8 @@ class Harness:
         graph = build_campaign_graph().compile(checkpointer=create_checkpointer(self.pool))
         self.outbox = Outbox(pool=self.pool, queue=self.queue)
         confirmer = PaymentConfirmer(payments=PaymentRepository(self.pool), phonepe=self.phonepe,  # type: ignore[arg-type]
-                                     outbox=self.outbox, recheck_seconds=self.settings.payment_recheck_seconds)
+                                     outbox=self.outbox, recheck_seconds=self.settings.payment_recheck_seconds,
+                                     invoices=PaymentInvoicing(self.settings))
         for name in STEP_FUNCTIONS:
             self.runtimes[name] = StepRuntime(
                 function=name, settings=self.settings, graph=graph, deps=deps, threads=ThreadRepository(self.pool),

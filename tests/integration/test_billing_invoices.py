@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from psycopg_pool import ConnectionPool
 
+from shared.api.models import Decision
 from shared.billing.gstin import check_character
 from shared.billing.invoices import PaymentInvoicing, financial_year, issue_credit_note, issue_invoice
 from shared.db import billing as bdb
@@ -26,8 +27,9 @@ from shared.db.payments import Payment, PaymentRepository
 from shared.db.pool import as_service, connect
 from shared.db.workspaces import ensure_workspace
 from shared.errors import Conflict, NotFound, Unprocessable
+from shared.payments.confirmation import reconcile_message
 from shared.settings import Settings
-from tests.integration.harness import make_settings
+from tests.integration.harness import Harness, make_settings
 
 
 def gstin(state: str) -> str:
@@ -298,3 +300,31 @@ class TestPaymentHook:
         assert rows == [{"number": f"INV/{this_year()}/000001", "total_paise": 236_000, "cgst_paise": 18_000,
                          "sgst_paise": 18_000, "campaign_id": campaign, "kind": "campaign",
                          "description": "Muse campaign: planning, content and execution - Onam sale"}]
+
+
+class TestThroughTheStepRuntime:
+    def test_a_paid_campaign_has_one_invoice_however_often_the_webhook_comes(self, pool: ConnectionPool,
+                                                                             migrated_dsn: str) -> None:
+        """The whole graph in process: approve, pay (the webhook delivered to `payments`), then the webhook
+        again twice and a reconciliation: the campaign completes and its payment has exactly one invoice."""
+        h = Harness(pool=pool, dsn=migrated_dsn,
+                    settings=make_settings(migrated_dsn, MUSE_GST_SUPPLIER_GSTIN=gstin("29")))
+        owner = h.workspace()
+        campaign_id = h.create(owner)
+        h.pump()
+        pending = h.row(campaign_id)["pending_decision"]
+        h.api.decide(owner, campaign_id, Decision(decision_id=pending["id"], action="approve"))
+        h.pump()
+        order = h.pay(owner, campaign_id)
+        for _ in range(2):
+            h.webhook(order)
+        h.deliver("payments", reconcile_message(order))
+        h.pump()
+        assert h.row(campaign_id)["status"] == "completed"
+        with connect(migrated_dsn) as conn:
+            rows = conn.execute("SELECT number, campaign_id, total_paise, kind FROM public.invoices "
+                                "WHERE payment_ref = %s", (order,)).fetchall()
+            paid = conn.execute("SELECT amount_paise FROM public.payments WHERE merchant_order_id = %s",
+                                (order,)).fetchone()
+        assert rows == [{"number": f"INV/{this_year()}/000001", "campaign_id": campaign_id,
+                         "total_paise": paid["amount_paise"], "kind": "campaign"}]
