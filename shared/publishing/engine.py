@@ -243,8 +243,8 @@ class Publisher:
     def _attempt(self, row: db.FiringRow, now: datetime) -> dict[str, Any]:
         provider = _provider(row["provider"])
         credentials = self._credentials(row, now)
-        if credentials is None:
-            return {"status": "waiting"}
+        if not isinstance(credentials, Credentials):
+            return credentials
         try:
             post = self._post(row, credentials)
         except MuseError as exc:
@@ -325,8 +325,8 @@ class Publisher:
         self.outbox.publish(watch)
         provider = _provider(row["provider"])
         credentials = self._credentials(seen, now, attempt=row["attempts"])
-        if credentials is None:
-            return {"status": "waiting"}
+        if not isinstance(credentials, Credentials):
+            return credentials
         post = self._saving_parts(self._post(seen, credentials, stored_hash=row["content_hash"]), row)
         adapter = self.adapters(provider)
         started = row["attempt_started_at"] or now
@@ -362,24 +362,22 @@ class Publisher:
         post = replace(post, posted_parts=tuple(again["parts"]))
         return self._call(again, self._saving_parts(post, again), credentials, provider)
 
-    def _credentials(self, row: db.FiringRow, now: datetime, *, attempt: int | None = None) -> Credentials | None:
-        """The connection's credentials, or None after moving the row to `waiting`."""
+    def _credentials(self, row: db.FiringRow, now: datetime, *,
+                     attempt: int | None = None) -> Credentials | dict[str, Any]:
+        """The connection's credentials, or what moving the row to `waiting` did."""
         provider = _provider(row["provider"])
         at = row["attempts"] if attempt is None else attempt
         try:
             credentials = self.credentials.credentials_for(str(row["workspace_id"]), CONNECTION_OF[provider])
         except NotConnected as exc:
-            self._wait(row, "not_connected", exc.message, None, attempt=at)
-            return None
+            return self._wait(row, "not_connected", exc.message, None, attempt=at)
         except PlatformError as exc:
             if exc.kind in ("retryable", "ambiguous"):
                 raise UpstreamUnavailable(f"{provider} credentials could not be read: {exc.message}") from exc
-            self._wait(row, "needs_reconnect", _reconnect_reason(provider, exc.message), None, attempt=at)
-            return None
+            return self._wait(row, "needs_reconnect", _reconnect_reason(provider, exc.message), None, attempt=at)
         missing = _missing_account(provider, credentials)
         if missing is not None:
-            self._wait(row, "not_connected", missing, credentials.connection_id, attempt=at)
-            return None
+            return self._wait(row, "not_connected", missing, credentials.connection_id, attempt=at)
         return credentials
 
     def _post(self, row: db.FiringRow, credentials: Credentials, *, stored_hash: str | None = None) -> PostRequest:

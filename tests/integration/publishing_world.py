@@ -42,6 +42,15 @@ CONTENT: dict[str, dict[str, Any]] = {
 }
 
 
+def tagged(content: dict[str, Any], tag: str) -> dict[str, Any]:
+    """`content` with `tag` at the end of its text (of each post of a thread): platforms refuse duplicates."""
+    if not tag:
+        return content
+    key = next(k for k in ("text", "posts", "caption", "subject", "headline") if k in content)
+    value = content[key]
+    return content | {key: [f"{part} {tag}" for part in value] if isinstance(value, list) else f"{value} {tag}"}
+
+
 class Crash(BaseException):
     """The process dies mid-call (nothing after the call runs)."""
 
@@ -242,8 +251,9 @@ class World:
 
 def make_world(pool: ConnectionPool, dsn: str, channels: list[str], *,
                policy: PublishPolicy | None = None, queue: RecordingQueue | None = None,
-               adapters: Callable[[Provider], Any] | None = None, clock: Clock | None = None) -> World:
-    """A paid campaign with `channels` released, and a publisher over fakes."""
+               adapters: Callable[[Provider], Any] | None = None, clock: Clock | None = None,
+               tag: str = "") -> World:
+    """A paid campaign with `channels` released (their copy ending with `tag`), and a publisher over fakes."""
     user_id = str(uuid.uuid4())
     campaign_id = uuid.uuid4()
     with connect(dsn) as conn, conn.transaction():
@@ -257,7 +267,7 @@ def make_world(pool: ConnectionPool, dsn: str, channels: list[str], *,
         for channel in channels:
             conn.execute("INSERT INTO public.artifacts (campaign_id, workspace_id, channel, variant, content, model, "
                          "status, published_at) VALUES (%s, %s, %s, 'a', %s, 'test', 'published', now())",
-                         (campaign_id, workspace_id, channel, Jsonb(CONTENT[channel])))
+                         (campaign_id, workspace_id, channel, Jsonb(tagged(CONTENT[channel], tag))))
     clock = clock or Clock()
     platforms: dict[Provider, FakePlatform] = {p: FakePlatform(p, clock) for p in
                                                ("linkedin", "x", "instagram", "facebook", "email", "whatsapp")}

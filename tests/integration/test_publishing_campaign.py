@@ -25,6 +25,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from infra.local.emulators import linkedin, meta, resend, x
 from infra.local.emulators.config import EmulatorConfig
 from infra.local.serve import RunningServer, serve_in_thread
+from shared.db.pool import connect
 from shared.publishing.connections import ApiKeyConnection, Connections
 from shared.publishing.ports import Media
 from shared.publishing.wiring import build_publisher
@@ -102,7 +103,7 @@ def test_a_campaign_publishes_to_email_linkedin_x_and_instagram(
     settings = _settings(migrated_dsn, url, config)
     clock = Clock(now=datetime.now(UTC))
     queue = RecordingQueue()
-    world = make_world(pool, migrated_dsn, CHANNELS, queue=queue, clock=clock)
+    world = make_world(pool, migrated_dsn, CHANNELS, queue=queue, clock=clock, tag=uuid.uuid4().hex[:8])
     publisher = dataclasses.replace(build_publisher(settings, pool, queue=queue), clock=clock,
                                     assets=LoopbackImages(url))
     connections = Connections(pool=pool, settings=settings, keyring=Keyring.from_settings(settings))
@@ -137,3 +138,80 @@ def test_a_campaign_publishes_to_email_linkedin_x_and_instagram(
     assert world.campaign() == {"status": "completed", "current_step": None}
     for provider, row in sorted(published.items()):
         print(f"{provider}: {row['url']}")
+
+
+def _fault(url: str, prefix: str, **fault: object) -> None:
+    httpx.post(f"{url}/{prefix}/__emu/faults", json=fault, timeout=10).raise_for_status()
+
+
+def test_platform_faults_through_the_real_adapters(
+        pool: ConnectionPool, migrated_dsn: str, platforms: tuple[str, EmulatorConfig]) -> None:
+    """At the emulators: a LinkedIn create that times out after posting is reconciled (one post); X's 429 is
+    retried by a later message; an expired X token is refreshed and the post goes out; a revoked LinkedIn
+    token makes the channel `needs_reconnect` and the campaign says it waits for it."""
+    url, config = platforms
+    settings = _settings(migrated_dsn, url, config).model_copy(update={"publish_timeout_seconds": 1.0})
+    clock = Clock(now=datetime.now(UTC))
+    queue = RecordingQueue()
+    world = make_world(pool, migrated_dsn, ["linkedin_post", "x_thread"], queue=queue, clock=clock,
+                       tag=uuid.uuid4().hex[:8])
+    publisher = dataclasses.replace(build_publisher(settings, pool, queue=queue), clock=clock,
+                                    assets=LoopbackImages(url))
+    connections = Connections(pool=pool, settings=settings, keyring=Keyring.from_settings(settings))
+    user_id = str(uuid.uuid4())
+    for provider in ("linkedin", "x"):
+        _connect_oauth(connections, world.workspace_id, user_id, provider)
+    accounts = {"x": connections.credentials_for(world.workspace_id, "x").account_id}
+    publisher.schedule(campaign_id=str(world.campaign_id), workspace_id=world.workspace_id,
+                       draft_keys=["linkedin_post", "x_thread"], brief={"title": "Diwali"}, workspace_settings={})
+
+    def fire(provider: str, purpose: str = "fire") -> dict[str, object]:
+        row = world.row(provider)
+        clock.now = max(clock.now, row["next_attempt_at"])
+        message = [m for f, m, _ in queue.published if f == "publish" and m.publication_id == row["id"]
+                   and m.purpose == purpose][-1]
+        return publisher.fire(message)
+
+    try:
+        linkedin_before = len(_posted(url, "linkedin"))
+        _fault(url, "linkedin", route="POST /rest/posts", mode="timeout_after_create", times=1, hold_seconds=2)
+        assert fire("linkedin")["status"] == "reconciling"
+        assert fire("linkedin", "watch")["status"] == "published"
+        assert len(_posted(url, "linkedin")) == linkedin_before + 1
+
+        _fault(url, "x", route="POST /2/tweets", mode="429", times=1, retry_after_seconds=60)
+        assert fire("x")["status"] == "retrying"
+        _fault(url, "x", mode="token_expired", account_id=accounts["x"])
+        assert fire("x")["status"] == "published"
+        assert world.row("x")["attempts"] == 2 and len(world.row("x")["parts"]) == 2
+        assert world.campaign()["status"] == "completed"
+
+        again = make_world(pool, migrated_dsn, ["linkedin_post"], queue=queue, clock=clock, tag=uuid.uuid4().hex[:8])
+        with pool.connection() as conn:
+            conn.execute("UPDATE public.campaigns SET workspace_id = %s WHERE id = %s",
+                         (world.workspace_id, again.campaign_id))
+            conn.execute("UPDATE public.artifacts SET workspace_id = %s WHERE campaign_id = %s",
+                         (world.workspace_id, again.campaign_id))
+        again.workspace_id = world.workspace_id
+        publisher.schedule(campaign_id=str(again.campaign_id), workspace_id=world.workspace_id,
+                           draft_keys=["linkedin_post"], brief={"title": "Diwali"}, workspace_settings={})
+        _fault(url, "linkedin", mode="token_revoked")
+        row = again.row("linkedin")
+        clock.now = max(clock.now, row["next_attempt_at"])
+        [message] = [m for f, m, _ in queue.published if f == "publish" and m.publication_id == row["id"]]
+        result = publisher.fire(message)
+        assert (result["status"], result.get("reason")) == ("waiting", "needs_reconnect"), result
+        [channel] = [c for c in connections_list(migrated_dsn, world.workspace_id) if c["provider"] == "linkedin"]
+        assert channel["status"] == "needs_reconnect"
+        assert again.campaign() == {"status": "running", "current_step": "publishing"}
+        assert again.row("linkedin")["error"].startswith("linkedin needs reconnect: ")
+    finally:
+        for prefix in ("linkedin", "x"):
+            httpx.delete(f"{url}/{prefix}/__emu/faults", timeout=10)
+
+
+def connections_list(dsn: str, workspace_id: str) -> list[dict[str, object]]:
+    """The workspace's channel connections (status and reason), as the channels listing reads them."""
+    with connect(dsn) as conn:
+        return conn.execute("SELECT provider, status, status_reason FROM public.channel_connections "
+                            "WHERE workspace_id = %s", (workspace_id,)).fetchall()
