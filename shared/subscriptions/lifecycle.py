@@ -229,6 +229,9 @@ class SubscriptionService:
         if status is not None and status.state == "ACTIVE":
             if sub["state"] == "pending":
                 return self._activate(sub, status)
+            if sub["state"] not in ("active", "grace"):
+                self.phonepe.cancel(sub["merchant_subscription_id"])
+                return {"status": sub["state"], "phonepe": seen, "cancelled_at_phonepe": True}
             return {"status": sub["state"], "phonepe": seen, "duplicate": True}
         if sub["state"] == "pending":
             if status is not None and status.state in ENDED_AT_PHONEPE:

@@ -263,6 +263,18 @@ class TestSetup:
         assert world.tier(workspace_id) is None
 
 
+    def test_a_mandate_cancelled_before_approval_cannot_be_approved_after(self, world: World) -> None:
+        workspace_id = world.workspace()
+        row = world.service.subscribe(workspace_id=workspace_id, tier_name="pro", user_id=None)
+        cancelled = world.service.cancel(workspace_id=workspace_id)
+        assert cancelled["state"] == "failed"
+        late = httpx.post(row["intent_url"] or "", json={"outcome": "success"})
+        assert late.status_code == 409
+        world.pump()
+        assert world.row(workspace_id)["state"] == "failed" and world.tier(workspace_id) is None
+        assert world.emulator("GET", f"/{row['merchant_subscription_id']}")["state"] == "CANCELLED"
+
+
 class TestCycles:
     def test_a_paid_month_renews_the_plan_and_invoices_once(self, world: World) -> None:
         """Redeemed 24 h after the notice: paid through the month's end, tier renewed, one invoice, month 2 due."""

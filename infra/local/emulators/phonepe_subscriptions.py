@@ -343,6 +343,9 @@ def _approve(config: EmulatorConfig, store: SubscriptionStore, order_id: str) ->
         if order["state"] != "PENDING":
             raise SubscriptionError(409, "ORDER_NOT_PENDING", f"Setup order {merchant_order_id!r} is {order['state']}")
         with store.subscription(order["merchantSubscriptionId"]) as sub:
+            if sub["state"] != "ACTIVATION_IN_PROGRESS":
+                raise SubscriptionError(409, "SUBSCRIPTION_NOT_PENDING",
+                                        f"Subscription {sub['merchantSubscriptionId']!r} is {sub['state']}")
             completed = outcome == "success"
             order["state"] = "COMPLETED" if completed else "FAILED"
             order["paymentDetails"] = [_attempt(order, order["state"], None if completed else "AUTHORIZATION_ERROR")]
