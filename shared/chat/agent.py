@@ -71,7 +71,7 @@ from shared.db.conversations import ConversationRepository
 from shared.db.knowledge import PgVectorKnowledge
 from shared.db.pool import Pool, as_user
 from shared.economics.budgets import PostgresBudgets
-from shared.errors import ConfigurationError, InvalidRequest, MuseError, PermanentStepError, UpstreamUnavailable
+from shared.errors import InvalidRequest, MuseError, PermanentStepError, UpstreamUnavailable
 from shared.integrations.cache import upstash_cache
 from shared.integrations.embeddings import embedder_from_settings
 from shared.integrations.gemini import GeminiBackend, model_router, usage_of
@@ -204,7 +204,7 @@ class GeminiStream:
                 raise ModelCallFailed(f"Gemini model {model!r} answered {exc.code}: {exc.message}", model=model,
                                       outcome=outcome) from exc  # type: ignore[arg-type]
             if exc.code in (401, 403):
-                raise ConfigurationError(f"Gemini rejected the API key ({exc.code}); check GEMINI_API_KEY.") from exc
+                raise self.backend.rejected_key(exc.code) from exc
             raise PermanentStepError(
                 f"Gemini model {model!r} rejected the request ({exc.code}): {exc.message}") from exc
         except _TIMEOUTS as exc:

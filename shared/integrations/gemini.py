@@ -109,6 +109,13 @@ class GeminiBackend:
             found = self._keyed.setdefault(name, self.connect(api_key=key))
         return found
 
+    def rejected_key(self, code: int) -> PermanentStepError | ConfigurationError:
+        """The error of a 401/403: the workspace's own key is the workspace's to fix, the project's the deployment's."""
+        if self.own_key is not None and self.own_key() is not None:
+            return PermanentStepError(f"Gemini rejected this workspace's own API key ({code}): replace it with PUT "
+                                      "/api/v1/workspace/keys/gemini, or DELETE it to use the project's key.")
+        return ConfigurationError(f"Gemini rejected the API key ({code}); check GEMINI_API_KEY.")
+
     def generate_content(self, *, model: str, contents: Any, config: types.GenerateContentConfig,
                          timeout_seconds: float) -> types.GenerateContentResponse:
         """`models.generate_content` with a per-call timeout; fallback-worthy failures raise `ModelCallFailed`.
@@ -136,7 +143,7 @@ class GeminiBackend:
                 raise ModelCallFailed(f"Gemini model {model!r} answered {exc.code}: {exc.message}",
                                       model=model, outcome=outcome) from exc
             if exc.code in (401, 403):
-                raise ConfigurationError(f"Gemini rejected the API key ({exc.code}); check GEMINI_API_KEY.") from exc
+                raise self.rejected_key(exc.code) from exc
             raise PermanentStepError(
                 f"Gemini model {model!r} rejected the request ({exc.code}): {exc.message}") from exc
         except _TIMEOUTS as exc:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from shared.errors import ConfigurationError, UpstreamUnavailable
+from shared.errors import ConfigurationError, PermanentStepError, UpstreamUnavailable
 from shared.integrations.cache import UpstashCache
 from shared.lazy import lazy_module
 from shared.ports import Finding, WebSearch
@@ -159,6 +159,9 @@ class TavilyWebSearch:
             self.calls += 1
             response = self.client.search(query, max_results=max_results, search_depth="basic")
         except tavily_errors.InvalidAPIKeyError as exc:
+            if self.own_key is not None and self.own_key() is not None:
+                raise PermanentStepError("Tavily rejected this workspace's own API key: replace it with PUT /api/v1/"
+                                         "workspace/keys/tavily, or DELETE it to use the project's key.") from exc
             raise ConfigurationError("Tavily rejected the API key; check TAVILY_API_KEY.") from exc
         except (tavily_errors.UsageLimitExceededError, tavily_errors.TimeoutError, OSError) as exc:
             raise UpstreamUnavailable(f"Tavily search for {query!r} failed: {exc}") from exc

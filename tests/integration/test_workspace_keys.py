@@ -24,7 +24,7 @@ from infra.local.emulators.gemini import create_app as create_gemini
 from infra.local.serve import serve_in_thread
 from shared.caching.scope import workspace_scope
 from shared.db.pool import as_service, connect
-from shared.errors import ConfigurationError
+from shared.errors import ConfigurationError, PermanentStepError
 from shared.integrations.gemini import GeminiBackend, gemini_client
 from shared.integrations.tavily import tavily_search
 from shared.security.keys import WorkspaceKeys
@@ -56,7 +56,8 @@ def emulators() -> Iterator[dict[str, str]]:
 def test_the_workspace_key_is_used_inside_its_workspace_and_the_project_key_elsewhere(
         pool: ConnectionPool, migrated_dsn: str, emulators: dict[str, str]) -> None:
     """Inside the workspace's scope both SDKs carry its own key; another workspace, or none, the project's; once
-    the key is removed the project's again. The key is stored sealed (never in the row as text)."""
+    the key is removed the project's again. A rejected own key is the workspace's error, naming the route that
+    replaces it. The key is stored sealed (never in the row as text)."""
     settings = make_settings(migrated_dsn, MUSE_ENCRYPTION_KEYS=key_spec(k1=os.urandom(32)),
                              GEMINI_BASE_URL=emulators["gemini"], TAVILY_BASE_URL=emulators["tavily"],
                              MUSE_WORKSPACE_KEY_CACHE_SECONDS="0")
@@ -89,6 +90,15 @@ def test_the_workspace_key_is_used_inside_its_workspace_and_the_project_key_else
                 ask()
             with pytest.raises(ConfigurationError, match="TAVILY_API_KEY"):
                 web.search("diwali marketing ideas india", max_results=2)
+    wrong, _ = world.workspace()
+    with as_service(pool) as conn:
+        keys.put(conn, workspace_id=wrong, service="gemini", api_key="AIza-revoked-own-key", user_id=user)
+        keys.put(conn, workspace_id=wrong, service="tavily", api_key="tvly-revoked-own-key", user_id=user)
+    with workspace_scope(wrong):
+        with pytest.raises(PermanentStepError, match="workspace's own API key.*/workspace/keys/gemini"):
+            ask()
+        with pytest.raises(PermanentStepError, match="workspace's own API key.*/workspace/keys/tavily"):
+            web.search("diwali marketing ideas india", max_results=2)
     with as_service(pool) as conn:
         assert keys.delete(conn, workspace_id=workspace, service="tavily")
         assert not keys.delete(conn, workspace_id=workspace, service="tavily")
