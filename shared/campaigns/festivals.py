@@ -17,11 +17,14 @@ from __future__ import annotations
 import calendar
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any, Literal, get_args
+from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from shared.lazy import lazy_module
+from shared.tracing import campaign_started_at
 
 if TYPE_CHECKING:
     import holidays
@@ -50,6 +53,7 @@ LEAD_DAYS: dict[str, int] = {
 }
 """Days of selling before a festival (its marketing window); others get `DEFAULT_LEAD_DAYS`."""
 DEFAULT_LEAD_DAYS = 3
+IST = ZoneInfo("Asia/Kolkata")
 
 
 @dataclass(frozen=True)
@@ -161,8 +165,15 @@ DEFAULT_WINDOW_DAYS = 45
 """A brief without an end date runs this many days from its start (or from today)."""
 
 
+def campaign_day(campaign_id: str | None) -> date:
+    """The day (India time) a campaign was created, from its UUIDv7 id; today for ids that carry no time. A brief
+    without dates is read from this day, so every step of the campaign sees the same window."""
+    started = campaign_started_at(UUID(campaign_id)) if campaign_id else None
+    return (started or datetime.now(UTC)).astimezone(IST).date()
+
+
 def campaign_window(brief: Mapping[str, Any], *, today: date | None = None) -> tuple[date, date]:
-    """The brief's window: its dates, else from today (or its start) for `DEFAULT_WINDOW_DAYS`."""
+    """The brief's window: its dates, else from `today` (or its start) for `DEFAULT_WINDOW_DAYS`."""
     start = _as_date(brief.get("start_date")) or today or date.today()
     end = _as_date(brief.get("end_date")) or start + timedelta(days=DEFAULT_WINDOW_DAYS)
     return start, end
@@ -172,6 +183,12 @@ def _as_date(value: Any) -> date | None:
     if isinstance(value, date):
         return value
     return date.fromisoformat(value) if isinstance(value, str) and value else None
+
+
+def anchored(brief: Mapping[str, Any], campaign_id: str | None) -> dict[str, Any]:
+    """`brief` with its window's start fixed to the campaign's creation day when it names none (what the research
+    specialists receive, so they read the same window as every other step)."""
+    return {**brief, "start_date": brief.get("start_date") or campaign_day(campaign_id).isoformat()}
 
 
 def campaign_festivals(brief: Mapping[str, Any], *, today: date | None = None) -> list[Festival]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from langgraph.types import Send
 
+from shared.campaigns.festivals import anchored
 from shared.campaigns.state import CampaignState
 
 
@@ -17,7 +18,8 @@ def dispatch_specialists(state: CampaignState) -> list[Send] | str:
     pending = [s for s in state["plan"]["specialists"] if s not in done]
     if not pending:
         return "summarize"
-    return [Send("specialist", {"specialist": s, "plan": state["plan"], "brief": state["brief"],
+    brief = anchored(state["brief"], state.get("campaign_id"))
+    return [Send("specialist", {"specialist": s, "plan": state["plan"], "brief": brief,
                                 "workspace_id": state["workspace_id"]}) for s in pending]
 
 

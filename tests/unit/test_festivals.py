@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
+from uuid import UUID
 
 import pytest
 
-from shared.campaigns.festivals import campaign_festivals, festivals_overlapping, headline_festivals
+from shared.campaigns.festivals import anchored, campaign_festivals, festivals_overlapping, headline_festivals
 from shared.campaigns.nodes.planner import with_calendar
 
 
@@ -51,3 +52,13 @@ def test_the_calendar_joins_every_plan_whose_window_overlaps_a_festival() -> Non
         "web_research", "knowledge_research", "festival_calendar"]
     assert with_calendar(["web_research", "knowledge_research", "festival_calendar"], "campaign", october).count(
         "festival_calendar") == 1
+
+
+def test_a_brief_without_dates_is_read_from_the_campaigns_creation_day_in_india() -> None:
+    created = datetime(2026, 10, 31, 20, 0, tzinfo=UTC)
+    campaign_id = UUID(int=(int(created.timestamp() * 1000) << 80) | (7 << 76) | (2 << 62) | 12345)
+    assert campaign_id.version == 7
+    brief = anchored({"title": "Diwali"}, str(campaign_id))
+    assert brief["start_date"] == "2026-11-01"
+    assert anchored({"start_date": "2026-10-02"}, str(campaign_id))["start_date"] == "2026-10-02"
+    assert "Diwali" in [f.name for f in campaign_festivals(brief)]

@@ -8,7 +8,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
 from shared.brandkit import BrandKit, as_brand_kit
-from shared.campaigns.festivals import Festival, campaign_festivals, headline_festivals
+from shared.campaigns.festivals import Festival, anchored, campaign_festivals, headline_festivals
 from shared.campaigns.prompts import (
     BRIEFER,
     PLANNER,
@@ -38,8 +38,9 @@ def plan(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
     if reused is not None and not state.get("feedback"):
         planned = Plan.model_validate(reused.plan)
         planned = planned.model_copy(update={"channels": brief_channels(planned, state["kind"], brief),
-                                             "specialists": with_calendar(planned.specialists, state["kind"],
-                                                                          brief)})
+                                             "specialists": with_calendar(
+                                                 planned.specialists, state["kind"],
+                                                 anchored(brief, state.get("campaign_id")))})
         change = {"action": "reuse", "reason": f"a similar past {state['kind']} succeeded with this plan "
                   f"(confidence {reused.confidence:.2f})", "source_task": reused.task_id}
         return {"plan": planned.model_dump(), "course_changes": [change], "reviews": 0,
@@ -47,7 +48,7 @@ def plan(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
     prompt = plan_prompt(state["kind"], brief, remembered=deps.plans.recall(state["workspace_id"], description),
                          feedback=state.get("feedback") or [])
     out = deps.model.generate(tier="strong", system=PLANNER, prompt=prompt, schema=Plan)
-    planned = bounded_plan(out.value, kind=state["kind"], brief=brief)
+    planned = bounded_plan(out.value, kind=state["kind"], brief=anchored(brief, state.get("campaign_id")))
     return {"plan": planned.model_dump(), "usage": usage_entries("plan", out), "reviews": 0,
             "specialists_run": None, "findings": None, "tool_runs": None}
 
@@ -85,7 +86,7 @@ def festivals_used(brief: dict[str, Any]) -> list[Festival]:
 def strategy(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
     """Choose positioning and an INR budget (strong tier), bounded by the brief, the workspace and the plan."""
     constraints = runtime.context.campaign.budget_constraints
-    festivals = [f.as_dict() for f in festivals_used(state["brief"])]
+    festivals = [f.as_dict() for f in festivals_used(anchored(state["brief"], state.get("campaign_id")))]
     prompt = strategy_prompt(state["brief"], state["plan"], state["research_summary"], constraints=constraints,
                              feedback=state.get("feedback") or [], festivals=festivals)
     out = runtime.context.model.generate(tier="strong", system=STRATEGIST, prompt=prompt, schema=Strategy)

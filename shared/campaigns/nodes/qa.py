@@ -7,7 +7,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
-from shared.campaigns.festivals import campaign_festivals
+from shared.campaigns.festivals import anchored, campaign_festivals
 from shared.campaigns.prompts import language_of
 from shared.campaigns.state import CampaignState
 from shared.deps import Deps
@@ -54,7 +54,7 @@ def campaign_sources(state: CampaignState) -> list[dict[str, Any]]:
     plan_text = "\n".join([str(plan.get("objective") or ""), str(plan.get("audience") or ""),
                            *map(str, plan.get("kpis") or []), *map(str, plan.get("angles") or [])])
     calendar = [{"title": f"{f.name} ({f.day})", "content": f"{f.name} falls on {f.day:%d %B %Y}."}
-                for f in campaign_festivals(brief)]
+                for f in campaign_festivals(anchored(brief, state.get("campaign_id")))]
     return [{"title": "brief", "content": brief_text}, {"title": "plan", "content": plan_text}, *calendar]
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from shared.campaigns.festivals import campaign_festivals, headline_festivals
+from shared.campaigns.festivals import anchored, campaign_festivals, headline_festivals
 from shared.campaigns.prompts import REVIEWER, review_prompt
 from shared.campaigns.schemas import Plan, PlanReview
 from shared.campaigns.state import CampaignState, SpecialistTask
@@ -113,7 +113,7 @@ def review(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
     specialists = list(plan_.specialists)
     run = set(state.get("specialists_run") or [])
     headline = {f"festival:{f.day.isoformat()}:{_slug(f.name)}" for f in headline_festivals(
-        campaign_festivals(state.get("brief") or {}))}
+        campaign_festivals(anchored(state.get("brief") or {}, state.get("campaign_id"))))}
     for f in findings:
         text = f"{f['title']} {f['content']}".lower()
         if f.get("specialist") != "competitor_scan" and any(w in text for w in LAUNCH_WORDS) \
