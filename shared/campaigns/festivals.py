@@ -54,6 +54,10 @@ LEAD_DAYS: dict[str, int] = {
 """Days of selling before a festival (its marketing window); others get `DEFAULT_LEAD_DAYS`."""
 DEFAULT_LEAD_DAYS = 3
 IST = ZoneInfo("Asia/Kolkata")
+YEARS = range(2001, 2100)
+"""Years the calendar answers for (`holidays` has lunisolar dates 2001-2035, fixed-date ones after); a window
+outside them has no festivals, and one longer than `MAX_WINDOW_DAYS` is read up to that many days."""
+MAX_WINDOW_DAYS = 400
 
 
 @dataclass(frozen=True)
@@ -150,7 +154,10 @@ def festivals_for(year: int, states: tuple[str, ...] = ()) -> list[Festival]:
 def festivals_overlapping(start: date, end: date, states: tuple[str, ...] = ()) -> list[Festival]:
     """Festivals whose marketing window overlaps the campaign window `start`..`end` (inclusive), by date."""
     out: list[Festival] = []
-    for year in range(start.year, end.year + 2):
+    if start.year not in YEARS:
+        return out
+    end = min(end, start + timedelta(days=MAX_WINDOW_DAYS))
+    for year in range(start.year, min(end.year + 2, YEARS.stop)):
         out += [f for f in festivals_for(year, tuple(sorted(set(states))))
                 if f.window_start <= end and f.day >= start]
     return sorted(out, key=lambda f: (f.day, f.name))
@@ -175,7 +182,8 @@ def campaign_day(campaign_id: str | None) -> date:
 def campaign_window(brief: Mapping[str, Any], *, today: date | None = None) -> tuple[date, date]:
     """The brief's window: its dates, else from `today` (or its start) for `DEFAULT_WINDOW_DAYS`."""
     start = _as_date(brief.get("start_date")) or today or date.today()
-    end = _as_date(brief.get("end_date")) or start + timedelta(days=DEFAULT_WINDOW_DAYS)
+    end = _as_date(brief.get("end_date")) or min(start, date.max - timedelta(days=DEFAULT_WINDOW_DAYS)) + timedelta(
+        days=DEFAULT_WINDOW_DAYS)
     return start, end
 
 

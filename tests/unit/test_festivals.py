@@ -62,3 +62,10 @@ def test_a_brief_without_dates_is_read_from_the_campaigns_creation_day_in_india(
     assert brief["start_date"] == "2026-11-01"
     assert anchored({"start_date": "2026-10-02"}, str(campaign_id))["start_date"] == "2026-10-02"
     assert "Diwali" in [f.name for f in campaign_festivals(brief)]
+
+
+@pytest.mark.parametrize(("start", "end"), [("0001-01-01", "9999-12-31"), ("9999-12-31", None), ("2026-01-01",
+                                                                                                  "2999-12-31")])
+def test_any_window_a_brief_can_state_is_answered_quickly(start: str, end: str | None) -> None:
+    festivals = campaign_festivals({"start_date": start, "end_date": end, "target_states": ["TN"]})
+    assert all(f.day.year < 2100 for f in festivals)
