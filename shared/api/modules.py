@@ -10,11 +10,11 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from shared.api import audit, brandkit, channels, conversations, costs, knowledge, plan, privacy, workspace
+from shared.api import assets, audit, brandkit, channels, conversations, costs, knowledge, plan, privacy, workspace
 from shared.http import Route
 
 MODULES: tuple[ModuleType, ...] = (knowledge, brandkit, privacy, audit, workspace, conversations, plan,
-                                   costs, channels)
+                                   costs, channels, assets)
 
 
 def routes() -> list[Route]:

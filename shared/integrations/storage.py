@@ -77,6 +77,18 @@ class SupabaseObjectStore:
         except httpx.HTTPError as exc:
             raise UpstreamUnavailable(f"Supabase Storage is unreachable downloading {path!r}: {exc}") from exc
 
+    def signed_url(self, path: str, *, expires_in: int) -> str:
+        """A URL anyone may fetch the object at for `expires_in` seconds (how platforms fetch post media)."""
+        try:
+            signed = self.client.from_(self.bucket).create_signed_url(path, expires_in)
+        except StorageApiError as exc:
+            raise _failure(exc, f"signed URL for {path!r}") from exc
+        except httpx.HTTPError as exc:
+            raise UpstreamUnavailable(f"Supabase Storage is unreachable signing {path!r}: {exc}") from exc
+        if not signed.get("signedURL"):
+            raise UpstreamUnavailable(f"Supabase Storage returned no signed URL for {path!r}.")
+        return str(signed["signedURL"])
+
     def list_under(self, folder: str) -> list[str]:
         """Every object path under `folder` (`<workspace id>/`, `<workspace id>/<resource id>/`), sub-folders included.
 
@@ -131,8 +143,9 @@ class SupabaseObjectStore:
             pass
 
 
-def supabase_object_store(settings: Settings) -> SupabaseObjectStore:
-    """The knowledge bucket at `SUPABASE_URL`, authenticated with `SUPABASE_SERVICE_ROLE_KEY`."""
+def supabase_object_store(settings: Settings, bucket: str | None = None) -> SupabaseObjectStore:
+    """A private bucket (the knowledge bucket unless `bucket` is given) at `SUPABASE_URL`, authenticated with
+    `SUPABASE_SERVICE_ROLE_KEY`."""
     if settings.supabase_service_role_key is None or not settings.supabase_service_role_key.get_secret_value():
         raise ConfigurationError("SUPABASE_SERVICE_ROLE_KEY is not set; knowledge originals are stored in "
                                  "Supabase Storage with the project's service-role (secret) key.")
@@ -140,4 +153,4 @@ def supabase_object_store(settings: Settings) -> SupabaseObjectStore:
     headers = {"apiKey": key, "Authorization": f"Bearer {key}"}
     http = httpx.Client(headers=headers, timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=True)
     client = SyncStorageClient(settings.supabase_url.rstrip("/") + "/storage/v1/", headers, http_client=http)
-    return SupabaseObjectStore(client=client, bucket=settings.knowledge_bucket)
+    return SupabaseObjectStore(client=client, bucket=bucket or settings.knowledge_bucket)

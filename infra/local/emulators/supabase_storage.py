@@ -7,20 +7,25 @@ stack. Only the service-role key is accepted (`Authorization: Bearer <key>` plus
 reaches Storage from its backend only, so storage RLS for user tokens is not emulated.
 
 Served: buckets (create, get, list, update, empty, delete) and objects (upload via POST/PUT with
-multipart or a raw body and `x-upsert`, download, authenticated download, info, list, remove).
+multipart or a raw body and `x-upsert`, download, authenticated download, info, list, remove), and signed
+URLs (`POST /object/sign/{bucket}/{path}` with `expiresIn`; the URL's `token` is an HS256 JWT naming the
+object, so `GET /object/sign/...?token=` needs no key, as publishing platforms fetch media).
 Errors use Storage's body `{"statusCode": "404", "error": "not_found", "message": "Object not found"}`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
+import time
 import uuid
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
 
 import flask
+import jwt
 import psycopg
 from psycopg.types.json import Jsonb
 
@@ -78,9 +83,12 @@ def create_app(config: EmulatorConfig, *, service_role_key: str = LOCAL_SERVICE_
     app = flask.Flask(__name__)
     app.url_map.strict_slashes = False
     store = _Store(config.database_url)
+    signing_key = hashlib.sha256(b"signed-url|" + service_role_key.encode()).digest()
 
     @app.before_request
     def _authenticate() -> Any:
+        if flask.request.method == "GET" and flask.request.path.startswith("/v1/object/sign/"):
+            return None
         scheme, _, token = flask.request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip() or not flask.request.headers.get("apikey"):
             return _error(StorageError(400, "Unauthorized", "headers must have required property 'authorization'"))
@@ -144,6 +152,33 @@ def create_app(config: EmulatorConfig, *, service_role_key: str = LOCAL_SERVICE_
         headers = {"ETag": f'"{row["id"]}"', "Cache-Control": f"max-age={row['cache_control'] or 3600}",
                    "Last-Modified": row["updated_at"].strftime("%a, %d %b %Y %H:%M:%S GMT")}
         return flask.Response(bytes(row["data"]), content_type=row["content_type"], headers=headers)
+
+    @app.post("/v1/object/sign/<bucket_id>/<path:name>")
+    def sign(bucket_id: str, name: str) -> Any:
+        expires_in = (flask.request.get_json(silent=True) or {}).get("expiresIn")
+        if not str(expires_in).isdigit() or int(str(expires_in)) < 1:
+            raise StorageError(400, "Invalid Input", "expiresIn must be a positive number of seconds")
+        key = _name(name)
+        store.get(bucket_id, key)
+        now = int(time.time())
+        token = jwt.encode({"url": f"{bucket_id}/{key}", "iat": now, "exp": now + int(str(expires_in))},
+                           signing_key, algorithm="HS256")
+        return {"signedURL": f"/object/sign/{bucket_id}/{key}?token={token}"}
+
+    @app.get("/v1/object/sign/<bucket_id>/<path:name>")
+    def signed_download(bucket_id: str, name: str) -> Any:
+        key = _name(name)
+        try:
+            claims = jwt.decode(flask.request.args.get("token", ""), signing_key, algorithms=["HS256"])
+        except jwt.ExpiredSignatureError as exc:
+            raise StorageError(400, "InvalidJWT", "jwt expired") from exc
+        except jwt.InvalidTokenError as exc:
+            raise StorageError(400, "InvalidJWT", "invalid signature") from exc
+        if claims.get("url") != f"{bucket_id}/{key}":
+            raise StorageError(400, "InvalidSignature", "The url do not match the signature")
+        row = store.get(bucket_id, key)
+        return flask.Response(bytes(row["data"]), content_type=row["content_type"],
+                              headers={"ETag": f'"{row["id"]}"', "Cache-Control": "max-age=3600"})
 
     @app.post("/v1/object/<bucket_id>/<path:name>")
     @app.put("/v1/object/<bucket_id>/<path:name>")

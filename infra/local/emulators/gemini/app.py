@@ -11,6 +11,7 @@ from infra.local.emulators._scripting import register_script_routes
 from infra.local.emulators.config import EmulatorConfig, model_latency
 from infra.local.emulators.gemini.actions import MODEL_ACTIONS
 from infra.local.emulators.gemini.errors import error_response
+from infra.local.emulators.gemini.images import image_response, wants_image
 from infra.local.emulators.gemini.scripting import State
 
 API_VERSIONS = ("v1", "v1beta")
@@ -50,6 +51,8 @@ def create_app(config: EmulatorConfig) -> flask.Flask:
             return error_response(404, f"Method {action!r} is not supported by the emulator.")
         if action in ("generateContent", "streamGenerateContent"):
             time.sleep(model_latency(config.gemini_latency_seconds, model))
+        if action == "generateContent" and wants_image(body):
+            return image_response(state, model, action, body)
         return handler(state, model, action, body)
 
     @app.post("/<version>/cachedContents")

@@ -1,0 +1,1 @@
+"""The workspace's asset library: images for visual posts, uploaded or generated (`shared.assets.library`)."""
