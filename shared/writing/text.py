@@ -82,7 +82,7 @@ def blank_out(text: str, spans: Iterable[Span]) -> str:
 
 _X_LIGHT = ((0, 4351), (8192, 8205), (8208, 8223), (8242, 8247))
 """twitter-text v3's ranges of weight 1 (of 2); U+0000-U+10FF covers Latin and every Indic script."""
-_EMOJI = regex.compile(r"\p{Extended_Pictographic}|\p{Regional_Indicator}")
+_EMOJI = regex.compile(r"\p{Extended_Pictographic}|\p{Regional_Indicator}|\u20e3")
 
 
 def x_length(text: str) -> int:

@@ -96,6 +96,7 @@ class TestLengths:
         assert x_length("नमस्ते") == 6
         assert x_length("नमस्ते 👨‍👩‍👧 https://example.com/a/very/long/path") == 6 + 1 + 2 + 1 + 23
         assert x_length("日本") == 4
+        assert [x_length(emoji) for emoji in ("1️⃣", "🇮🇳", "👍🏽", "❤️")] == [2, 2, 2, 2]
 
     def test_a_hindi_post_within_280_weighted_passes_and_one_past_it_is_cut(self) -> None:
         fits = ("आज ही ऑर्डर करें और अपनों के साथ त्योहार मनाएं। " * 5).strip()
