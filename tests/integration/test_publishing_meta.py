@@ -121,6 +121,34 @@ class TestConnection:
             flow.exchange_code(code=code, redirect_uri="http://127.0.0.1:9/cb", code_verifier=None)
 
 
+    def test_an_expired_page_token_is_refreshed_and_a_revoked_one_is_not(self, servers: dict[str, str],
+                                                                        meta: str) -> None:
+        """Expired: the long-lived user token (the refresh token) yields a new Page token that publishes.
+        Revoked: the refresh itself is refused with `reconnect` and Graph's reason."""
+        flow = oauth(_settings(servers))
+        url = flow.authorization_url(state="s", redirect_uri="http://127.0.0.1:9/cb", code_challenge=None)
+        code = parse_qs(urlsplit(httpx.get(url).headers["Location"]).query)["code"][0]
+        tokens = flow.exchange_code(code=code, redirect_uri="http://127.0.0.1:9/cb", code_verifier=None)
+        assert tokens.refresh_token is not None
+        credentials = Credentials(connection_id="c", workspace_id="w", provider="meta", account_id=tokens.account_id,
+                                  access_token=tokens.access_token, settings=tokens.settings)
+        facebook = adapter(_settings(servers), "facebook")
+        _fault(meta, "feed", "expired")
+        with pytest.raises(PlatformError) as expired:
+            facebook.publish(credentials, _post("facebook", f"Expired {uuid.uuid4().hex[:6]}"))
+        assert expired.value.kind == "reconnect" and "expired" in expired.value.message
+        refreshed = flow.refresh(tokens.refresh_token)
+        renewed = Credentials(connection_id="c", workspace_id="w", provider="meta", account_id=refreshed.account_id,
+                              access_token=refreshed.access_token, settings=refreshed.settings)
+        assert facebook.publish(renewed, _post("facebook", f"Renewed {uuid.uuid4().hex[:6]}")).external_id
+        _fault(meta, "feed", "revoked")
+        with pytest.raises(PlatformError):
+            facebook.publish(renewed, _post("facebook", "Revoked"))
+        with pytest.raises(PlatformError) as revoked:
+            flow.refresh(refreshed.refresh_token or "")
+        assert revoked.value.kind == "reconnect" and "not authorized" in revoked.value.message
+
+
 class TestInstagram:
     def test_publishes_an_image_through_a_container(self, servers: dict[str, str], meta: str) -> None:
         """Quota read, container (IN_PROGRESS, then FINISHED), publish: one medium with the caption and image."""
