@@ -1,5 +1,5 @@
 """Recurring schedules in the API: `POST/GET /api/v1/schedules`, `GET/DELETE /api/v1/schedules/{id}`,
-`POST /api/v1/schedules/{id}/pause` and `/resume` (see `shared.schedules.service`)."""
+`POST /api/v1/schedules/{id}/pause` and `/resume` (see `shared.api.recurring`)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import flask
 from qstash import QStash
 
 from shared.api.listing import DEFAULT_LIMIT, MAX_LIMIT
+from shared.api.recurring import ScheduleCreate, SchedulePage, Schedules, ScheduleView
 from shared.api.service import Api
 from shared.api.spec import WORKSPACE_HEADER, errors, json_content
 from shared.auth import Principal, verify_token
@@ -22,7 +23,6 @@ from shared.http import Route, json_response, parse_body
 from shared.integrations.cache import upstash_cache
 from shared.integrations.phonepe import phonepe_client
 from shared.queue import qstash_queue, qstash_receiver
-from shared.schedules.service import ScheduleCreate, SchedulePage, Schedules, ScheduleView
 from shared.settings import get_settings
 from shared.tracing import langsmith_client
 

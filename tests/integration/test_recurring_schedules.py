@@ -30,13 +30,13 @@ from infra.local.serve import RunningServer, serve_in_thread
 from infra.local.token import mint
 from shared.api import app as api_app
 from shared.api import schedules as schedules_api
+from shared.api.recurring import Schedules, qstash_schedule_id
 from shared.api.service import Api
 from shared.auth import verify_token
 from shared.db.pool import connect
 from shared.db.workspaces import ensure_workspace
 from shared.http import qstash_response
 from shared.queue import qstash_receiver
-from shared.schedules.service import Schedules, qstash_schedule_id
 from shared.settings import Settings, get_settings
 from shared.testing.fakes import RecordingQueue
 from shared.testing.payments import FakePhonePe

@@ -1,1 +1,0 @@
-"""Recurring work: schedules that start a move at each tick of a cron (see `shared.schedules.service`)."""
