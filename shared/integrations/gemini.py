@@ -237,7 +237,8 @@ class GeminiEmbedder:
         try:
             with span("gemini.embed", "embedding", {"model": self.model, "task": task, "texts": len(texts)},
                       metadata={"ls_provider": "google_genai", "ls_model_name": self.model}) as run:
-                result = self.client.models.embed_content(model=self.model, contents=texts, config=config)
+                contents: list[types.PartUnion] = [*texts]
+                result = self.client.models.embed_content(model=self.model, contents=contents, config=config)
                 run.record(lambda: ({"vectors": len(result.embeddings or []), "dimensions": self.dimensions}, None))
         except genai_errors.APIError as exc:
             raise UpstreamUnavailable(f"Gemini embeddings failed ({exc.code}): {exc.message}") from exc
