@@ -78,6 +78,15 @@ def test_template_goes_to_every_opted_in_recipient_tagged_with_the_publication(w
     assert {m["wamid"] for m in sent} == {part.split(":", 1)[1] for part in result.parts}
 
 
+@pytest.mark.parametrize("language", ["ta", "or", "as"])
+def test_indian_template_languages_go_out_as_given(wa: str, language: str) -> None:
+    """Odia and Assamese, which pywa 4.5 does not list, reach the wire as `or` / `as`, not `UNKNOWN`."""
+    post = _post("ଦୀପାବଳି ଅଫର")
+    _adapter(wa).publish(_credentials(template="muse_offer", template_language=language,
+                                      recipients=RECIPIENTS[:1]), post)
+    assert [m["template"]["language"] for m in _sent(wa, post.publication_id)] == [{"code": language}]
+
+
 def test_throttled_halfway_resumes_without_sending_twice(wa: str) -> None:
     """Recipient 1 reached, then 130429-style throttling: retryable; the next attempt, given the reported parts,
     sends only to the others."""

@@ -38,7 +38,7 @@ PHONE_NUMBER_ID = "106540352242922"
 DISPLAY_PHONE_NUMBER = "+91 80 0000 0000"
 TEMPLATES: dict[str, dict[str, Any]] = {
     "muse_campaign": {"status": "APPROVED", "category": "MARKETING", "languages": ("en", "en_US", "hi")},
-    "muse_offer": {"status": "APPROVED", "category": "MARKETING", "languages": ("en", "hi", "ta", "bn")},
+    "muse_offer": {"status": "APPROVED", "category": "MARKETING", "languages": ("en", "hi", "ta", "bn", "or", "as")},
     "muse_pending": {"status": "PENDING", "category": "MARKETING", "languages": ("en",)},
 }
 """Templates of the emulator's WhatsApp Business Account and their review state."""

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from pywa import WhatsApp
@@ -61,6 +61,20 @@ def template_params(content: Mapping[str, Any]) -> list[str]:
     return [text[:MAX_PARAM_CHARS]] if text else []
 
 
+@dataclass(frozen=True)
+class _LanguageCode:
+    """A template language pywa does not list yet, sent as it is (pywa reads only `.value`)."""
+
+    value: str
+
+
+def template_language(code: str) -> TemplateLanguage:
+    """pywa's member for `code`; a code pywa does not know (Odia `or`, Assamese `as` in pywa 4.5) would become
+    `UNKNOWN` on the wire, so it is passed through unchanged instead."""
+    known = TemplateLanguage._value2member_map_.get(code)
+    return cast(TemplateLanguage, known if known is not None else _LanguageCode(code))
+
+
 def _part(recipient: str, wamid: str) -> str:
     return f"{recipient}:{wamid}"
 
@@ -92,7 +106,7 @@ class WhatsAppAdapter:
         if not isinstance(template, str) or not template:
             raise PlatformError("The WhatsApp connection names no approved marketing template (`template`).",
                                 kind="permanent", provider="whatsapp")
-        language = TemplateLanguage(str(credentials.settings.get("template_language") or "en"))
+        language = template_language(str(credentials.settings.get("template_language") or "en"))
         params = template_params(post.content)
         components = [{"type": "body", "parameters": [{"type": "text", "text": value} for value in params]}] \
             if params else None
