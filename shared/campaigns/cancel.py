@@ -7,7 +7,8 @@ One transaction on the campaign row, locked as a step locks it to take its lease
   `RefundService.refund_if_cancelled` when PhonePe confirms it), and the fence moves on, so no step commits
   after it and every late or duplicate QStash delivery meets a terminal campaign and does nothing;
 - after payment and before anything is published, the same, plus a full refund through PhonePe;
-- after partial publication, a refund of the unpublished channels' share (`prorata_refund_paise`).
+- after partial publication, a refund of the unpublished channels' share (`prorata_refund_paise`); publications
+  that have not fired are cancelled, and one in flight or of unknown outcome counts as published.
 
 A step holding the lease is waited for (briefly; then 429 with `Retry-After`), so what was published is known
 when the refund is worked out. Cancelling again answers the first cancel (its refund as it stands now);
@@ -89,6 +90,7 @@ def cancel_in_transaction(conn: Conn, campaign_id: UUID, *, actor: str) -> tuple
                                      settled_order=paid["merchant_order_id"] if paid else None)
     assert cancelled_at is not None
     closed = db.close_open_payments(conn, campaign_id)
+    unfired = db.cancel_publications(conn, campaign_id)
     pending = campaign["pending_decision"]
     if pending and pending.get("kind") in HUMAN_DECISIONS and not actor.startswith(("system", "function:")):
         db.close_decision(conn, decision_id=str(pending["id"]), campaign_id=campaign_id,
@@ -106,6 +108,7 @@ def cancel_in_transaction(conn: Conn, campaign_id: UUID, *, actor: str) -> tuple
     details = {"stage": stage, "channels_total": total, "channels_unpublished": unpublished,
                "paid_order": paid["merchant_order_id"] if paid else None, "refund_paise": amount if refund else 0,
                "merchant_refund_id": refund["merchant_refund_id"] if refund else None, "closed_orders": closed,
+               "publications_cancelled": unfired,
                "pending_decision": pending.get("id") if pending else None, "previous_status": status.value}
     campaigns_db.add_event(conn, campaign_id=campaign_id, workspace_id=campaign["workspace_id"],
                            type_="campaign.cancelled", data=details)

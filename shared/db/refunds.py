@@ -52,6 +52,7 @@ WHERE merchant_refund_id = %s AND state = 'PENDING'
 _CREDIT_NOTE = """
 UPDATE public.refunds SET credit_note_id = %s, updated_at = now()
 WHERE merchant_refund_id = %s AND credit_note_id IS NULL
+RETURNING merchant_refund_id
 """
 _UNSETTLED = """
 SELECT merchant_refund_id FROM public.refunds
@@ -91,10 +92,18 @@ VALUES (%s, %s, %s, %s, 'reject', %s, 'user', %s)
 ON CONFLICT (id) DO NOTHING
 """
 _CHANNELS = """
-SELECT channel, bool_or(status = 'published') AS published
-FROM public.artifacts WHERE campaign_id = %s GROUP BY channel ORDER BY channel
+SELECT a.channel, bool_or(a.status = 'published' OR coalesce(p.status IN ('published', 'sending', 'unconfirmed'),
+                                                              false)) AS published
+FROM public.artifacts a LEFT JOIN public.publications p ON p.artifact_id = a.id
+WHERE a.campaign_id = %s GROUP BY a.channel ORDER BY a.channel
 """
-"""A channel counts as published once any of its variants is (publications arrive with issue 11)."""
+"""A channel counts as published once any of its variants went out on any platform, or may have: a publication
+`sending` (its call in flight) or `unconfirmed` (its outcome unknown) is not refunded."""
+_CANCEL_PUBLICATIONS = """
+UPDATE public.publications SET status = 'cancelled', waiting_reason = NULL, version = version + 1, updated_at = now()
+WHERE campaign_id = %s AND status IN ('scheduled', 'waiting')
+RETURNING id
+"""
 _CANCEL_EVENT = """
 SELECT data, created_at FROM public.campaign_events
 WHERE campaign_id = %s AND type = 'campaign.cancelled' ORDER BY id LIMIT 1
@@ -208,9 +217,9 @@ def observe(conn: Conn, refund_id: str, *, phonepe_state: str, phonepe_refund_id
     conn.execute(_OBSERVE, (phonepe_state, phonepe_refund_id or None, refund_id))
 
 
-def set_credit_note(conn: Conn, refund_id: str, credit_note_id: str) -> None:
-    """Remember the credit note issued against the refund's invoice."""
-    conn.execute(_CREDIT_NOTE, (credit_note_id, refund_id))
+def set_credit_note(conn: Conn, refund_id: str, credit_note_id: str) -> bool:
+    """Remember the credit note issued against the refund's invoice; False if it was already remembered."""
+    return conn.execute(_CREDIT_NOTE, (credit_note_id, refund_id)).fetchone() is not None
 
 
 def unsettled(conn: Conn, *, idle_seconds: float, limit: int = 100) -> list[str]:
@@ -255,6 +264,12 @@ def close_decision(conn: Conn, *, decision_id: str, campaign_id: UUID, workspace
                    payload: dict[str, object], user_id: UUID) -> None:
     """Record the pending human decision as answered by the cancel, so a late answer finds it taken."""
     conn.execute(_CLOSE_DECISION, (decision_id, campaign_id, workspace_id, kind, Jsonb(payload), user_id))
+
+
+def cancel_publications(conn: Conn, campaign_id: UUID) -> int:
+    """Cancel the campaign's publications that have not fired (a new version, so their queued messages do nothing);
+    how many there were."""
+    return len(conn.execute(_CANCEL_PUBLICATIONS, (campaign_id,)).fetchall())
 
 
 def channels(conn: Conn, campaign_id: UUID) -> list[ChannelPublication]:

@@ -230,7 +230,7 @@ class RefundService:
         if note_id is None:
             return refund
         with as_service(self.pool) as conn:
-            db.set_credit_note(conn, refund["merchant_refund_id"], note_id)
-            db.add_event(conn, refund, "refund.credit_note_issued", {"merchant_refund_id": refund["merchant_refund_id"],
-                                                                     "credit_note_id": note_id})
+            if db.set_credit_note(conn, refund["merchant_refund_id"], note_id):
+                db.add_event(conn, refund, "refund.credit_note_issued",
+                             {"merchant_refund_id": refund["merchant_refund_id"], "credit_note_id": note_id})
         return {**refund, "credit_note_id": note_id}
