@@ -22,6 +22,7 @@ from shared.tools.belt import ToolBelt
 
 if TYPE_CHECKING:
     from shared.memory.ports import MemoryStores
+    from shared.publishing.scheduling import PublicationScheduler
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class Deps:
     qa: QualityGate
     tools: ToolBelt
     """The validated tool belt the specialists search through."""
+    publishing: PublicationScheduler
+    """Schedules the released artifacts' publications (`shared.publishing.engine.Publisher`)."""
     campaign: CampaignContext
     """The campaign being advanced. The instance's Deps holds `NO_CAMPAIGN`; each step binds its own
     (`shared.campaigns.context.load_step_context`)."""
@@ -66,6 +69,8 @@ class DepsOverrides:
     model: RoutableModel | None = None
     web: WebSearch | None = None
     knowledge: KnowledgeSearch | None = None
+    publishing: PublicationScheduler | None = None
+    """Where the execute node schedules publications (e.g. a publisher with fake adapters and a recording queue)."""
     memory: MemoryStores | None = None
     """Where plan memory keeps facts, episodes, task routes and variant records (e.g.
     `shared.memory.fakes.fake_memory()` instead of Postgres with the deployment's embedder)."""

@@ -10,11 +10,23 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from shared.api import assets, audit, brandkit, channels, conversations, costs, knowledge, plan, privacy, workspace
+from shared.api import (
+    assets,
+    audit,
+    brandkit,
+    channels,
+    conversations,
+    costs,
+    knowledge,
+    plan,
+    privacy,
+    publications,
+    workspace,
+)
 from shared.http import Route
 
 MODULES: tuple[ModuleType, ...] = (knowledge, brandkit, privacy, audit, workspace, conversations, plan,
-                                   costs, channels, assets)
+                                   costs, channels, assets, publications)
 
 
 def routes() -> list[Route]:

@@ -57,5 +57,7 @@ class CampaignState(TypedDict, total=False):
     qa_outcome: Literal["passed", "revise", "human"]
     payment: dict[str, Any]
     published: list[str]
+    publications_pending: int
+    """Publications execution scheduled that are still to fire; the campaign completes when none is left."""
     usage: Annotated[list[dict[str, Any]], operator.add]
     """Token usage of every model call, per node."""

@@ -69,6 +69,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("muse.step")
 
+PUBLISHING_STEP = "publishing"
+"""Where a campaign whose graph has ended waits while its publications fire (`shared.publishing.engine`
+completes it with the last one)."""
+
 
 @dataclass
 class RunResult:
@@ -345,6 +349,10 @@ class StepRuntime:
                                   trace=trace or None)
             return Outcome(status=CampaignStatus.RUNNING, current_step=",".join(result.next_nodes),
                            outbox=[item(owner, message)]), events
+        to_publish = sum(int((update or {}).get("publications_pending") or 0) for _, update in result.updates)
+        if to_publish:
+            events.append(Event("campaign.publishing", {"pending": to_publish}))
+            return Outcome(status=CampaignStatus.RUNNING, current_step=PUBLISHING_STEP), events
         events.append(Event("campaign.completed", {}))
         return Outcome(status=CampaignStatus.COMPLETED, current_step=None), events
 

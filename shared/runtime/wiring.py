@@ -31,6 +31,7 @@ from shared.memory.extract import FactExtractor
 from shared.memory.pg import build_memory
 from shared.outbox import Outbox
 from shared.payments.confirmation import PaymentConfirmer
+from shared.publishing.wiring import build_publisher
 from shared.queue import qstash_queue, qstash_receiver
 from shared.runtime.checkpointer import create_checkpointer
 from shared.runtime.step import StepRuntime
@@ -80,6 +81,7 @@ def build_deps(settings: Settings, pool: Pool, *, overrides: DepsOverrides = Dep
         qa=LayeredGate(model=model if settings.qa_judge else None),
         tools=standard_belt(ToolDeps(web=web, knowledge=knowledge, documents=PgKnowledgeFetch(pool), model=model,
                                      canon=canon)),
+        publishing=overrides.publishing if overrides.publishing is not None else build_publisher(settings, pool),
         campaign=NO_CAMPAIGN,
         budgets=PostgresBudgets.from_settings(pool, settings),
     )

@@ -1,4 +1,4 @@
-"""Execution's node: publish the approved, funded copy and remember what the campaign did."""
+"""Execution's node: release the approved, funded copy, schedule its publications, remember what the campaign did."""
 
 from __future__ import annotations
 
@@ -11,7 +11,11 @@ from shared.deps import Deps
 
 
 def execute(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
-    """Publish every draft exactly once, then remember what this campaign did."""
+    """Release every draft once (only a paid campaign's), schedule one publication per target, then remember.
+
+    Publishing itself happens later, each publication at its time through the `publish` function; the
+    campaign waits at step `publishing` while any is left to fire (`publications_pending`).
+    """
     deps = runtime.context
     for key in state["drafts"]:
         channel, _, variant = key.partition("#")
@@ -22,4 +26,8 @@ def execute(state: CampaignState, runtime: Runtime[Deps]) -> dict[str, Any]:
                         success=True, quality=float(qa["score"]) if qa else 1.0,
                         campaign_id=state["campaign_id"])
     usage = deps.plans.learn_from_artifacts(state["workspace_id"], state["drafts"], campaign_id=state["campaign_id"])
-    return {"published": sorted(state["drafts"]), "usage": usage}
+    scheduled = deps.publishing.schedule(campaign_id=state["campaign_id"], workspace_id=state["workspace_id"],
+                                         draft_keys=sorted(state["drafts"]), brief=state["brief"],
+                                         workspace_settings=deps.campaign.settings)
+    return {"published": sorted(state["drafts"]), "usage": usage,
+            "publications_pending": int(scheduled["pending"])}
