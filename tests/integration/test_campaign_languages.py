@@ -76,6 +76,7 @@ def test_a_move_in_an_indian_language_is_written_in_its_script_and_passes_the_ga
     asked = [json.dumps(r, ensure_ascii=False) for r in gemini_http.get("/_emulator/requests").json()]
     label = f"Write in: {LANGUAGE_NAMES[language]} ({language})"
     assert sum(label in r and "Write this brief in the copy's language" in r for r in asked) == 2
+    assert any(f"The copy is in {LANGUAGE_NAMES[language]}" in r for r in asked), "the judge was not prompted in it"
     writers = [r for r in asked if label in r and "copy from this brief alone" in r]
     assert len(writers) == 2
     for request in writers:
