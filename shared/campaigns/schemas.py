@@ -93,10 +93,6 @@ class Brief(BaseModel):
             raise ValueError("target_states lists a state twice; list each state once")
         return self
 
-    def language_of(self, channel: str) -> str:
-        """The language `channel`'s copy is written in."""
-        return (self.channel_languages or {}).get(channel, self.language)  # type: ignore[call-overload]
-
 
 def _default_specialists() -> list[Specialist]:
     return ["web_research", "knowledge_research"]

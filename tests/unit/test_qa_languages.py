@@ -10,6 +10,7 @@ import pytest
 
 from shared.brandkit import BrandKit
 from shared.campaigns.nodes.content import with_disclaimer
+from shared.campaigns.nodes.qa import campaign_sources
 from shared.ports import Generated, Usage
 from shared.qa.correction import SelfCorrectionConfig
 from shared.qa.gate import check, review
@@ -176,3 +177,15 @@ def test_a_required_disclaimer_appended_to_tamil_copy_never_cuts_a_word() -> Non
     text = fitted["description"]
     assert len(text) <= 90 and text.endswith(" T&C apply")
     assert all(word in description.split() for word in text.removesuffix(" T&C apply").split())
+
+
+def test_a_campaign_gates_dates_against_its_brief_plan_and_festival_calendar() -> None:
+    state: Any = {"campaign_id": "0b6f7a52-3f0e-4d8a-9c1e-2f6a1d7e9b10",
+                  "brief": {"title": "Diwali hampers", "objective": "Last orders on 2026-10-30",
+                            "start_date": "2026-10-05", "end_date": "2026-10-31", "target_states": ["KA"]},
+                  "plan": {"objective": "Sell hampers", "audience": "families", "kpis": [], "angles": []}}
+    texts = [f"{s['title']}\n{s['content']}" for s in campaign_sources(state)]
+    sourced = {"text": "Order by 30 October, Diwali is on 8 November and Rajyotsava on 1 November: gift your family."}
+    assert _findings(sourced, "en", sources=tuple(texts)) == []
+    unsourced = {"text": "Order by 3 November and share the joy of the festival with your family this season."}
+    assert _rules(unsourced, "en", sources=tuple(texts)) == {"dates"}
