@@ -56,6 +56,7 @@ from shared.errors import MuseError, PermanentStepError, ThreadBusy
 from shared.messages import StepMessage
 from shared.outbox import Outbox, item
 from shared.payments.confirmation import PaymentConfirmer
+from shared.payments.refunds import RefundService
 from shared.runtime.checkpointer import Fence, LeaseLost, StepWrites, fenced
 from shared.runtime.lease import Heartbeat
 from shared.settings import Settings
@@ -98,7 +99,7 @@ class StepRuntime:
                  graph: CompiledStateGraph[CampaignState, Deps, CampaignState, CampaignState], deps: Deps,
                  threads: ThreadRepository, outbox: Outbox, receiver: Receiver,
                  payments: PaymentConfirmer | None = None, owners: dict[str, str] | None = None,
-                 tracer: langsmith.Client | None = None) -> None:
+                 tracer: langsmith.Client | None = None, refunds: RefundService | None = None) -> None:
         self.function = function
         self.owners = owners or NODE_OWNERS
         self.tracer = tracer
@@ -109,6 +110,7 @@ class StepRuntime:
         self.outbox = outbox
         self.receiver = receiver
         self.payments = payments
+        self.refunds = refunds
         self.url = settings.function_url(function)
         self.instance = f"{function}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.foreign_nodes = [n for n, owner in self.owners.items() if owner != function]
@@ -129,7 +131,13 @@ class StepRuntime:
             confirmed = self.payments.confirm(message.payment)
             if confirmed is None:
                 return Reply(200, {"status": "ignored", "reason": "payment not confirmed"})
+            if self.refunds is not None:
+                self.refunds.refund_if_cancelled(confirmed)
             return self.advance(message, confirmed.campaign_id, payment=confirmed)
+        if message.kind == "refund_event":
+            if self.refunds is None or message.refund is None:
+                raise PermanentStepError(f"Function {self.function!r} does not handle refund events.")
+            return Reply(200, self.refunds.handle(message.refund))
         assert message.campaign_id is not None
         return self.advance(message, message.campaign_id)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cache, partial
 
+from shared.billing.invoices import InvoicePdfs, PaymentInvoicing
 from shared.caching.best_effort import best_effort_cache
 from shared.caching.chat import CachedKnowledgeSearch
 from shared.caching.embeddings import CachedEmbedder
@@ -31,6 +32,8 @@ from shared.memory.extract import FactExtractor
 from shared.memory.pg import build_memory
 from shared.outbox import Outbox
 from shared.payments.confirmation import PaymentConfirmer
+from shared.payments.credit_notes import InvoiceCreditNotes
+from shared.payments.refunds import RefundService
 from shared.publishing.wiring import build_publisher
 from shared.queue import qstash_queue, qstash_receiver
 from shared.runtime.checkpointer import create_checkpointer
@@ -92,15 +95,20 @@ def build_step_runtime(function: str, settings: Settings) -> StepRuntime:
     pool = create_pool(settings.database_url, max_size=settings.database_pool_max)
     graph = build_campaign_graph(function).compile(checkpointer=create_checkpointer(pool))
     outbox = Outbox(pool=pool, queue=qstash_queue(settings))
-    payments = None
+    payments = refunds = None
     if function == "payments":
-        payments = PaymentConfirmer(payments=PaymentRepository(pool),
-                                    phonepe=phonepe_client(settings, upstash_cache(settings)), outbox=outbox,
-                                    recheck_seconds=settings.payment_recheck_seconds)
+        phonepe = phonepe_client(settings, upstash_cache(settings))
+        refunds = RefundService(pool=pool, phonepe=phonepe, outbox=outbox,
+                                recheck_seconds=settings.refund_recheck_seconds,
+                                max_attempts=settings.refund_max_attempts,
+                                credit_notes=InvoiceCreditNotes(pool, settings))
+        payments = PaymentConfirmer(payments=PaymentRepository(pool), phonepe=phonepe, outbox=outbox,
+                                    recheck_seconds=settings.payment_recheck_seconds,
+                                    invoices=PaymentInvoicing(settings, InvoicePdfs(pool, settings)))
     return StepRuntime(
         function=function, settings=settings, graph=graph, deps=build_deps(settings, pool),
         threads=ThreadRepository(pool), outbox=outbox, receiver=qstash_receiver(settings),
-        payments=payments, tracer=langsmith_client(settings),
+        payments=payments, tracer=langsmith_client(settings), refunds=refunds,
     )
 
 
