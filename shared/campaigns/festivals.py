@@ -15,6 +15,7 @@ their states.
 from __future__ import annotations
 
 import calendar
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -168,6 +169,7 @@ def festivals_between(start: date, end: date) -> list[tuple[date, str]]:
     return [(f.day, f.name) for f in festivals_overlapping(start, end) if start <= f.day <= end]
 
 
+_COMMEMORATION = re.compile(r"Birthday|Anniversary|Martyr|Election|Death", re.IGNORECASE)
 DEFAULT_WINDOW_DAYS = 45
 """A brief without an end date runs this many days from its start (or from today)."""
 
@@ -207,11 +209,16 @@ def campaign_festivals(brief: Mapping[str, Any], *, today: date | None = None) -
 
 def headline_festivals(festivals: Sequence[Festival], *, limit: int = 5) -> list[Festival]:
     """The festivals a strategy builds on: major marketing festivals (those with their own lead time) and the
-    target states' regional ones, one per festival (Dussehra's Saptami and Mahanavami are Dussehra), by date."""
+    target states' regional ones, one per festival (Dussehra's Saptami and Mahanavami are Dussehra), by date.
+    A state's commemorations (a leader's birthday, a death anniversary, martyrs' day) and election days are
+    holidays, not festivals to sell into; religious ones the `REGIONAL` table names (Guru Ravi Das's Birthday)
+    stay."""
     picked: dict[str, Festival] = {}
     for festival in festivals:
         base = festival.name.split(" (")[0]
         if festival.lead_days <= DEFAULT_LEAD_DAYS and not festival.states:
+            continue
+        if _COMMEMORATION.search(festival.name) and _regional_states(festival.name) is None:
             continue
         current = picked.get(base)
         if current is None or (festival.name == base and current.name != base):

@@ -69,3 +69,10 @@ def test_a_brief_without_dates_is_read_from_the_campaigns_creation_day_in_india(
 def test_any_window_a_brief_can_state_is_answered_quickly(start: str, end: str | None) -> None:
     festivals = campaign_festivals({"start_date": start, "end_date": end, "target_states": ["TN"]})
     assert all(f.day.year < 2100 for f in festivals)
+
+
+def test_a_states_commemorations_are_holidays_not_festivals_to_sell_into() -> None:
+    december = {"start_date": "2026-12-01", "end_date": "2026-12-31", "target_states": ["UP"]}
+    holidays_kept = {f.name for f in campaign_festivals(december)}
+    assert "Chaudhary Charan Singh's Birthday" in holidays_kept
+    assert _names(december) == ["Christmas Eve", "Christmas"]
