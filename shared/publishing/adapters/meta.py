@@ -28,6 +28,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any, Literal
 from urllib.parse import urlencode
 
@@ -133,7 +134,9 @@ class GraphClient:
     timeout: float
     app_secret: str | None = None
 
+    @cached_property
     def _client(self) -> httpx.Client:
+        """One connection pool per client, kept for the process (httpx clients are thread-safe)."""
         return httpx.Client(base_url=f"{self.base_url.rstrip('/')}/{self.version}", timeout=self.timeout,
                             transport=httpx.HTTPTransport(retries=0))
 
@@ -157,8 +160,7 @@ class GraphClient:
     def _call(self, method: str, path: str, provider: Provider | ConnectionProvider, *,
               params: dict[str, Any], create: bool, data: dict[str, str] | None = None) -> dict[str, Any]:
         try:
-            with self._client() as client:
-                response = client.request(method, path, params=params, data=data)
+            response = self._client.request(method, path, params=params, data=data)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise PlatformError(f"Graph API unreachable ({type(exc).__name__}); nothing was sent.",
                                 kind="retryable", provider=provider) from exc
