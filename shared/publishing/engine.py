@@ -417,7 +417,7 @@ class Publisher:
                 row, status="published", external_id=result.external_id, url=result.url))
             completed = self._settle(conn, row["campaign_id"])
         return {"status": "published", "external_id": result.external_id, "url": result.url,
-                "campaign_completed": completed}
+                "campaign_id": str(row["campaign_id"]), "campaign_completed": completed}
 
     def _end(self, row: db.PublicationRow, status: Literal["failed", "unconfirmed"], error: str) -> dict[str, Any]:
         with as_service(self.pool) as conn:
@@ -428,7 +428,8 @@ class Publisher:
                      _event(row, status=status, error=error))
             completed = self._settle(conn, row["campaign_id"])
         log.warning("publication %s %s: %s", row["id"], status, error)
-        return {"status": status, "error": error, "campaign_completed": completed}
+        return {"status": status, "error": error, "campaign_id": str(row["campaign_id"]),
+                "campaign_completed": completed}
 
     def _wait(self, row: db.PublicationRow, reason: db.WaitingReason, error: str, connection_id: str | None, *,
               attempt: int) -> dict[str, Any]:
@@ -440,7 +441,8 @@ class Publisher:
             db.event(conn, row["campaign_id"], row["workspace_id"], "publication.waiting",
                      _event(row, status="waiting", error=error))
             completed = self._settle(conn, row["campaign_id"])
-        return {"status": "waiting", "reason": reason, "error": error, "campaign_completed": completed}
+        return {"status": "waiting", "reason": reason, "error": error, "campaign_id": str(row["campaign_id"]),
+                "campaign_completed": completed}
 
     def _settle(self, conn: Conn, campaign_id: UUID) -> bool:
         summary: dict[str, int] = {}

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
 from typing import Any
+from uuid import UUID
 
+import langsmith
 from pydantic import ValidationError
 from qstash import Receiver
 
@@ -23,6 +25,7 @@ from shared.publishing.messages import PublishMessage
 from shared.publishing.wiring import build_publisher
 from shared.queue import qstash_receiver
 from shared.settings import Settings, get_settings
+from shared.tracing import end_campaign_run, flush, langsmith_client
 
 log = logging.getLogger("muse.publish")
 
@@ -34,6 +37,10 @@ class PublishFunction:
     publisher: Publisher
     receiver: Receiver
     url: str
+    tracer: langsmith.Client | None
+    """Ends the campaign's LangSmith root run when its last publication completes it (None: tracing off)."""
+    project: str
+    trace_flush_seconds: float
 
     def handle(self, body: bytes, signature: str | None) -> Reply:
         """One QStash delivery: a `PublishMessage`, or QStash's failure callback for one."""
@@ -45,7 +52,11 @@ class PublishFunction:
             message = PublishMessage.model_validate(raw)
         except ValidationError as exc:
             raise PermanentStepError(f"Invalid publish message: {exc.errors(include_url=False)}") from exc
-        return Reply(200, self.publisher.fire(message))
+        result = self.publisher.fire(message)
+        if result.get("campaign_completed") and self.tracer is not None:
+            end_campaign_run(self.tracer, UUID(result["campaign_id"]), project=self.project, status="completed")
+            flush(self.tracer, self.trace_flush_seconds)
+        return Reply(200, result)
 
     def _on_failure(self, callback: FailureCallback) -> Reply:
         """QStash gave up on a delivery that kept failing transiently: send it again after the call timeout,
@@ -67,7 +78,8 @@ def build_publish_function(settings: Settings) -> PublishFunction:
     """The `publish` function of this deployment."""
     pool = create_pool(settings.database_url, max_size=settings.database_pool_max)
     return PublishFunction(publisher=build_publisher(settings, pool), receiver=qstash_receiver(settings),
-                           url=settings.function_url(FUNCTION))
+                           url=settings.function_url(FUNCTION), tracer=langsmith_client(settings),
+                           project=settings.langsmith_project, trace_flush_seconds=settings.trace_flush_seconds)
 
 
 @cache

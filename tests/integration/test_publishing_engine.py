@@ -101,7 +101,8 @@ def test_duplicate_qstash_deliveries_make_one_post(pool: ConnectionPool, migrate
     world.schedule(["linkedin_post"])
     settings = make_settings(migrated_dsn)
     function = PublishFunction(publisher=world.publisher, receiver=qstash_receiver(settings),
-                               url=settings.function_url("publish"))
+                               url=settings.function_url("publish"), tracer=None, project="muse-test",
+                               trace_flush_seconds=1.0)
     body = json.dumps(_due(world, "linkedin").model_dump(mode="json")).encode()
     signature = sign(body, settings.function_url("publish"), DEV_QSTASH_CURRENT_SIGNING_KEY)
     replies: list[dict[str, object]] = []

@@ -72,7 +72,8 @@ def test_a_rescheduled_publication_fires_at_its_time_and_a_cancelled_one_never(
     for provider in ("linkedin", "x"):
         world.connections.connect(world.workspace_id, provider)  # type: ignore[arg-type]
     functions["publish"] = PublishFunction(publisher=world.publisher, receiver=qstash_receiver(settings),
-                                           url=settings.function_url("publish"))
+                                           url=settings.function_url("publish"), tracer=None,
+                                           project="muse-test", trace_flush_seconds=1.0)
     world.schedule(["linkedin_post", "x_thread"])
     api = PublicationsApi(publisher=world.publisher)
     due = (datetime.now(UTC) + timedelta(seconds=2)).replace(microsecond=0) + timedelta(seconds=1)
