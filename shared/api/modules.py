@@ -13,20 +13,26 @@ from typing import Any
 from shared.api import (
     assets,
     audit,
+    billing,
     brandkit,
+    cancel,
     channels,
     conversations,
     costs,
+    invoices,
     knowledge,
     plan,
     privacy,
     publications,
+    schedules,
+    subscriptions,
     workspace,
 )
 from shared.http import Route
 
-MODULES: tuple[ModuleType, ...] = (knowledge, brandkit, privacy, audit, workspace, conversations, plan,
-                                   costs, channels, assets, publications)
+MODULES: tuple[ModuleType, ...] = (knowledge, brandkit, privacy, audit, workspace, conversations, plan, cancel,
+                                   costs, schedules, publications, subscriptions, billing, invoices,
+                                   channels, assets)
 
 
 def routes() -> list[Route]:
