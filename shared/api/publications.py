@@ -7,9 +7,9 @@
 - `DELETE /api/v1/publications/{id}`: `cancelled`; its messages do nothing. The campaign completes when
   that was the last publication it waited for.
 
-Both are a 409 once the publication is sending or has fired (published, failed, unconfirmed) or was
-cancelled; another workspace's publication is a 404. A campaign's publications are listed by
-`GET /api/v1/campaigns/{id}`.
+Both are audited (`publication.rescheduled`, `publication.cancelled`) and a 409 once the publication is
+sending or has fired (published, failed, unconfirmed) or was cancelled; another workspace's publication is a
+404. A campaign's publications are listed by `GET /api/v1/campaigns/{id}`.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from shared.api.models import PublicationView
 from shared.api.spec import errors, json_content, uuid_path
 from shared.auth import Principal, verify_token
+from shared.db import audit
 from shared.db import publications as db
 from shared.db.pool import as_runtime, as_user, create_pool
 from shared.errors import Conflict, InvalidRequest, NotFound
@@ -67,6 +68,11 @@ class PublicationsApi:
             row, rows = self.publisher.reschedule(conn, publication_id, at)
             if row is None:
                 raise _fired(seen)
+            audit.record(conn, workspace_id=str(row["workspace_id"]), actor=str(principal.user_id),
+                         action="publication.rescheduled", target_type="publication", target_id=str(row["id"]),
+                         details={"provider": row["provider"], "campaign_id": str(row["campaign_id"]),
+                                  "from": seen["scheduled_at"].isoformat(), "to": at.isoformat()},
+                         key=f"publication.rescheduled:{row['id']}:v{row['version']}")
         Outbox(pool=self.publisher.pool, queue=self.publisher.queue).publish(rows)
         return PublicationView.model_validate(dict(row))
 
@@ -78,6 +84,11 @@ class PublicationsApi:
             row = self.publisher.cancel(conn, publication_id)
             if row is None:
                 raise _fired(seen)
+            audit.record(conn, workspace_id=str(row["workspace_id"]), actor=str(principal.user_id),
+                         action="publication.cancelled", target_type="publication", target_id=str(row["id"]),
+                         details={"provider": row["provider"], "campaign_id": str(row["campaign_id"]),
+                                  "scheduled_at": row["scheduled_at"].isoformat()},
+                         key=f"publication.cancelled:{row['id']}")
         return PublicationView.model_validate(dict(row))
 
     @staticmethod

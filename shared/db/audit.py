@@ -46,6 +46,8 @@ AuditAction = Literal[
     "schedule.paused",
     "schedule.resumed",
     "schedule.deleted",
+    "publication.rescheduled",
+    "publication.cancelled",
 ]
 """Everything the log records; channel connections and refunds arrive with later issues."""
 AUDIT_ACTIONS: tuple[AuditAction, ...] = get_args(AuditAction)
@@ -53,6 +55,7 @@ AUDIT_ACTIONS: tuple[AuditAction, ...] = get_args(AuditAction)
 AuditTarget = Literal[
     "brand_kit", "knowledge_resource", "privacy_policy", "workspace_settings", "decision", "campaign",
     "channel_connection", "payment", "refund", "workspace", "conversation", "schedule", "billing_profile",
+    "publication",
 ]
 """The kind of thing an entry is about; `target_id` names the instance."""
 AUDIT_TARGETS: tuple[AuditTarget, ...] = get_args(AuditTarget)

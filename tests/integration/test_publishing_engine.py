@@ -261,6 +261,13 @@ def test_reschedule_moves_the_time_and_the_old_message_does_nothing(pool: Connec
     assert world.campaign()["status"] == "completed"
     with pytest.raises(Conflict):
         api.cancel(world.principal, world.row("x")["id"])
+    with connect(migrated_dsn) as conn:
+        logged = conn.execute("SELECT action, target_id, actor FROM public.audit_log WHERE workspace_id = %s "
+                              "ORDER BY id", (world.workspace_id,)).fetchall()
+    assert [(r["action"], r["target_id"]) for r in logged] == [
+        ("publication.rescheduled", str(world.row("linkedin")["id"])),
+        ("publication.cancelled", str(world.row("x")["id"]))]
+    assert {r["actor"] for r in logged} == {str(world.principal.user_id)}
 
 
 def test_another_workspace_cannot_touch_a_publication(pool: ConnectionPool, migrated_dsn: str) -> None:
