@@ -119,3 +119,22 @@ def test_the_strategy_names_the_festivals_of_the_window_and_target_states(harnes
     assert "Karnataka Rajyotsava (2026-11-01, regional: KA)" in festivals, festivals
     ran = [e["specialist"] for e in _events(harness, campaign_id, "step.completed") if e["node"] == "specialist"]
     assert "festival_calendar" in ran
+
+
+def test_a_channel_override_writes_and_gates_that_channel_in_its_own_language(
+        harness: Harness, gemini_http: httpx.Client) -> None:  # noqa: F811
+    """Each language is judged on its own, so each draft here is alone in its judge call: the emulator's stand-in
+    verdicts (which name no real item) would land on it, so the judge is scripted to find nothing."""
+    gemini_http.post("/_emulator/script", json={"rules": [
+        {"match": {"contains": "Guideline id: "}, "response": {"json": {"violations": []}}}]}).raise_for_status()
+    principal, campaign_id = _to_payment(harness, "ta", kind="move", channel_languages={"email": "en"})
+    assert harness.row(campaign_id)["status"] == "awaiting_payment"
+    judged = [json.dumps(r, ensure_ascii=False) for r in gemini_http.get("/_emulator/requests").json()
+              if "Guideline id: " in json.dumps(r, ensure_ascii=False)]
+    assert any("The copy is in Tamil" in r for r in judged) and any("Copy language: English (en)" in r
+                                                                    for r in judged)
+    drafts = {a.channel: a.content for a in harness.api.get_campaign(principal, campaign_id).artifacts}
+    assert all(script_shares(t)[1].get("Latin", 0) > 0.9 for t in _texts(drafts["email"])), drafts["email"]
+    assert all(script_shares(t)[1].get("Tamil", 0) >= 0.6 for t in _texts(drafts["x_thread"])), drafts["x_thread"]
+    (qa,) = [e for e in _events(harness, campaign_id, "step.completed") if e.get("node") == "qa_gate"]
+    assert qa["outcome"] == "passed", qa
