@@ -26,6 +26,7 @@ from shared.api.models import Decision
 from shared.auth import Principal
 from shared.billing.invoices import PaymentInvoicing
 from shared.campaigns.cancel import Canceller
+from shared.db import workspace_data as wdb
 from shared.db.payments import PaymentRepository
 from shared.db.pool import connect
 from shared.errors import Conflict, ThreadBusy
@@ -367,3 +368,26 @@ def test_the_sweeper_rechecks_a_refund_nothing_moved(world: World) -> None:
     swept = [m for f, m, _ in h.queue.published if f == "payments" and m.kind == "refund_event"
              and m.refund.event == "sweep"]
     assert refund["merchant_refund_id"] in {m.refund.merchant_refund_id for m in swept}
+
+
+def test_an_erasure_keeps_the_refund_and_it_still_completes(world: World) -> None:
+    """Refunds are payment records: a workspace's erasure keeps them (without the campaign), and PhonePe's
+    completion still settles the refund and issues its credit note."""
+    h = world.harness
+    campaign_id, principal, order = _paid_not_published(world)
+    refund = world.canceller.cancel(principal, campaign_id).refund
+    assert refund is not None
+    h.pump()
+    with connect(h.dsn) as conn, conn.transaction():
+        wdb.erase(conn, str(refund["workspace_id"]))
+    with connect(h.dsn) as conn:
+        kept = conn.execute("SELECT campaign_id, state FROM public.refunds WHERE merchant_refund_id = %s",
+                            (refund["merchant_refund_id"],)).fetchone()
+    assert kept == {"campaign_id": None, "state": "PENDING"}
+    _settle_refund(world, refund["merchant_refund_id"], "completed")
+    h.pump()
+    [note] = _credit_notes(h, order)
+    with connect(h.dsn) as conn:
+        row = conn.execute("SELECT state, credit_note_id FROM public.refunds WHERE merchant_refund_id = %s",
+                           (refund["merchant_refund_id"],)).fetchone()
+    assert row == {"state": "COMPLETED", "credit_note_id": note["id"]}
