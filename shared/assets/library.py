@@ -12,6 +12,11 @@ When none fits, one image is generated with Gemini's image model (`MUSE_IMAGE_MO
 never generates twice, because the object path derives from the key (a retry overwrites the same object) and
 the row is unique per key (of two concurrent calls, the second returns the first one's asset).
 
+Generating is paid work of the workspace: it reserves against the AI-spend caps first (`shared.economics`; a
+workspace over its cap gets `BudgetExceeded` and no image) and is recorded in `model_usage` under the node
+`assets`, so `GET /api/v1/costs` shows it. The price table has no price for the image model yet, so each image is
+charged its reserve (the dearest model's worst case), never less than it costs.
+
 `media` gives platforms a `ports.Media` with a signed URL they can fetch (`MUSE_ASSET_URL_SECONDS`), of a JPEG
 rendition when the asset is not a JPEG (Instagram takes only JPEG), stored next to the original.
 """
@@ -21,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.assets.images import EXTENSIONS, inspect, jpeg_rendition
@@ -29,10 +34,12 @@ from shared.brandkit import BrandKit
 from shared.db import assets as adb
 from shared.db.brandkits import get_kit
 from shared.db.pool import Pool, as_service
+from shared.economics.budgets import PostgresBudgets
 from shared.errors import PermanentStepError, UpstreamUnavailable
-from shared.integrations.gemini import gemini_client
+from shared.integrations.gemini import gemini_client, usage_of
 from shared.integrations.storage import SupabaseObjectStore, supabase_object_store
 from shared.lazy import lazy_module
+from shared.ports import Usage
 from shared.publishing.ports import Media
 from shared.settings import Settings
 
@@ -79,6 +86,7 @@ class GeneratedImage:
 
     data: bytes
     model: str
+    usage: Usage | None = None
 
 
 class ImageGenerator(Protocol):
@@ -136,7 +144,8 @@ class GeminiImageGenerator:
         for candidate in response.candidates or []:
             for part in (candidate.content.parts if candidate.content else None) or []:
                 if part.inline_data is not None and part.inline_data.data:
-                    return GeneratedImage(data=part.inline_data.data, model=response.model_version or model)
+                    return GeneratedImage(data=part.inline_data.data, model=response.model_version or model,
+                                          usage=usage_of(response, model))
         raise PermanentStepError(f"{model} returned no image for the post (finish reason "
                                  f"{_finish_reason(response)}); upload a fitting asset instead.")
 
@@ -154,6 +163,8 @@ class AssetLibrary:
     store: SupabaseObjectStore
     generator: ImageGenerator
     settings: Settings
+    budgets: PostgresBudgets | None = None
+    """The AI-spend gate image generation passes (None: not gated, for tests of picking alone)."""
 
     def pick_or_generate(self, workspace_id: str, *, channel: str, text: str, key: str | None = None) -> Asset:
         """The workspace's asset that fits the post best, else one generated for it (once per `key`)."""
@@ -174,7 +185,18 @@ class AssetLibrary:
 
     def _generate(self, workspace_id: str, *, channel: str, text: str, generation_key: str, kit: BrandKit) -> Asset:
         prompt = style_prompt(kit, channel=channel, text=text)
-        image = self.generator.generate(prompt)
+        hold = None
+        if self.budgets is not None:
+            gate = replace(self.budgets.for_campaign(workspace_id, None), usage_node="assets")
+            hold = gate.reserve_model(self.settings.image_model, prompt_chars=len(prompt))
+        try:
+            image = self.generator.generate(prompt)
+        except BaseException:
+            if hold is not None:
+                hold.cancel()
+            raise
+        if hold is not None:
+            hold.settle_model(image.usage)
         info = inspect(image.data, field="generated image")
         digest = hashlib.sha256(generation_key.encode()).hexdigest()[:32]
         path = f"{workspace_id}/generated/{digest}.{EXTENSIONS[info.content_type]}"
@@ -212,4 +234,4 @@ def asset_store(settings: Settings) -> SupabaseObjectStore:
 def asset_library(settings: Settings, pool: Pool, *, generator: ImageGenerator | None = None) -> AssetLibrary:
     """The library over the deployment's Storage and Gemini (or the given generator)."""
     return AssetLibrary(pool=pool, store=asset_store(settings), generator=generator or GeminiImageGenerator(settings),
-                        settings=settings)
+                        settings=settings, budgets=PostgresBudgets.from_settings(pool, settings))

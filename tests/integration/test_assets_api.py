@@ -18,6 +18,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from infra.local.emulators import gemini
 from infra.local.emulators.config import EmulatorConfig
+from infra.local.emulators.gemini.images import IMAGE_TOKENS
 from infra.local.emulators.supabase_storage import LOCAL_SERVICE_ROLE_KEY
 from infra.local.emulators.supabase_storage import create_app as create_storage
 from infra.local.serve import RunningServer, serve_in_thread
@@ -28,6 +29,7 @@ from shared.assets.library import Asset, AssetLibrary, asset_library
 from shared.db import brandkits
 from shared.db.pool import connect
 from shared.db.workspaces import ensure_workspace
+from shared.errors import BudgetExceeded
 from shared.settings import Settings, get_settings
 from tests.integration.harness import TEST_ENV, make_settings
 
@@ -205,6 +207,27 @@ class TestPickOrGenerate:
         other = self._library(settings, pool).pick_or_generate(member.workspace_id, channel="linkedin_post",
                                                                text="Quarterly results for investors", key="pub-2")
         assert other.id != asset.id and len(self._image_requests(emulators)) == before + 2
+
+    def test_generating_passes_the_spend_cap_and_is_recorded(self, settings: Settings, pool: ConnectionPool,
+                                                             migrated_dsn: str, emulators: str) -> None:
+        """Over the workspace's AI-spend cap no image is drawn (429 `budget_exceeded`); within it the image is a
+        `model_usage` row of node `assets`, which `GET /api/v1/costs` reads."""
+        member = _member(migrated_dsn)
+        capped = asset_library(make_settings(migrated_dsn, **{**_env(migrated_dsn, emulators),
+                                                              "MUSE_BUDGET_MONTHLY_CAP_USD": "0"}), pool)
+        before = len(self._image_requests(emulators))
+        with pytest.raises(BudgetExceeded) as refused:
+            capped.pick_or_generate(member.workspace_id, channel="instagram_caption", text="Kite festival", key="k1")
+        assert refused.value.http_status == 429 and len(self._image_requests(emulators)) == before
+        asset = self._library(settings, pool).pick_or_generate(member.workspace_id, channel="instagram_caption",
+                                                               text="Kite festival", key="k1")
+        assert asset.source == "generated"
+        with connect(migrated_dsn) as conn:
+            rows = conn.execute("SELECT node, model, output_tokens, cost_micro_usd FROM public.model_usage "
+                                "WHERE workspace_id = %s", (member.workspace_id,)).fetchall()
+        assert [(r["node"], r["model"], r["output_tokens"]) for r in rows] == [
+            ("assets", "gemini-2.5-flash-image", IMAGE_TOKENS)]
+        assert rows[0]["cost_micro_usd"] > 0
 
     def test_media_is_a_fetchable_jpeg_url(self, settings: Settings, pool: ConnectionPool, migrated_dsn: str,
                                            emulators: str) -> None:
