@@ -173,6 +173,7 @@ def emulator_config(*, base_url: str, dbs: Databases, local: LocalSecrets, webho
         database_url=dbs.database_url, redis_url=dbs.redis_url, public_base_url=base_url,
         phonepe_webhook_url=webhook_url, supabase_jwks={"keys": [local.es256_jwk]},
         qstash_backoff_scale=backoff_scale, qstash_cron_seconds=cron_seconds,
+        phonepe_refund_settle_seconds=10.0,
     )
 
 

@@ -51,6 +51,9 @@ class EmulatorConfig:
     """Where the PhonePe emulator POSTs its S2S webhook after the pay page is submitted."""
     phonepe_webhook_username: str = "muse_webhook"
     phonepe_webhook_password: str = "localpass123"
+    phonepe_refund_settle_seconds: float | None = None
+    """A refund still in progress this long after it was made completes when its status is next asked for (and
+    its `pg.refund.completed` webhook is sent); None: only `/_emulator/refunds/{id}/settle` moves a refund."""
     public_base_url: str = "http://127.0.0.1:8080"
     """Origin under which the emulators are mounted (used for redirect URLs of the pay page)."""
     supabase_jwks: dict = field(default_factory=dict)

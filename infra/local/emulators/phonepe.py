@@ -15,7 +15,8 @@ same merchantRefundId sent again for the same order and amount is the same refun
 for another order or amount it is a 400 `DUPLICATE_MERCHANT_REFUND_ID` (PhonePe documents no code for this).
 A refund stays PENDING until a test settles it (`POST /_emulator/refunds/{id}/settle` with `outcome`
 completed, failed or confirmed), which sends `pg.refund.completed` / `pg.refund.failed` / `pg.refund.accepted`
-signed like the payment webhooks. An unknown merchantRefundId is a 404 `INVALID_MERCHANT_REFUND_ID`.
+signed like the payment webhooks; with `phonepe_refund_settle_seconds` set (the local stack), one that old
+completes when its status is asked for. An unknown merchantRefundId is a 404 `INVALID_MERCHANT_REFUND_ID`.
 
 Tokens, orders (with their status overrides), refunds and webhook deliveries live in the stack's Postgres (schema
 `phonepe_emulator`), as the QStash emulator keeps its messages: a restarted stack still knows the order a
@@ -410,7 +411,11 @@ def create_app(config: EmulatorConfig) -> flask.Flask:
     def refund_status(merchant_refund_id: str) -> Any:
         _require_token(store)
         with store.refund(merchant_refund_id) as found:
-            return _refund_view(config, found)
+            settled = _auto_settle(config, found)
+            view = _refund_view(config, found)
+        if settled:
+            _send_refund_webhook(config, store, merchant_refund_id)
+        return view
 
     @app.get("/_emulator/refunds")
     def list_refunds() -> Any:
@@ -787,6 +792,16 @@ def _refund_view(config: EmulatorConfig, refund: Refund) -> dict[str, Any]:
         view["errorCode"] = refund.error_code
         view["detailedErrorCode"] = refund.detailed_error_code
     return view
+
+
+def _auto_settle(config: EmulatorConfig, refund: Refund) -> bool:
+    """Complete a refund in progress once it is `phonepe_refund_settle_seconds` old (the caller has it locked)."""
+    after = config.phonepe_refund_settle_seconds
+    if after is None or refund.state not in ("PENDING", "CONFIRMED") or _now_ms() - refund.created_at < after * 1000:
+        return False
+    refund.state = "COMPLETED"
+    refund.timestamp = _now_ms()
+    return True
 
 
 def _settle_refund(config: EmulatorConfig, store: _Store, merchant_refund_id: str, body: dict[str, Any]) -> Any:

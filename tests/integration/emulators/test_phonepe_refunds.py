@@ -183,3 +183,24 @@ def test_refunds_survive_a_restart(database: str, merchant: tuple[Merchant, str]
         assert client.refund_status("RF-RESTART-1").state == "COMPLETED"  # type: ignore[union-attr]
     finally:
         server.stop()
+
+
+def test_a_refund_completes_by_itself_when_configured(database: str, merchant: tuple[Merchant, str]) -> None:
+    """With `phonepe_refund_settle_seconds` (the local stack's setting), a refund that old completes when its
+    status is asked for, and its webhook is sent once."""
+    recorder, url = merchant
+    config = EmulatorConfig(database_url=database, phonepe_webhook_url=f"{url}/webhooks/phonepe",
+                            phonepe_refund_settle_seconds=0.0)
+    server = serve_in_thread(DispatcherMiddleware(flask.Flask("root"),
+                                                  {"/phonepe": phonepe_emulator.create_app(config)}))
+    base = f"{server.url}/phonepe"
+    try:
+        client = _client(base)
+        order = _paid_order(base)
+        recorder.webhooks.clear()
+        assert client.refund("RF-AUTO-1", order, 10_000).state == "PENDING"
+        assert client.refund_status("RF-AUTO-1").state == "COMPLETED"  # type: ignore[union-attr]
+        assert client.refund_status("RF-AUTO-1").state == "COMPLETED"  # type: ignore[union-attr]
+        assert [w["body"]["event"] for w in recorder.webhooks] == ["pg.refund.completed"]
+    finally:
+        server.stop()
