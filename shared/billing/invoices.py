@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict, get_args
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -151,6 +151,8 @@ def issue_invoice(db: Conn | Pool, workspace_id: UUID | str, *, payment_ref: str
         raise InvalidRequest("`payment_ref` must be 1-200 characters.", details={"field": "payment_ref"})
     if not description.strip():
         raise InvalidRequest("An invoice needs a description of the service.", details={"field": "description"})
+    if kind not in get_args(InvoiceKind):
+        raise InvalidRequest(f"`kind` must be one of {get_args(InvoiceKind)}; got {kind!r}.", details={"field": "kind"})
     workspace = str(workspace_id)
     party = supplier(settings)
     supplier_gstin = str(party["gstin"])

@@ -13,6 +13,7 @@ import flask
 import jwt
 import pypdf
 import pytest
+from fontTools.ttLib import TTFont
 from psycopg_pool import ConnectionPool
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
@@ -213,12 +214,18 @@ class TestInvoices:
                                 settings=api.settings)
         data = api.call(owner, "GET", f"/api/v1/invoices/{invoice['id']}/pdf").get_data()
         reader = pypdf.PdfReader(io.BytesIO(data))
-        fonts = {}
+        fonts: dict[str, bool] = {}
+        rupee_outlines = []
         for ref in reader.pages[0]["/Resources"]["/Font"].values():
             font = ref.get_object()
             descriptor = font["/DescendantFonts"][0].get_object()["/FontDescriptor"].get_object()
             fonts[str(font["/BaseFont"]).split("+")[-1]] = "/FontFile2" in descriptor
+            program = TTFont(io.BytesIO(descriptor["/FontFile2"].get_object().get_data()))
+            glyph = program.getBestCmap().get(0x20B9) if "cmap" in program else None
+            if glyph is not None:
+                rupee_outlines.append(program["glyf"][glyph].numberOfContours)
         assert fonts == {"NotoSans": True, "NotoSansDevanagari": True}
+        assert rupee_outlines and all(contours > 0 for contours in rupee_outlines)
         text = reader.pages[0].extract_text()
         assert "₹1,18,000.50" in text and "₹9,000.04" in text
         assert "कर" in text and "शर्मा" in text

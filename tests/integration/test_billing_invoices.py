@@ -26,7 +26,7 @@ from shared.db import workspace_data as wdb
 from shared.db.payments import Payment, PaymentRepository
 from shared.db.pool import as_service, connect
 from shared.db.workspaces import ensure_workspace
-from shared.errors import Conflict, NotFound, Unprocessable
+from shared.errors import Conflict, InvalidRequest, NotFound, Unprocessable
 from shared.payments.confirmation import reconcile_message
 from shared.settings import Settings
 from tests.integration.harness import Harness, make_settings
@@ -243,6 +243,26 @@ class TestCreditNotes:
                           "DELETE FROM public.invoices WHERE id = %s"):
             with pytest.raises(Exception, match="tax records"), connect(pool.conninfo) as conn:
                 conn.execute(statement, (invoice["id"],))
+
+
+class TestBadCalls:
+    def test_callers_get_a_400_naming_the_argument_and_nothing_is_issued(self, pool: ConnectionPool,
+                                                                          settings: Settings) -> None:
+        ws = workspace(pool)
+        good: dict[str, Any] = {"payment_ref": f"P-{uuid.uuid4().hex}", "amount_paise": 1_000, "description": "x",
+                                "kind": "campaign"}
+        for change, field in (({"amount_paise": 0}, "amount_paise"), ({"payment_ref": ""}, "payment_ref"),
+                              ({"description": " "}, "description"), ({"kind": "refund"}, "kind")):
+            with pytest.raises(InvalidRequest) as caught:
+                issue_invoice(pool, ws, **{**good, **change}, settings=settings)
+            assert caught.value.details["field"] == field
+        invoice = issue_invoice(pool, ws, **good, settings=settings)
+        assert invoice["seq"] == 1
+        for args, field in (((-5, "r", "R-1"), "amount_paise"), ((5, " ", "R-1"), "reason"), ((5, "r", ""),
+                                                                                               "refund_id")):
+            with pytest.raises(InvalidRequest) as caught:
+                issue_credit_note(pool, invoice["id"], *args, settings=settings)
+            assert caught.value.details["field"] == field
 
 
 class TestErasure:
