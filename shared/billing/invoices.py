@@ -257,7 +257,8 @@ class InvoicePdfs:
     """Invoice and credit-note PDFs in Storage: rendered once, stored at a path derived from the number.
 
     Rendering is deterministic, so a retried store writes the same bytes to the same path; the row
-    records the path once the object exists. A document whose PDF is missing is rendered when asked for.
+    records the path once the object exists. A document whose PDF is missing or unreadable (Storage down)
+    is rendered when asked for, the same bytes as the stored one.
     """
 
     pool: Pool
@@ -276,9 +277,9 @@ class InvoicePdfs:
         if invoice["pdf_path"]:
             try:
                 return self.store.get(invoice["pdf_path"])
-            except NotFound:
-                log.warning("invoice %s: its PDF %s is missing from Storage; rendering it again", invoice["number"],
-                            invoice["pdf_path"])
+            except (NotFound, UpstreamUnavailable) as exc:
+                log.warning("invoice %s: its PDF %s could not be read (%s); rendering it again", invoice["number"],
+                            invoice["pdf_path"], exc)
         data = pdf.render_invoice(invoice)
         path = pdf_path(invoice["workspace_id"], invoice["number"])
         if self._stored(path, data, invoice["number"]):
@@ -291,8 +292,8 @@ class InvoicePdfs:
         if note["pdf_path"]:
             try:
                 return self.store.get(note["pdf_path"])
-            except NotFound:
-                log.warning("credit note %s: its PDF is missing from Storage; rendering it again", note["number"])
+            except (NotFound, UpstreamUnavailable) as exc:
+                log.warning("credit note %s: its PDF could not be read (%s); rendering it again", note["number"], exc)
         with as_service(self.pool) as conn:
             invoice = bdb.invoice(conn, note["invoice_id"])
         assert invoice is not None, "a credit note's invoice is never deleted"

@@ -205,6 +205,8 @@ class TestInvoices:
         assert stored is not None and stored["pdf_path"] == f"{ws}/{first['number'].replace('/', '_')}.pdf"
         assert api.pdfs.store.get(stored["pdf_path"]) == data
         assert api.call(owner, "GET", f"/api/v1/invoices/{first['id']}/pdf").get_data() == data
+        storage_down = InvoicePdfs(api.pool, api.settings, store_override=FailingStore())
+        assert storage_down.invoice_pdf(stored) == data, "rendered again, byte for byte, while Storage is down"
 
     def test_the_pdf_embeds_fonts_that_carry_the_rupee_sign_and_devanagari(self, api: Api) -> None:
         owner = api.member()
