@@ -25,6 +25,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from infra.local.emulators import linkedin, meta, resend, x
 from infra.local.emulators.config import EmulatorConfig
 from infra.local.serve import RunningServer, serve_in_thread
+from shared.db import outbox as outbox_db
 from shared.db.pool import connect
 from shared.publishing.connections import ApiKeyConnection, Connections
 from shared.publishing.ports import Media
@@ -148,7 +149,8 @@ def test_platform_faults_through_the_real_adapters(
         pool: ConnectionPool, migrated_dsn: str, platforms: tuple[str, EmulatorConfig]) -> None:
     """At the emulators: a LinkedIn create that times out after posting is reconciled (one post); X's 429 is
     retried by a later message; an expired X token is refreshed and the post goes out; a revoked LinkedIn
-    token makes the channel `needs_reconnect` and the campaign says it waits for it."""
+    token makes the channel `needs_reconnect` and the campaign wait for it, until connecting LinkedIn again
+    re-queues the publication, which then goes out."""
     url, config = platforms
     settings = _settings(migrated_dsn, url, config).model_copy(update={"publish_timeout_seconds": 1.0})
     clock = Clock(now=datetime.now(UTC))
@@ -205,6 +207,16 @@ def test_platform_faults_through_the_real_adapters(
         assert channel["status"] == "needs_reconnect"
         assert again.campaign() == {"status": "running", "current_step": "publishing"}
         assert again.row("linkedin")["error"].startswith("linkedin needs reconnect: ")
+
+        _connect_oauth(connections, world.workspace_id, user_id, "linkedin")
+        requeued = again.row("linkedin")
+        assert (requeued["status"], requeued["version"]) == ("scheduled", 2)
+        publisher.outbox.publish(outbox_db.unpublished_for(pool, again.campaign_id))
+        clock.now = max(clock.now, requeued["next_attempt_at"])
+        [message] = [m for f, m, _ in queue.published if f == "publish" and m.publication_id == requeued["id"]
+                     and m.version == 2]
+        assert publisher.fire(message)["status"] == "published"
+        assert again.campaign() == {"status": "completed", "current_step": None}
     finally:
         for prefix in ("linkedin", "x"):
             httpx.delete(f"{url}/{prefix}/__emu/faults", timeout=10)
