@@ -6,6 +6,7 @@ signed Storage URL Meta fetches the media from.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -147,6 +148,20 @@ class TestConnection:
         with pytest.raises(PlatformError) as revoked:
             flow.refresh(refreshed.refresh_token or "")
         assert revoked.value.kind == "reconnect" and "not authorized" in revoked.value.message
+
+
+def test_no_token_or_secret_reaches_a_log_line(servers: dict[str, str], meta: str,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    """httpx logs every request URL at INFO: Graph calls carry the token in a header, and the code exchange's
+    query secrets (code, client secret, user token) are masked in those lines (the emulator's own request log,
+    `werkzeug`, is the platform's side and not looked at)."""
+    with caplog.at_level(logging.DEBUG):
+        credentials = _connect(servers)
+        adapter(_settings(servers), "facebook").publish(credentials, _post("facebook", f"Logs {uuid.uuid4().hex}"))
+    lines = "\n".join(record.getMessage() for record in caplog.records if record.name != "werkzeug")
+    assert "HTTP Request: GET" in lines and "client_secret=***" in lines and "code=***" in lines
+    for secret in (credentials.access_token, emulator.LOCAL_APP_SECRET):
+        assert secret not in lines
 
 
 class TestInstagram:

@@ -4,9 +4,10 @@ A small httpx client speaks to Graph rather than `facebook-business`: that SDK i
 API's object model and a process-wide default `FacebookAdsApi` session, while each publication here acts
 with its own workspace's Page token, must make exactly one create attempt with an explicit timeout, and must
 tell a timeout after the body was sent (the post may exist) from a refused connection (it does not). The
-client sends what facebook-business sends (`access_token` in the query, form-encoded bodies, an
-`appsecret_proof` when the app secret is configured), at `META_GRAPH_URL` / `META_GRAPH_VERSION`, so the
-same emulator serves both.
+client sends form-encoded bodies and an `appsecret_proof` as facebook-business does, at `META_GRAPH_URL` /
+`META_GRAPH_VERSION`, but the token as `Authorization: Bearer` rather than in the query string, so no URL (and
+no log line of httpx, which logs every request URL at INFO) carries it. Login's code exchange must send its
+secrets in the query; `SecretQueryFilter` masks them in httpx's log records.
 
 Instagram publishes in two phases (reference `publishing-apis.md` §4b-c): an image container, invisible until
 published, so creating one again after a failure is safe; then `media_publish`, the one visible create. When
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import time
 from collections.abc import Mapping
@@ -140,27 +142,27 @@ class GraphClient:
         return httpx.Client(base_url=f"{self.base_url.rstrip('/')}/{self.version}", timeout=self.timeout,
                             transport=httpx.HTTPTransport(retries=0))
 
-    def _auth(self, token: str) -> dict[str, str]:
-        query = {"access_token": token}
-        if self.app_secret:
-            query["appsecret_proof"] = hmac.new(self.app_secret.encode(), token.encode(), hashlib.sha256).hexdigest()
-        return query
+    def _proof(self, token: str | None) -> dict[str, str]:
+        if not token or not self.app_secret:
+            return {}
+        return {"appsecret_proof": hmac.new(self.app_secret.encode(), token.encode(), hashlib.sha256).hexdigest()}
 
     def get(self, path: str, token: str | None, provider: Provider | ConnectionProvider,
             **query: Any) -> dict[str, Any]:
         """A read: every failure is retryable except the token's and a definite refusal."""
-        params = {**(self._auth(token) if token else {}), **{k: v for k, v in query.items() if v is not None}}
-        return self._call("GET", path, provider, params=params, create=False)
+        params = {**self._proof(token), **{k: v for k, v in query.items() if v is not None}}
+        return self._call("GET", path, provider, token=token, params=params, create=False)
 
     def post(self, path: str, token: str, provider: Provider, *, create: bool, **data: Any) -> dict[str, Any]:
         """A write, form-encoded; `create`: it makes something visible, so an unknown outcome is `ambiguous`."""
         form = {k: str(v) for k, v in data.items() if v is not None}
-        return self._call("POST", path, provider, params=self._auth(token), data=form, create=create)
+        return self._call("POST", path, provider, token=token, params=self._proof(token), data=form, create=create)
 
-    def _call(self, method: str, path: str, provider: Provider | ConnectionProvider, *,
+    def _call(self, method: str, path: str, provider: Provider | ConnectionProvider, *, token: str | None,
               params: dict[str, Any], create: bool, data: dict[str, str] | None = None) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {token}"} if token else None
         try:
-            response = self._client.request(method, path, params=params, data=data)
+            response = self._client.request(method, path, params=params, data=data, headers=headers)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise PlatformError(f"Graph API unreachable ({type(exc).__name__}); nothing was sent.",
                                 kind="retryable", provider=provider) from exc
@@ -182,6 +184,30 @@ class GraphClient:
         raise PlatformError(f"{'Instagram' if provider == 'instagram' else 'Facebook'} refused {method} "
                             f"{path}: {_reason(error, response.status_code)}", kind=kind, provider=provider,
                             status=response.status_code, retry_after_seconds=retry_after)
+
+
+class SecretQueryFilter(logging.Filter):
+    """Masks OAuth secrets in the query strings of httpx's request log lines (`HTTP Request: GET <url> ...`)."""
+
+    SECRET = re.compile(r"((?:access_token|client_secret|fb_exchange_token|code|appsecret_proof)=)[^&\s\"']+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            args = record.args if isinstance(record.args, tuple) else (record.args,)
+            record.args = tuple(self.SECRET.sub(r"\1***", str(arg)) if isinstance(arg, (str, httpx.URL)) else arg
+                                for arg in args)
+        elif isinstance(record.msg, str):
+            record.msg = self.SECRET.sub(r"\1***", record.msg)
+        return True
+
+
+def _mask_httpx_logs() -> None:
+    logger = logging.getLogger("httpx")
+    if not any(isinstance(existing, SecretQueryFilter) for existing in logger.filters):
+        logger.addFilter(SecretQueryFilter())
+
+
+_mask_httpx_logs()
 
 
 def graph_client(settings: Settings) -> GraphClient:
