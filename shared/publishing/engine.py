@@ -23,7 +23,8 @@ Firing (`Publisher.fire`, one verified delivery of a `PublishMessage`):
    (the marketer checks the account; never a blind second post).
 
 A campaign whose execution scheduled publications stays `running` at step `publishing` until none is left
-to fire; the transition that settles the last one completes it in the same transaction.
+to fire; the transition that settles the last one completes it in the same transaction (and a watch
+message arriving later completes it if that transition ran before execution committed `publishing`).
 """
 
 from __future__ import annotations
@@ -234,7 +235,9 @@ class Publisher:
                 return {"status": "in_flight", "attempt": row["attempts"]}
             return self._reconcile(row, now)
         if row["status"] != "scheduled" or row["attempts"] != message.attempt or message.purpose == "watch":
-            return {"status": "duplicate", "publication": row["status"]}
+            completed = message.purpose == "watch" and row["status"] in db.SETTLED_STATUSES and self._settle_late(row)
+            return {"status": "duplicate", "publication": row["status"], "campaign_completed": completed,
+                    "campaign_id": str(row["campaign_id"])}
         if row["next_attempt_at"] > now + timedelta(seconds=self.policy.early_tolerance_seconds):
             self.outbox.send(row["campaign_id"], [self._fire_item(row, suffix=f"-early{int(now.timestamp())}")])
             return {"status": "early", "due": row["next_attempt_at"].isoformat()}
@@ -443,6 +446,14 @@ class Publisher:
             completed = self._settle(conn, row["campaign_id"])
         return {"status": "waiting", "reason": reason, "error": error, "campaign_id": str(row["campaign_id"]),
                 "campaign_completed": completed}
+
+    def _settle_late(self, row: db.PublicationRow) -> bool:
+        """A watch message arriving after its publication settled completes the campaign if nothing else is
+        left: it heals a publication that settled before execution's step committed the campaign's
+        `publishing` (the settle it ran then found the campaign not yet waiting)."""
+        with as_service(self.pool) as conn:
+            db.lock_campaign(conn, row["campaign_id"])
+            return self._settle(conn, row["campaign_id"])
 
     def _settle(self, conn: Conn, campaign_id: UUID) -> bool:
         summary: dict[str, int] = {}

@@ -326,3 +326,19 @@ def test_a_thread_resumes_after_the_parts_it_posted(pool: ConnectionPool, migrat
     assert world.publisher.fire(world.last("fire"))["status"] == "published"
     assert thread.posted == ["Diwali gift boxes are here.", "Order by Friday."]
     assert (world.row("x")["parts"], world.row("x")["external_id"]) == (["tw-1", "tw-2"], "tw-1")
+
+
+def test_a_publication_that_settles_before_execution_commits_still_completes_the_campaign(
+        pool: ConnectionPool, migrated_dsn: str) -> None:
+    world = _world(pool, migrated_dsn, ["linkedin_post"], "linkedin")
+    with connect(migrated_dsn) as conn:
+        conn.execute("UPDATE public.campaigns SET current_step = 'execute' WHERE id = %s", (world.campaign_id,))
+    world.schedule(["linkedin_post"])
+    assert world.publisher.fire(_due(world, "linkedin"))["campaign_completed"] is False
+    with connect(migrated_dsn) as conn:
+        conn.execute("UPDATE public.campaigns SET current_step = 'publishing' WHERE id = %s", (world.campaign_id,))
+    world.clock.advance(120)
+    result = world.publisher.fire(world.last("watch"))
+    assert (result["status"], result["campaign_completed"]) == ("duplicate", True)
+    assert world.campaign() == {"status": "completed", "current_step": None}
+    assert world.publisher.fire(world.last("watch"))["campaign_completed"] is False
