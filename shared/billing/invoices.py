@@ -207,12 +207,16 @@ def issue_credit_note(db: Conn | Pool, invoice_id: UUID | str, amount_paise: int
         raise InvalidRequest("`refund_id` must be 1-200 characters.", details={"field": "refund_id"})
     if not reason.strip():
         raise InvalidRequest("A credit note needs a reason.", details={"field": "reason"})
+    try:
+        invoice_id = UUID(str(invoice_id))
+    except ValueError as exc:
+        raise NotFound(f"Invoice {str(invoice_id)[:60]!r} does not exist (invoice ids are UUIDs).") from exc
     moment = at or datetime.now(UTC)
     with _transaction(db) as conn:
         bdb.lock_document(conn, f"credit_note:{refund_id}")
         existing = bdb.credit_note_by_refund(conn, refund_id)
         if existing is not None:
-            if str(existing["invoice_id"]) != str(invoice_id) or existing["total_paise"] != amount_paise:
+            if existing["invoice_id"] != invoice_id or existing["total_paise"] != amount_paise:
                 raise Conflict(f"Refund {refund_id} already has credit note {existing['number']} for "
                                f"{existing['total_paise']} paise against invoice {existing['invoice_id']}.")
             return existing

@@ -231,10 +231,13 @@ class TestCreditNotes:
         notes = run_together(6, lambda _: issue_credit_note(pool, invoice["id"], 40_000, "Cancelled", refund,
                                                             settings=settings))
         assert len({n["id"] for n in notes}) == 1 and notes[0]["igst_paise"] == 6_102
+        same = issue_credit_note(pool, str(invoice["id"]).upper(), 40_000, "Cancelled", refund, settings=settings)
+        assert same == notes[0]
         with pytest.raises(Conflict):
             issue_credit_note(pool, invoice["id"], 50_000, "Cancelled", refund, settings=settings)
-        with pytest.raises(NotFound):
-            issue_credit_note(pool, uuid.uuid4(), 1_000, "Cancelled", f"R-{uuid.uuid4().hex}", settings=settings)
+        for missing in (uuid.uuid4(), "not-an-invoice"):
+            with pytest.raises(NotFound):
+                issue_credit_note(pool, missing, 1_000, "Cancelled", f"R-{uuid.uuid4().hex}", settings=settings)
 
     def test_tax_documents_are_never_changed_or_deleted(self, pool: ConnectionPool, settings: Settings) -> None:
         invoice = issue_invoice(pool, workspace(pool), payment_ref=f"MUSE-{uuid.uuid4().hex}", amount_paise=10_000,
