@@ -139,7 +139,7 @@ PATHS: dict[str, Any] = {
                 {"name": "limit", "in": "query", "required": False,
                  "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}},
                 {"name": "cursor", "in": "query", "required": False, "description": "A page's `next_cursor`",
-                 "schema": {"type": "string"}},
+                 "schema": {"type": "string", "minLength": 1}},
                 WORKSPACE_HEADER],
             "responses": {"200": {"description": "A page", "content": json_content(SchedulePage)},
                           **errors(400, 401, 404)},
