@@ -27,11 +27,13 @@ from infra.local.emulators import phonepe as phonepe_emulator
 from infra.local.emulators.config import DEV_QSTASH_CURRENT_SIGNING_KEY, EmulatorConfig
 from infra.local.emulators.qstash import sign
 from infra.local.serve import RunningServer, serve_in_thread
-from shared.db.pool import connect
+from shared.db import outbox as outbox_db
+from shared.db.pool import as_service, connect
 from shared.db.workspaces import ensure_workspace
 from shared.errors import Conflict
 from shared.http import handle_errors, json_response
 from shared.integrations.phonepe_subscriptions import PhonePeSubscriptionsClient
+from shared.outbox import Outbox, item
 from shared.plans import plan_state
 from shared.queue import qstash_receiver
 from shared.settings import Settings
@@ -464,3 +466,18 @@ class TestGivenUp:
 
         [(function, message, due)] = world.queue.published[before:]
         assert (function, message, due) == ("subscriptions", source, world.clock.now + timedelta(hours=1))
+
+
+class TestSweeper:
+    def test_a_subscription_message_a_crash_left_in_the_outbox_is_published_by_the_sweep(
+            self, world: World, pool: ConnectionPool) -> None:
+        """The sweeper's pass publishes every unpublished outbox row, ours read back as `SubscriptionMessage`s."""
+        message = SubscriptionMessage(kind="setup_check", merchant_subscription_id="MS-crashed-1")
+        with as_service(pool) as conn:
+            outbox_db.add(conn, None, [item("subscriptions", message)])
+        before = len(world.queue.published)
+
+        Outbox(pool=pool, queue=world.queue).publish(outbox_db.unpublished(pool, older_than_seconds=0))
+
+        assert ("subscriptions", message) in [(f, m) for f, m, _ in world.queue.published[before:]]
+        assert world.pump()[-1] == {"kind": "setup_check", "status": "ignored", "reason": "no mandate MS-crashed-1"}
