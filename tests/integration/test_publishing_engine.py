@@ -6,6 +6,7 @@ messages the engine wrote to its outbox (read back from the recording queue), mo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from dataclasses import dataclass, field
@@ -22,11 +23,14 @@ from shared.api.publications import PublicationsApi
 from shared.api.service import Api
 from shared.db import outbox as outbox_db
 from shared.db.pool import connect
-from shared.errors import Conflict, InvalidRequest, NotFound
+from shared.errors import Conflict, InvalidRequest, NotFound, UpstreamUnavailable
+from shared.knowledge.models import IngestMessage
+from shared.outbox import Outbox
 from shared.publishing.function import PublishFunction
 from shared.publishing.messages import PublishMessage
 from shared.publishing.ports import Credentials, PlatformError, PostRequest, PostResult
 from shared.queue import qstash_receiver
+from shared.testing.fakes import RecordingQueue
 from tests.integration.harness import make_settings
 from tests.integration.publishing_world import Crash, World, make_world
 
@@ -342,3 +346,38 @@ def test_a_publication_that_settles_before_execution_commits_still_completes_the
     assert (result["status"], result["campaign_completed"]) == ("duplicate", True)
     assert world.campaign() == {"status": "completed", "current_step": None}
     assert world.publisher.fire(world.last("watch"))["campaign_completed"] is False
+
+
+def test_only_released_copy_is_scheduled(pool: ConnectionPool, migrated_dsn: str) -> None:
+    world = _world(pool, migrated_dsn, ["linkedin_post"], "linkedin")
+    with connect(migrated_dsn) as conn:
+        conn.execute("UPDATE public.artifacts SET status = 'draft' WHERE campaign_id = %s", (world.campaign_id,))
+    assert world.schedule(["linkedin_post"])["pending"] == 0
+    assert world.rows() == [] and world.messages() == []
+
+
+def test_the_sweeper_reads_publish_messages_back_from_the_outbox(pool: ConnectionPool, migrated_dsn: str) -> None:
+    """QStash unreachable while execution schedules: the rows wait in the outbox, and the sweeper's outbox (built
+    as `shared.runtime.sweeper.build_sweeper` builds it) sends them as publish messages."""
+    world = _world(pool, migrated_dsn, ["linkedin_post"], "linkedin")
+    crashed = make_world(pool, migrated_dsn, ["x_thread"], queue=RecordingQueue())
+    crashed.connections.connect(crashed.workspace_id, "x")
+    failing = dataclasses.replace(crashed.publisher, queue=Unreachable())
+    failing.schedule(campaign_id=str(crashed.campaign_id), workspace_id=crashed.workspace_id,
+                     draft_keys=["x_thread"], brief={"title": "Diwali"}, workspace_settings={})
+    left = outbox_db.unpublished_for(pool, crashed.campaign_id)
+    assert [row["function"] for row in left] == ["publish"]
+    sweeper_outbox = Outbox(pool=pool, queue=world.queue, parsers={"ingest": IngestMessage.model_validate})
+    assert sweeper_outbox.publish(left) == 1
+    assert outbox_db.unpublished_for(pool, crashed.campaign_id) == []
+    [(function, message, _)] = [p for p in world.queue.published if p[1].dedup_id() == left[0]["dedup_id"]]
+    assert function == "publish" and isinstance(message, PublishMessage)
+    assert message.publication_id == crashed.row("x")["id"]
+
+
+class Unreachable:
+    """A QStash that cannot be reached: the outbox keeps the rows for the sweeper."""
+
+    def publish(self, function: str, message: object, *, dedup_id: str | None = None,
+                not_before: datetime | None = None) -> str:
+        raise UpstreamUnavailable("QStash is unreachable")
