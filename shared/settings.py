@@ -360,7 +360,9 @@ class Settings(BaseSettings):
     meta_container_wait_seconds: float = Field(60.0, alias="MUSE_META_CONTAINER_WAIT_SECONDS", gt=0)
     """How long an Instagram container may stay `IN_PROGRESS` before the publish is retried later."""
     whatsapp_graph_url: str = Field("https://graph.facebook.com", alias="WHATSAPP_GRAPH_URL")
-    assets_bucket: str = Field("assets", alias="MUSE_ASSETS_BUCKET", pattern=r"^[a-z0-9][a-z0-9_-]{2,62}$")
+    assets_bucket: str | None = Field(None, alias="MUSE_ASSETS_BUCKET", pattern=r"^[a-z0-9][a-z0-9_-]{2,62}$")
+    """Unset: the knowledge bucket, under `<workspace id>/assets/`, where a workspace's export and erasure find
+    every stored file; set it only to keep images apart (they are then outside export and erasure)."""
     assets_max_upload_bytes: int = Field(8 * 1024 * 1024, alias="MUSE_ASSETS_MAX_UPLOAD_BYTES", ge=1024)
     """Largest image accepted by `POST /api/v1/assets` (Instagram takes JPEGs up to 8 MB)."""
     asset_url_seconds: int = Field(7 * 86400, alias="MUSE_ASSET_URL_SECONDS", ge=60)
@@ -376,6 +378,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [scope.strip() for scope in value.split(",") if scope.strip()]
         return value
+
+    @field_validator("assets_bucket", mode="before")
+    @classmethod
+    def _blank_assets_bucket(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     # Channel connections (issue 11, shared.security.envelope, shared.publishing.connections): token encryption,
     # the OAuth apps of LinkedIn and X (Meta's app is META_APP_ID/SECRET above), and where callbacks land.

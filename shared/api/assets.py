@@ -125,7 +125,7 @@ class AssetsApi:
         with as_user(self.pool, principal.claims) as conn:
             workspace_id = choose_workspace(memberships(conn), principal, workspace)
         asset_id = str(uuid.uuid4())
-        path = f"{workspace_id}/{asset_id}.{EXTENSIONS[info.content_type]}"
+        path = f"{workspace_id}/assets/{asset_id}.{EXTENSIONS[info.content_type]}"
         self._store().put(path, data, content_type=info.content_type)
         row = adb.NewAsset(
             id=asset_id, workspace_id=workspace_id, created_by=str(principal.user_id), source="upload",

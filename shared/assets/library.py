@@ -1,6 +1,7 @@
 """The asset library: members upload images; each visual post gets a fitting one, generated when none fits.
 
-Images live in the private Storage bucket `MUSE_ASSETS_BUCKET` under `<workspace id>/`; rows in
+Images live in Supabase Storage under `<workspace id>/assets/` of the knowledge bucket (unless
+`MUSE_ASSETS_BUCKET` names another), so a workspace's export and erasure include them; rows in
 `public.assets`. An upload is stored before its row is written, so a row never points at nothing (an upload
 that fails half-way leaves at most an unlisted object).
 
@@ -199,7 +200,7 @@ class AssetLibrary:
             hold.settle_model(image.usage)
         info = inspect(image.data, field="generated image")
         digest = hashlib.sha256(generation_key.encode()).hexdigest()[:32]
-        path = f"{workspace_id}/generated/{digest}.{EXTENSIONS[info.content_type]}"
+        path = f"{workspace_id}/assets/generated/{digest}.{EXTENSIONS[info.content_type]}"
         self.store.put(path, image.data, content_type=info.content_type)
         tags = sorted(words(text), key=lambda word: (-len(word), word))[:8]
         summary = " ".join(text.split())
@@ -227,8 +228,8 @@ class AssetLibrary:
 
 
 def asset_store(settings: Settings) -> SupabaseObjectStore:
-    """The assets bucket."""
-    return supabase_object_store(settings, bucket=settings.assets_bucket)
+    """Where images are stored: `MUSE_ASSETS_BUCKET`, else the knowledge bucket."""
+    return supabase_object_store(settings, bucket=settings.assets_bucket or settings.knowledge_bucket)
 
 
 def asset_library(settings: Settings, pool: Pool, *, generator: ImageGenerator | None = None) -> AssetLibrary:

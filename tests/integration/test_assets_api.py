@@ -30,12 +30,12 @@ from shared.db import brandkits
 from shared.db.pool import connect
 from shared.db.workspaces import ensure_workspace
 from shared.errors import BudgetExceeded
+from shared.integrations.storage import supabase_object_store
 from shared.settings import Settings, get_settings
 from tests.integration.harness import TEST_ENV, make_settings
 
 SECRET = "assets-test-secret-of-at-least-32-bytes!"
 MAX_BYTES = 64 * 1024
-BUCKET = f"assets-{uuid.uuid4().hex[:8]}"
 
 
 def _image(fmt: str = "PNG", size: tuple[int, int] = (40, 30), color: tuple[int, int, int] = (200, 90, 20)) -> bytes:
@@ -60,7 +60,7 @@ def _env(migrated_dsn: str, emulators: str) -> dict[str, str]:
     return {**TEST_ENV, "DATABASE_URL": migrated_dsn, "SUPABASE_JWT_SECRET": SECRET,
             "SUPABASE_URL": f"{emulators}/supabase", "SUPABASE_SERVICE_ROLE_KEY": LOCAL_SERVICE_ROLE_KEY,
             "GEMINI_BASE_URL": f"{emulators}/gemini", "GEMINI_API_KEY": EmulatorConfig(database_url="").gemini_api_key,
-            "MUSE_ASSETS_MAX_UPLOAD_BYTES": str(MAX_BYTES), "MUSE_ASSETS_BUCKET": BUCKET}
+            "MUSE_ASSETS_MAX_UPLOAD_BYTES": str(MAX_BYTES)}
 
 
 @pytest.fixture
@@ -109,7 +109,8 @@ def _upload(client: Any, member: Member, data: bytes, name: str = "lamp.png", **
 class TestApi:
     def test_upload_then_list_newest_first_with_a_cursor(self, client: Any, migrated_dsn: str,
                                                          settings: Settings) -> None:
-        """Each upload is stored in Storage and listed with its tags; pages follow `next_cursor`."""
+        """Each upload is stored in Storage (in the workspace's folder, where export and erasure look) and listed
+        with its tags; pages follow `next_cursor`."""
         member = _member(migrated_dsn)
         png = _image("PNG")
         first = _upload(client, member, png, tags="Diwali, lamps", description="Clay lamps at dusk",
@@ -126,9 +127,10 @@ class TestApi:
         assert [a["id"] for a in page["items"]] == [third.get_json()["id"], second.get_json()["id"]]
         rest = client.get(f"/api/v1/assets?limit=2&cursor={page['next_cursor']}", headers=member.headers).get_json()
         assert [a["id"] for a in rest["items"]] == [body["id"]] and rest["next_cursor"] is None
-        stored = asset_library(settings, pool=None).store.get(  # type: ignore[arg-type]
-            f"{member.workspace_id}/{body['id']}.png")
-        assert stored == png
+        path = f"{member.workspace_id}/assets/{body['id']}.png"
+        files = supabase_object_store(settings)
+        assert files.get(path) == png
+        assert path in files.list_under(f"{member.workspace_id}/")
         other = _member(migrated_dsn)
         assert client.get("/api/v1/assets", headers=other.headers).get_json()["items"] == []
 
