@@ -14,6 +14,7 @@ import base64
 import json
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -255,6 +256,16 @@ class TestSetup:
         assert [c["details"] for c in world.plan_changes(workspace_id)] == [{"from": None, "to": "pro"}]
         with pytest.raises(Conflict):
             world.service.subscribe(workspace_id=workspace_id, tier_name="agency", user_id=None)
+
+    def test_concurrent_requests_make_one_mandate(self, world: World) -> None:
+        workspace_id = world.workspace()
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            rows = list(pool.map(lambda _: world.service.subscribe(workspace_id=workspace_id, tier_name="pro",
+                                                                   user_id=None), range(4)))
+        assert len({row["id"] for row in rows}) == 1
+        mandates = [s for s in world.emulator("GET", "")["subscriptions"]
+                    if s["merchantSubscriptionId"].startswith("MS" + workspace_id.replace("-", ""))]
+        assert len(mandates) == 1 and len(mandates[0]["orders"]) == 1
 
     def test_a_declined_mandate_fails_and_changes_no_tier(self, world: World) -> None:
         workspace_id = world.workspace()
