@@ -5,7 +5,8 @@ The emulator sends each webhook to a small server running `receive_phonepe_webho
 `SubscriptionMessage`); the test delivers queued messages to the service signed as QStash signs them, in
 order, once they are due by the service's clock. That clock is a fake the test moves forward by days (the
 emulator's own 24 h notice is its knob `redeem_after_seconds`, set to 0), so a month's cycle takes
-milliseconds. Paid months are invoiced by billing (`issue_invoice`) into the same database.
+milliseconds. Paid months are invoiced by billing (`issue_invoice`) into the same database; the PhonePe token is
+shared through the Upstash Redis emulator as in production.
 """
 
 from __future__ import annotations
@@ -27,12 +28,14 @@ from psycopg_pool import ConnectionPool
 from infra.local.emulators import phonepe as phonepe_emulator
 from infra.local.emulators.config import DEV_QSTASH_CURRENT_SIGNING_KEY, EmulatorConfig
 from infra.local.emulators.qstash import sign
+from infra.local.emulators.upstash_redis import served_over_embedded_redis
 from infra.local.serve import RunningServer, serve_in_thread
 from shared.db import outbox as outbox_db
 from shared.db.pool import as_service, connect
 from shared.db.workspaces import ensure_workspace
 from shared.errors import Conflict
 from shared.http import handle_errors, json_response
+from shared.integrations.cache import upstash_cache
 from shared.integrations.phonepe_subscriptions import PhonePeSubscriptionsClient
 from shared.outbox import Outbox, item
 from shared.plans import plan_state
@@ -44,6 +47,7 @@ from shared.webhooks import receive_phonepe_webhook
 from tests.integration.harness import make_settings
 
 USERNAME, PASSWORD = "muse_webhook", "localpass123"
+REDIS_TOKEN = "subscriptions-upstash-token"
 DAY = timedelta(days=1)
 
 
@@ -201,20 +205,29 @@ def servers(migrated_dsn: str) -> Iterator[tuple[ClockedQueue, RunningServer, Ru
         hook.stop()
 
 
+@pytest.fixture(scope="module")
+def redis_rest_url() -> Iterator[str]:
+    """The Upstash Redis REST emulator over an embedded Redis: the client shares its PhonePe token there."""
+    with served_over_embedded_redis(REDIS_TOKEN) as url:
+        yield url
+
+
 @pytest.fixture
 def world(servers: tuple[ClockedQueue, RunningServer, RunningServer], pool: ConnectionPool,
-          migrated_dsn: str) -> Iterator[World]:
+          migrated_dsn: str, redis_rest_url: str) -> Iterator[World]:
     queue, _, phonepe = servers
     queue.taken = len(queue.published)
     settings = make_settings(
         migrated_dsn, PHONEPE_BASE_URL=phonepe.url, PHONEPE_OAUTH_URL=phonepe.url,
+        UPSTASH_REDIS_REST_URL=redis_rest_url, UPSTASH_REDIS_REST_TOKEN=REDIS_TOKEN,
         PHONEPE_CLIENT_ID="MUSE_LOCAL_CLIENT", PHONEPE_CLIENT_SECRET="local-phonepe-secret",
         PHONEPE_WEBHOOK_USERNAME=USERNAME, PHONEPE_WEBHOOK_PASSWORD=PASSWORD,
         MUSE_SUBSCRIPTION_MAX_ATTEMPTS="2", MUSE_PAYMENT_RECHECK_SECONDS="30,60")
     clock = FakeClock()
     with httpx.Client() as http:
         service = SubscriptionService(settings=settings, pool=pool,
-                                      phonepe=PhonePeSubscriptionsClient(http=http, settings=settings),
+                                      phonepe=PhonePeSubscriptionsClient(http=http, settings=settings,
+                                                                         cache=upstash_cache(settings)),
                                       outbox=subscription_outbox(pool, queue), receiver=qstash_receiver(settings),
                                       clock=clock)
         found = World(service=service, queue=queue, clock=clock, phonepe_url=phonepe.url,
