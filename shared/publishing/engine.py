@@ -19,8 +19,9 @@ Firing (`Publisher.fire`, one verified delivery of a `PublishMessage`):
    message; `ambiguous` stays `sending` and is reconciled shortly;
 4. a delivery that finds a `sending` row past its watch time (a crash mid-call, or an ambiguous outcome)
    takes the reconciliation over: the adapter looks the post up by its content hash; found → `published`,
-   not found → one more create once the adapter's rule says a lookup is conclusive, else `unconfirmed`
-   (the marketer checks the account; never a blind second post).
+   not found → one more create once a lookup is conclusive (`lookup_settles_seconds` after the attempt
+   started, when the adapter declares it); another unknown outcome ends `unconfirmed` (the marketer
+   checks the account; never a blind second post).
 
 A campaign whose execution scheduled publications stays `running` at step `publishing` until none is left
 to fire; the transition that settles the last one completes it in the same transaction (and a watch
@@ -330,7 +331,13 @@ class Publisher:
         credentials = self._credentials(seen, now, attempt=row["attempts"])
         if not isinstance(credentials, Credentials):
             return credentials
-        post = self._saving_parts(self._post(seen, credentials, stored_hash=row["content_hash"]), row)
+        try:
+            post = self._saving_parts(self._post(seen, credentials, stored_hash=row["content_hash"]), row)
+        except MuseError as exc:
+            if exc.retryable:
+                raise
+            return self._end(row, "unconfirmed", f"The post could not be looked up ({exc.message}); check the "
+                             "account before posting it again.")
         adapter = self.adapters(provider)
         started = row["attempt_started_at"] or now
         try:
