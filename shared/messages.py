@@ -1,7 +1,10 @@
-"""The QStash message that chains steps and carries resume events."""
+"""The QStash messages Muse sends: the step message that chains steps and carries resume events, and the
+messages of the `publish` and `subscriptions` functions (here so the outbox reads any row back without importing
+those functions' packages)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 from uuid import UUID
 
@@ -94,3 +97,56 @@ class StepMessage(BaseModel):
         suffix = f"-{self.decision_id}" if self.decision_id else ""
         return f"{self.campaign_id}-{self.kind}-{head}{suffix}"
 
+
+class PublishMessage(BaseModel):
+    """One delivery to the `publish` function: fire publication `publication_id` (issue 11).
+
+    It names the publication's `version` (bumped by every reschedule) and how many create `attempt`s had
+    been made when it was sent, so a message for an older time or an earlier attempt is a no-op.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["publish"] = "publish"
+    publication_id: UUID
+    version: int = Field(ge=1, le=1_000_000)
+    attempt: int = Field(default=0, ge=0, le=1000)
+    purpose: Literal["fire", "watch"] = "fire"
+    """`watch`: sent with `sending`, due when the call is presumed dead; it reconciles a crashed attempt."""
+
+    def dedup_id(self) -> str:
+        """QStash deduplication id: one message per (publication, version, attempt, purpose)."""
+        return f"pub-{self.publication_id}-v{self.version}-a{self.attempt}-{self.purpose}"
+
+
+MERCHANT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,63}$"
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+SubscriptionKind = Literal["event", "setup_check", "notify", "redeem", "order_check", "period_end", "grace_end"]
+"""`event`: a verified webhook (a trigger, confirmed through a status call); `setup_check`: confirm a setup
+through Subscription Status; `notify` / `redeem`: the two steps of a cycle's collection; `order_check`:
+confirm a redemption through Order Status; `period_end`: a cancelled mandate's paid period is over;
+`grace_end`: a failed cycle's grace period is over."""
+
+
+class SubscriptionMessage(BaseModel):
+    """One delivery to the `subscriptions` function about mandate `merchant_subscription_id`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: Literal[1] = 1
+    kind: SubscriptionKind
+    merchant_subscription_id: str = Field(pattern=MERCHANT_ID_PATTERN)
+    merchant_order_id: str | None = Field(default=None, pattern=MERCHANT_ID_PATTERN)
+    cycle: int = Field(default=0, ge=0, le=10_000)
+    attempt: int = Field(default=0, ge=0, le=100)
+    event: str | None = Field(default=None, max_length=100)
+    state: str = Field(default="", max_length=40)
+    recheck: int = Field(default=0, ge=0, le=100)
+    """0 for the first check; n for the n-th scheduled re-check of an inconclusive status."""
+
+    def dedup_id(self) -> str:
+        """QStash deduplication id: one message per (mandate, kind, order or cycle, event, re-check)."""
+        parts = [self.kind, self.merchant_subscription_id, self.merchant_order_id or f"c{self.cycle}a{self.attempt}",
+                 self.event or "", self.state, str(self.recheck)]
+        return _UNSAFE.sub("-", "sub-" + "-".join(parts))

@@ -18,10 +18,8 @@ from shared.db import outbox as db
 from shared.db.pool import Pool, as_service
 from shared.domain import OutboxItem, OutboxRow
 from shared.errors import MuseError
-from shared.messages import StepMessage
-from shared.publishing.messages import PublishMessage
+from shared.messages import PublishMessage, StepMessage, SubscriptionMessage
 from shared.queue import Deliverable, StepQueue
-from shared.subscriptions.messages import SubscriptionMessage
 
 log = logging.getLogger("muse.outbox")
 
