@@ -120,6 +120,9 @@ class SchemaFaker:
         if self._language is not None:
             text = text_in(self._language, f"{self._seed}|{path}", max_length=schema.get("maxLength"), label=label)
             return _fit_length(text, schema.get("minLength"), schema.get("maxLength"))
+        if "hashtag" in label.lower():
+            words = self._gist.split()[ordinal % 3:][:3] or ["Emulated"]
+            return _fit_length("#" + "".join(w[:1].upper() + w[1:] for w in words), None, schema.get("maxLength"))
         suffix = f" #{ordinal + 1}" if ordinal or path.endswith("]") else ""
         text = f"[emulated] {_humanise(label)}{suffix}: {self._gist}"
         return _fit_length(text, schema.get("minLength"), schema.get("maxLength"))
