@@ -4,6 +4,11 @@ Starts the stack (unless `--base-url` points at a running one), signs in to the 
 workspace, creates a campaign, follows its event stream, approves the strategy, pays through the
 PhonePe emulator's payment page, and prints the final artifacts. `--language ta` (`make demo LANGUAGE=ta`)
 runs it in one of the 14 languages, targeting a state where it is spoken (regional festivals join).
+
+Before the campaign it connects the workspace's channels through the emulators exactly as a marketer would:
+LinkedIn, X and Meta by OAuth (the emulators' authorize pages approve when followed, and the callback exchanges
+the code), email (Resend) by API key. Once the campaign is funded, its publications are scheduled at each
+channel's default slot; the demo moves them to now (`PATCH /api/v1/publications/{id}`) and prints each post's URL.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +35,7 @@ BRIEF = {
         "title": "Diwali gifting push for the Festive Gift Box",
         "objective": "Sell 3,000 Festive Gift Boxes in the three weeks before Diwali to urban professionals.",
         "audience": "Tea lovers aged 25-40 in Bengaluru, Mumbai, Pune and Delhi NCR",
-        "channels": ["email", "instagram_caption", "ad"],
+        "channels": ["email", "linkedin_post", "x_thread", "instagram_caption", "ad"],
         "budget_inr": 20000,
     },
 }
@@ -65,6 +71,49 @@ def sse(client: httpx.Client, url: str, headers: dict[str, str], last_id: int) -
                 event_type, data = "", ""
 
 
+OAUTH_CHANNELS = ("linkedin", "x", "meta")
+EMAIL_CONNECTION = {"api_key": "re_local_demo_key", "from_address": "hello@chai-co.in", "from_name": "Chai & Co",
+                    "recipients": ["asha@example.in", "vikram@example.in", "meera@example.in"]}
+
+
+def connect_channels(client: httpx.Client, auth: dict[str, str]) -> None:
+    """Connect LinkedIn, X and Meta by OAuth through the emulators' authorize pages, and email by API key."""
+    for provider in OAUTH_CHANNELS:
+        started = client.post(f"/api/v1/channels/{provider}/connect", headers=auth)
+        started.raise_for_status()
+        callback = client.get(started.json()["authorization_url"], follow_redirects=True)
+        callback.raise_for_status()
+        view = callback.json()
+        print(f"Connected {provider}: {view['account_name'] or view['account_id']} ({view['status']})")
+    email = client.post("/api/v1/channels/email/connect", headers=auth, json=EMAIL_CONNECTION)
+    email.raise_for_status()
+    print(f"Connected email (Resend): {email.json()['account_id']} → {len(EMAIL_CONNECTION['recipients'])} recipients")
+
+
+def publish_now(client: httpx.Client, auth: dict[str, str], campaign_id: str) -> None:
+    """Move the campaign's scheduled publications to a few seconds from now (they were at each channel's slot)."""
+    view = client.get(f"/api/v1/campaigns/{campaign_id}", headers=auth).json()
+    soon = datetime.now(UTC) + timedelta(seconds=3)
+    for publication in view.get("publications") or []:
+        if publication["status"] != "scheduled":
+            continue
+        moved = client.patch(f"/api/v1/publications/{publication['id']}", headers=auth,
+                             json={"scheduled_at": soon.isoformat()})
+        print(f"  → {publication['provider']}: slot {publication['scheduled_at']} moved to now "
+              f"({moved.status_code})")
+
+
+def show_publications(view: dict[str, Any]) -> None:
+    """Each publication's outcome and the post's URL."""
+    publications = view.get("publications") or []
+    if not publications:
+        return
+    print("\nPublications:")
+    for publication in publications:
+        where = publication.get("url") or publication.get("error") or publication.get("waiting_reason") or ""
+        print(f"  {publication['provider']:<10} {publication['channel']:<18} {publication['status']:<11} {where}")
+
+
 def show(event_type: str, data: dict[str, Any]) -> None:
     """Print one event in a readable way."""
     body = data.get("data", {})
@@ -80,6 +129,7 @@ def run(base: str, token: str, language: str = "en") -> int:
     auth = {"Authorization": f"Bearer {token}"}
     body = brief_for(language)
     with httpx.Client(base_url=base, timeout=30) as client:
+        connect_channels(client, auth)
         created = client.post("/api/v1/campaigns", json=body, headers=auth)
         created.raise_for_status()
         campaign_id = created.json()["id"]
@@ -104,6 +154,8 @@ def run(base: str, token: str, language: str = "en") -> int:
                     print(f"  → paying ₹{order['amount_paise'] / 100:,.2f} at {order['redirect_url']}")
                     paid = client.post(order["redirect_url"], data={"outcome": "success"}, follow_redirects=False)
                     print(f"  → PhonePe emulator payment page answered {paid.status_code}")
+                elif event_type == "step.completed" and data.get("data", {}).get("node") == "execute":
+                    publish_now(client, auth, campaign_id)
                 elif event_type in ("campaign.completed", "campaign.failed", "decision.expired"):
                     done = True
                     break
@@ -116,6 +168,7 @@ def run(base: str, token: str, language: str = "en") -> int:
             print(f"{name}: {value}")
     if view.get("payment"):
         print(f"\nPayment: {view['payment']['merchant_order_id']} {view['payment']['state']}")
+    show_publications(view)
     return 0 if view["status"] == "completed" else 1
 
 
