@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from shared.safety.untrusted import quote, quote_json, quote_lines, with_rule
-from shared.writing.specs import LANGUAGE_NAMES, language_label
+from shared.writing.prompting import language_instruction
 
 PLANNER = with_rule(
     "You are Muse's campaign planner for an Indian brand. Turn the brief into a plan: objective, "
@@ -45,27 +45,6 @@ BRIEFER = with_rule(
 def language_of(brief: Mapping[str, Any], channel: str) -> str:
     """The language `channel`'s copy is written in: the brief's per-channel override, else its `language`."""
     return str((brief.get("channel_languages") or {}).get(channel) or brief.get("language") or "en")
-
-
-def language_instruction(language: str, *, keep: Sequence[str] = (), code_mixing: bool = False) -> str:
-    """How every writing prompt states the language: a `Write in:` line (the form the Gemini emulator reads
-    too), the script, what keeps its form, and whether code-mixing is allowed."""
-    line = f"Write in: {language_label(language)}."
-    kept = ", ".join(dict.fromkeys(keep))
-    if language == "en":
-        return line + (f" Keep these exactly as written: {kept}." if kept else "")
-    name = LANGUAGE_NAMES[language]
-    line += (f" Every sentence is natural {name} written in its own script, not a word-for-word translation. "
-             "The research and strategy are in English: carry over their ideas, facts and dates, not their "
-             "English sentences.")
-    if kept:
-        line += f" Keep brand names, product names and approved terms exactly as written, in Latin script: {kept}."
-    if code_mixing:
-        line += (f" The brand allows code-mixing: English words {name} speakers use every day may stay in English "
-                 "where that is how the audience talks.")
-    else:
-        line += f" Do not mix in English words or romanised {name}: the brand publishes in {name} script only."
-    return line
 
 
 def as_json(value: Any) -> str:

@@ -38,6 +38,7 @@ from shared.db import campaigns as campaigns_db
 from shared.db.pool import as_user
 from shared.errors import InvalidRequest, NotFound, QuotaExceeded, Unprocessable
 from shared.tools.belt import RetryPolicy, Tool, ToolContext
+from shared.writing.specs import Language
 
 PendingKind = Literal["decide", "checkout"]
 
@@ -143,7 +144,8 @@ class _Strict(BaseModel):
 
 
 class CreateCampaignInput(_Strict):
-    """Create a campaign (full plan) or a move (a smaller one) from what the user asked for."""
+    """Create a campaign (full plan) or a move (a smaller one) from what the user asked for, in the language the
+    user wants its copy in (`brief.language`, `brief.channel_languages`)."""
 
     kind: Literal["campaign", "move"] = "move"
     brief: Brief
@@ -208,14 +210,19 @@ def execute(service: CampaignService, action: dict[str, Any]) -> dict[str, Any]:
     return {"decision": service.decide(action["campaign_id"], decision)}
 
 
-def campaign_tools(service: CampaignService, proposals: Proposals, *,
-                   idempotency_key: Callable[[], str]) -> list[Tool[Any, Any]]:
-    """The four campaign tools of one turn; `idempotency_key()` gives each create call of the turn its key."""
+def campaign_tools(service: CampaignService, proposals: Proposals, *, idempotency_key: Callable[[], str],
+                   default_language: Language = "en") -> list[Tool[Any, Any]]:
+    """The four campaign tools of one turn; `idempotency_key()` gives each create call of the turn its key.
+
+    A created brief carries the call's `language` and `channel_languages`; a brief naming no language is written
+    in `default_language` (the brand kit's primary one)."""
 
     def create(args: CreateCampaignInput, ctx: ToolContext) -> CampaignToolOutput:
+        brief = args.brief.model_dump(mode="json", exclude_none=True)
+        if "language" not in args.brief.model_fields_set:
+            brief["language"] = default_language
         try:
-            result = service.create(args.kind, args.brief.model_dump(mode="json", exclude_none=True),
-                                    idempotency_key=idempotency_key())
+            result = service.create(args.kind, brief, idempotency_key=idempotency_key())
         except QuotaExceeded as exc:
             return _output(created=False, limit=exc.details.get("limit"), retry_after_seconds=exc.retry_after_seconds,
                            message=f"Not started: {exc.message} Tell the user; do not try again in this turn.")

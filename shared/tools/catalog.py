@@ -2,12 +2,16 @@
 
 `standard_belt(ToolDeps(...))` returns the belt; nothing here talks to a vendor directly, so the same
 tools run on Tavily/pgvector/Gemini in the cloud, on the emulators locally and on fakes in tests.
+
+Copy has a language: content_execution writes in the brief's `language` and its script, told in the words the
+campaign writers are told (`shared.writing.prompting.language_instruction`), and validate_content checks copy
+in the language it names (script and language identity, platform limits as each platform counts them).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,11 +22,15 @@ from shared.errors import NotFound
 from shared.integrations.tavily import search_costed
 from shared.models.routing import tier_for
 from shared.ports import Finding, KnowledgeSearch, StructuredModel, Usage, WebSearch
+from shared.qa.gate import check as qa_check
+from shared.qa.report import Layer
 from shared.safety.untrusted import quote_lines, with_rule
 from shared.tools.belt import Costed, RetryPolicy, Tool, ToolBelt, ToolContext, ToolCost, ToolRun
 from shared.tools.canon import Canon, CanonEntry, ContentType, load_canon
 from shared.tools.ports import KnowledgeFetch
 from shared.tools.validation import ContentIssue, validate_channel_content
+from shared.writing.prompting import language_instruction
+from shared.writing.specs import LANGUAGES, Language
 
 TAVILY_CREDITS_PER_BASIC_SEARCH = 1.0
 FINDING_CHARS = 1500
@@ -32,7 +40,12 @@ alone.
 Follow the canon: its framework steps in order, every field's guidance and limits, and its compliance rules.
 Use only facts, numbers, prices and claims that appear in the brief; never invent proof.
 Include every text listed under must_include verbatim; never use anything listed under avoid.
+Write in the language and script the prompt's `Write in:` line names.
 Answer with JSON matching the response schema and nothing else.""")
+LANGUAGE_FIELD = ("The language to write (or check) the copy in, and so its script: one of "
+                  f"{', '.join(LANGUAGES)} (e.g. 'ta' is Tamil in Tamil script, 'hi' Hindi in Devanagari). "
+                  "Set it whenever the user asks for copy in a language; omitted, the brand kit's primary language "
+                  "is used, else English.")
 
 
 class _Strict(BaseModel):
@@ -113,11 +126,11 @@ class ContentBrief(_Strict):
     avoid: list[str] = Field(default_factory=list, max_length=20, description="Terms and claims never to use.")
     facts: list[str] = Field(default_factory=list, max_length=12,
                              description="Facts, numbers and offers the copy may state, with their source.")
-    language: str = Field("en", min_length=2, max_length=8)
+    language: Language | None = Field(default=None, description=LANGUAGE_FIELD)
 
 
 class ContentExecutionInput(_Strict):
-    """Write one channel's copy from a complete brief."""
+    """Write one channel's copy from a complete brief, in the brief's language."""
 
     channel: Channel
     brief: ContentBrief
@@ -130,13 +143,15 @@ class ContentExecutionOutput(BaseModel):
     content: dict[str, Any]
     model: str
     canon_version: str
+    language: Language
 
 
 class ValidateContentInput(_Strict):
-    """Check one channel's copy against the channel's limits and the canon."""
+    """Check one channel's copy, in its language, against the channel's limits and the canon."""
 
     channel: Channel
     content: dict[str, Any] = Field(description="The copy's fields, e.g. {'headline': ..., 'description': ...}.")
+    language: Language | None = Field(default=None, description=LANGUAGE_FIELD)
 
 
 class ValidateContentOutput(BaseModel):
@@ -145,6 +160,7 @@ class ValidateContentOutput(BaseModel):
     channel: Channel
     valid: bool
     issues: list[ContentIssue]
+    language: Language
 
 
 @dataclass(frozen=True)
@@ -156,6 +172,8 @@ class ToolDeps:
     documents: KnowledgeFetch
     model: StructuredModel
     canon: Canon = field(default_factory=load_canon)
+    language: Language = "en"
+    """The language copy is written and checked in when a call names none (the chat: the kit's primary one)."""
 
 
 def _web_search(deps: ToolDeps) -> Callable[[WebSearchInput, ToolContext], Costed[SearchOutput]]:
@@ -193,39 +211,58 @@ def _fetch_canon(deps: ToolDeps) -> Callable[[FetchCanonInput, ToolContext], Can
     return run
 
 
-def executor_prompt(brief: ContentBrief, entry: CanonEntry) -> str:
-    """The content executor's whole input: the brief and the channel's canon, nothing else.
+def executor_prompt(brief: ContentBrief, entry: CanonEntry, *, language: Language = "en",
+                    keep: Sequence[str] = (), code_mixing: bool = False) -> str:
+    """The content executor's whole input: the language to write in, the brief and the channel's canon,
+    nothing else.
 
-    The brief's `facts` come from research, so they are quoted as untrusted data."""
+    The language line is the campaign writers' (`language_instruction`): `keep` names what keeps its form (the
+    kit's approved terms and products), `code_mixing` whether the kit allows mixing in English. The brief's
+    `facts` come from research, so they are quoted as untrusted data."""
     canon = entry.model_dump(include={"framework", "framework_steps", "fields", "template", "compliance",
                                       "dos", "donts"}, exclude_none=True)
     facts = (f"\nFacts the copy may state:\n{quote_lines(brief.facts, source='research', label='facts')}"
              if brief.facts else "")
-    return (f"Channel: {entry.content_type}\nBrief:\n{brief.model_dump_json(indent=1, exclude={'facts'})}{facts}\n"
-            f"Canon {entry.version}:\n{json.dumps(canon, ensure_ascii=False, indent=1)}")
+    shown = brief.model_dump_json(indent=1, exclude={"facts", "language"})
+    return (f"Channel: {entry.content_type}\n{language_instruction(language, keep=keep, code_mixing=code_mixing)}\n"
+            f"Brief:\n{shown}{facts}\nCanon {entry.version}:\n{json.dumps(canon, ensure_ascii=False, indent=1)}")
 
 
 def _content_execution(deps: ToolDeps) -> Callable[[ContentExecutionInput, ToolContext],
                                                    Costed[ContentExecutionOutput]]:
     def run(args: ContentExecutionInput, ctx: ToolContext) -> Costed[ContentExecutionOutput]:
         entry = deps.canon.get(args.channel)
+        language = args.brief.language or deps.language
         generated = deps.model.generate(tier=tier_for("content_execution"), system=CONTENT_EXECUTOR,
-                                        prompt=executor_prompt(args.brief, entry), schema=CHANNEL_SCHEMAS[args.channel])
+                                        prompt=executor_prompt(args.brief, entry, language=language),
+                                        schema=CHANNEL_SCHEMAS[args.channel])
         model = generated.route.model if generated.route else generated.usage.model
         wasted = [a.usage for a in generated.route.attempts if a.usage] if generated.route else []
         usage: tuple[Usage, ...] = (generated.usage, *wasted)
         output = ContentExecutionOutput(channel=args.channel, content=generated.value.model_dump(), model=model,
-                                        canon_version=entry.version)
+                                        canon_version=entry.version, language=language)
         return Costed(output=output, cost=ToolCost(usage=usage))
     return run
 
 
 def _validate_content(deps: ToolDeps) -> Callable[[ValidateContentInput, ToolContext], ValidateContentOutput]:
     def run(args: ValidateContentInput, ctx: ToolContext) -> ValidateContentOutput:
+        language = args.language or deps.language
         issues = validate_channel_content(args.channel, args.content, deps.canon)
-        return ValidateContentOutput(channel=args.channel, issues=issues,
+        if not any(i.severity == "error" for i in issues):
+            issues += language_issues(args.channel, args.content, language)
+        return ValidateContentOutput(channel=args.channel, issues=issues, language=language,
                                      valid=not any(i.severity == "error" for i in issues))
     return run
+
+
+def language_issues(channel: str, content: dict[str, Any], language: Language) -> list[ContentIssue]:
+    """The QA gate's deterministic lint of copy in `language` without a brand kit: script and language identity,
+    and platform limits as each platform counts them (e.g. an email subject in grapheme clusters)."""
+    lint_only: tuple[Layer, ...] = ("lint",)
+    report = qa_check(channel, content, None, language=language, layers=lint_only)
+    return [ContentIssue(field=f.path, rule=f.guideline, severity="error" if f.blocking else "warning",
+                         message=f.message) for f in report.findings()]
 
 
 def standard_tools(deps: ToolDeps, *, content_timeout_seconds: float = 150.0) -> list[Tool[Any, Any]]:
@@ -248,11 +285,11 @@ def standard_tools(deps: ToolDeps, *, content_timeout_seconds: float = 150.0) ->
              "and compliance rules.", FetchCanonInput, CanonEntry, _fetch_canon(deps), timeout_seconds=2,
              retry=once),
         Tool("content_execution", "Write one channel's copy from a complete brief (the writer sees only the "
-             "brief and the channel's canon).", ContentExecutionInput, ContentExecutionOutput,
-             _content_execution(deps), timeout_seconds=content_timeout_seconds, retry=once),
-        Tool("validate_content", "Check one channel's copy against the channel's hard limits and the canon; "
-             "returns every issue with how to fix it.", ValidateContentInput, ValidateContentOutput,
-             _validate_content(deps), timeout_seconds=2, retry=once),
+             "brief and the channel's canon), in the brief's language and its script.", ContentExecutionInput,
+             ContentExecutionOutput, _content_execution(deps), timeout_seconds=content_timeout_seconds, retry=once),
+        Tool("validate_content", "Check one channel's copy in its language: the channel's hard limits, the canon, "
+             "the script and the language; returns every issue with how to fix it.", ValidateContentInput,
+             ValidateContentOutput, _validate_content(deps), timeout_seconds=2, retry=once),
     ]
 
 

@@ -23,6 +23,7 @@ from shared.tools import (
     validate_channel_content,
 )
 from shared.tools.canon import CANON_PATH, parse_canon
+from shared.writing.prompting import language_instruction
 
 CTX = ToolContext(workspace_id="ws-1", campaign_id="c-1", node="content")
 DOC_ID = "6f1c2a4e-9b7d-4c3e-8a5f-0123456789ab"
@@ -199,3 +200,43 @@ def test_canon_soft_limits_are_warnings_that_leave_the_copy_valid(belt: ToolBelt
     over = validate_channel_content("x_thread", {"posts": ["x" * 300]}, load_canon())
     assert [(i.rule, i.severity) for i in over] == [("max_length", "error")], "no warning on top of the error"
     assert "the x_thread limit is 280, shorten it by 20" in over[0].message
+
+
+def test_content_execution_writes_in_the_briefs_language_as_the_campaign_writers_are_told(
+        belt: ToolBelt, model: ScriptedModel) -> None:
+    run = belt.run("content_execution", {"channel": "email", "brief": {**BRIEF, "language": "ta"}}, CTX)
+    assert run.ok and run.output is not None and run.output.model_dump()["language"] == "ta"
+    [(_, _, prompt)] = model.calls
+    assert language_instruction("ta") in prompt and "Write in: Tamil (ta), Tamil script." in prompt
+    english = belt.run("content_execution", {"channel": "email", "brief": BRIEF}, CTX)
+    assert english.output is not None and english.output.model_dump()["language"] == "en"
+    assert "Write in: English (en), Latin script." in model.calls[-1][2]
+
+
+def test_content_execution_refuses_a_language_the_gate_cannot_check(belt: ToolBelt, model: ScriptedModel) -> None:
+    run = belt.run("content_execution", {"channel": "email", "brief": {**BRIEF, "language": "fr"}}, CTX)
+    assert run.error is not None and run.error.code == "invalid_arguments"
+    assert "brief.language" in run.error.message and model.calls == []
+
+
+def test_validate_content_checks_the_script_of_the_language_it_names(belt: ToolBelt) -> None:
+    english = {"subject": "Tea for the festive season", "preheader": "Gift boxes for the people you love",
+               "body": "Share a cup with your family this festive season.", "cta": "Order now"}
+    as_english = belt.run("validate_content", {"channel": "email", "content": english}, CTX).output
+    assert as_english is not None and as_english.model_dump()["valid"] is True
+    as_hindi = belt.run("validate_content", {"channel": "email", "content": english, "language": "hi"}, CTX).output
+    assert as_hindi is not None
+    out = as_hindi.model_dump()
+    assert out["valid"] is False and out["language"] == "hi"
+    assert {(i["field"], i["rule"], i["severity"]) for i in out["issues"]} >= {
+        ("subject", "script", "error"), ("body", "script", "error")}
+    assert any("Devanagari" in i["message"] for i in out["issues"])
+
+
+def test_the_declarations_document_the_language_field(belt: ToolBelt) -> None:
+    brief = belt.get("content_execution").declaration().parameters_json_schema["$defs"]["ContentBrief"]
+    validate = belt.get("validate_content").declaration().parameters_json_schema
+    for schema in (brief["properties"]["language"], validate["properties"]["language"]):
+        text = json.dumps(schema)
+        assert '"ta"' in text and '"ur"' in text and '"fr"' not in text
+        assert "brand kit's primary language" in schema["description"]
