@@ -106,7 +106,7 @@ from shared.tools.knowledge import PgKnowledgeFetch
 from shared.tools.ports import KnowledgeFetch
 from shared.tools.validation import validate_channel_content
 from shared.tracing import UsageMetadata, langsmith_client, llm_usage, traced_stream
-from shared.writing.specs import Language
+from shared.writing.specs import LANGUAGE_NAMES, Language
 
 if TYPE_CHECKING:
     from google.genai import errors as genai_errors
@@ -369,6 +369,10 @@ def _status_line(tool: str, args: Mapping[str, Any]) -> str:
     values = dict(args)
     if tool == "content_execution":
         values.setdefault("channel", "")
+        brief = args.get("brief")
+        language = brief.get("language") if isinstance(brief, Mapping) else None
+        if isinstance(language, str) and language in LANGUAGE_NAMES:
+            template += f" in {LANGUAGE_NAMES[language]}"
     try:
         return template.format(**values)
     except (KeyError, IndexError, ValueError):

@@ -115,6 +115,8 @@ def test_copy_asked_for_in_tamil_is_written_in_tamil_script_and_validate_content
     assert output["qa"]["passed"] is True and output["qa"]["language"] == "ta", output["qa"]
     end = [e for e in sink.events if isinstance(e, ArtifactEvent) and e.type == "end"][-1]
     assert end.metadata.qa == output["qa"] and script_shares(end.content or "")[1].get("Tamil", 0) >= 0.6
+    started = [e.content for e in sink.events if e.kind == "tool.started"]  # type: ignore[union-attr]
+    assert started == ["Writing the email copy in Tamil"]
     writer = next(r for r in gemini_http.get("/_emulator/requests").json()
                   if r["model"] == FLASH and "Canon " in json.dumps(r))
     assert "Write in: Tamil (ta), Tamil script." in json.dumps(writer, ensure_ascii=False)
