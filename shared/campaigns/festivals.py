@@ -177,7 +177,10 @@ DEFAULT_WINDOW_DAYS = 45
 def campaign_day(campaign_id: str | None) -> date:
     """The day (India time) a campaign was created, from its UUIDv7 id; today for ids that carry no time. A brief
     without dates is read from this day, so every step of the campaign sees the same window."""
-    started = campaign_started_at(UUID(campaign_id)) if campaign_id else None
+    try:
+        started = campaign_started_at(UUID(campaign_id)) if campaign_id else None
+    except ValueError:
+        started = None
     return (started or datetime.now(UTC)).astimezone(IST).date()
 
 

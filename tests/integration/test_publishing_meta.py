@@ -23,6 +23,7 @@ from infra.local.emulators.config import EmulatorConfig
 from infra.local.serve import RunningServer, serve_in_thread
 from shared.publishing.adapters.meta import MetaOAuth, adapter, caption_key, oauth, post_text
 from shared.publishing.ports import Credentials, Media, PlatformError, PostRequest
+from shared.security.redact import REDACTED
 from shared.settings import Settings
 from tests.integration.harness import make_settings
 
@@ -159,7 +160,7 @@ def test_no_token_or_secret_reaches_a_log_line(servers: dict[str, str], meta: st
         credentials = _connect(servers)
         adapter(_settings(servers), "facebook").publish(credentials, _post("facebook", f"Logs {uuid.uuid4().hex}"))
     lines = "\n".join(record.getMessage() for record in caplog.records if record.name != "werkzeug")
-    assert "HTTP Request: GET" in lines and "client_secret=***" in lines and "code=***" in lines
+    assert "HTTP Request: GET" in lines and f"client_secret={REDACTED}" in lines and f"code={REDACTED}" in lines
     for secret in (credentials.access_token, emulator.LOCAL_APP_SECRET):
         assert secret not in lines
 

@@ -7,7 +7,7 @@ tell a timeout after the body was sent (the post may exist) from a refused conne
 client sends form-encoded bodies and an `appsecret_proof` as facebook-business does, at `META_GRAPH_URL` /
 `META_GRAPH_VERSION`, but the token as `Authorization: Bearer` rather than in the query string, so no URL (and
 no log line of httpx, which logs every request URL at INFO) carries it. Login's code exchange must send its
-secrets in the query; `SecretQueryFilter` masks them in httpx's log records.
+secrets in the query; the process-wide log redaction (`shared.security.redact`) masks them in httpx's log records.
 
 Instagram publishes in two phases (reference `publishing-apis.md` §4b-c): an image container, invisible until
 published, so creating one again after a failure is safe; then `media_publish`, the one visible create. When
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 import re
 import time
 from collections.abc import Mapping
@@ -47,6 +46,7 @@ from shared.publishing.ports import (
     Provider,
     TokenSet,
 )
+from shared.security.redact import install_secret_log_masking
 from shared.settings import Settings
 
 MetaProvider = Literal["facebook", "instagram"]
@@ -186,28 +186,7 @@ class GraphClient:
                             status=response.status_code, retry_after_seconds=retry_after)
 
 
-class SecretQueryFilter(logging.Filter):
-    """Masks OAuth secrets in the query strings of httpx's request log lines (`HTTP Request: GET <url> ...`)."""
-
-    SECRET = re.compile(r"((?:access_token|client_secret|fb_exchange_token|code|appsecret_proof)=)[^&\s\"']+")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.args:
-            args = record.args if isinstance(record.args, tuple) else (record.args,)
-            record.args = tuple(self.SECRET.sub(r"\1***", str(arg)) if isinstance(arg, (str, httpx.URL)) else arg
-                                for arg in args)
-        elif isinstance(record.msg, str):
-            record.msg = self.SECRET.sub(r"\1***", record.msg)
-        return True
-
-
-def _mask_httpx_logs() -> None:
-    logger = logging.getLogger("httpx")
-    if not any(isinstance(existing, SecretQueryFilter) for existing in logger.filters):
-        logger.addFilter(SecretQueryFilter())
-
-
-_mask_httpx_logs()
+install_secret_log_masking()
 
 
 def graph_client(settings: Settings) -> GraphClient:
