@@ -16,13 +16,16 @@ from psycopg import sql
 
 from shared.db.pool import Conn
 
-RETAINED_TABLES: Final = frozenset({"payments", "refunds", "invoices", "credit_notes", "audit_log",
-                                    "workspace_members", "workspace_privacy", "knowledge_ingest_usage",
-                                    "spend_periods", "spend_reservations"})
+RETAINED_TABLES: Final = frozenset({"payments", "refunds", "invoices", "credit_notes", "subscriptions",
+                                    "subscription_cycles", "audit_log", "workspace_members", "workspace_privacy",
+                                    "workspace_plans", "knowledge_ingest_usage", "spend_periods",
+                                    "spend_reservations"})
 """Kept by an erasure: payment and tax records (the law: payments and their refunds, invoices and credit notes,
-which refuse deletes), the audit log (append-only), and what governs the workspace rather than describes anyone:
-membership, its personal-data policy, the ingestion quota's counts and the AI-spend ledger's months and
-reservations (ids and numbers only; erasing them would hand a day's quota or a month's spend and credits back)."""
+which refuse deletes; UPI Autopay mandates and their monthly debits, which PhonePe keeps collecting until
+cancelled), the audit log (append-only), and what governs the workspace rather than describes anyone:
+membership, its personal-data policy, its plan tier (paid for), the ingestion quota's counts and the AI-spend
+ledger's months and reservations (ids and numbers only; erasing them would hand a day's quota or a month's spend
+and credits back)."""
 CHECKPOINT_TABLES: Final = ("checkpoint_writes", "checkpoint_blobs", "checkpoints")
 """LangGraph's checkpointer tables, keyed by `thread_id` (a campaign's or a conversation's id)."""
 

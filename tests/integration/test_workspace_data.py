@@ -51,6 +51,7 @@ from shared.integrations.storage import SupabaseObjectStore, supabase_object_sto
 from shared.integrations.tavily_extract import tavily_page_extractor
 from shared.knowledge.service import KnowledgeService, ingest_outbox
 from shared.memory.fakes import HashingEmbedder
+from shared.plans import set_workspace_tier
 from shared.queue import qstash_receiver
 from shared.runtime.checkpointer import Fence, LeaseLost, StepWrites
 from shared.settings import get_settings
@@ -60,9 +61,10 @@ from tests.integration.harness import Harness, make_settings
 from tests.integration.knowledge_world import BASE_ENV, World, kb_settings
 
 KEPT = {"payments", "invoices", "audit_log", "workspace_members", "workspace_privacy", "knowledge_ingest_usage",
-        "spend_periods", "spend_reservations"}
+        "spend_periods", "spend_reservations", "workspace_plans"}
 """What an erasure keeps, stated here independently of the code under test: payment and tax records, the
-audit log, and what governs the workspace (membership, personal-data policy, ingestion-quota counts)."""
+audit log, and what governs the workspace (membership, personal-data policy, the plan paid for,
+ingestion-quota counts)."""
 SEEDED = {"campaigns", "campaign_events", "artifacts", "decisions", "payments", "model_usage", "conversations",
           "conversation_messages", "knowledge_documents", "knowledge_chunks", "knowledge_embeddings", "memory_facts",
           "memory_episodes", "memory_tasks", "memory_specialist_stats", "memory_specialist_runs", "brand_kits",
@@ -227,8 +229,10 @@ class TestExportThenErase:
         assert files[original].startswith(b"# Voice") and manifest["files"] == len(files)
         assert "fts" not in tables["knowledge_chunks"][0]
 
+        set_workspace_tier(stack.pool, workspace_id=mine, tier_name="pro", actor="system", key=f"erase-{mine}")
         report = stack.data.erase(owner, None, confirm=mine, idempotency_key=None)
         after = census(stack.dsn, mine, threads)
+        assert after["workspace_plans"] == 1, "an erasure must not take away the plan the workspace pays for"
         assert {t: n for t, n in after.items() if n and t not in KEPT} == {}
         assert after["payments"] == before["payments"] > 0
         assert report.storage_objects_removed >= 1 and report.cache_keys_removed == 1 and report.steps_in_flight == 0
