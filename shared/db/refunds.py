@@ -92,13 +92,13 @@ VALUES (%s, %s, %s, %s, 'reject', %s, 'user', %s)
 ON CONFLICT (id) DO NOTHING
 """
 _CHANNELS = """
-SELECT a.channel, bool_or(a.status = 'published' OR coalesce(p.status IN ('published', 'sending', 'unconfirmed'),
-                                                              false)) AS published
+SELECT a.channel, bool_or(coalesce(p.status IN ('published', 'sending', 'unconfirmed'), false)) AS published
 FROM public.artifacts a LEFT JOIN public.publications p ON p.artifact_id = a.id
 WHERE a.campaign_id = %s GROUP BY a.channel ORDER BY a.channel
 """
 """A channel counts as published once any of its variants went out on any platform, or may have: a publication
-`sending` (its call in flight) or `unconfirmed` (its outcome unknown) is not refunded."""
+`sending` (its call in flight) or `unconfirmed` (its outcome unknown) is not refunded. `artifacts.status =
+'published'` only says execution released the paid copy (publications are then scheduled), not that it went out."""
 _CANCEL_PUBLICATIONS = """
 UPDATE public.publications SET status = 'cancelled', waiting_reason = NULL, version = version + 1, updated_at = now()
 WHERE campaign_id = %s AND status IN ('scheduled', 'waiting')

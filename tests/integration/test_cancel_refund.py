@@ -276,6 +276,24 @@ def test_partial_publication_refunds_the_unpublished_share(world: World) -> None
     assert (row["status"], row["version"]) == ("cancelled", 2)
 
 
+def test_released_copy_waiting_for_its_slots_is_refunded_in_full(world: World) -> None:
+    """Execution released the paid copy (artifacts `published`) and scheduled it, but nothing went out yet:
+    cancelling at `publishing` refunds everything and no publication fires."""
+    h = world.harness
+    campaign_id, principal, _ = _paid_not_published(world)
+    with connect(h.dsn) as conn:
+        conn.execute("UPDATE public.artifacts SET status = 'published' WHERE campaign_id = %s", (campaign_id,))
+    scheduled = [_publication(h, campaign_id, "email", "email", "scheduled"),
+                 _publication(h, campaign_id, "ad", "linkedin", "scheduled")]
+    result = world.canceller.cancel(principal, campaign_id)
+    assert (result.channels_total, result.channels_unpublished) == (2, 2)
+    assert result.refund is not None and result.refund["amount_paise"] == h.row(campaign_id)["amount_due_paise"]
+    with connect(h.dsn) as conn:
+        statuses = {r["status"] for r in conn.execute("SELECT status FROM public.publications WHERE id = ANY(%s)",
+                                                      ([uuid.UUID(p) for p in scheduled],)).fetchall()}
+    assert statuses == {"cancelled"}
+
+
 def test_a_publication_in_flight_counts_as_published(world: World) -> None:
     """A post whose platform call is in flight may go out: its channel is not refunded."""
     h = world.harness
