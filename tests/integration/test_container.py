@@ -7,6 +7,7 @@ repository).
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -88,6 +89,8 @@ def _container_env(service: dict[str, Any], port: int) -> dict[str, str]:
     env = {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(REPO_ROOT),
            "HOME": os.environ.get("HOME", "/tmp"), "PORT": str(port), **service["selector"]}
     env.update({variable: f"placeholder-{variable.lower()}" for variable in service["secrets"]})
+    if "MUSE_ENCRYPTION_KEYS" in env:
+        env["MUSE_ENCRYPTION_KEYS"] = "placeholder:" + base64.b64encode(bytes(32)).decode()
     env.update(MUSE_ENV="cloud", UPSTASH_REDIS_REST_URL="http://127.0.0.1:9", PHONEPE_CLIENT_ID="client",
                PHONEPE_WEBHOOK_USERNAME="phonepe")
     return env
