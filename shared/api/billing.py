@@ -20,7 +20,7 @@ from typing import Any, Literal
 import flask
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from shared.api.spec import NOT_BLANK_PATTERN, WORKSPACE_HEADER, errors, json_content
+from shared.api.spec import EMAIL_PATTERN, NOT_BLANK_PATTERN, WORKSPACE_HEADER, errors, json_content
 from shared.auth import Principal, choose_workspace, verify_token
 from shared.billing.gstin import InvalidGstin, normalize_gstin, state_code, state_name
 from shared.db import audit
@@ -34,7 +34,6 @@ from shared.http import Route, json_response, parse_body
 from shared.settings import get_settings
 
 _PREFIX = r"^(?:/api)?/v1"
-EMAIL_PATTERN = r"^[^@\s\x00]{1,64}@[^@\s\x00]+\.[^@\s\x00]+$"
 TaxTreatment = Literal["b2b", "b2c", "export"]
 
 

@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 import flask
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
-from shared.api.spec import WORKSPACE_HEADER, errors, json_content
+from shared.api.spec import EMAIL_PATTERN, WORKSPACE_HEADER, errors, json_content
 from shared.auth import Principal, choose_workspace, verify_token
 from shared.db import audit
 from shared.db import channels as db
@@ -51,7 +51,6 @@ from shared.settings import Settings, get_settings
 
 _PREFIX = r"^(?:/api)?/v1"
 _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-EMAIL_PATTERN = r"^[\x21-\x3f\x41-\x7e]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+$"
 PHONE_PATTERN = r"^[1-9][0-9]{7,14}$"
 SECRET_PATTERN = r"^[\x21-\x7e]{8,2000}$"
 OAUTH_PROVIDERS: tuple[str, ...] = tuple(OAUTH_MODULES)
@@ -459,7 +458,7 @@ PATHS: dict[str, Any] = {
         "security": [],
         "parameters": [{**_PROVIDER, "schema": {"type": "string", "enum": list(OAUTH_PROVIDERS)}}, *_QUERY],
         "responses": {"200": {"description": "The connection", "content": json_content(ChannelView)}, **_REDIRECT,
-                      **errors(400, 404, 503)},
+                      **errors(400, 404, 429, 503)},
     }},
     "/api/v1/channels/{connection_id}": {"delete": {
         "summary": "Disconnect a channel (its tokens are erased; owners only; audited)",

@@ -34,6 +34,9 @@ IDEMPOTENCY_KEY_PATTERN = r"^[!-~](?:[ -~]{0,198}[!-~])?$"
 WHITESPACE = "\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
 """Unicode White_Space as a regex class body: what pydantic's `strip_whitespace` removes. Spelt out because
 `\\s` differs between the regex dialects that read the document (ECMA's lacks U+0085 and has U+FEFF)."""
+EMAIL_PATTERN = r"^[\x21-\x3f\x41-\x7e]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+$"
+"""An email address: printable ASCII local part, dotted host name. Spelt without `\\s` so that Python and the
+ECMA regexes reading the document agree on every string."""
 TEXT_PATTERN = r"^[^\x00]*$"
 """Any text Postgres can store: no NUL byte (the edge answers 400 for one)."""
 NOT_BLANK_PATTERN = f"^[^\\x00]*[^{WHITESPACE}\\x1c-\\x1f\\x00][^\\x00]*$"

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
 import flask
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from shared.api.models import PublicationView
 from shared.api.spec import errors, json_content, uuid_path
@@ -48,6 +48,15 @@ class PublicationPatch(BaseModel):
 
     scheduled_at: AwareDatetime = Field(description="An ISO 8601 time with its offset, in the future and at most "
                                                     "a year ahead.")
+
+    @field_validator("scheduled_at")
+    @classmethod
+    def _ahead(cls, value: datetime) -> datetime:
+        now = datetime.now(UTC)
+        if value <= now or value > now + MAX_AHEAD:
+            raise ValueError(f"`scheduled_at` {value.isoformat()} must be in the future and at most a year from now "
+                             f"({now.isoformat()}).")
+        return value
 
 
 @dataclass

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.api.models import NOT_BLANK_PATTERN, TEXT_PATTERN, ErrorBody
+from shared.api.models import EMAIL_PATTERN, NOT_BLANK_PATTERN, TEXT_PATTERN, ErrorBody
 
-__all__ = ["NOT_BLANK_PATTERN", "TEXT_PATTERN", "complete_operation", "errors", "json_content", "ref", "uuid_path"]
+__all__ = ["EMAIL_PATTERN", "NOT_BLANK_PATTERN", "TEXT_PATTERN", "complete_operation", "errors", "json_content", "ref",
+           "uuid_path"]
 
 ERROR_TEXT = {400: "Malformed request (the message names the field and the fix)", 401: "Missing or invalid token",
               404: "No such resource in your workspaces",

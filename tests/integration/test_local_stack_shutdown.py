@@ -63,14 +63,16 @@ def _stack_command(data_dir: Path, port: int, *extra: str) -> list[str]:
 
 def _start_stack(data_dir: Path) -> subprocess.Popen[bytes]:
     port = free_port()
-    with (data_dir.parent / f"stack-{port}.log").open("ab") as log:
+    log_path = data_dir.parent / f"stack-{port}.log"
+    with log_path.open("ab") as log:
         proc = subprocess.Popen(_stack_command(data_dir, port), cwd=REPO_ROOT, env=clean_environ(),
                                 stdout=log, stderr=log)
     try:
         wait_for_port(port, proc=proc, timeout=120)
-    except BaseException:
+    except BaseException as exc:
         proc.kill()
-        raise
+        tail = log_path.read_text(errors="replace")[-4000:]
+        raise AssertionError(f"the stack did not start ({exc}); the end of its log:\n{tail}") from exc
     return proc
 
 
