@@ -47,7 +47,7 @@ lint: install  ## Ruff, then mypy (configured in pyproject.toml: strict for shar
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-bench: install  ## Step overhead vs bare graph.invoke, cold starts, memory, knowledge, and 200 campaigns under load.
+bench: install  ## Step overhead vs bare graph.invoke, cold starts, memory, knowledge, publishing, invoices, 200 campaigns.
 	$(BIN)/python -m infra.bench
 	$(BIN)/python -m infra.bench_memory
 	$(BIN)/python -m infra.bench_knowledge
@@ -57,6 +57,7 @@ bench: install  ## Step overhead vs bare graph.invoke, cold starts, memory, know
 	$(BIN)/python -m infra.bench_cache
 	$(BIN)/python -m infra.bench_costs
 	$(BIN)/python -m infra.bench_trace
+	$(BIN)/python -m infra.bench_publish
 	$(BIN)/python -m infra.bench_load
 
 chaos: install  ## Campaigns through the local stack while processes are SIGKILLed; prints chaos_* lines.
