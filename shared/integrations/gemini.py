@@ -7,7 +7,6 @@ is imported, and the client created, on the first call (see `shared.lazy`).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property, partial
@@ -19,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from shared.errors import ConfigurationError, PermanentStepError, UpstreamUnavailable
 from shared.integrations.gemini_context import ContextCaches
+from shared.integrations.keyed import client_for_key
 from shared.lazy import lazy_module
 from shared.models.breaker import CircuitBreakers
 from shared.models.context import current_shared_context
@@ -103,11 +103,7 @@ class GeminiBackend:
         key = self.own_key() if self.own_key is not None else None
         if key is None:
             return self.project_client
-        name = hashlib.sha256(key.encode()).hexdigest()
-        found = self._keyed.get(name)
-        if found is None:
-            found = self._keyed.setdefault(name, self.connect(api_key=key))
-        return found
+        return client_for_key(self._keyed, key, lambda own: self.connect(api_key=own))
 
     def rejected_key(self, code: int) -> PermanentStepError | ConfigurationError:
         """The error of a 401/403: the workspace's own key is the workspace's to fix, the project's the deployment's."""

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from shared.errors import ConfigurationError, PermanentStepError, UpstreamUnavailable
 from shared.integrations.cache import UpstashCache
+from shared.integrations.keyed import client_for_key
 from shared.lazy import lazy_module
 from shared.ports import Finding, WebSearch
 from shared.settings import Settings
@@ -128,11 +129,7 @@ class TavilyWebSearch:
         key = self.own_key() if self.own_key is not None else None
         if key is None:
             return self.project_client
-        name = hashlib.sha256(key.encode()).hexdigest()
-        found = self._keyed.get(name)
-        if found is None:
-            found = self._keyed.setdefault(name, self.connect(api_key=key))
-        return found
+        return client_for_key(self._keyed, key, lambda own: self.connect(api_key=own))
 
     @staticmethod
     def key(query: str, max_results: int) -> str:
