@@ -196,6 +196,8 @@ def _probe(name: str, url: str, *, done: uuid.UUID, document: uuid.UUID, key: st
         body = json.dumps({"kind": "ingest", "document_id": str(document)}).encode()
     elif name == "sweeper":
         body = json.dumps({"kind": "sweep"}).encode()
+    elif name == "publish":
+        body = json.dumps({"kind": "publish", "publication_id": str(uuid.uuid4()), "version": 1}).encode()
     elif name == "scheduler":
         body = json.dumps({"schedule_id": str(uuid.uuid4())}).encode()
     elif name == "subscriptions":
