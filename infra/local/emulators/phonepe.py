@@ -30,7 +30,6 @@ list them, settle one, and (re)send its webhook (`POST /_emulator/refunds/{id}/w
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 import socket
@@ -49,6 +48,11 @@ from psycopg.types.json import Jsonb
 from infra.local.emulators import phonepe_subscriptions
 from infra.local.emulators.config import EmulatorConfig
 from infra.local.emulators.pgschema import SchemaDatabase
+from infra.local.emulators.phonepe_wire import is_int as _is_int
+from infra.local.emulators.phonepe_wire import new_id as _new_id
+from infra.local.emulators.phonepe_wire import now_ms as _now_ms
+from infra.local.emulators.phonepe_wire import param as _param
+from infra.local.emulators.phonepe_wire import webhook_authorization
 
 OrderState = Literal["PENDING", "COMPLETED", "FAILED"]
 RefundState = Literal["PENDING", "CONFIRMED", "COMPLETED", "FAILED"]
@@ -98,8 +102,6 @@ CREATE INDEX IF NOT EXISTS refunds_order ON {SCHEMA}.refunds (merchant_order_id)
 """
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class PhonePeError(Exception):
@@ -443,25 +445,10 @@ def create_app(config: EmulatorConfig) -> flask.Flask:
     return app
 
 
-def webhook_authorization(username: str, password: str) -> str:
-    """The `Authorization` header PhonePe sends: lowercase hex SHA-256 of `username:password`, no scheme."""
-    return hashlib.sha256(f"{username}:{password}".encode()).hexdigest()
 
 
-def _new_id(prefix: str) -> str:
-    """An id shaped like PhonePe's (`OMO2407021511185686967711`): prefix, timestamp digits, random digits."""
-    return f"{prefix}{time.strftime('%y%m%d%H%M%S', time.gmtime())}{secrets.randbelow(10**10):010d}"
 
 
-def _param(name: str) -> str | None:
-    """A pay-page parameter from the form, the query string or a JSON body, so scripts need no HTML."""
-    request = flask.request
-    value = request.form.get(name) or request.args.get(name)
-    if value is None and request.is_json:
-        body = request.get_json(silent=True)
-        if isinstance(body, dict) and body.get(name) is not None:
-            value = str(body[name])
-    return value
 
 
 def _issue_token(config: EmulatorConfig, store: _Store, form: Any) -> Any:
@@ -505,8 +492,6 @@ def _bad_request_code(code: str, message: str) -> PhonePeError:
     return PhonePeError(400, code, message)
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _validate_pay_request(body: Any) -> tuple[str, int, int, str, dict[str, Any] | None]:

@@ -30,13 +30,11 @@ UPI app, and (re)send any webhook, possibly with a forged `Authorization`.
 from __future__ import annotations
 
 import copy
-import hashlib
 import re
 import secrets
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeGuard
+from typing import Any
 
 import flask
 import httpx
@@ -44,6 +42,11 @@ from psycopg.types.json import Jsonb
 
 from infra.local.emulators.config import EmulatorConfig
 from infra.local.emulators.pgschema import SchemaDatabase
+from infra.local.emulators.phonepe_wire import is_int as _is_int
+from infra.local.emulators.phonepe_wire import new_id as _new_id
+from infra.local.emulators.phonepe_wire import now_ms as _now_ms
+from infra.local.emulators.phonepe_wire import param as _param
+from infra.local.emulators.phonepe_wire import webhook_authorization
 
 SCHEMA = "phonepe_emulator"
 _SCHEMA_LOCK = 0x05_7A_50_02
@@ -96,16 +99,10 @@ def _bad_request(message: str) -> SubscriptionError:
     return SubscriptionError(400, "BAD_REQUEST", message)
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
-def _new_id(prefix: str) -> str:
-    return f"{prefix}{time.strftime('%y%m%d%H%M%S', time.gmtime())}{secrets.randbelow(10**10):010d}"
 
 
-def _is_int(value: Any) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class SubscriptionStore:
@@ -226,9 +223,6 @@ class SubscriptionStore:
         return found
 
 
-def webhook_authorization(username: str, password: str) -> str:
-    """The `Authorization` header PhonePe sends: lowercase hex SHA-256 of `username:password`, no scheme."""
-    return hashlib.sha256(f"{username}:{password}".encode()).hexdigest()
 
 
 def _deliver(config: EmulatorConfig, store: SubscriptionStore, merchant_subscription_id: str, event: str,
@@ -323,14 +317,6 @@ def _setup(config: EmulatorConfig, store: SubscriptionStore, body: Any) -> Any:
     return {"orderId": order["orderId"], "state": "PENDING", "intentUrl": intent, "nativeOtpEnabled": False}
 
 
-def _param(name: str) -> str | None:
-    request = flask.request
-    value = request.form.get(name) or request.args.get(name)
-    if value is None and request.is_json:
-        body = request.get_json(silent=True)
-        if isinstance(body, dict) and body.get(name) is not None:
-            value = str(body[name])
-    return value
 
 
 def _approve(config: EmulatorConfig, store: SubscriptionStore, order_id: str) -> Any:
