@@ -1,8 +1,8 @@
 """The production `Publisher`: the platform adapters, channel connections and asset library of this deployment.
 
 Connections (`shared.publishing.connections`) and assets (`shared.assets`) are imported when first used,
-so building a publisher opens no connection and imports no platform SDK. A deployment without them
-treats every channel as not connected: its publications wait, visibly, instead of failing.
+so building a publisher opens no connection and imports no platform SDK. A deployment without encryption
+keys treats every channel as not connected: its publications wait, visibly (the error names the setting).
 """
 
 from __future__ import annotations
@@ -31,15 +31,6 @@ from shared.security.envelope import Keyring
 from shared.settings import Settings
 
 
-def _module(name: str) -> ModuleType | None:
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name != name:
-            raise
-        return None
-
-
 @dataclass
 class ConnectionCredentials:
     """`CredentialsSource` over `shared.publishing.connections` (decrypts, and refreshes before expiry).
@@ -55,9 +46,7 @@ class ConnectionCredentials:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _connections(self, provider: ConnectionProvider) -> tuple[ModuleType, Any]:
-        module = _module("shared.publishing.connections")
-        if module is None:
-            raise NotConnected(f"{provider} is not connected: channel connections are not available here.")
+        module = importlib.import_module("shared.publishing.connections")
         with self._lock:
             if self._service is None:
                 try:
@@ -107,9 +96,7 @@ class LibraryAssets:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _modules(self) -> tuple[Any, ModuleType, ModuleType]:
-        library, rows = _module("shared.assets.library"), _module("shared.db.assets")
-        if library is None or rows is None:
-            raise MuseError("The asset library is not available in this deployment.")
+        library, rows = importlib.import_module("shared.assets.library"), importlib.import_module("shared.db.assets")
         with self._lock:
             if self._library is None:
                 self._library = library.asset_library(self.settings, self.pool)
